@@ -1,0 +1,40 @@
+# cifar_bench: every target installs what it needs first (a stamp redone when setup.cfg changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL ?=
+ARGS ?=
+DATA ?= data
+MODELS := $(sort $(basename $(notdir $(filter-out configs/base.yaml,$(wildcard configs/*.yaml)))))
+
+.PHONY: help install train test analyze tensorboard clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  models: $(MODELS)"
+
+$(STAMP): setup.cfg setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with its dev extras
+
+train: $(STAMP) ## train one model: make train MODEL=cnn [ARGS="--trainer.max_epochs 5"]
+	@if [ -z "$(MODEL)" ] || [ ! -f configs/$(MODEL).yaml ]; then \
+		echo "error: unknown MODEL '$(MODEL)': choose one of $(MODELS)" >&2; exit 2; fi
+	$(BIN)/cifar-bench fit --config configs/base.yaml --config configs/$(MODEL).yaml $(ARGS)
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/python -m pytest -q $(ARGS)
+
+analyze: $(STAMP) ## describe the dataset: tables and a sample grid in reports/analysis
+	$(BIN)/cifar-bench analyze --data_dir $(DATA) $(ARGS)
+
+tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
+	$(BIN)/tensorboard --logdir lightning_logs
+
+clean: ## remove the virtual environment and caches (keeps data and logs)
+	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,3 @@
+from cifar_bench.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""Batched, vectorised image preparation: the per-image PIL transforms of the study, done on whole batches.
+
+Each image still gets its own random flip and its own rotation angle, but one call handles the batch on
+whatever device it lives on, so no Python runs per image in the training loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TransformProfile:
+    """What a model expects of its input: whether training images are augmented, and the normalisation."""
+
+    name: str
+    augment: bool
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    max_rotation_degrees: float = 10.0
+
+
+PROFILES = {
+    profile.name: profile
+    for profile in (
+        # The study's MLP: ToTensor and Normalize((0,), (1,)), no augmentation.
+        TransformProfile("plain", augment=False, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
+        # The study's CNNs: random flips and rotations on training data, then normalisation.
+        TransformProfile("cifar_augmented", augment=True, mean=CIFAR10_MEAN, std=CIFAR10_STD),
+        # VGG16 sees the statistics its ImageNet weights were trained with.
+        TransformProfile("imagenet_augmented", augment=True, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        # VGG16 trained on cached frozen features: flips come from the cache, nothing else is augmented.
+        TransformProfile("imagenet_plain", augment=False, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+    )
+}
+
+
+def random_horizontal_flip(images: torch.Tensor, probability: float = 0.5) -> torch.Tensor:
+    """Mirror each image of an (N, C, H, W) batch independently with the given probability."""
+    flip = torch.rand(images.shape[0], device=images.device) < probability
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def random_rotation(images: torch.Tensor, max_degrees: float) -> torch.Tensor:
+    """Rotate each image by its own angle, uniform in [-max_degrees, max_degrees], filling corners with 0.
+
+    Same geometry as torchvision's RandomRotation (about the centre, bilinear), for a float batch.
+    """
+    count = images.shape[0]
+    angles = (torch.rand(count, device=images.device) * 2 - 1) * math.radians(max_degrees)
+    cos, sin = angles.cos(), angles.sin()
+    zeros = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(x - mean) / std per channel, for a float batch in [0, 1]."""
+    mean_t = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
+    return (images - mean_t) / std_t
+
+
+def prepare_batch(images: torch.Tensor, profile: TransformProfile, train: bool) -> torch.Tensor:
+    """uint8 (N, 3, 32, 32) batch to the float input the model expects; augmentation only when training."""
+    batch = images.float().div_(255)
+    if train and profile.augment:
+        batch = random_rotation(random_horizontal_flip(batch), profile.max_rotation_degrees)
+    return normalize(batch, profile.mean, profile.std)

@@ -1,0 +1,135 @@
+"""CIFAR-10 as a LightningDataModule: whole dataset in memory as uint8, augmentation on the model's device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import pytorch_lightning as pl
+import torch
+
+from cifar_bench.data.augment import PROFILES, TransformProfile, prepare_batch
+from cifar_bench.data.loader import InMemoryBatches
+from cifar_bench.data.sources import NUM_CLASSES, CifarArrays, locate, read_folder
+from cifar_bench.errors import CifarBenchError
+
+
+def stratified_split(labels: torch.Tensor, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split indices into (train, val) with every class represented in proportion, reproducibly.
+
+    Shuffle once with the seed, rank each image within its class, and hold out the images whose rank
+    is smallest relative to their class size: each class gives floor or ceil of its share.
+    """
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    shuffled = labels[order]
+    counts = torch.bincount(shuffled, minlength=NUM_CLASSES)
+    grouped = torch.argsort(shuffled, stable=True)
+    class_starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(shuffled)
+    rank[grouped] = torch.arange(len(labels)) - class_starts[shuffled[grouped]]
+    share = (rank.double() + 0.5) / counts[shuffled].double()
+    held_out = torch.argsort(share, stable=True)[:val_size]
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    is_val[held_out] = True
+    return order[~is_val].sort().values, order[is_val].sort().values
+
+
+class CIFAR10DataModule(pl.LightningDataModule):
+    """CIFAR-10 from an extracted official copy, an official archive, or torchvision's download.
+
+    Args:
+        data_dir: folder holding ``cifar-10-batches-py/``, ``cifar-10-batches-bin/`` or an official archive.
+        download: fetch the python version with torchvision when no copy or archive is found.
+        val_size: training images held out for validation, stratified by class; 0 validates on the
+            test set, as the study did.
+        batch_size: training batch size (the study used 64).
+        eval_batch_size: batch size for validation, test and prediction, where no gradients are kept.
+        seed: fixes the validation split and the shuffling order.
+        profile: transform profile name; by default the one the model declares.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        download: bool = True,
+        val_size: int = 5000,
+        batch_size: int = 64,
+        eval_batch_size: int = 500,
+        seed: int = 0,
+        profile: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise CifarBenchError(f"batch sizes must be positive (got {batch_size} and {eval_batch_size})")
+        if val_size < 0:
+            raise CifarBenchError(f"val_size must be 0 or more (got {val_size})")
+        if profile is not None and profile not in PROFILES:
+            raise CifarBenchError(f"unknown transform profile {profile!r}: choose one of {', '.join(PROFILES)}")
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.arrays: Optional[CifarArrays] = None
+        self.train_index = self.val_index = torch.empty(0, dtype=torch.long)
+
+    def prepare_data(self) -> None:
+        """Unpack or download once per machine (rank 0 only under DDP)."""
+        locate(self.data_dir, self.hparams.download)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.arrays is not None:
+            return
+        arrays = read_folder(locate(self.data_dir, download=False))
+        if self.hparams.val_size >= len(arrays.train_labels):
+            raise CifarBenchError(
+                f"val_size {self.hparams.val_size} leaves no training images (the training set has "
+                f"{len(arrays.train_labels)}): choose a smaller val_size"
+            )
+        self.arrays = arrays
+        self.train_index, self.val_index = stratified_split(arrays.train_labels, self.hparams.val_size, self.hparams.seed)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.arrays.class_names
+
+    @property
+    def transform_profile(self) -> TransformProfile:
+        """The explicit ``profile``, else the attached model's ``transform_profile``, else 'plain'."""
+        name = self.hparams.profile
+        if name is None:
+            model = self.trainer.lightning_module if self.trainer is not None else None
+            name = getattr(model, "transform_profile", "plain")
+        return PROFILES[name]
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 images, labels) of 'train', 'val' or 'test'; 'val' is the test set when val_size is 0."""
+        arrays = self.arrays
+        if name == "train":
+            return arrays.train_images[self.train_index], arrays.train_labels[self.train_index]
+        if name == "val" and self.hparams.val_size > 0:
+            return arrays.train_images[self.val_index], arrays.train_labels[self.val_index]
+        if name in ("val", "test"):
+            return arrays.test_images, arrays.test_labels
+        raise ValueError(f"unknown split {name!r}")
+
+    def _batches(self, split: str, batch_size: int, shuffle: bool) -> InMemoryBatches:
+        images, labels = self.split(split)
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return InMemoryBatches(images, labels, batch_size, shuffle, self.hparams.seed, rank, world_size)
+
+    def train_dataloader(self) -> InMemoryBatches:
+        return self._batches("train", self.hparams.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> InMemoryBatches:
+        return self._batches("val", self.hparams.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> InMemoryBatches:
+        return self._batches("test", self.hparams.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> InMemoryBatches:
+        return self._batches("test", self.hparams.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Augment (training only) and normalise on the device the model runs on."""
+        images, labels, indices = batch
+        training = self.trainer is not None and self.trainer.training
+        return prepare_batch(images, self.transform_profile, train=training), labels, indices

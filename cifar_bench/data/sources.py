@@ -1,0 +1,266 @@
+"""Find CIFAR-10 wherever a user has it, and read the official formats into uint8 tensors.
+
+Three sources, tried in order: an extracted official copy (python or binary version), an official
+archive in the data folder (any tar compression), torchvision's download. Archives are unpacked into
+a hidden temporary folder and renamed into place, so an interrupted unpack never leaves a folder that
+passes for complete; members that are not plain files or folders, or that would land outside the
+target, are refused. Python-version batches are pickles and are read with an unpickler that only
+admits the numpy reconstruction functions those files need.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cifar_bench.errors import CifarBenchError
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SHAPE = (3, 32, 32)
+IMAGE_BYTES = 3 * 32 * 32
+TRAIN_BATCHES = 5
+
+PYTHON_FOLDER = "cifar-10-batches-py"
+BINARY_FOLDER = "cifar-10-batches-bin"
+PYTHON_FILES = tuple(f"data_batch_{i}" for i in range(1, TRAIN_BATCHES + 1)) + ("test_batch",)
+BINARY_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, TRAIN_BATCHES + 1)) + ("test_batch.bin",)
+REQUIRED_FILES = {PYTHON_FOLDER: PYTHON_FILES, BINARY_FOLDER: BINARY_FILES}
+ARCHIVE_NAME = re.compile(r"^cifar-10-(python|binary)\.(tar(\.[a-z0-9]+)?|tgz)$")
+
+HOW_TO_PROVIDE = (
+    "provide CIFAR-10 in one of three ways: put an extracted official copy "
+    f"({PYTHON_FOLDER}/ or {BINARY_FOLDER}/) in it, put an official archive "
+    "(cifar-10-python.tar.gz or cifar-10-binary.tar.gz, any tar compression; a symlink is fine) in it, "
+    "or allow the download (--data.download true) on a machine with internet"
+)
+
+
+@dataclass(frozen=True)
+class CifarArrays:
+    """The whole dataset in memory: images are uint8 (N, 3, 32, 32), labels int64 (N,)."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    train_batch_sizes: tuple[int, ...]
+    class_names: tuple[str, ...]
+    folder: Path
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Admits only what official CIFAR python batches (and numpy arrays pickled by any numpy) need."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _unpickle_batch(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            content = _BatchUnpickler(handle, encoding="bytes").load()
+    except pickle.UnpicklingError as error:
+        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch ({error}): replace it with an official copy")
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as error:
+        raise CifarBenchError(f"{path} is truncated or corrupt ({type(error).__name__}): replace it with an official copy")
+    if not isinstance(content, dict):
+        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch (no dictionary inside): replace it")
+    return {key.decode() if isinstance(key, bytes) else key: value for key, value in content.items()}
+
+
+def _checked(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    if len(images) == 0 or len(images) != len(labels):
+        raise CifarBenchError(f"{path} holds {len(images)} images but {len(labels)} labels: replace it with an official copy")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise CifarBenchError(
+            f"{path} has a label out of range 0..{NUM_CLASSES - 1} (found {int(labels.min())}..{int(labels.max())}): "
+            "the file is corrupt, replace it with an official copy"
+        )
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).view(-1, *IMAGE_SHAPE)
+    return tensor, torch.from_numpy(labels.astype(np.int64))
+
+
+def read_python_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pickled batch of the python version: dict with ``data`` (N, 3072) uint8 and ``labels``."""
+    content = _unpickle_batch(path)
+    data, labels = content.get("data"), content.get("labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
+        shape = getattr(data, "shape", None)
+        raise CifarBenchError(f"{path} has no uint8 'data' array of shape (N, {IMAGE_BYTES}) (found {shape}): replace it")
+    try:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise CifarBenchError(f"{path} has unreadable 'labels': replace it with an official copy")
+    return _checked(path, data, labels)
+
+
+def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of the binary version: records of 1 label byte then 3072 pixel bytes (R, G, B planes)."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    record = IMAGE_BYTES + 1
+    if raw.size == 0 or raw.size % record:
+        raise CifarBenchError(
+            f"{path} is truncated or corrupt: {raw.size} bytes is not a whole number of {record}-byte records; "
+            "replace it with an official copy"
+        )
+    records = raw.reshape(-1, record)
+    return _checked(path, records[:, 1:], records[:, 0].astype(np.int64))
+
+
+def _class_names(folder: Path) -> tuple[str, ...]:
+    text_meta, pickled_meta = folder / "batches.meta.txt", folder / "batches.meta"
+    if text_meta.is_file():
+        names = tuple(line.strip() for line in text_meta.read_text().splitlines() if line.strip())
+    elif pickled_meta.is_file():
+        names = tuple(n.decode() if isinstance(n, bytes) else n for n in _unpickle_batch(pickled_meta).get("label_names", ()))
+    else:
+        return CLASS_NAMES
+    if len(names) != NUM_CLASSES:
+        raise CifarBenchError(f"class names in {folder} list {len(names)} classes, not {NUM_CLASSES}: replace the meta file")
+    return names
+
+
+def read_folder(folder: Path) -> CifarArrays:
+    """Read an extracted official folder; every batch must hold the same number of records."""
+    reader = read_python_batch if folder.name == PYTHON_FOLDER else read_binary_batch
+    batches = [reader(folder / name) for name in REQUIRED_FILES[folder.name]]
+    counts = [len(labels) for _, labels in batches]
+    if len(set(counts)) != 1:
+        listing = ", ".join(f"{name}: {n}" for name, n in zip(REQUIRED_FILES[folder.name], counts))
+        raise CifarBenchError(f"batches in {folder} differ in record count ({listing}): one is truncated, replace it")
+    train = batches[:TRAIN_BATCHES]
+    return CifarArrays(
+        train_images=torch.cat([images for images, _ in train]),
+        train_labels=torch.cat([labels for _, labels in train]),
+        test_images=batches[-1][0],
+        test_labels=batches[-1][1],
+        train_batch_sizes=tuple(counts[:TRAIN_BATCHES]),
+        class_names=_class_names(folder),
+        folder=folder,
+    )
+
+
+def _missing_files(folder: Path) -> list[str]:
+    return [name for name in REQUIRED_FILES[folder.name] if not (folder / name).is_file()]
+
+
+def _plain_members_only(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
+    """tarfile's 'data' filter, and beyond it: no links or devices at all, only files and folders."""
+    if not (member.isfile() or member.isdir()):
+        raise tarfile.FilterError(f"member {member.name!r} is a link or special file")
+    return tarfile.data_filter(member, dest_path)
+
+
+def unpack_archive(archive: Path, data_dir: Path) -> Path:
+    """Unpack an official archive into ``data_dir`` atomically and return the extracted folder."""
+    try:
+        tar = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+        raise CifarBenchError(
+            f"{archive} is not a readable tar archive ({error}): delete it and fetch the official archive again"
+        )
+    with tar, tempfile.TemporaryDirectory(prefix=".cifar-unpack-", dir=data_dir) as scratch:
+        try:
+            tar.extractall(scratch, filter=_plain_members_only)
+        except tarfile.FilterError as error:
+            raise CifarBenchError(f"refusing to unpack {archive}: {error}; fetch the official archive again")
+        except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+            raise CifarBenchError(f"{archive} is truncated or corrupt ({error}): delete it and fetch it again")
+        extracted = [Path(scratch) / name for name in REQUIRED_FILES if (Path(scratch) / name).is_dir()]
+        if len(extracted) != 1:
+            raise CifarBenchError(
+                f"{archive} holds no {PYTHON_FOLDER}/ or {BINARY_FOLDER}/ folder: it is not an official CIFAR-10 archive"
+            )
+        missing = _missing_files(extracted[0])
+        if missing:
+            raise CifarBenchError(f"{archive} lacks {', '.join(missing)}: it is incomplete, fetch the official archive again")
+        target = data_dir / extracted[0].name
+        os.rename(extracted[0], target)
+    return target
+
+
+def _find_archives(data_dir: Path) -> list[Path]:
+    return sorted(path for path in data_dir.iterdir() if ARCHIVE_NAME.match(path.name) and path.is_file())
+
+
+def _download(data_dir: Path) -> Path:
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import download_url
+
+    try:
+        download_url(CIFAR10.url, str(data_dir), CIFAR10.filename, CIFAR10.tgz_md5)
+    except (OSError, RuntimeError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CifarBenchError(
+            f"no CIFAR-10 copy in {data_dir} and the download failed ({reason}); {HOW_TO_PROVIDE}"
+        )
+    return unpack_archive(data_dir / CIFAR10.filename, data_dir)
+
+
+def locate(data_dir: str | Path, download: bool = True) -> Path:
+    """Return an extracted official folder, unpacking an archive or downloading only when needed.
+
+    Runs once per machine before training (``prepare_data``); reading is :func:`read_folder`.
+    """
+    data_dir = Path(data_dir).expanduser()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise CifarBenchError(f"data_dir {data_dir} is a file, not a folder: pass the folder that holds CIFAR-10")
+    if data_dir.name in REQUIRED_FILES:
+        candidates = [data_dir]
+    else:
+        candidates = [data_dir / name for name in REQUIRED_FILES]
+    for folder in candidates:
+        if folder.is_dir():
+            missing = _missing_files(folder)
+            if not missing:
+                return folder
+            raise CifarBenchError(
+                f"{folder} is incomplete (missing {', '.join(missing)}): complete it, or remove it so that an archive "
+                "or the download can take its place"
+            )
+    if data_dir.is_dir():
+        archives = _find_archives(data_dir)
+        if archives:
+            return unpack_archive(archives[0], data_dir)
+    if download:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return _download(data_dir)
+    raise CifarBenchError(f"no CIFAR-10 copy or archive in {data_dir.resolve()} and download is off; {HOW_TO_PROVIDE}")
+
+
+def load_cifar10(data_dir: str | Path, download: bool = True) -> CifarArrays:
+    """Locate (unpacking or downloading if needed) and read the whole dataset."""
+    return read_folder(locate(data_dir, download))
+
+
+__all__ = [
+    "CLASS_NAMES",
+    "CifarArrays",
+    "NUM_CLASSES",
+    "load_cifar10",
+    "locate",
+    "read_folder",
+    "unpack_archive",
+]

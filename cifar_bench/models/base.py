@@ -1,0 +1,199 @@
+"""What every model of the study shares: loss, metrics, logging, optimizer and schedule wiring."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from cifar_bench.data.augment import PROFILES, prepare_batch
+from cifar_bench.data.sources import CLASS_NAMES, NUM_CLASSES
+from cifar_bench.errors import CifarBenchError
+
+STAGES = ("train", "val", "test")
+
+
+def summary_metrics() -> MetricCollection:
+    """Scalar metrics logged every epoch: overall accuracy and macro precision/recall/F1."""
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(NUM_CLASSES, average="micro"),
+            "precision_macro": MulticlassPrecision(NUM_CLASSES, average="macro"),
+            "recall_macro": MulticlassRecall(NUM_CLASSES, average="macro"),
+            "f1_macro": MulticlassF1Score(NUM_CLASSES, average="macro"),
+        }
+    )
+
+
+def per_class_metrics() -> MetricCollection:
+    """Per-class accuracy (recall), precision and F1, and the confusion matrix."""
+    return MetricCollection(
+        {
+            "class_acc": MulticlassRecall(NUM_CLASSES, average=None),
+            "class_precision": MulticlassPrecision(NUM_CLASSES, average=None),
+            "class_f1": MulticlassF1Score(NUM_CLASSES, average=None),
+            "confusion": MulticlassConfusionMatrix(NUM_CLASSES),
+        }
+    )
+
+
+def count_weight_layers(net: nn.Module) -> int:
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
+
+
+class CifarClassifier(pl.LightningModule):
+    """Base LightningModule: subclasses build ``self.net`` and may override how logits are computed.
+
+    Args:
+        lr: peak learning rate.
+        optimizer: 'sgd' (with momentum, Nesterov), 'adam' or 'adamw'.
+        momentum: SGD momentum, or Adam's beta1.
+        weight_decay: L2 penalty on trainable parameters.
+        lr_schedule: 'constant', 'cosine' (per step, to zero at the end of training) or 'onecycle'.
+    """
+
+    transform_profile: ClassVar[str] = "cifar_augmented"
+
+    def __init__(
+        self,
+        lr: float = 0.05,
+        optimizer: Literal["sgd", "adam", "adamw"] = "sgd",
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        lr_schedule: Literal["constant", "cosine", "onecycle"] = "cosine",
+    ) -> None:
+        super().__init__()
+        if lr <= 0:
+            raise CifarBenchError(f"learning rate must be positive (got {lr})")
+        if weight_decay < 0 or not 0 <= momentum < 1:
+            raise CifarBenchError(f"need weight_decay >= 0 and 0 <= momentum < 1 (got {weight_decay}, {momentum})")
+        self.save_hyperparameters()
+        # ModuleDict keys may not shadow Module attributes such as ``train``, hence the suffix.
+        self.summaries = nn.ModuleDict({f"{stage}_set": summary_metrics() for stage in STAGES})
+        self.per_class = nn.ModuleDict({f"{stage}_set": per_class_metrics() for stage in STAGES})
+        self.class_names = CLASS_NAMES
+
+    # --- what a subclass says about itself -------------------------------------------------------
+    @property
+    def weight_layers(self) -> int:
+        return count_weight_layers(self.net)
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters."""
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, sum(p.numel() for p in self.parameters())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def logits(self, batch, stage: str) -> torch.Tensor:
+        """Logits for a prepared batch; a subclass may serve them from a cache using the batch's indices."""
+        return self(batch[0])
+
+    # --- steps -----------------------------------------------------------------------------------
+    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+        labels = batch[1]
+        logits = self.logits(batch, stage)
+        loss = F.cross_entropy(logits.float(), labels)
+        predictions = logits.argmax(dim=1)
+        self.summaries[f"{stage}_set"].update(predictions, labels)
+        self.per_class[f"{stage}_set"].update(predictions, labels)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=len(labels))
+        self.log_dict(
+            {f"{stage}/{name}": metric for name, metric in self.summaries[f"{stage}_set"].items()},
+            on_step=False,
+            on_epoch=True,
+            prog_bar=False,
+            batch_size=len(labels),
+        )
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Class probabilities, (N, 10)."""
+        return self(batch[0]).float().softmax(dim=1)
+
+    # --- per-class metrics, figures ----------------------------------------------------------------
+    def _log_per_class(self, stage: str) -> torch.Tensor:
+        values = self.per_class[f"{stage}_set"].compute()
+        self.per_class[f"{stage}_set"].reset()
+        for metric in ("class_acc", "class_precision", "class_f1"):
+            for name, value in zip(self.class_names, values[metric]):
+                self.log(f"{stage}/{metric}/{name}", value, sync_dist=False)
+        return values["confusion"]
+
+    def on_train_epoch_end(self) -> None:
+        self._log_per_class("train")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_per_class("test")
+
+    def on_validation_epoch_end(self) -> None:
+        confusion = self._log_per_class("val")
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        logger = self.logger
+        if isinstance(logger, TensorBoardLogger):
+            self._write_figures(logger, confusion)
+
+    def _write_figures(self, logger: TensorBoardLogger, confusion: torch.Tensor) -> None:
+        from cifar_bench.reports.figures import confusion_figure, prediction_grid_figure
+
+        step = self.current_epoch
+        logger.experiment.add_figure("val/confusion_matrix", confusion_figure(confusion.cpu(), self.class_names), step)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "split"):
+            images, labels = datamodule.split("val")
+            images, labels = images[:32], labels[:32]
+            with torch.no_grad():
+                inputs = prepare_batch(images.to(self.device), PROFILES[self.transform_profile], train=False)
+                predictions = self(inputs).argmax(dim=1).cpu()
+            figure = prediction_grid_figure(images, predictions, labels, self.class_names)
+            logger.experiment.add_figure("val/sample_predictions", figure, step)
+
+    def on_fit_start(self) -> None:
+        trainable, total = self.parameter_counts()
+        if self.logger is not None:
+            self.logger.log_metrics(
+                {"model/weight_layers": self.weight_layers, "model/trainable_params": trainable, "model/total_params": total},
+                step=0,
+            )
+        self.print(f"{type(self).__name__}: {self.weight_layers} weight layers, {trainable:,} of {total:,} parameters trained")
+
+    # --- optimisation ------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hparams
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        if hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(trainable, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0, weight_decay=hp.weight_decay)
+        else:
+            adam = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
+            optimizer = adam(trainable, lr=hp.lr, betas=(hp.momentum, 0.999), weight_decay=hp.weight_decay)
+        if hp.lr_schedule == "constant":
+            return optimizer
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        if hp.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        else:
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,24 @@
+"""The study's 9-layer CNN (Part 4), and the same network with BatchNorm and Dropout (Part 5)."""
+
+from __future__ import annotations
+
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models.base import CifarClassifier
+from cifar_bench.networks import ConvNet9
+
+
+class CNNClassifier(CifarClassifier):
+    """Six convolutions and three linear layers; ``batch_norm``/``dropout`` make the cnn_bn_do variant."""
+
+    def __init__(
+        self,
+        widths: tuple[int, int, int] = (32, 64, 128),
+        hidden: tuple[int, int] = (512, 256),
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= dropout < 1:
+            raise CifarBenchError(f"dropout must be in [0, 1) (got {dropout})")
+        self.net = ConvNet9(widths=widths, hidden=hidden, batch_norm=batch_norm, dropout=dropout)

@@ -1,0 +1,93 @@
+"""ImageNet-pretrained VGG16 with only its last N weight layers trained (Parts 6.1-6.3)."""
+
+from __future__ import annotations
+
+import torch
+from pytorch_lightning.utilities import rank_zero_info
+
+from cifar_bench.data.augment import PROFILES, prepare_batch
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models.base import CifarClassifier
+from cifar_bench.networks import VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
+
+
+class VGG16Classifier(CifarClassifier):
+    """VGG16 at CIFAR's 32x32 resolution, a 10-way fc8, and all but the last ``trainable_layers`` frozen.
+
+    Frozen layers have ``requires_grad=False`` and are left out of the optimizer, so they get neither
+    gradients nor optimizer state. The frozen prefix is kept in eval mode whatever mode the model is
+    in; it holds no Dropout or BatchNorm in practice, because the Dropout before a trained fc layer is
+    counted as part of the trained tail and stays active in training.
+
+    ``cache_features``: the frozen convolutions give the same activations for an image every epoch,
+    so they are computed once at fit start (for the training images and their mirror images, and for
+    the validation images) and training runs only the rest. The price: random rotations are lost,
+    flips survive as a random choice between the two cached views. Frozen fully connected layers
+    still run every step (they are cheap); test and predict always run the whole network.
+
+    Args:
+        trainable_layers: how many of the 16 weight layers, counted from the output, are trained.
+        weights: 'imagenet' (torchvision's weights API), 'none', or a path to a local state dict,
+            full or partial (e.g. the 13 conv layers only).
+    """
+
+    def __init__(self, trainable_layers: int = 2, weights: str = "imagenet", cache_features: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not 1 <= trainable_layers <= len(WEIGHT_LAYER_NAMES):
+            raise CifarBenchError(f"trainable_layers must be in 1..{len(WEIGHT_LAYER_NAMES)} (got {trainable_layers})")
+        self.net = VGG16()
+        self.pretrained_layers, self.random_layers = load_vgg16_weights(self.net, weights)
+        rank_zero_info(
+            f"VGG16 weights from {weights}: pretrained {', '.join(self.pretrained_layers) or 'none'}; "
+            f"random init {', '.join(self.random_layers) or 'none'}"
+        )
+        frozen = len(WEIGHT_LAYER_NAMES) - trainable_layers
+        for _, layer in self.net.weight_layers()[:frozen]:
+            layer.requires_grad_(False)
+        self.prefix_end = self.net.prefix_length(frozen)
+        self.cache_end = min(self.prefix_end, len(self.net.features))
+        if cache_features and self.cache_end == 0:
+            raise CifarBenchError("cache_features needs at least one frozen conv layer: use trainable_layers <= 15")
+        self.feature_cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def transform_profile(self) -> str:
+        return "imagenet_plain" if self.hparams.cache_features else "imagenet_augmented"
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for layer in self.net.layers[: self.prefix_end]:
+            layer.train(False)
+        return self
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, with_mirrors: bool, chunk: int = 500) -> torch.Tensor:
+        """Frozen conv activations of uint8 images: (views, N, ...), the second view mirrored."""
+        views = []
+        for flip in (False, True)[: 1 + with_mirrors]:
+            parts = []
+            for start in range(0, len(images), chunk):
+                batch = prepare_batch(images[start : start + chunk].to(self.device), PROFILES["imagenet_plain"], train=False)
+                parts.append(self.net.run(batch.flip(-1) if flip else batch, 0, self.cache_end))
+            views.append(torch.cat(parts))
+        return torch.stack(views)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.hparams.cache_features:
+            datamodule = self.trainer.datamodule
+            self.feature_cache = {
+                "train": self.encode(datamodule.split("train")[0], with_mirrors=True),
+                "val": self.encode(datamodule.split("val")[0], with_mirrors=False),
+            }
+
+    def on_fit_end(self) -> None:
+        self.feature_cache = {}
+
+    def logits(self, batch, stage: str) -> torch.Tensor:
+        cache = self.feature_cache.get(stage)
+        if cache is None:
+            return self(batch[0])
+        indices = batch[2]
+        view = torch.randint(0, len(cache), (len(indices),), device=indices.device) if stage == "train" else 0
+        return self.net.run(cache[view, indices], self.cache_end)

@@ -1,0 +1,1 @@
+"""Reports: dataset analysis, evaluation, comparison, figures."""

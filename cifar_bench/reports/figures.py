@@ -1,0 +1,63 @@
+"""Matplotlib figures shared by TensorBoard logging and the report commands."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str], title: str = "Confusion matrix"):
+    """Heatmap of a (true x predicted) count matrix, counts written in each cell."""
+    counts = confusion.cpu().numpy()
+    figure, axes = plt.subplots(figsize=(8, 7))
+    image = axes.imshow(counts, cmap="Blues")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    ticks = range(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axes.set_yticks(ticks, class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    threshold = counts.max() / 2 if counts.size else 0
+    for row in range(counts.shape[0]):
+        for column in range(counts.shape[1]):
+            color = "white" if counts[row, column] > threshold else "black"
+            axes.text(column, row, int(counts[row, column]), ha="center", va="center", fontsize=7, color=color)
+    figure.tight_layout()
+    return figure
+
+
+def image_grid_figure(images: torch.Tensor, titles: Sequence[str], colors: Sequence[str] | None = None, columns: int = 8):
+    """uint8 (N, 3, H, W) images in a grid, each with a title (coloured, e.g. red for a mistake)."""
+    rows = max(1, -(-len(images) // columns))
+    figure, axes_grid = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.6), squeeze=False)
+    for position, axes in enumerate(axes_grid.flat):
+        axes.axis("off")
+        if position < len(images):
+            axes.imshow(images[position].permute(1, 2, 0).cpu().numpy())
+            axes.set_title(titles[position], fontsize=7, color=colors[position] if colors else "black")
+    figure.tight_layout()
+    return figure
+
+
+def prediction_grid_figure(images: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]):
+    """Sample predictions labelled 'pred (true)', mistakes in red."""
+    titles = [f"{class_names[p]} ({class_names[t]})" for p, t in zip(predictions.tolist(), labels.tolist())]
+    colors = ["green" if p == t else "red" for p, t in zip(predictions.tolist(), labels.tolist())]
+    return image_grid_figure(images, titles, colors)
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Write a PNG atomically (temporary name, then rename) and release the figure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    figure.savefig(partial, format="png", dpi=110)
+    plt.close(figure)
+    partial.replace(path)
+    return path
