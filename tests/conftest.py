@@ -1,0 +1,75 @@
+"""Tiny CIFAR-10 copies in the official formats, written by the tests themselves."""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cifar_bench.data.sources import BINARY_FOLDER, CLASS_NAMES, PYTHON_FOLDER, TRAIN_BATCHES
+
+PER_BATCH = 40  # records per official batch file in the tiny copies (4 per class)
+
+
+def tiny_batches(per_batch: int = PER_BATCH, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Six (images (N, 3072) uint8, labels (N,)) batches: five training batches, then the test batch.
+
+    Every class appears equally often in each batch; pixels are random but fixed by the seed.
+    """
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(TRAIN_BATCHES + 1):
+        labels = rng.permutation(np.arange(per_batch) % len(CLASS_NAMES))
+        images = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        batches.append((images, labels))
+    return batches
+
+
+def write_python_version(root: Path, batches=None) -> Path:
+    """Write ``cifar-10-batches-py/`` as the official pickles (protocol 2 dicts with bytes keys)."""
+    folder = root / PYTHON_FOLDER
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, TRAIN_BATCHES + 1)] + ["test_batch"]
+    for name, (images, labels) in zip(names, batches or tiny_batches()):
+        content = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": images, b"filenames": []}
+        (folder / name).write_bytes(pickle.dumps(content, protocol=2))
+    meta = {b"label_names": [name.encode() for name in CLASS_NAMES], b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def write_binary_version(root: Path, batches=None) -> Path:
+    """Write ``cifar-10-batches-bin/``: 3073-byte records (label byte, then R, G, B planes)."""
+    folder = root / BINARY_FOLDER
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{i}.bin" for i in range(1, TRAIN_BATCHES + 1)] + ["test_batch.bin"]
+    for name, (images, labels) in zip(names, batches or tiny_batches()):
+        records = np.concatenate([labels.astype(np.uint8)[:, None], images], axis=1)
+        (folder / name).write_bytes(records.tobytes())
+    (folder / "batches.meta.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    return folder
+
+
+def write_archive(folder: Path, archive: Path) -> Path:
+    """Pack an extracted folder as an official archive; compression from the name (.tar.gz, .tar.xz...)."""
+    mode = {".gz": "w:gz", ".xz": "w:xz", ".bz2": "w:bz2", ".tar": "w"}[archive.suffix]
+    with tarfile.open(archive, mode) as tar:
+        tar.add(folder, arcname=folder.name)
+    return archive
+
+
+@pytest.fixture
+def python_copy(tmp_path) -> Path:
+    """A data_dir holding an extracted python version."""
+    write_python_version(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def binary_copy(tmp_path) -> Path:
+    """A data_dir holding an extracted binary version."""
+    write_binary_version(tmp_path)
+    return tmp_path
