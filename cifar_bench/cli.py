@@ -30,17 +30,27 @@ def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None
 
 
 class CifarBenchCLI(LightningCLI):
-    """LightningCLI whose ``--ckpt_path last`` resumes in the run's own log folder.
+    """LightningCLI with two conveniences over the configs.
 
-    A new run gets a new ``version_N``; Lightning looks for ``last.ckpt`` only in the current
-    version's folder, so resuming would otherwise find nothing. Here the TensorBoard logger is
-    pointed back at the newest version that has a ``last.ckpt``: logs and checkpoints continue there.
+    ``--ckpt_path last`` resumes in the run's own log folder: a new run gets a new ``version_N`` and
+    Lightning looks for ``last.ckpt`` only there, so resuming would otherwise find nothing; the
+    TensorBoard logger is pointed back at the newest version that has a ``last.ckpt``.
+
+    ``--trainer.enable_progress_bar false`` drops the RichProgressBar that configs/base.yaml adds,
+    instead of Lightning refusing the combination.
     """
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand != "fit":
-            return
-        config = self.config["fit"]
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        if config.trainer.get("enable_progress_bar") is False and config.trainer.get("callbacks"):
+            config.trainer.callbacks = [
+                callback for callback in config.trainer.callbacks if not callback.class_path.endswith(".RichProgressBar")
+            ]
+        if self.subcommand == "fit":
+            self._resume_in_latest_version(config)
+
+    @staticmethod
+    def _resume_in_latest_version(config) -> None:
         logger = config.trainer.get("logger")
         if config.get("ckpt_path") != "last" or not logger or not hasattr(logger, "init_args"):
             return

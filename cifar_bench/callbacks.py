@@ -1,0 +1,85 @@
+"""Training-plumbing pieces Lightning lacks: a non-finite-loss stop and exact-resume RNG state."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from cifar_bench.errors import CifarBenchError
+
+
+class StopOnNonFiniteLoss(pl.Callback):
+    """Stop training with a clear message when the training loss becomes NaN or infinite.
+
+    The check stays on the device: each step folds "is this loss finite" into a flag and remembers the
+    first bad step, and the host looks at the flag only every ``check_every`` steps and at epoch end,
+    so training pays no per-step synchronisation. Raising before the epoch ends means no checkpoint
+    of the broken weights is written: the last good ``last.ckpt`` stays as it was.
+    """
+
+    def __init__(self, check_every: int = 50) -> None:
+        self.check_every = check_every
+        self._first_bad: torch.Tensor | None = None
+        self._bad_value: torch.Tensor | None = None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=pl_module.device)
+        self._bad_value = torch.zeros((), device=pl_module.device)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        loss = loss.detach().float()
+        newly_bad = ~torch.isfinite(loss) & (self._first_bad < 0)
+        self._first_bad = torch.where(newly_bad, torch.full_like(self._first_bad, batch_idx), self._first_bad)
+        self._bad_value = torch.where(newly_bad, loss, self._bad_value)
+        if (batch_idx + 1) % self.check_every == 0:
+            self._raise_if_bad(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._raise_if_bad(trainer)
+
+    def _raise_if_bad(self, trainer: pl.Trainer) -> None:
+        first_bad = int(self._first_bad)
+        if first_bad < 0:
+            return
+        kept = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+        raise CifarBenchError(
+            f"training loss became {float(self._bad_value)} at epoch {trainer.current_epoch}, step {first_bad} of the "
+            f"epoch; stopped, last good checkpoint: {kept}. Lower the learning rate or check the data"
+        )
+
+
+class RestoreRandomState(pl.Callback):
+    """Save the RNG states in every checkpoint and restore them on resume.
+
+    Augmentation, Dropout and the VGG cache's view choice draw from the global generators; without
+    this a resumed run would draw different numbers than an uninterrupted one from the same epoch.
+
+    Everything is stored as tensors and plain Python values, so checkpoints still load with
+    ``weights_only=True``.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+        state = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        random.setstate(state_dict["python"])
+        name, keys, position, has_gauss, cached_gaussian = state_dict["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
