@@ -48,10 +48,11 @@ class StopOnNonFiniteLoss(pl.Callback):
         first_bad = int(self._first_bad)
         if first_bad < 0:
             return
-        kept = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+        folder = getattr(trainer.checkpoint_callback, "dirpath", None) or "nowhere (checkpointing is off)"
         raise CifarBenchError(
             f"training loss became {float(self._bad_value)} at epoch {trainer.current_epoch}, step {first_bad} of the "
-            f"epoch; stopped, last good checkpoint: {kept}. Lower the learning rate or check the data"
+            f"epoch; stopped without saving, the checkpoints of the last good epoch stay in {folder}. "
+            "Lower the learning rate or check the data"
         )
 
 

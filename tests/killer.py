@@ -1,4 +1,4 @@
-"""A callback that SIGKILLs its own training process at a chosen point, for the resume tests."""
+"""Callbacks that break a training run on purpose (a SIGKILL, a NaN weight), for the fault tests."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ class KillAt(pl.Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         self._kill_if("checkpoint", trainer)
+
+
+class PoisonWeightsAt(pl.Callback):
+    """Turn one weight to NaN before a chosen training batch, so the loss becomes NaN there."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            next(pl_module.parameters()).data.fill_(float("nan"))
