@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from jsonargparse import ArgumentError
 from pytorch_lightning.cli import LightningCLI
 
 from cifar_bench.data import CIFAR10DataModule
@@ -38,16 +40,37 @@ class CifarBenchCLI(LightningCLI):
 
     ``--trainer.enable_progress_bar false`` drops the RichProgressBar that configs/base.yaml adds,
     instead of Lightning refusing the combination.
+
+    Settings Lightning would accept silently or fail on late (zero epochs, a log folder that cannot be
+    created) are refused up front with one clear line.
     """
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
+        self._check_trainer_settings(config.trainer)
         if config.trainer.get("enable_progress_bar") is False and config.trainer.get("callbacks"):
             config.trainer.callbacks = [
                 callback for callback in config.trainer.callbacks if not callback.class_path.endswith(".RichProgressBar")
             ]
         if self.subcommand == "fit":
             self._resume_in_latest_version(config)
+
+    @staticmethod
+    def _check_trainer_settings(trainer) -> None:
+        max_epochs = trainer.get("max_epochs")
+        if max_epochs is not None and max_epochs < 1:
+            raise CifarBenchError(f"--trainer.max_epochs must be at least 1 (got {max_epochs})")
+        logger = trainer.get("logger")
+        save_dir = getattr(logger, "init_args", {}).get("save_dir") if logger else None
+        if save_dir:
+            existing = Path(save_dir).absolute()
+            while not existing.exists():
+                existing = existing.parent
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise CifarBenchError(
+                    f"cannot write logs under {save_dir}: {existing} is {'not a folder' if not existing.is_dir() else 'not writable'}; "
+                    "choose another --trainer.logger.init_args.save_dir"
+                )
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:
@@ -66,7 +89,7 @@ def run_lightning_cli(argv: list[str] | None) -> None:
         CIFAR10DataModule,
         subclass_mode_model=True,
         args=argv,
-        parser_kwargs={"prog": "cifar-bench"},
+        parser_kwargs={"prog": "cifar-bench", "exit_on_error": False},
         save_config_kwargs={"overwrite": True},
     )
 
@@ -85,20 +108,42 @@ def run_analyze(argv: list[str]) -> None:
 EXTRA_COMMANDS = {"analyze": run_analyze}
 
 
+def user_error_in(error: BaseException) -> CifarBenchError | None:
+    """The CifarBenchError behind an exception, if any: jsonargparse wraps errors raised while it
+    instantiates the model or data module in its own ValueError."""
+    while error is not None:
+        if isinstance(error, CifarBenchError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else argv
     command = words[0] if words else None
+    known = (*TRAINER_COMMANDS, *EXTRA_COMMANDS)
+    if command is None or (command not in known and not command.startswith("-")):
+        fail(f"{'no command given' if command is None else f'unknown command {command!r}'}: choose one of {', '.join(known)}")
     try:
         if command in EXTRA_COMMANDS:
             EXTRA_COMMANDS[command](words[1:])
         else:
             run_lightning_cli(argv)
-    except CifarBenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except ArgumentError as error:
+        fail(f"{' '.join(str(error).split())} (see cifar-bench {command} --help)")
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:
+        cause = user_error_in(error)
+        if cause is None:
+            raise
+        fail(str(cause))
 
 
 if __name__ == "__main__":
