@@ -73,3 +73,21 @@ def binary_copy(tmp_path) -> Path:
     """A data_dir holding an extracted binary version."""
     write_binary_version(tmp_path)
     return tmp_path
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Everything under ``root``: file bytes and modification times, symlink targets, folders.
+
+    Two equal snapshots mean nothing was written, replaced, added or removed (folder mtimes are
+    left out: a temporary folder created and removed again changes them and nothing else).
+    """
+    state: dict[str, object] = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            state[key] = ("symlink", str(path.readlink()))
+        elif path.is_dir():
+            state[key] = "folder"
+        else:
+            state[key] = ("file", path.read_bytes(), path.stat().st_mtime_ns)
+    return state

@@ -6,7 +6,6 @@ whatever device it lives on, so no Python runs per image in the training loop.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -50,18 +49,23 @@ def random_horizontal_flip(images: torch.Tensor, probability: float = 0.5) -> to
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
-def random_rotation(images: torch.Tensor, max_degrees: float) -> torch.Tensor:
-    """Rotate each image by its own angle, uniform in [-max_degrees, max_degrees], filling corners with 0.
+def rotate(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Rotate each image of a float (N, C, H, W) batch counter-clockwise by its own angle, corners filled with 0.
 
-    Same geometry as torchvision's RandomRotation (about the centre, bilinear), for a float batch.
+    Same geometry as torchvision's ``rotate`` (about the centre, bilinear), in one call for the batch.
     """
-    count = images.shape[0]
-    angles = (torch.rand(count, device=images.device) * 2 - 1) * math.radians(max_degrees)
+    angles = torch.deg2rad(degrees.to(device=images.device, dtype=images.dtype))
     cos, sin = angles.cos(), angles.sin()
     zeros = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
-    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_rotation(images: torch.Tensor, max_degrees: float) -> torch.Tensor:
+    """Rotate each image by its own angle, uniform in [-max_degrees, max_degrees] (torchvision's RandomRotation)."""
+    degrees = (torch.rand(images.shape[0], device=images.device) * 2 - 1) * max_degrees
+    return rotate(images, degrees)
 
 
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

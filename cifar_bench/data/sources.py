@@ -10,12 +10,13 @@ admits the numpy reconstruction functions those files need.
 
 from __future__ import annotations
 
+import lzma
 import os
 import pickle
 import re
-import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,8 @@ HOW_TO_PROVIDE = (
     "provide CIFAR-10 in one of three ways: put an extracted official copy "
     f"({PYTHON_FOLDER}/ or {BINARY_FOLDER}/) in it, put an official archive "
     "(cifar-10-python.tar.gz or cifar-10-binary.tar.gz, any tar compression; a symlink is fine) in it, "
-    "or allow the download (--data.download true) on a machine with internet"
+    "or let it download on a machine with internet (the default; --data.download true for training, "
+    "--download for analyze)"
 )
 
 
@@ -56,6 +58,11 @@ class CifarArrays:
     train_batch_sizes: tuple[int, ...]
     class_names: tuple[str, ...]
     folder: Path
+
+
+def _reason(error: BaseException) -> str:
+    """An exception as one line (tarfile lists every method it tried on separate lines)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 class _BatchUnpickler(pickle.Unpickler):
@@ -82,7 +89,9 @@ def _unpickle_batch(path: Path) -> dict:
         with open(path, "rb") as handle:
             content = _BatchUnpickler(handle, encoding="bytes").load()
     except pickle.UnpicklingError as error:
-        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch ({error}): replace it with an official copy")
+        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch ({_reason(error)}): replace it with an official copy")
+    except OSError as error:
+        raise CifarBenchError(f"cannot read {path} ({_reason(error)})")
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as error:
         raise CifarBenchError(f"{path} is truncated or corrupt ({type(error).__name__}): replace it with an official copy")
     if not isinstance(content, dict):
@@ -118,7 +127,10 @@ def read_python_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of the binary version: records of 1 label byte then 3072 pixel bytes (R, G, B planes)."""
-    raw = np.fromfile(path, dtype=np.uint8)
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise CifarBenchError(f"cannot read {path} ({_reason(error)})")
     record = IMAGE_BYTES + 1
     if raw.size == 0 or raw.size % record:
         raise CifarBenchError(
@@ -132,7 +144,10 @@ def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def _class_names(folder: Path) -> tuple[str, ...]:
     text_meta, pickled_meta = folder / "batches.meta.txt", folder / "batches.meta"
     if text_meta.is_file():
-        names = tuple(line.strip() for line in text_meta.read_text().splitlines() if line.strip())
+        try:
+            names = tuple(line.strip() for line in text_meta.read_text().splitlines() if line.strip())
+        except (OSError, UnicodeDecodeError) as error:
+            raise CifarBenchError(f"cannot read class names from {text_meta} ({_reason(error)}): replace it")
     elif pickled_meta.is_file():
         names = tuple(n.decode() if isinstance(n, bytes) else n for n in _unpickle_batch(pickled_meta).get("label_names", ()))
     else:
@@ -167,38 +182,67 @@ def _missing_files(folder: Path) -> list[str]:
 
 
 def _plain_members_only(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
-    """tarfile's 'data' filter, and beyond it: no links or devices at all, only files and folders."""
+    """tarfile's 'data' filter, and beyond it: only files and folders at relative paths.
+
+    The data filter would strip a leading '/' and extract inside the target; an official archive
+    never holds one, so it is refused like a link instead.
+    """
     if not (member.isfile() or member.isdir()):
         raise tarfile.FilterError(f"member {member.name!r} is a link or special file")
+    if member.name.startswith(("/", os.sep)):
+        raise tarfile.AbsolutePathError(member)
     return tarfile.data_filter(member, dest_path)
+
+
+# What a damaged archive raises while it is read: tarfile's own errors and the decompressors'.
+_ARCHIVE_READ_ERRORS = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError, ValueError)
 
 
 def unpack_archive(archive: Path, data_dir: Path) -> Path:
     """Unpack an official archive into ``data_dir`` atomically and return the extracted folder."""
     try:
         tar = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+    except _ARCHIVE_READ_ERRORS as error:
         raise CifarBenchError(
-            f"{archive} is not a readable tar archive ({error}): delete it and fetch the official archive again"
+            f"{archive} is not a readable tar archive ({_reason(error)}): delete it and fetch the official archive again"
         )
-    with tar, tempfile.TemporaryDirectory(prefix=".cifar-unpack-", dir=data_dir) as scratch:
+    with tar, _scratch_folder(archive, data_dir) as scratch:
         try:
             tar.extractall(scratch, filter=_plain_members_only)
         except tarfile.FilterError as error:
-            raise CifarBenchError(f"refusing to unpack {archive}: {error}; fetch the official archive again")
-        except (tarfile.TarError, EOFError, OSError, ValueError) as error:
-            raise CifarBenchError(f"{archive} is truncated or corrupt ({error}): delete it and fetch it again")
+            raise CifarBenchError(f"refusing to unpack {archive}: {_reason(error)}; fetch the official archive again")
+        except OSError as error:
+            if error.errno is None:  # gzip and bz2 report damaged data as OSError without an errno
+                raise CifarBenchError(f"{archive} is truncated or corrupt ({_reason(error)}): delete it and fetch it again")
+            raise CifarBenchError(f"cannot unpack {archive} into {data_dir} ({_reason(error)}): free space or fix permissions")
+        except _ARCHIVE_READ_ERRORS as error:
+            raise CifarBenchError(f"{archive} is truncated or corrupt ({_reason(error)}): delete it and fetch it again")
         extracted = [Path(scratch) / name for name in REQUIRED_FILES if (Path(scratch) / name).is_dir()]
         if len(extracted) != 1:
             raise CifarBenchError(
-                f"{archive} holds no {PYTHON_FOLDER}/ or {BINARY_FOLDER}/ folder: it is not an official CIFAR-10 archive"
+                f"{archive} holds {len(extracted)} of the folders {PYTHON_FOLDER}/ and {BINARY_FOLDER}/, not one: "
+                "it is not an official CIFAR-10 archive"
             )
         missing = _missing_files(extracted[0])
         if missing:
             raise CifarBenchError(f"{archive} lacks {', '.join(missing)}: it is incomplete, fetch the official archive again")
         target = data_dir / extracted[0].name
-        os.rename(extracted[0], target)
+        try:
+            os.rename(extracted[0], target)
+        except OSError as error:
+            raise CifarBenchError(f"cannot move the unpacked {target.name}/ into place ({_reason(error)}): remove what is at {target}")
     return target
+
+
+def _scratch_folder(archive: Path, data_dir: Path) -> tempfile.TemporaryDirectory:
+    """A hidden folder beside the final one (same filesystem, so the final rename is atomic)."""
+    try:
+        return tempfile.TemporaryDirectory(prefix=".cifar-unpack-", dir=data_dir)
+    except OSError as error:
+        raise CifarBenchError(
+            f"cannot unpack {archive.name} into {data_dir} ({_reason(error)}): put the archive, or a symlink to it, "
+            "in a writable folder and pass that as data_dir"
+        )
 
 
 def _find_archives(data_dir: Path) -> list[Path]:
@@ -212,9 +256,8 @@ def _download(data_dir: Path) -> Path:
     try:
         download_url(CIFAR10.url, str(data_dir), CIFAR10.filename, CIFAR10.tgz_md5)
     except (OSError, RuntimeError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CifarBenchError(
-            f"no CIFAR-10 copy in {data_dir} and the download failed ({reason}); {HOW_TO_PROVIDE}"
+            f"no CIFAR-10 copy or archive in {data_dir.resolve()} and the download failed ({_reason(error)}); {HOW_TO_PROVIDE}"
         )
     return unpack_archive(data_dir / CIFAR10.filename, data_dir)
 
