@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 from jsonargparse import ArgumentError
@@ -45,6 +46,12 @@ class CifarBenchCLI(LightningCLI):
     created) are refused up front with one clear line.
     """
 
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # LightningCLI reads the checkpoint's hyperparameters right after parsing: check it first.
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        self._check_checkpoint(config.get("ckpt_path"))
+
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         self._check_trainer_settings(config.trainer)
@@ -71,6 +78,17 @@ class CifarBenchCLI(LightningCLI):
                     f"cannot write logs under {save_dir}: {existing} is {'not a folder' if not existing.is_dir() else 'not writable'}; "
                     "choose another --trainer.logger.init_args.save_dir"
                 )
+
+    @staticmethod
+    def _check_checkpoint(ckpt_path: str | None) -> None:
+        """A checkpoint path must be a torch.save zip archive; 'last' and 'best' are Lightning's to resolve."""
+        if ckpt_path is None or ckpt_path in ("last", "best", "hpc", "registry"):
+            return
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
+        if not zipfile.is_zipfile(path):
+            raise CifarBenchError(f"checkpoint {ckpt_path} is truncated or not a checkpoint: pass another .ckpt file")
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:

@@ -180,6 +180,21 @@ class CifarClassifier(pl.LightningModule):
             )
         self.print(f"{type(self).__name__}: {self.weight_layers} weight layers, {trainable:,} of {total:,} parameters trained")
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse, with one clear message, a checkpoint written by another model or other settings."""
+        own = type(self).__name__
+        recorded = str(checkpoint.get("hyper_parameters", {}).get("_class_path", own)).rsplit(".", 1)[-1]
+        if recorded != own:
+            raise CifarBenchError(f"the checkpoint is of a {recorded} model, not {own}: use the config of the run that wrote it")
+        theirs = checkpoint.get("state_dict", {})
+        ours = self.state_dict()
+        differing = sorted(k for k in set(ours) | set(theirs) if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape)
+        if differing:
+            raise CifarBenchError(
+                f"the checkpoint does not fit this {own} (it differs at {', '.join(differing[:3])}): "
+                "use the model settings of the run that wrote it"
+            )
+
     # --- optimisation ------------------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams
