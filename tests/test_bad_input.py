@@ -1,0 +1,137 @@
+"""Every bad input through the command line: one `error:` line, exit code 2, no traceback, nothing damaged.
+
+One table: a case is an id, the command line (built from a prepared workspace) and a fragment the
+error line must contain. Adding a case is one line.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import snapshot, tiny_batches, write_archive, write_binary_version
+
+from cifar_bench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = str(REPO / "configs/base.yaml")
+
+
+def config(name: str) -> list[str]:
+    return ["--config", BASE, "--config", str(REPO / f"configs/{name}.yaml")]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """Good data, broken data of every kind, a real checkpoint and a few broken files, side by side."""
+    root = tmp_path_factory.mktemp("workspace")
+    write_binary_version(root / "data")
+    (root / "a_file").write_text("not a folder\n")
+    (root / "empty").mkdir()
+
+    truncated = write_binary_version(root / "truncated")
+    (truncated / "data_batch_2.bin").write_bytes((truncated / "data_batch_2.bin").read_bytes()[:-100])
+    corrupt = write_binary_version(root / "corrupt")
+    records = bytearray((corrupt / "test_batch.bin").read_bytes())
+    records[0] = 200  # a label byte no CIFAR-10 class has
+    (corrupt / "test_batch.bin").write_bytes(bytes(records))
+
+    (root / "html").mkdir()
+    (root / "html/cifar-10-binary.tar.gz").write_text("<html><body>404 Not Found</body></html>\n")
+    escaping = tarfile.TarInfo("../evil.txt")
+    escaping.size = 1
+    symlink = tarfile.TarInfo("cifar-10-batches-bin/link")
+    symlink.type, symlink.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    for name, info in {"escaping": escaping, "symlink": symlink}.items():
+        (root / name).mkdir()
+        archive = write_archive(write_binary_version(root / f"{name}-source"), root / name / "cifar-10-binary.tar")
+        with tarfile.open(archive, "a") as tar:
+            tar.addfile(info, io.BytesIO(b"x") if info.isfile() else None)
+
+    logs = root / "logs"
+    main(["fit", *config("mlp"), *data_args(root / "data"), "--trainer.max_epochs", "1", *log_args(logs)])
+    (root / "good.ckpt").write_bytes(next((logs / "mlp").glob("version_0/checkpoints/last.ckpt")).read_bytes())
+    (root / "truncated.ckpt").write_bytes((root / "good.ckpt").read_bytes()[:4096])
+    foreign = torch.load(root / "good.ckpt", map_location="cpu", weights_only=True)
+    foreign["hyper_parameters"]["_class_path"] = "someone_elses_project.models.Net"
+    torch.save(foreign, root / "foreign.ckpt")
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, root / "resnet.pth")
+    return root
+
+
+def data_args(folder: Path) -> list[str]:
+    return ["--data.data_dir", str(folder), "--data.download", "false", "--data.val_size", "20", "--data.batch_size", "16"]
+
+
+def log_args(logs: Path) -> list[str]:
+    return ["--trainer.logger.init_args.save_dir", str(logs), "--trainer.enable_progress_bar", "false"]
+
+
+def fit(ws: Path, model: str = "mlp", data: str = "data", *extra: str) -> list[str]:
+    return ["fit", *config(model), *data_args(ws / data), *log_args(ws / "new_logs"), "--trainer.max_epochs", "1", *extra]
+
+
+def vgg(ws: Path, *extra: str) -> list[str]:
+    return fit(ws, "vgg16_last2", "data", "--model.weights", "none", *extra)
+
+
+CASES = [
+    ("unknown model class", lambda ws: fit(ws, "mlp", "data", "--model", "NoSuchModel"), "NoSuchModel"),
+    ("unknown command", lambda ws: ["train", "mlp"], "unknown command 'train'"),
+    ("misspelled option", lambda ws: fit(ws, "mlp", "data", "--data.batchsize", "8"), "unrecognized arguments"),
+    ("misspelled key in a config file", lambda ws: fit(ws, "mlp", "data", "--config", str(ws / "typo.yaml")), "batchsize"),
+    ("missing config file", lambda ws: fit(ws, "mlp", "data", "--config", str(ws / "nope.yaml")), "nope.yaml"),
+    ("wrong type", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "abc"), "data.batch_size"),
+    ("zero epochs", lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "0"), "max_epochs must be at least 1"),
+    ("negative epochs", lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "-3"), "max_epochs must be at least 1"),
+    ("zero batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "0"), "batch sizes must be positive"),
+    ("negative batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "-4"), "batch sizes must be positive"),
+    ("zero learning rate", lambda ws: fit(ws, "mlp", "data", "--model.lr", "0"), "learning rate must be positive"),
+    ("negative learning rate", lambda ws: fit(ws, "cnn", "data", "--model.lr", "-0.1"), "learning rate must be positive"),
+    ("negative val_size", lambda ws: fit(ws, "mlp", "data", "--data.val_size", "-1"), "val_size must be 0 or more"),
+    ("val_size leaving no training data", lambda ws: fit(ws, "mlp", "data", "--data.val_size", "50000"), "leaves no training images"),
+    ("trainable_layers 0", lambda ws: vgg(ws, "--model.trainable_layers", "0"), "trainable_layers must be in 1..16"),
+    ("trainable_layers 17", lambda ws: vgg(ws, "--model.trainable_layers", "17"), "trainable_layers must be in 1..16"),
+    ("data dir is a file", lambda ws: fit(ws, "mlp", "a_file"), "is a file, not a folder"),
+    ("no data and download off", lambda ws: fit(ws, "mlp", "empty"), "download is off"),
+    ("truncated batch", lambda ws: fit(ws, "mlp", "truncated/cifar-10-batches-bin"), "data_batch_2.bin is truncated"),
+    ("label out of range", lambda ws: fit(ws, "mlp", "corrupt/cifar-10-batches-bin"), "label out of range"),
+    ("archive that is an HTML page", lambda ws: fit(ws, "mlp", "html"), "not a readable tar archive"),
+    ("archive member escaping the target", lambda ws: fit(ws, "mlp", "escaping"), "refusing to unpack"),
+    ("archive with a symlink member", lambda ws: fit(ws, "mlp", "symlink"), "refusing to unpack"),
+    ("checkpoint of another project's model", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "foreign.ckpt")], "someone_elses_project"),
+    ("truncated checkpoint", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "truncated.ckpt")], "truncated or not a checkpoint"),
+    ("missing checkpoint", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "missing.ckpt")], "does not exist"),
+    ("weights of another architecture", lambda ws: vgg(ws, "--model.weights", str(ws / "resnet.pth")), "not a torchvision VGG16 state dict"),
+    ("weights file that does not exist", lambda ws: vgg(ws, "--model.weights", str(ws / "nope.pth")), "neither 'imagenet', 'none' nor an existing file"),
+    ("log dir under a file", lambda ws: fit(ws, "mlp", "data", "--trainer.logger.init_args.save_dir", str(ws / "a_file/logs")), "cannot write logs"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_is_one_error_line_exit_code_2_and_damages_nothing(workspace, argv, fragment, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    (workspace / "typo.yaml").write_text("data:\n  batchsize: 8\n")
+    before = snapshot(workspace)
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv(workspace))
+
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    assert fragment in errors[0]
+    after = snapshot(workspace)
+    assert {key: after.get(key) for key in before} == before, "an existing file was changed or removed"
+
+
+def test_make_train_with_an_unknown_model_lists_the_valid_names():
+    result = subprocess.run(["make", "-s", "train", "MODEL=resnet"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "unknown MODEL 'resnet'" in result.stderr
+    for name in ("mlp", "cnn", "cnn_bn_do", "vgg16_last2", "vgg16_last3", "vgg16_last5"):
+        assert name in result.stderr
