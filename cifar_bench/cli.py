@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -136,6 +137,19 @@ def user_error_in(error: BaseException) -> CifarBenchError | None:
     return None
 
 
+def parser_error_line(error: ArgumentError) -> str:
+    """jsonargparse's message on one line; for a class that failed to validate, only its own reason
+    (not the list of every alternative type it tried)."""
+    text = str(error)
+    key = text.split(":", 1)[0] if text.startswith("Parser key") else ""
+    if "Does not validate against any of the Union subtypes" in text and "Errors:" in text:
+        listed = text.split("Errors:", 1)[1].split("Given value type:", 1)[0]
+        reasons = [r for r in re.split(r"\n\s*- ", "\n" + listed) if r.strip() and "Expected a <class 'NoneType'>" not in r]
+        if reasons:
+            return " ".join(f"{key}: {reasons[0]}".split())
+    return " ".join(text.split())
+
+
 def fail(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -153,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             run_lightning_cli(argv)
     except ArgumentError as error:
-        fail(f"{' '.join(str(error).split())} (see cifar-bench {command} --help)")
+        fail(f"{parser_error_line(error)} (see cifar-bench {command} --help)")
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
