@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import re
 import sys
 import zipfile
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except pickle.UnpicklingError as error:
+        reason = str(error).splitlines()[0]
+        fail(f"refused to load a checkpoint holding more than tensors and plain values ({reason}); load only files you trust")
     except Exception as error:
         cause = user_error_in(error)
         if cause is None:

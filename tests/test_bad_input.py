@@ -59,8 +59,16 @@ def workspace(tmp_path_factory) -> Path:
     foreign = torch.load(root / "good.ckpt", map_location="cpu", weights_only=True)
     foreign["hyper_parameters"]["_class_path"] = "someone_elses_project.models.Net"
     torch.save(foreign, root / "foreign.ckpt")
+    torch.save({**foreign, "payload": RunsCode()}, root / "malicious.ckpt")
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, root / "resnet.pth")
     return root
+
+
+class RunsCode:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path("PWNED"),))
 
 
 def data_args(folder: Path) -> list[str]:
@@ -104,6 +112,7 @@ CASES = [
     ("archive member escaping the target", lambda ws: fit(ws, "mlp", "escaping"), "refusing to unpack"),
     ("archive with a symlink member", lambda ws: fit(ws, "mlp", "symlink"), "refusing to unpack"),
     ("checkpoint of another project's model", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "foreign.ckpt")], "someone_elses_project"),
+    ("checkpoint that runs code when unpickled", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "malicious.ckpt")], "refused to load"),
     ("truncated checkpoint", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "truncated.ckpt")], "truncated or not a checkpoint"),
     ("missing checkpoint", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "missing.ckpt")], "does not exist"),
     ("weights of another architecture", lambda ws: vgg(ws, "--model.weights", str(ws / "resnet.pth")), "not a torchvision VGG16 state dict"),
@@ -127,6 +136,7 @@ def test_bad_input_is_one_error_line_exit_code_2_and_damages_nothing(workspace, 
     assert fragment in errors[0]
     after = snapshot(workspace)
     assert {key: after.get(key) for key in before} == before, "an existing file was changed or removed"
+    assert not (workspace / "PWNED").exists(), "a pickled payload ran"
 
 
 def test_make_train_with_an_unknown_model_lists_the_valid_names():
