@@ -329,3 +329,26 @@ def test_prediction_never_augments_even_for_a_model_trained_with_augmentation():
     fabric = Fabric(accelerator="cpu", devices=1, precision="32-true")
     for _ in range(2):
         torch.testing.assert_close(predict_logits(model, images, model.transform_profile, fabric, batch_size=16), expected)
+
+
+def test_a_vgg16_run_loads_without_its_pretrained_weights_source(tmp_path):
+    """The checkpoint holds every weight, so a weights file that is gone (or a download) is not needed."""
+    import pytorch_lightning as pl
+
+    from cifar_bench.models import VGG16Classifier
+    from cifar_bench.reports.evaluate import find_run, load_model
+
+    with torch.device("meta"):  # shapes only: initialising 134M parameters would take seconds
+        model = VGG16Classifier(trainable_layers=2, weights="none")
+    generator = torch.Generator().manual_seed(0)
+    state_dict = {key: torch.randn(value.shape, generator=generator) for key, value in model.state_dict().items()}
+    hyper_parameters = {**model.hparams, "weights": str(tmp_path / "deleted_vgg16_weights.pth")}
+    run = tmp_path / "vgg16_last2" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = {"state_dict": state_dict, "hyper_parameters": hyper_parameters, "epoch": 29, "global_step": 1, "pytorch-lightning_version": pl.__version__}
+    torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"class_path": "cifar_bench.models.VGG16Classifier"}}))
+    loaded, bookkeeping = load_model(find_run(run))
+    assert isinstance(loaded, VGG16Classifier) and bookkeeping["epoch"] == 29
+    assert all(torch.equal(loaded.state_dict()[key], value) for key, value in state_dict.items())
+    assert loaded.parameter_counts() == model.parameter_counts()

@@ -103,7 +103,7 @@ def load_model(run: Run) -> tuple[CifarClassifier, dict]:
     # The state dict carries every weight: pretrained sources (a download, a local file) are not needed.
     overrides = {"weights": "none"} if "weights" in inspect.signature(cls).parameters else {}
     try:
-        checkpoint = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(run.checkpoint, map_location="cpu", weights_only=True, mmap=True)  # tensors stay on disk
         model = cls.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True, **overrides)
     except (RuntimeError, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
