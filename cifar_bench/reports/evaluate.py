@@ -29,11 +29,10 @@ from rich.table import Table
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
-import cifar_bench.models  # noqa: F401  (the classes a run's config.yaml may name)
 from cifar_bench.data import CIFAR10DataModule, PROFILES, load_cifar10, prepare_batch
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.models import CifarClassifier
+from cifar_bench.models import CifarClassifier  # also puts the study's classes in sys.modules
 from cifar_bench.models.base import per_class_metrics, summary_metrics
 from cifar_bench.reports.figures import confusion_figure, curves_figure, prediction_grid_figure, save_figure
 from cifar_bench.reports.output import atomic_path, write_json, write_text
