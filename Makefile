@@ -6,9 +6,13 @@ STAMP := $(VENV)/.installed
 MODEL ?=
 ARGS ?=
 DATA ?= data
+CKPT ?=
+LOGS ?= lightning_logs
+SEEDS ?= 0
+VGG_WEIGHTS ?=
 MODELS := $(sort $(basename $(notdir $(filter-out configs/base.yaml,$(wildcard configs/*.yaml)))))
 
-.PHONY: help install train test analyze tensorboard clean
+.PHONY: help install train test analyze tensorboard clean evaluate compare study
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +36,17 @@ test: $(STAMP) ## run the test suite
 
 analyze: $(STAMP) ## describe the dataset: tables and a sample grid in reports/analysis
 	$(BIN)/cifar-bench analyze --data_dir $(DATA) $(ARGS)
+
+evaluate: $(STAMP) ## evaluate a run: make evaluate CKPT=lightning_logs/cnn/version_0/checkpoints/last.ckpt
+	@if [ -z "$(CKPT)" ]; then echo "error: pass CKPT=<run>/checkpoints/<file>.ckpt (or a run folder)" >&2; exit 2; fi
+	$(BIN)/cifar-bench evaluate --ckpt $(CKPT) $(ARGS)
+
+compare: $(STAMP) ## the results table over every evaluated run in lightning_logs/ [LOGS=dir]
+	$(BIN)/cifar-bench compare $(LOGS) $(ARGS)
+
+study: $(STAMP) ## train, evaluate and compare all models [SEEDS="0 1 2" MODEL=mlp VGG_WEIGHTS=f ARGS="--trainer.max_epochs 2"]
+	$(BIN)/cifar-bench study --save_dir $(LOGS) --data_dir $(DATA) --seeds $(SEEDS) $(if $(MODEL),--models $(MODEL)) \
+		$(if $(VGG_WEIGHTS),--vgg_weights $(VGG_WEIGHTS)) -- $(ARGS)
 
 tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 	$(BIN)/tensorboard --logdir lightning_logs

@@ -2,11 +2,15 @@
 
     cifar-bench fit --config configs/base.yaml --config configs/cnn.yaml --trainer.max_epochs 5
     cifar-bench analyze --data_dir data
+    cifar-bench evaluate --ckpt lightning_logs/cnn/version_0/checkpoints/last.ckpt
+    cifar-bench compare lightning_logs
+    cifar-bench study --seeds 0 1 2 -- --trainer.max_epochs 5
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import pickle
 import re
@@ -126,6 +130,22 @@ def run_analyze(argv: list[str]) -> None:
 
 
 EXTRA_COMMANDS = {"analyze": run_analyze}
+
+
+def report_command(module: str):
+    """A subcommand whose module (and its heavier imports) loads only when that subcommand runs."""
+
+    def run(argv: list[str]) -> None:
+        importlib.import_module(module).main(argv)
+
+    return run
+
+
+EXTRA_COMMANDS.update(
+    evaluate=report_command("cifar_bench.reports.evaluate"),
+    compare=report_command("cifar_bench.reports.compare"),
+    study=report_command("cifar_bench.reports.study"),
+)
 
 
 def user_error_in(error: BaseException) -> CifarBenchError | None:

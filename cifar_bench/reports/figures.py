@@ -9,7 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
+
+from cifar_bench.reports.output import atomic_path  # noqa: E402
 
 
 def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str], title: str = "Confusion matrix"):
@@ -53,11 +56,33 @@ def prediction_grid_figure(images: torch.Tensor, predictions: torch.Tensor, labe
     return image_grid_figure(images, titles, colors)
 
 
+def curves_figure(curves: dict[str, dict[str, list[float]]], title: str = ""):
+    """Loss and accuracy against epoch, train and validation side by side.
+
+    ``curves`` maps tags such as 'train/loss' or 'val/acc' to {'epoch': [...], 'value': [...]}.
+    """
+    figure, axes_pair = plt.subplots(1, 2, figsize=(11, 4))
+    for axes, metric, label in zip(axes_pair, ("loss", "acc"), ("loss", "accuracy")):
+        for split, name in (("train", "train"), ("val", "validation")):
+            points = curves.get(f"{split}/{metric}")
+            if points and points["epoch"]:
+                axes.plot(points["epoch"], points["value"], marker="o", markersize=3, label=name)
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 def save_figure(figure, path: Path) -> Path:
     """Write a PNG atomically (temporary name, then rename) and release the figure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, format="png", dpi=110)
-    plt.close(figure)
-    partial.replace(path)
+    try:
+        with atomic_path(path) as partial:
+            figure.savefig(partial, format="png", dpi=110)
+    finally:
+        plt.close(figure)
     return path

@@ -1,0 +1,202 @@
+"""``cifar-bench compare``: the study's "Results & Comparisons" table, built from evaluated runs.
+
+Reads every ``metrics.json`` that ``evaluate`` wrote under a folder, groups runs of one model (e.g.
+several seeds) into one row with mean ± std, marks models whose study run failed, and adds the
+Random classifier row, measured by guessing uniformly at random on the real labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torchmetrics.classification import MulticlassAccuracy
+
+from cifar_bench.data import load_cifar10
+from cifar_bench.data.sources import NUM_CLASSES
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.reports.evaluate import METRICS_FILE, format_duration
+from cifar_bench.reports.output import write_text
+
+RANDOM_MODEL = "Random classifier"
+FAILURE_GLOB = "failed-seed*.json"
+COLUMNS = (
+    "model",
+    "runs",
+    "failed",
+    "test_accuracy_mean",
+    "test_accuracy_std",
+    "train_accuracy_mean",
+    "train_accuracy_std",
+    "weight_layers",
+    "epochs_trained",
+    "trainable_params",
+    "total_params",
+    "training_time_s_mean",
+    "training_time_s_std",
+)
+HEADINGS = ("Model", "Runs", "Test accuracy", "Train accuracy", "Weight layers", "Epochs", "Trainable / total params", "Training time")
+
+
+def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
+    """Where ``study`` records that a model failed to train or evaluate for one seed."""
+    return save_dir / model / f"failed-seed{seed}.json"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise CifarBenchError(f"{path} is not readable JSON ({type(error).__name__}): run evaluate again, or delete it")
+    if not isinstance(content, dict):
+        raise CifarBenchError(f"{path} holds no JSON object: run evaluate again, or delete it")
+    return content
+
+
+def collect(directory: Path) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """Evaluated runs and recorded failures under ``directory``, each grouped by model name."""
+    runs: dict[str, list[dict]] = {}
+    failures: dict[str, list[dict]] = {}
+    for path in sorted(directory.rglob(METRICS_FILE)):
+        metrics = _read_json(path)
+        if not {"model", "splits"} <= metrics.keys():
+            raise CifarBenchError(f"{path} was not written by cifar-bench evaluate: run evaluate again, or delete it")
+        runs.setdefault(metrics["model"], []).append(metrics)
+    for path in sorted(directory.rglob(FAILURE_GLOB)):
+        failure = _read_json(path)
+        failures.setdefault(failure.get("model", path.parent.name), []).append(failure)
+    return runs, failures
+
+
+def random_accuracy(labels: torch.Tensor, seed: int = 0) -> float:
+    """Accuracy of a classifier that guesses one of the classes uniformly at random (seeded, reproducible)."""
+    guesses = torch.randint(0, NUM_CLASSES, labels.shape, generator=torch.Generator().manual_seed(seed))
+    return float(MulticlassAccuracy(NUM_CLASSES, average="micro")(guesses, labels))
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean, and the sample standard deviation when there are two values or more."""
+    tensor = torch.tensor(values, dtype=torch.float64)
+    return tensor.mean().item(), (tensor.std().item() if len(values) > 1 else None)
+
+
+def _distinct(values) -> int | str | None:
+    """A field that should agree across runs of one model: the value, or all values if they differ."""
+    unique = list(dict.fromkeys(values))
+    return unique[0] if len(unique) == 1 else " / ".join(str(value) for value in unique)
+
+
+def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
+    row = {"model": model, "runs": len(runs), "failed": len(failures)}
+    if not runs:
+        return row
+    for split in ("test", "train"):
+        row[f"{split}_accuracy_mean"], row[f"{split}_accuracy_std"] = mean_std([run["splits"][split]["accuracy"] for run in runs])
+    for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params"):
+        row[key] = _distinct(run[key] for run in runs)
+    times = [run["training_time_s"] for run in runs if run.get("training_time_s") is not None]
+    if times:
+        row["training_time_s_mean"], row["training_time_s_std"] = mean_std(times)
+    return row
+
+
+def random_row(data_dir: str | Path) -> dict:
+    try:
+        arrays = load_cifar10(data_dir, download=False)
+    except CifarBenchError as error:
+        raise CifarBenchError(f"the Random classifier row needs the CIFAR-10 labels (pass --data_dir): {error}")
+    return {
+        "model": RANDOM_MODEL,
+        "runs": 1,
+        "failed": 0,
+        "test_accuracy_mean": random_accuracy(arrays.test_labels),
+        "train_accuracy_mean": random_accuracy(arrays.train_labels),
+        "weight_layers": 0,
+        "epochs_trained": 0,
+        "trainable_params": 0,
+        "total_params": 0,
+    }
+
+
+def _accuracy_cell(row: dict, split: str) -> str:
+    mean = row.get(f"{split}_accuracy_mean")
+    if mean is None:
+        return "failed"
+    std = row.get(f"{split}_accuracy_std")
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def display_cells(row: dict) -> list[str]:
+    """One table row as text, the same for the terminal and the Markdown file."""
+    runs = str(row["runs"]) + (f" ({row['failed']} failed)" if row["failed"] else "")
+    params = "-" if row.get("trainable_params") is None else f"{row['trainable_params']:,} / {row['total_params']:,}"
+    time = row.get("training_time_s_mean")
+    time_cell = format_duration(time) + (f" ± {format_duration(row['training_time_s_std'])}" if row.get("training_time_s_std") else "")
+    return [
+        row["model"],
+        runs,
+        _accuracy_cell(row, "test"),
+        _accuracy_cell(row, "train"),
+        str(row.get("weight_layers", "-")),
+        str(row.get("epochs_trained", "-")),
+        params,
+        time_cell if time is not None else "-",
+    ]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "|".join(" --- " for _ in HEADINGS) + "|"]
+    lines += ["| " + " | ".join(display_cells(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({column: row.get(column, "") for column in COLUMNS} for row in rows)
+    return buffer.getvalue()
+
+
+def compare(directory: str | Path = "lightning_logs", data_dir: str | None = None, out: str | Path | None = None, console: Console | None = None) -> list[dict]:
+    """Build, print and write the comparison table; returns its rows (Random classifier first)."""
+    console = console or Console()
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        raise CifarBenchError(f"no folder {directory}: pass the folder that holds the runs (the logger's save_dir)")
+    runs, failures = collect(directory)
+    if not runs and not failures:
+        raise CifarBenchError(
+            f"no evaluated runs under {directory}: run `cifar-bench evaluate --ckpt <run>/checkpoints/last.ckpt` first"
+        )
+    if data_dir is None:
+        data_dir = next((group[0]["data_dir"] for group in runs.values() if group[0].get("data_dir")), "data")
+    rows = [random_row(data_dir)]
+    rows += [model_row(model, runs.get(model, []), failures.get(model, [])) for model in sorted(runs.keys() | failures.keys())]
+
+    table = Table(title=f"Results & comparisons ({directory})")
+    for heading in HEADINGS:
+        table.add_column(heading, justify="left" if heading == "Model" else "right")
+    for row in rows:
+        table.add_row(*display_cells(row))
+    console.print(table)
+    out = Path(out).expanduser() if out is not None else directory
+    write_text(out / "comparison.md", markdown_table(rows))
+    write_text(out / "comparison.csv", csv_table(rows))
+    console.print(f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}")
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="cifar-bench compare", description="Compare evaluated runs (the study's results table).")
+    parser.add_argument("dir", nargs="?", default="lightning_logs", help="folder searched for evaluated runs (default: lightning_logs)")
+    parser.add_argument("--data_dir", default=None, help="CIFAR-10 for the Random classifier row (default: the runs' data_dir)")
+    parser.add_argument("--out", default=None, help="where comparison.md and comparison.csv go (default: DIR)")
+    args = parser.parse_args(argv)
+    compare(args.dir, args.data_dir, args.out)

@@ -1,0 +1,356 @@
+"""``cifar-bench evaluate``: the study's "Result Calculations" notebook, for one trained run.
+
+Predicts all 50,000 training images (none held out, none augmented) and the test set, then prints and
+writes, into ``<run>/evaluation/``: accuracies, per-class accuracy lines in the study's form, a
+classification report per split in scikit-learn's layout, confusion matrices (PNG and CSV), a grid
+of sample predictions, the training curves read back from the run's TensorBoard events, the raw
+predictions, and ``metrics.json`` with every number, so that ``compare`` never parses text.
+Nothing else in the run folder is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import io
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from lightning_fabric import Fabric
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from rich.console import Console
+from rich.table import Table
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+
+from cifar_bench.data import CIFAR10DataModule, PROFILES, load_cifar10, prepare_batch
+from cifar_bench.data.sources import NUM_CLASSES
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models import CifarClassifier  # also puts the study's classes in sys.modules
+from cifar_bench.models.base import per_class_metrics, summary_metrics
+from cifar_bench.reports.figures import confusion_figure, curves_figure, prediction_grid_figure, save_figure
+from cifar_bench.reports.output import atomic_path, write_json, write_text
+
+EVALUATION_FOLDER = "evaluation"
+METRICS_FILE = "metrics.json"
+SPLITS = ("train", "test")
+CURVE_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc")
+SAMPLE_IMAGES = 32
+
+
+@dataclass(frozen=True)
+class Run:
+    """A training run as LightningCLI leaves it: ``version_N/`` with config.yaml, checkpoints/, events."""
+
+    folder: Path
+    checkpoint: Path
+    config: dict
+
+    @property
+    def model_name(self) -> str:
+        """The logger name the run was filed under (``<save_dir>/<name>/version_N``)."""
+        return self.folder.parent.name
+
+
+def find_run(ckpt: str | Path) -> Run:
+    """The run of a checkpoint file, or of a run folder (whose ``checkpoints/last.ckpt`` is then used)."""
+    path = Path(ckpt).expanduser()
+    if path.is_dir():
+        folder, checkpoint = path, path / "checkpoints" / "last.ckpt"
+        if not checkpoint.is_file():
+            raise CifarBenchError(f"run folder {path} has no checkpoints/last.ckpt: pass --ckpt a .ckpt file of a finished run")
+    elif path.is_file():
+        checkpoint = path
+        folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    else:
+        raise CifarBenchError(f"no checkpoint at {path}: pass --ckpt a .ckpt file or a run folder (version_N/)")
+    config_file = folder / "config.yaml"
+    if not config_file.is_file():
+        raise CifarBenchError(
+            f"no config.yaml in {folder}: evaluate needs the run folder LightningCLI wrote "
+            "(version_N/ holding config.yaml and checkpoints/)"
+        )
+    try:
+        config = yaml.safe_load(config_file.read_text())
+    except yaml.YAMLError as error:
+        raise CifarBenchError(f"{config_file} is not readable YAML ({type(error).__name__}): restore the run's config")
+    if not isinstance(config, dict):
+        raise CifarBenchError(f"{config_file} holds no configuration: restore the run's config")
+    return Run(folder.resolve(), checkpoint.resolve(), config)
+
+
+def model_class(run: Run) -> type[CifarClassifier]:
+    """The LightningModule class named by the run's config, among those already imported (no code is loaded)."""
+    class_path = (run.config.get("model") or {}).get("class_path")
+    module_name, _, name = str(class_path).rpartition(".")
+    candidate = getattr(sys.modules.get(module_name), name, None)
+    if not (isinstance(candidate, type) and issubclass(candidate, CifarClassifier)):
+        known = ", ".join(sorted(f"cifar_bench.models.{cls.__name__}" for cls in CifarClassifier.__subclasses__()))
+        raise CifarBenchError(f"{run.folder / 'config.yaml'} names an unknown model {class_path!r}: expected one of {known}")
+    return candidate
+
+
+def load_model(run: Run) -> tuple[CifarClassifier, dict]:
+    """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step)."""
+    cls = model_class(run)
+    # The state dict carries every weight: pretrained sources (a download, a local file) are not needed.
+    overrides = {"weights": "none"} if "weights" in inspect.signature(cls).parameters else {}
+    try:
+        checkpoint = torch.load(run.checkpoint, map_location="cpu", weights_only=True, mmap=True)  # tensors stay on disk
+        model = cls.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True, **overrides)
+    except (RuntimeError, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CifarBenchError(
+            f"{run.checkpoint} is not a checkpoint of {cls.__name__} ({reason}): pass a checkpoint of the run the config describes"
+        )
+    return model.eval(), {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
+
+
+def predict_logits(model: CifarClassifier, images: torch.Tensor, profile: str, fabric: Fabric, batch_size: int) -> torch.Tensor:
+    """Float32 logits of uint8 images, prepared as for validation (normalised, never augmented)."""
+    module = fabric.setup_module(model)
+    logits = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            batch = prepare_batch(fabric.to_device(images[start : start + batch_size]), PROFILES[profile], train=False)
+            logits.append(module(batch).float().cpu())
+    return torch.cat(logits)
+
+
+def report_metrics() -> MetricCollection:
+    """Everything in a classification report: the training-time metrics plus support-weighted averages."""
+    return MetricCollection(
+        {
+            **dict(summary_metrics().items()),
+            **dict(per_class_metrics().items()),
+            "class_recall": MulticlassRecall(NUM_CLASSES, average=None),
+            "precision_weighted": MulticlassPrecision(NUM_CLASSES, average="weighted"),
+            "recall_weighted": MulticlassRecall(NUM_CLASSES, average="weighted"),
+            "f1_weighted": MulticlassF1Score(NUM_CLASSES, average="weighted"),
+        }
+    )
+
+
+def split_metrics(predictions: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...]) -> dict:
+    """All numbers of one split, from torchmetrics; counts are read off the confusion matrix (rows: true class)."""
+    values = report_metrics()(predictions, labels)
+    confusion = values["confusion"]
+    correct, support = confusion.diagonal(), confusion.sum(dim=1)
+    per_class = {
+        name: {
+            "correct": int(correct[i]),
+            "support": int(support[i]),
+            "accuracy": float(values["class_acc"][i]),
+            "precision": float(values["class_precision"][i]),
+            "recall": float(values["class_recall"][i]),
+            "f1": float(values["class_f1"][i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "accuracy": float(values["acc"]),
+        "correct": int(correct.sum()),
+        "images": len(labels),
+        "per_class": per_class,
+        "macro_avg": {key: float(values[f"{key}_macro"]) for key in ("precision", "recall", "f1")},
+        "weighted_avg": {key: float(values[f"{key}_weighted"]) for key in ("precision", "recall", "f1")},
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def per_class_lines(split: str, metrics: dict) -> list[str]:
+    """The study's lines, e.g. ``Test accuracy of cat : 79.60% (796/1000)``."""
+    return [
+        f"{split.capitalize()} accuracy of {name} : {row['accuracy']:.2%} ({row['correct']}/{row['support']})"
+        for name, row in metrics["per_class"].items()
+    ]
+
+
+def classification_report(metrics: dict, digits: int = 2) -> str:
+    """scikit-learn's classification_report layout, filled with the numbers of ``split_metrics``."""
+    width = max(len(name) for name in (*metrics["per_class"], "weighted avg"))
+    row = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+    report = ("{:>{width}s} " + " {:>9}" * 4).format("", "precision", "recall", "f1-score", "support", width=width) + "\n\n"
+    for name, values in metrics["per_class"].items():
+        report += row.format(name, values["precision"], values["recall"], values["f1"], values["support"], width=width, digits=digits)
+    report += "\n"
+    accuracy_row = "{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f}" + " {:>9}\n"
+    report += accuracy_row.format("accuracy", "", "", metrics["accuracy"], metrics["images"], width=width, digits=digits)
+    for heading, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
+        values = metrics[key]
+        report += row.format(heading, values["precision"], values["recall"], values["f1"], metrics["images"], width=width, digits=digits)
+    return report
+
+
+def read_history(folder: Path) -> tuple[dict[str, dict[str, list[float]]], float | None]:
+    """Per-epoch curves from the run's TensorBoard event files, and the training time they span.
+
+    Lightning logs an ``epoch`` scalar at the same step as every epoch-level metric, which maps steps
+    to (1-based) epochs. A resumed run adds an event file per session; training time is the sum of
+    each session's span, so the pause between sessions does not count.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points: dict[str, dict[int, float]] = {tag: {} for tag in CURVE_TAGS}
+    epoch_at: dict[int, int] = {}
+    seconds = 0.0
+    files = sorted(folder.glob("events.out.tfevents.*"))
+    for file in files:
+        events = EventAccumulator(str(file), size_guidance={"scalars": 0})
+        events.Reload()
+        tags = events.Tags()["scalars"]
+        wall_times = [event.wall_time for tag in tags for event in events.Scalars(tag)]
+        if wall_times:
+            seconds += max(wall_times) - min(wall_times)
+        if "epoch" in tags:
+            epoch_at.update({event.step: int(event.value) + 1 for event in events.Scalars("epoch")})
+        for tag in CURVE_TAGS:
+            if tag in tags:
+                points[tag].update({event.step: event.value for event in events.Scalars(tag)})
+    curves = {}
+    for tag, values in points.items():
+        steps = [step for step in sorted(values) if step in epoch_at]
+        curves[tag] = {"epoch": [epoch_at[step] for step in steps], "value": [values[step] for step in steps]}
+    return curves, (seconds if files else None)
+
+
+def write_confusion_csv(path: Path, confusion: list[list[int]], class_names: tuple[str, ...]) -> Path:
+    """Rows are true classes, columns predicted ones; the header and first column name them."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *class_names])
+    writer.writerows([name, *row] for name, row in zip(class_names, confusion))
+    return write_text(path, buffer.getvalue())
+
+
+def write_predictions(path: Path, labels: dict[str, torch.Tensor], predictions: dict[str, torch.Tensor]) -> Path:
+    """Raw labels and predictions per split (``<split>_labels``, ``<split>_predictions``) for further analysis."""
+    arrays = {}
+    for split in SPLITS:
+        arrays[f"{split}_labels"] = labels[split].numpy().astype(np.uint8)
+        arrays[f"{split}_predictions"] = predictions[split].numpy().astype(np.uint8)
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return path
+
+
+def evaluate(
+    ckpt: str | Path,
+    data_dir: str | None = None,
+    download: bool | None = None,
+    batch_size: int = 1000,
+    out: str | Path | None = None,
+    accelerator: str = "auto",
+    precision: str | None = None,
+    console: Console | None = None,
+) -> dict:
+    """Evaluate a run's checkpoint and write the reports; returns the content of metrics.json."""
+    console = console or Console()
+    if batch_size < 1:
+        raise CifarBenchError(f"batch_size must be positive (got {batch_size})")
+    run = find_run(ckpt)
+    model, checkpoint = load_model(run)
+    data = {**CIFAR10DataModule().hparams, **(run.config.get("data") or {})}
+    data_dir = data_dir if data_dir is not None else data["data_dir"]
+    arrays = load_cifar10(data_dir, data["download"] if download is None else download)
+    profile = data.get("profile") or model.transform_profile
+    precision = precision or (run.config.get("trainer") or {}).get("precision") or "32-true"
+    try:
+        fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
+    except (ValueError, RuntimeError, MisconfigurationException) as error:
+        raise CifarBenchError(f"cannot run on accelerator {accelerator!r} with precision {precision!r}: {error}")
+
+    labels = {"train": arrays.train_labels, "test": arrays.test_labels}
+    images = {"train": arrays.train_images, "test": arrays.test_images}
+    predictions = {split: predict_logits(model, images[split], profile, fabric, batch_size).argmax(dim=1) for split in SPLITS}
+    splits = {split: split_metrics(predictions[split], labels[split], arrays.class_names) for split in SPLITS}
+    curves, training_time = read_history(run.folder)
+    trainable, total = model.parameter_counts()
+    trained_epochs = curves["train/loss"]["epoch"]
+    metrics = {
+        "model": run.model_name,
+        "model_class": run.config["model"]["class_path"],
+        "run": str(run.folder),
+        "checkpoint": str(run.checkpoint),
+        "checkpoint_epoch": None if checkpoint["epoch"] is None else checkpoint["epoch"] + 1,
+        "checkpoint_global_step": checkpoint["global_step"],
+        "seed": run.config.get("seed_everything"),
+        "precision": precision,
+        "transform_profile": profile,
+        "data_dir": str(Path(data_dir).expanduser().resolve()),
+        "weight_layers": model.weight_layers,
+        "trainable_params": trainable,
+        "total_params": total,
+        "epochs_trained": max(trained_epochs) if trained_epochs else None,
+        "training_time_s": training_time,
+        "class_names": list(arrays.class_names),
+        "splits": splits,
+        "curves": curves,
+    }
+    write_outputs(Path(out) if out is not None else run.folder / EVALUATION_FOLDER, metrics, images, labels, predictions, console)
+    return metrics
+
+
+def write_outputs(out: Path, metrics: dict, images, labels, predictions, console: Console) -> None:
+    class_names = tuple(metrics["class_names"])
+    text = []
+    for split in SPLITS:
+        values = metrics["splits"][split]
+        report = classification_report(values)
+        write_text(out / f"classification_report_{split}.txt", report)
+        confusion = values["confusion_matrix"]
+        write_confusion_csv(out / f"confusion_{split}.csv", confusion, class_names)
+        title = f"{metrics['model']}: {split} confusion matrix"
+        save_figure(confusion_figure(torch.tensor(confusion), class_names, title), out / f"confusion_{split}.png")
+        text += [f"{split.capitalize()} accuracy: {values['accuracy']:.4f} ({values['correct']}/{values['images']})", ""]
+        text += per_class_lines(split, values) + ["", f"[{split.capitalize()}]:", report]
+    sample = slice(0, SAMPLE_IMAGES)
+    grid = prediction_grid_figure(images["test"][sample], predictions["test"][sample], labels["test"][sample], class_names)
+    save_figure(grid, out / "sample_predictions.png")
+    if metrics["epochs_trained"] is not None:
+        save_figure(curves_figure(metrics["curves"], f"{metrics['model']}: training curves"), out / "curves.png")
+    else:
+        text.append(f"No epoch-level training curves in the event files of {metrics['run']}: curves.png not drawn.")
+    write_predictions(out / "predictions.npz", labels, predictions)
+    write_text(out / "summary.txt", "\n".join(text) + "\n")
+    write_json(out / METRICS_FILE, metrics)
+
+    table = Table(title=f"{metrics['model']}: {Path(metrics['checkpoint']).name} of {Path(metrics['run']).name}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for split in SPLITS:
+        table.add_row(f"{split} accuracy", f"{metrics['splits'][split]['accuracy']:.4f}")
+    table.add_row("weight layers", str(metrics["weight_layers"]))
+    table.add_row("trainable / total params", f"{metrics['trainable_params']:,} / {metrics['total_params']:,}")
+    table.add_row("epochs trained", str(metrics["epochs_trained"]))
+    table.add_row("training time", format_duration(metrics["training_time_s"]))
+    console.print(table)
+    console.print("\n".join(text), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Reports written to {out}")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="cifar-bench evaluate", description="Evaluate a trained run (the study's result calculations).")
+    parser.add_argument("--ckpt", required=True, help="a .ckpt file of a run, or a run folder (version_N/) to use its last.ckpt")
+    parser.add_argument("--data_dir", default=None, help="folder holding CIFAR-10 (default: the run's data.data_dir)")
+    parser.add_argument("--download", action=argparse.BooleanOptionalAction, default=None, help="default: the run's data.download")
+    parser.add_argument("--batch_size", type=int, default=1000, help="images per forward pass")
+    parser.add_argument("--out", default=None, help=f"output folder (default: <run>/{EVALUATION_FOLDER})")
+    parser.add_argument("--accelerator", default="auto", help="cpu, gpu, ... (default: auto)")
+    parser.add_argument("--precision", default=None, help="e.g. 32-true, bf16-mixed (default: the run's trainer.precision)")
+    args = parser.parse_args(argv)
+    evaluate(args.ckpt, args.data_dir, args.download, args.batch_size, args.out, args.accelerator, args.precision)

@@ -1,0 +1,127 @@
+"""`cifar-bench study` and `compare`: seeds aggregated, failures reported, a measured random baseline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cifar_bench.cli import main
+from cifar_bench.data import load_cifar10
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.reports.compare import RANDOM_MODEL, compare, random_accuracy
+from cifar_bench.reports.study import study
+from conftest import write_python_version
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY_FIT = ["--trainer.max_epochs", "1", "--data.val_size", "20", "--data.eval_batch_size", "64", "--data.download", "false"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_python_version(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory) -> Path:
+    """The real base and mlp configs, plus 'broken': a model config whose training cannot start."""
+    folder = tmp_path_factory.mktemp("configs")
+    for name in ("base.yaml", "mlp.yaml"):
+        shutil.copy(CONFIGS / name, folder / name)
+    broken = {"model": {"class_path": "cifar_bench.models.NoSuchClassifier"}, "trainer": {"logger": {"init_args": {"name": "broken"}}}}
+    (folder / "broken.yaml").write_text(yaml.safe_dump(broken))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def studied(tmp_path_factory, tiny_data, configs) -> dict:
+    """The study over mlp and broken with two seeds, one epoch each on the tiny copy."""
+    logs = tmp_path_factory.mktemp("logs")
+    rows = study(["broken", "mlp"], [0, 1], configs, logs, str(tiny_data), fit_args=TINY_FIT)
+    return {"logs": logs, "rows": {row["model"]: row for row in rows}}
+
+
+def evaluated_runs(logs: Path, model: str) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted((logs / model).glob("version_*/evaluation/metrics.json"))]
+
+
+def test_study_trains_and_evaluates_each_model_once_per_seed(studied):
+    runs = evaluated_runs(studied["logs"], "mlp")
+    assert sorted(run["seed"] for run in runs) == [0, 1]
+    assert all(run["epochs_trained"] == 1 for run in runs)
+
+
+def test_runs_of_one_model_become_one_row_with_mean_std_and_count(studied):
+    runs = evaluated_runs(studied["logs"], "mlp")
+    row = studied["rows"]["mlp"]
+    assert (row["runs"], row["failed"]) == (2, 0)
+    for split in ("test", "train"):
+        accuracies = np.array([run["splits"][split]["accuracy"] for run in runs])
+        assert row[f"{split}_accuracy_mean"] == pytest.approx(accuracies.mean())
+        assert row[f"{split}_accuracy_std"] == pytest.approx(accuracies.std(ddof=1))
+    assert (row["weight_layers"], row["epochs_trained"], row["trainable_params"]) == (3, 1, runs[0]["trainable_params"])
+    markdown = (studied["logs"] / "comparison.md").read_text()
+    mlp_line = next(line for line in markdown.splitlines() if line.startswith("| mlp |"))
+    assert f"{row['test_accuracy_mean']:.4f} ± {row['test_accuracy_std']:.4f}" in mlp_line
+    assert "| mlp | 2 |" in mlp_line
+
+
+def test_a_model_that_fails_to_train_is_listed_as_failed_without_stopping_the_others(studied):
+    row = studied["rows"]["broken"]
+    assert (row["runs"], row["failed"]) == (0, 2)
+    markers = sorted((studied["logs"] / "broken").glob("failed-seed*.json"))
+    assert [json.loads(path.read_text())["stage"] for path in markers] == ["fit", "fit"]
+    markdown = (studied["logs"] / "comparison.md").read_text()
+    assert "| broken | 0 (2 failed) | failed | failed |" in markdown
+    assert studied["rows"]["mlp"]["runs"] == 2  # trained after broken failed
+
+
+def test_random_classifier_row_is_measured_on_the_real_labels(studied, tiny_data):
+    row = studied["rows"][RANDOM_MODEL]
+    arrays = load_cifar10(tiny_data, download=False)
+    assert row["test_accuracy_mean"] == random_accuracy(arrays.test_labels)
+    assert row["train_accuracy_mean"] == random_accuracy(arrays.train_labels)
+    assert (row["weight_layers"], row["epochs_trained"]) == (0, 0)
+
+
+def test_random_guessing_is_reproducible_and_near_one_in_ten():
+    labels = torch.arange(20_000) % 10
+    accuracy = random_accuracy(labels)
+    assert accuracy == random_accuracy(labels)
+    assert 0.09 < accuracy < 0.11
+
+
+def test_comparison_csv_holds_every_row_with_numbers(studied):
+    with open(studied["logs"] / "comparison.csv", newline="") as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    assert list(rows) == [RANDOM_MODEL, "broken", "mlp"]
+    assert float(rows["mlp"]["test_accuracy_mean"]) == pytest.approx(studied["rows"]["mlp"]["test_accuracy_mean"])
+    assert float(rows["mlp"]["test_accuracy_std"]) == pytest.approx(studied["rows"]["mlp"]["test_accuracy_std"])
+    assert (rows["mlp"]["runs"], rows["broken"]["failed"], rows["broken"]["test_accuracy_mean"]) == ("2", "2", "")
+
+
+def test_compare_needs_the_data_for_the_random_row_and_says_so(studied, tmp_path):
+    with pytest.raises(CifarBenchError, match="Random classifier row needs the CIFAR-10 labels"):
+        compare(studied["logs"], data_dir=str(tmp_path), out=tmp_path)
+
+
+def test_compare_on_a_folder_without_evaluated_runs_is_one_error_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(tmp_path)])
+    assert exit_info.value.code == 2
+    error_output = capsys.readouterr().err.strip().splitlines()
+    assert len(error_output) == 1 and error_output[0].startswith("error: no evaluated runs under")
+
+
+def test_study_refuses_an_unknown_model_before_training_anything(configs, tmp_path):
+    with pytest.raises(CifarBenchError, match="unknown model resnet"):
+        study(["mlp", "resnet"], [0], configs, tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,354 @@
+"""`cifar-bench evaluate`: every reported number checked against the raw predictions, recomputed here."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cifar_bench.cli import main
+from cifar_bench.data.sources import CLASS_NAMES
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models import MLPClassifier
+from cifar_bench.reports.evaluate import classification_report, evaluate
+from conftest import tiny_batches, write_python_version
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY_FIT = ("--data.val_size", "20", "--data.eval_batch_size", "64", "--data.download", "false", "--trainer.enable_model_summary", "false")
+TRAIN_IMAGES, TEST_IMAGES = 200, 40  # the tiny copy: 5 batches of 40, and a test batch of 40
+CLASS_SIZES = (1, 2, 3, 4, 5, 6, 7, 5, 4, 3)  # images per class in each batch: support-weighted and macro averages differ
+
+
+def imbalanced_batches() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The tiny batches relabelled with unequal class sizes."""
+    rng = np.random.default_rng(1)
+    return [(images, rng.permutation(np.repeat(np.arange(10), CLASS_SIZES))) for images, _ in tiny_batches()]
+
+
+def fit_tiny(data_dir: Path, logs: Path, model: str = "mlp", *extra: str) -> Path:
+    """Train a model on the tiny copy through the CLI; returns its run folder."""
+    main(
+        ["fit", "--config", str(CONFIGS / "base.yaml"), "--config", str(CONFIGS / f"{model}.yaml")]
+        + ["--data.data_dir", str(data_dir), "--trainer.logger.init_args.save_dir", str(logs), *TINY_FIT, *extra]
+    )
+    (run,) = (logs / model).glob("version_*")
+    return run
+
+
+def snapshot(folder: Path, skip: str = "evaluation") -> dict[str, tuple[str, int]]:
+    """Content hash and modification time of every file outside ``skip``."""
+    return {
+        str(path.relative_to(folder)): (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and skip not in path.relative_to(folder).parts
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_python_version(root, imbalanced_batches())
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_data) -> Path:
+    """An MLP trained 2 epochs in full precision, so that this file can recompute its predictions exactly."""
+    return fit_tiny(tiny_data, tmp_path_factory.mktemp("logs"), "mlp", "--trainer.max_epochs", "2", "--trainer.precision", "32-true")
+
+
+@pytest.fixture(scope="module")
+def evaluated(run) -> dict:
+    """Evaluate through the CLI twice, recording the run folder before, between and after."""
+    before = snapshot(run)
+    main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--batch_size", "64"])
+    outputs = {path.name: path.stat().st_mtime_ns for path in (run / "evaluation").iterdir()}
+    main(["evaluate", "--ckpt", str(run), "--batch_size", "64"])
+    return {"before": before, "after": snapshot(run), "first_outputs": outputs}
+
+
+@pytest.fixture(scope="module")
+def metrics(run, evaluated) -> dict:
+    return json.loads((run / "evaluation" / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def raw(run, evaluated) -> dict[str, np.ndarray]:
+    with np.load(run / "evaluation" / "predictions.npz", allow_pickle=False) as content:
+        return {key: content[key].astype(np.int64) for key in content.files}
+
+
+def independent_report(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    """Confusion matrix, per-class counts and precision/recall/F1 in plain numpy (0 where undefined)."""
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    tp = np.diag(confusion).astype(float)
+    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros(10), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(10), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(10), where=precision + recall > 0)
+    return {
+        "confusion": confusion,
+        "correct": np.diag(confusion),
+        "support": support,
+        "accuracy": tp.sum() / len(labels),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "macro": {"precision": precision.mean(), "recall": recall.mean(), "f1": f1.mean()},
+        "weighted": {name: (values * support).sum() / support.sum() for name, values in (("precision", precision), ("recall", recall), ("f1", f1))},
+    }
+
+
+def test_predictions_cover_all_training_images_not_only_the_training_split_and_the_test_set(run, raw):
+    """val_size held 20 images out of training; evaluation still predicts all 200, unaugmented."""
+    model = MLPClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    batches = imbalanced_batches()  # what the data fixture wrote: five training batches, then the test batch
+    for split, chosen in (("train", batches[:-1]), ("test", batches[-1:])):
+        pixels = torch.from_numpy(np.concatenate([images for images, _ in chosen])).view(-1, 3, 32, 32)
+        with torch.no_grad():
+            expected = model(pixels.float() / 255).argmax(dim=1).numpy()  # the MLP's plain profile
+        np.testing.assert_array_equal(raw[f"{split}_labels"], np.concatenate([labels for _, labels in chosen]))
+        np.testing.assert_array_equal(raw[f"{split}_predictions"], expected)
+    assert (len(raw["train_labels"]), len(raw["test_labels"])) == (TRAIN_IMAGES, TEST_IMAGES)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_accuracy_and_per_class_counts_equal_those_of_the_raw_predictions(metrics, raw, split):
+    expected = independent_report(raw[f"{split}_labels"], raw[f"{split}_predictions"])
+    reported = metrics["splits"][split]
+    assert reported["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
+    assert reported["images"] == len(raw[f"{split}_labels"])
+    assert reported["correct"] == expected["correct"].sum()
+    for index, name in enumerate(CLASS_NAMES):
+        row = reported["per_class"][name]
+        assert (row["correct"], row["support"]) == (expected["correct"][index], expected["support"][index])
+        assert row["accuracy"] == pytest.approx(expected["correct"][index] / expected["support"][index], abs=1e-6)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_per_class_lines_are_in_the_study_form(run, raw, split):
+    expected = independent_report(raw[f"{split}_labels"], raw[f"{split}_predictions"])
+    lines = [
+        f"{split.capitalize()} accuracy of {name} : {100 * correct / support:.2f}% ({correct}/{support})"
+        for name, correct, support in zip(CLASS_NAMES, expected["correct"], expected["support"])
+    ]
+    summary = (run / "evaluation" / "summary.txt").read_text().splitlines()
+    start = summary.index(lines[0])
+    assert summary[start : start + 10] == lines
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_precision_recall_f1_and_their_averages_equal_an_independent_computation(metrics, raw, split):
+    expected = independent_report(raw[f"{split}_labels"], raw[f"{split}_predictions"])
+    reported = metrics["splits"][split]
+    for index, name in enumerate(CLASS_NAMES):
+        for key in ("precision", "recall", "f1"):
+            assert reported["per_class"][name][key] == pytest.approx(expected[key][index], abs=1e-6), (name, key)
+    for average in ("macro", "weighted"):
+        for key in ("precision", "recall", "f1"):
+            assert reported[f"{average}_avg"][key] == pytest.approx(expected[average][key], abs=1e-6), (average, key)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_classification_report_file_rounds_the_independent_numbers(run, raw, split):
+    expected = independent_report(raw[f"{split}_labels"], raw[f"{split}_predictions"])
+    rows = {}
+    for line in (run / "evaluation" / f"classification_report_{split}.txt").read_text().splitlines()[2:]:
+        if line.strip():
+            words = line.split()
+            numbers = 2 if words[0] == "accuracy" else 4
+            rows[" ".join(words[:-numbers])] = [float(word) for word in words[-numbers:]]
+    assert list(rows)[:10] == list(CLASS_NAMES)
+    for index, name in enumerate(CLASS_NAMES):
+        reported = rows[name]
+        assert reported[:3] == pytest.approx([expected[key][index] for key in ("precision", "recall", "f1")], abs=0.005 + 1e-9)
+        assert reported[3] == expected["support"][index]
+    assert rows["accuracy"] == pytest.approx([expected["accuracy"], len(raw[f"{split}_labels"])], abs=0.005 + 1e-9)
+    for heading, average in (("macro avg", "macro"), ("weighted avg", "weighted")):
+        assert rows[heading][:3] == pytest.approx([expected[average][key] for key in ("precision", "recall", "f1")], abs=0.005 + 1e-9)
+
+
+def test_classification_report_reproduces_scikit_learns_documented_example():
+    """scikit-learn's docs: y_true [0, 1, 2, 2, 2], y_pred [0, 0, 2, 2, 1]; the numbers are theirs."""
+    per_class = {
+        "class 0": {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1},
+        "class 1": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1},
+        "class 2": {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3},
+    }
+    metrics = {
+        "per_class": per_class,
+        "accuracy": 0.6,
+        "images": 5,
+        "macro_avg": {"precision": 0.5, "recall": 5 / 9, "f1": 22 / 45},
+        "weighted_avg": {"precision": 0.7, "recall": 0.6, "f1": 46 / 75},
+    }
+    assert classification_report(metrics) == (
+        "              precision    recall  f1-score   support\n"
+        "\n"
+        "     class 0       0.50      1.00      0.67         1\n"
+        "     class 1       0.00      0.00      0.00         1\n"
+        "     class 2       1.00      0.67      0.80         3\n"
+        "\n"
+        "    accuracy                           0.60         5\n"
+        "   macro avg       0.50      0.56      0.49         5\n"
+        "weighted avg       0.70      0.60      0.61         5\n"
+    )
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_confusion_matrices_are_written_as_csv_with_class_names(run, metrics, raw, split):
+    expected = independent_report(raw[f"{split}_labels"], raw[f"{split}_predictions"])["confusion"]
+    with open(run / "evaluation" / f"confusion_{split}.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["true \\ predicted", *CLASS_NAMES]
+    assert [row[0] for row in rows[1:]] == list(CLASS_NAMES)
+    np.testing.assert_array_equal(np.array([row[1:] for row in rows[1:]], dtype=np.int64), expected)
+    np.testing.assert_array_equal(np.array(metrics["splits"][split]["confusion_matrix"]), expected)
+
+
+@pytest.mark.parametrize("name", ["confusion_train.png", "confusion_test.png", "sample_predictions.png", "curves.png"])
+def test_figures_are_valid_png_images(run, evaluated, name):
+    with Image.open(run / "evaluation" / name) as image:
+        image.verify()
+        assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_curves_are_the_per_epoch_scalars_of_the_run_event_files(run, metrics):
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    epoch_at = {event.step: int(event.value) + 1 for event in events.Scalars("epoch")}
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc"):
+        logged = events.Scalars(tag)
+        assert metrics["curves"][tag]["epoch"] == [epoch_at[event.step] for event in logged] == [1, 2]
+        assert metrics["curves"][tag]["value"] == pytest.approx([event.value for event in logged])
+    wall_times = [event.wall_time for tag in events.Tags()["scalars"] for event in events.Scalars(tag)]
+    assert metrics["epochs_trained"] == 2
+    assert 0 < metrics["training_time_s"] == pytest.approx(max(wall_times) - min(wall_times))
+
+
+def test_metrics_json_describes_the_model_and_the_run(run, metrics):
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    parameters = 3072 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
+    assert metrics["model"] == "mlp" and metrics["model_class"] == "cifar_bench.models.MLPClassifier"
+    assert (metrics["weight_layers"], metrics["trainable_params"], metrics["total_params"]) == (3, parameters, parameters)
+    assert metrics["checkpoint"] == str((run / "checkpoints" / "last.ckpt").resolve())
+    assert metrics["checkpoint_epoch"] == checkpoint["epoch"] + 1
+    assert (metrics["seed"], metrics["precision"], metrics["transform_profile"]) == (0, "32-true", "plain")
+    assert metrics["class_names"] == list(CLASS_NAMES)
+
+
+def test_evaluation_leaves_the_run_untouched_and_a_rerun_rewrites_only_its_own_outputs(run, evaluated):
+    assert evaluated["after"] == evaluated["before"]
+    outputs = {path.name: path.stat().st_mtime_ns for path in (run / "evaluation").iterdir()}
+    assert outputs.keys() == evaluated["first_outputs"].keys()
+    assert not [name for name in outputs if name.endswith(".partial")]
+    assert all(outputs[name] >= evaluated["first_outputs"][name] for name in outputs)
+
+
+def test_evaluate_defaults_to_the_data_dir_the_run_was_trained_on(metrics, tiny_data):
+    assert metrics["data_dir"] == str(tiny_data.resolve())
+
+
+@pytest.fixture
+def run_copy(run, tmp_path) -> Path:
+    """A disposable copy of the trained run (logger layout kept: <save_dir>/mlp/version_0)."""
+    return Path(shutil.copytree(run, tmp_path / "mlp" / "version_0", ignore=shutil.ignore_patterns("evaluation")))
+
+
+def set_model_class(run: Path, class_path: str) -> None:
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"]["class_path"] = class_path
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_a_run_without_a_checkpoint_is_a_clear_error(run_copy):
+    shutil.rmtree(run_copy / "checkpoints")
+    with pytest.raises(CifarBenchError, match="has no checkpoints/last.ckpt"):
+        evaluate(run_copy)
+    with pytest.raises(CifarBenchError, match="no checkpoint at"):
+        evaluate(run_copy / "checkpoints" / "last.ckpt")
+
+
+def test_a_checkpoint_without_the_run_config_is_a_clear_error(run_copy):
+    (run_copy / "config.yaml").unlink()
+    with pytest.raises(CifarBenchError, match="no config.yaml"):
+        evaluate(run_copy)
+
+
+def test_a_config_naming_an_unknown_model_is_a_clear_error(run_copy):
+    set_model_class(run_copy, "cifar_bench.models.ResNet50Classifier")
+    with pytest.raises(CifarBenchError, match="unknown model 'cifar_bench.models.ResNet50Classifier'"):
+        evaluate(run_copy)
+
+
+def test_a_checkpoint_of_another_model_is_a_clear_error(run_copy):
+    set_model_class(run_copy, "cifar_bench.models.CNNClassifier")
+    with pytest.raises(CifarBenchError, match="is not a checkpoint of CNNClassifier"):
+        evaluate(run_copy)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(run_copy):
+    (run_copy / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CifarBenchError, match="is not a checkpoint of MLPClassifier"):
+        evaluate(run_copy)
+
+
+def test_the_command_line_reports_a_missing_checkpoint_as_one_error_line(run_copy, capsys):
+    shutil.rmtree(run_copy / "checkpoints")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--ckpt", str(run_copy)])
+    assert exit_info.value.code == 2
+    error_output = capsys.readouterr().err.strip().splitlines()
+    assert len(error_output) == 1 and error_output[0].startswith("error: ")
+
+
+def test_prediction_never_augments_even_for_a_model_trained_with_augmentation():
+    """A CNN's profile flips and rotates training images; evaluation only normalises them."""
+    from lightning_fabric import Fabric
+
+    from cifar_bench.data.augment import CIFAR10_MEAN, CIFAR10_STD
+    from cifar_bench.models import CNNClassifier
+    from cifar_bench.reports.evaluate import predict_logits
+
+    torch.manual_seed(0)
+    model = CNNClassifier(widths=(4, 8, 8), hidden=(16, 16)).eval()
+    images = torch.from_numpy(tiny_batches()[0][0]).view(-1, 3, 32, 32)
+    mean, std = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1), torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = model((images.float() / 255 - mean) / std)
+    fabric = Fabric(accelerator="cpu", devices=1, precision="32-true")
+    for _ in range(2):
+        torch.testing.assert_close(predict_logits(model, images, model.transform_profile, fabric, batch_size=16), expected)
+
+
+def test_a_vgg16_run_loads_without_its_pretrained_weights_source(tmp_path):
+    """The checkpoint holds every weight, so a weights file that is gone (or a download) is not needed."""
+    import pytorch_lightning as pl
+
+    from cifar_bench.models import VGG16Classifier
+    from cifar_bench.reports.evaluate import find_run, load_model
+
+    with torch.device("meta"):  # shapes only: initialising 134M parameters would take seconds
+        model = VGG16Classifier(trainable_layers=2, weights="none")
+    generator = torch.Generator().manual_seed(0)
+    state_dict = {key: torch.randn(value.shape, generator=generator) for key, value in model.state_dict().items()}
+    hyper_parameters = {**model.hparams, "weights": str(tmp_path / "deleted_vgg16_weights.pth")}
+    run = tmp_path / "vgg16_last2" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = {"state_dict": state_dict, "hyper_parameters": hyper_parameters, "epoch": 29, "global_step": 1, "pytorch-lightning_version": pl.__version__}
+    torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"class_path": "cifar_bench.models.VGG16Classifier"}}))
+    loaded, bookkeeping = load_model(find_run(run))
+    assert isinstance(loaded, VGG16Classifier) and bookkeeping["epoch"] == 29
+    assert all(torch.equal(loaded.state_dict()[key], value) for key, value in state_dict.items())
+    assert loaded.parameter_counts() == model.parameter_counts()
