@@ -49,9 +49,9 @@ class CifarBenchCLI(LightningCLI):
             args["version"] = latest_version_with_last_checkpoint(Path(args["save_dir"]), args.get("name") or "lightning_logs")
 
 
-def run_lightning_cli(argv: list[str] | None) -> None:
-    """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell."""
-    CifarBenchCLI(
+def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
+    """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell; returns the finished CLI."""
+    return CifarBenchCLI(
         CifarClassifier,
         CIFAR10DataModule,
         subclass_mode_model=True,
@@ -75,6 +75,17 @@ def run_analyze(argv: list[str]) -> None:
 EXTRA_COMMANDS = {"analyze": run_analyze}
 
 
+def user_error(error: BaseException | None) -> CifarBenchError | None:
+    """The CifarBenchError behind an exception, if any.
+
+    jsonargparse re-raises what a model's or DataModule's ``__init__`` raises as a ValueError (chained
+    ``from`` the original), so a bad ``--model.*`` value would otherwise end in a traceback.
+    """
+    while error is not None and not isinstance(error, CifarBenchError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
 def main(argv: list[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else argv
     command = words[0] if words else None
@@ -83,8 +94,11 @@ def main(argv: list[str] | None = None) -> None:
             EXTRA_COMMANDS[command](words[1:])
         else:
             run_lightning_cli(argv)
-    except CifarBenchError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except Exception as error:
+        cause = user_error(error)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
