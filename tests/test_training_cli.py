@@ -157,6 +157,16 @@ def test_tensorboard_holds_the_epoch_scalars_and_the_validation_figures(trained)
         assert image.encoded_image_string.startswith(b"\x89PNG") and image.width > 100
 
 
+def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(data_dir, tmp_path):
+    # A learning rate too small to change any prediction: val/acc ties with epoch 0 from then on.
+    frozen = ["--model.lr", "1e-12", "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2"]
+    run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, *frozen))
+    checkpoints = tmp_path / "mlp" / "version_0" / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["epoch000-val_acc0.1000.ckpt", "last.ckpt"]
+    checkpoint = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (2, 6)
+
+
 # --- resume ----------------------------------------------------------------------------------------------
 
 
