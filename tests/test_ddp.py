@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import write_binary_version
+from conftest import PER_BATCH, write_binary_version
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cifar_bench.cli import run_lightning_cli
 from cifar_bench.data import prepare_batch
 
 ROOT = Path(__file__).resolve().parents[1]
-VAL_IMAGES, TRAIN_IMAGES, BATCH = 20, 5 * 40 - 20, 8
+VAL_IMAGES, BATCH = 20, 8
+TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES
 
 
 def arguments(subcommand: str, data_dir: Path, logs: Path, *extra: str) -> list[str]:
@@ -51,11 +52,12 @@ def ddp_run(tmp_path_factory) -> tuple[Path, Path]:
         "--trainer.devices", "2",
         "--trainer.strategy", "ddp",
         "--trainer.max_epochs", "1",
-        "--trainer.num_sanity_val_steps", "0",
     )  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     # Its own session, so that a hang can be ended for both ranks at once (rank 1 is rank 0's child).
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = process.communicate(timeout=180)
     except subprocess.TimeoutExpired:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import write_binary_version
+from conftest import PER_BATCH, write_binary_version
 from pytorch_lightning import Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
@@ -31,7 +31,8 @@ QUICK = {
     "vgg16_last3": ["--model.weights", "none", "--data.batch_size", "4", "--model.cache_features", "true"],
     "vgg16_last5": ["--model.weights", "none", "--data.batch_size", "4"],
 }
-TRAIN_IMAGES = 5 * 40 - 20  # tiny copy: five batches of 40 images, 20 held out for validation
+VAL_IMAGES, BATCH = 20, 8
+TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES  # the tiny copy's five training batches, less validation
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -57,9 +58,9 @@ def arguments(subcommand: str, model: str, data_dir: Path, logs: Path, *extra: s
         "--config", str(CONFIGS / f"{model}.yaml"),
         "--data.data_dir", str(data_dir),
         "--data.download", "false",
-        "--data.val_size", "20",
-        "--data.batch_size", "8",
-        "--data.eval_batch_size", "8",
+        "--data.val_size", str(VAL_IMAGES),
+        "--data.batch_size", str(BATCH),
+        "--data.eval_batch_size", str(BATCH),
         "--trainer.logger.init_args.save_dir", str(logs),
         "--trainer.default_root_dir", str(logs),
         *extra,
@@ -112,7 +113,7 @@ def test_command_line_overrides_land_in_the_saved_hyperparameters(trained):
     _, run = trained
     saved = yaml.safe_load((run / "hparams.yaml").read_text())
     assert (saved["lr"], saved["batch_size"]) == (0.123, 16)
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["hyper_parameters"]["lr"] == 0.123
     assert checkpoint["datamodule_hyper_parameters"]["batch_size"] == 16
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -137,8 +138,8 @@ def test_a_reloaded_checkpoint_predicts_the_same_class_probabilities(trained):
     path = run / "checkpoints" / "last.ckpt"
     restored = MLPClassifier.load_from_checkpoint(path, weights_only=True)
     after = predictions(restored, CIFAR10DataModule.load_from_checkpoint(path))
-    assert before.shape == (40, 10)
-    assert torch.allclose(before.sum(dim=1), torch.ones(40))
+    assert before.shape == (PER_BATCH, 10)  # the test batch
+    assert torch.allclose(before.sum(dim=1), torch.ones(PER_BATCH))
     assert torch.equal(before, after)
 
 
@@ -159,24 +160,26 @@ def test_tensorboard_holds_the_epoch_scalars_and_the_validation_figures(trained)
 
 def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(data_dir, tmp_path):
     # A learning rate too small to change any prediction: val/acc ties with epoch 0 from then on.
-    frozen = ["--model.lr", "1e-12", "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2"]
+    epochs, steps = 3, 2
+    frozen = ["--model.lr", "1e-12", "--trainer.max_epochs", str(epochs), "--trainer.limit_train_batches", str(steps)]
     run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, *frozen))
     checkpoints = tmp_path / "mlp" / "version_0" / "checkpoints"
-    assert sorted(path.name for path in checkpoints.iterdir()) == ["epoch000-val_acc0.1000.ckpt", "last.ckpt"]
-    checkpoint = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
-    assert (checkpoint["epoch"], checkpoint["global_step"]) == (2, 6)
+    best, last = sorted(path.name for path in checkpoints.iterdir())
+    assert best.startswith("epoch000-val_acc") and last == "last.ckpt"
+    checkpoint = torch.load(checkpoints / last, map_location="cpu", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (epochs - 1, epochs * steps)
 
 
 # --- resume ----------------------------------------------------------------------------------------------
 
 
 def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(data_dir, tmp_path):
-    steps_per_epoch = -(-TRAIN_IMAGES // 8)
+    steps_per_epoch = -(-TRAIN_IMAGES // BATCH)
     run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "1"))
     resumed = run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
     assert [path.name for path in (tmp_path / "mlp").iterdir()] == ["version_0"]
     run = tmp_path / "mlp" / "version_0"
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 2 * steps_per_epoch)
     assert resumed.trainer.global_step == 2 * steps_per_epoch
     # Each epoch is logged once: the resumed run trained epoch 1 only, after epoch 0 of the first run.
