@@ -106,9 +106,9 @@ class CifarBenchCLI(LightningCLI):
             args["version"] = latest_version_with_last_checkpoint(Path(args["save_dir"]), args.get("name") or "lightning_logs")
 
 
-def run_lightning_cli(argv: list[str] | None) -> None:
-    """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell."""
-    CifarBenchCLI(
+def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
+    """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell; returns the finished CLI."""
+    return CifarBenchCLI(
         CifarClassifier,
         CIFAR10DataModule,
         subclass_mode_model=True,

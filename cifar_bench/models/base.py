@@ -18,7 +18,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from cifar_bench.data.augment import PROFILES, prepare_batch
+from cifar_bench.data.augment import prepare_batch
 from cifar_bench.data.sources import CLASS_NAMES, NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 
@@ -110,7 +110,10 @@ class CifarClassifier(pl.LightningModule):
         predictions = logits.argmax(dim=1)
         self.summaries[f"{stage}_set"].update(predictions, labels)
         self.per_class[f"{stage}_set"].update(predictions, labels)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=len(labels))
+        # sync_dist: under DDP the epoch loss is averaged over every rank's images, as the metrics are.
+        self.log(
+            f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=len(labels), sync_dist=True
+        )
         self.log_dict(
             {f"{stage}/{name}": metric for name, metric in self.summaries[f"{stage}_set"].items()},
             on_step=False,
@@ -135,11 +138,17 @@ class CifarClassifier(pl.LightningModule):
 
     # --- per-class metrics, figures ----------------------------------------------------------------
     def _log_per_class(self, stage: str) -> torch.Tensor:
+        if self.trainer.world_size > 1:
+            # Reducing the epoch's logged values across ranks is a collective. Rank 0's progress bar has
+            # already done it before this hook (the bar exists on rank 0 only): do it on every rank now,
+            # or rank 0 would wait in the gather below while the others wait in that reduction.
+            _ = self.trainer.callback_metrics
         values = self.per_class[f"{stage}_set"].compute()
         self.per_class[f"{stage}_set"].reset()
+        # compute() has already gathered every rank's counts: sync_dist averages identical values.
         for metric in ("class_acc", "class_precision", "class_f1"):
             for name, value in zip(self.class_names, values[metric]):
-                self.log(f"{stage}/{metric}/{name}", value, sync_dist=False)
+                self.log(f"{stage}/{metric}/{name}", value, sync_dist=True)
         return values["confusion"]
 
     def on_train_epoch_end(self) -> None:
@@ -166,7 +175,7 @@ class CifarClassifier(pl.LightningModule):
             images, labels = datamodule.split("val")
             images, labels = images[:32], labels[:32]
             with torch.no_grad():
-                inputs = prepare_batch(images.to(self.device), PROFILES[self.transform_profile], train=False)
+                inputs = prepare_batch(images.to(self.device), datamodule.transform_profile, train=False)
                 predictions = self(inputs).argmax(dim=1).cpu()
             figure = prediction_grid_figure(images, predictions, labels, self.class_names)
             logger.experiment.add_figure("val/sample_predictions", figure, step)

@@ -1,0 +1,96 @@
+"""Scale-out: two-process DDP on the CPU (gloo) shards the batches and reduces the metrics across ranks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import PER_BATCH, write_binary_version
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cifar_bench.cli import run_lightning_cli
+from cifar_bench.data import prepare_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+VAL_IMAGES, BATCH = 20, 8
+TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES
+
+
+def arguments(subcommand: str, data_dir: Path, logs: Path, *extra: str) -> list[str]:
+    return [
+        subcommand,
+        "--config", str(ROOT / "configs" / "base.yaml"),
+        "--config", str(ROOT / "configs" / "mlp.yaml"),
+        "--data.data_dir", str(data_dir),
+        "--data.download", "false",
+        "--data.val_size", str(VAL_IMAGES),
+        "--data.batch_size", str(BATCH),
+        "--data.eval_batch_size", "4",
+        "--trainer.precision", "32-true",
+        "--trainer.logger.init_args.save_dir", str(logs),
+        "--trainer.default_root_dir", str(logs),
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> tuple[Path, Path]:
+    """One epoch of the MLP on two CPU processes; Lightning's launcher re-runs this command for rank 1."""
+    root = tmp_path_factory.mktemp("ddp")
+    data_dir = root / "data"
+    data_dir.mkdir()
+    write_binary_version(data_dir)
+    command = [sys.executable, "-m", "cifar_bench"] + arguments(
+        "fit", data_dir, root / "logs",
+        "--trainer.accelerator", "cpu",
+        "--trainer.devices", "2",
+        "--trainer.strategy", "ddp",
+        "--trainer.max_epochs", "1",
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    # Its own session, so that a hang can be ended for both ranks at once (rank 1 is rank 0's child).
+    process = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output, _ = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"two-process DDP did not finish in 180 s (a collective that not every rank joined?):\n{output[-3000:]}")
+    assert process.returncode == 0, output[-3000:]
+    return data_dir, root / "logs" / "mlp" / "version_0"
+
+
+def test_each_rank_trains_on_half_of_the_batches(ddp_run):
+    _, run = ddp_run
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    single_process_steps = -(-TRAIN_IMAGES // BATCH)
+    assert checkpoint["global_step"] == -(-(TRAIN_IMAGES // 2) // BATCH) < single_process_steps
+
+
+def test_validation_metrics_are_reduced_over_the_whole_split_not_one_ranks_half(ddp_run, tmp_path, monkeypatch):
+    data_dir, run = ddp_run
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"] if tag.startswith("val/")}
+
+    monkeypatch.setattr("sys.argv", ["cifar-bench"])
+    single = run_lightning_cli(arguments("validate", data_dir, tmp_path, "--ckpt_path", str(run / "checkpoints" / "last.ckpt")))
+    whole_split = {tag: float(value) for tag, value in single.trainer.callback_metrics.items() if tag.startswith("val/")}
+    assert len(logged) > 30 and set(logged) == set(whole_split)
+    for tag, value in whole_split.items():
+        assert logged[tag] == pytest.approx(value, rel=1e-5, abs=1e-6), tag
+
+    # Rank 0 alone (every other validation image) would have logged something else.
+    images, labels = single.datamodule.split("val")
+    with torch.no_grad():
+        logits = single.model.eval()(prepare_batch(images[0::2], single.datamodule.transform_profile, train=False))
+    rank0_loss = F.cross_entropy(logits, labels[0::2]).item()
+    assert rank0_loss != pytest.approx(whole_split["val/loss"], rel=1e-3)

@@ -1,0 +1,223 @@
+"""Training through the real command line (LightningCLI) on a tiny CIFAR-10 copy.
+
+Every config trains, validates and tests; one short shared run is then inspected for what a user
+relies on: saved hyperparameters, checkpoints that reload to the same predictions, TensorBoard
+scalars and figures. Resuming gets its own run, since it appends to one.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import PER_BATCH, write_binary_version
+from pytorch_lightning import Trainer
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.models import VGG16_Weights
+
+from cifar_bench.cli import main, run_lightning_cli
+from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
+from cifar_bench.models import MLPClassifier
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+MODELS = sorted(path.stem for path in CONFIGS.glob("*.yaml") if path.stem != "base")
+WEIGHT_LAYERS = {"mlp": 3, "cnn": 9, "cnn_bn_do": 9, "vgg16_last2": 16, "vgg16_last3": 16, "vgg16_last5": 16}
+# VGG16 builds 138M parameters: random weights (no download), tiny batches; one variant uses the cache.
+QUICK = {
+    "vgg16_last2": ["--model.weights", "none", "--data.batch_size", "4"],
+    "vgg16_last3": ["--model.weights", "none", "--data.batch_size", "4", "--model.cache_features", "true"],
+    "vgg16_last5": ["--model.weights", "none", "--data.batch_size", "4"],
+}
+VAL_IMAGES, BATCH = 20, 8
+TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES  # the tiny copy's five training batches, less validation
+
+
+@pytest.fixture(autouse=True, scope="module")
+def bare_sys_argv():
+    """LightningCLI warns when both ``args`` and sys.argv (here pytest's own arguments) are present."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", ["cifar-bench"])
+        yield
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cifar")
+    write_binary_version(folder)
+    return folder
+
+
+def arguments(subcommand: str, model: str, data_dir: Path, logs: Path, *extra: str) -> list[str]:
+    """A command line as a user would type it, with data and every file the run writes under tmp."""
+    return [
+        subcommand,
+        "--config", str(CONFIGS / "base.yaml"),
+        "--config", str(CONFIGS / f"{model}.yaml"),
+        "--data.data_dir", str(data_dir),
+        "--data.download", "false",
+        "--data.val_size", str(VAL_IMAGES),
+        "--data.batch_size", str(BATCH),
+        "--data.eval_batch_size", str(BATCH),
+        "--trainer.logger.init_args.save_dir", str(logs),
+        "--trainer.default_root_dir", str(logs),
+        *extra,
+    ]  # fmt: skip
+
+
+def scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
+# --- every config, one batch -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_config_fits_validates_and_tests_one_batch(model, data_dir, tmp_path):
+    quick = QUICK.get(model, [])
+    fit = run_lightning_cli(arguments("fit", model, data_dir, tmp_path, "--trainer.fast_dev_run", "1", *quick))
+    assert fit.model.weight_layers == WEIGHT_LAYERS[model]
+    assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= set(fit.trainer.callback_metrics)
+    for stage in ("validate", "test"):
+        cli = run_lightning_cli(arguments(stage, model, data_dir, tmp_path, "--trainer.fast_dev_run", "1", *quick))
+        prefix = "val" if stage == "validate" else "test"
+        assert {f"{prefix}/acc", f"{prefix}/f1_macro", f"{prefix}/class_acc/cat"} <= set(cli.trainer.callback_metrics)
+    # A dry run writes no checkpoint (Lightning 2.6 would put last.ckpt in default_root_dir with save_last).
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_vgg_configs_set_the_studys_trainable_layers():
+    for n in (2, 3, 5):
+        config = yaml.safe_load((CONFIGS / f"vgg16_last{n}.yaml").read_text())
+        assert config["model"]["init_args"]["trainable_layers"] == n
+
+
+# --- one short run, inspected --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    """One epoch of the MLP with a learning rate and batch size given on the command line."""
+    logs = tmp_path_factory.mktemp("logs")
+    cli = run_lightning_cli(
+        arguments("fit", "mlp", data_dir, logs, "--trainer.max_epochs", "1", "--model.lr", "0.123", "--data.batch_size", "16")
+    )
+    return cli, logs / "mlp" / "version_0"
+
+
+def test_command_line_overrides_land_in_the_saved_hyperparameters(trained):
+    _, run = trained
+    saved = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert (saved["lr"], saved["batch_size"]) == (0.123, 16)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["lr"] == 0.123
+    assert checkpoint["datamodule_hyper_parameters"]["batch_size"] == 16
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert (config["model"]["init_args"]["lr"], config["data"]["batch_size"]) == (0.123, 16)
+
+
+def test_checkpoints_keep_the_best_epoch_and_the_last_one(trained):
+    _, run = trained
+    names = sorted(path.name for path in (run / "checkpoints").iterdir())
+    assert names[-1] == "last.ckpt" and names[0].startswith("epoch000-val_acc")
+    assert len(names) == 2
+
+
+def predictions(model, datamodule) -> torch.Tensor:
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    return torch.cat(trainer.predict(model, datamodule=datamodule))
+
+
+def test_a_reloaded_checkpoint_predicts_the_same_class_probabilities(trained):
+    cli, run = trained
+    before = predictions(cli.model, cli.datamodule)
+    path = run / "checkpoints" / "last.ckpt"
+    restored = MLPClassifier.load_from_checkpoint(path, weights_only=True)
+    after = predictions(restored, CIFAR10DataModule.load_from_checkpoint(path))
+    assert before.shape == (PER_BATCH, 10)  # the test batch
+    assert torch.allclose(before.sum(dim=1), torch.ones(PER_BATCH))
+    assert torch.equal(before, after)
+
+
+def test_tensorboard_holds_the_epoch_scalars_and_the_validation_figures(trained):
+    _, run = trained
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    expected = {"train/loss", "train/acc", "val/loss", "val/acc", "val/f1_macro", "val/precision_macro"}
+    expected |= {f"val/class_acc/{name}" for name in CLASS_NAMES} | {"model/trainable_params", "model/weight_layers"}
+    assert expected <= set(tags["scalars"])
+    assert any(tag.startswith("lr-") for tag in tags["scalars"])
+    assert [event.value for event in events.Scalars("model/trainable_params")] == [1_707_274]
+    for figure in ("val/confusion_matrix", "val/sample_predictions"):
+        (image,) = events.Images(figure)  # one validation epoch, sanity check not drawn
+        assert image.encoded_image_string.startswith(b"\x89PNG") and image.width > 100
+
+
+def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(data_dir, tmp_path):
+    # A learning rate too small to change any prediction: val/acc ties with epoch 0 from then on.
+    epochs, steps = 3, 2
+    frozen = ["--model.lr", "1e-12", "--trainer.max_epochs", str(epochs), "--trainer.limit_train_batches", str(steps)]
+    run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, *frozen))
+    checkpoints = tmp_path / "mlp" / "version_0" / "checkpoints"
+    best, last = sorted(path.name for path in checkpoints.iterdir())
+    assert best.startswith("epoch000-val_acc") and last == "last.ckpt"
+    checkpoint = torch.load(checkpoints / last, map_location="cpu", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (epochs - 1, epochs * steps)
+
+
+# --- resume ----------------------------------------------------------------------------------------------
+
+
+def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(data_dir, tmp_path):
+    steps_per_epoch = -(-TRAIN_IMAGES // BATCH)
+    run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "1"))
+    resumed = run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
+    assert [path.name for path in (tmp_path / "mlp").iterdir()] == ["version_0"]
+    run = tmp_path / "mlp" / "version_0"
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 2 * steps_per_epoch)
+    assert resumed.trainer.global_step == 2 * steps_per_epoch
+    # Each epoch is logged once: the resumed run trained epoch 1 only, after epoch 0 of the first run.
+    first, second = sorted(run.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
+    assert [value for _, value in scalars(first, "epoch")][-1] == 0
+    assert {value for _, value in scalars(second, "epoch")} == {1}
+    assert [step for step, _ in scalars(run, "train/loss")] == [steps_per_epoch - 1, 2 * steps_per_epoch - 1]
+
+
+# --- errors a user can make ---------------------------------------------------------------------------
+
+
+def test_imagenet_weights_offline_end_in_a_one_line_error(data_dir, tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(VGG16_Weights, "get_state_dict", offline)
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments("fit", "vgg16_last2", data_dir, tmp_path, "--trainer.fast_dev_run", "1"))
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "error: could not fetch torchvision's VGG16 ImageNet weights" in error
+    assert "Traceback" not in error
+
+
+def test_an_invalid_model_option_ends_in_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "base.yaml"), "--config", str(CONFIGS / "mlp.yaml"), "--model.lr", "-1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: learning rate must be positive (got -1.0)"
+
+
+def test_print_config_shows_the_merged_configuration(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "base.yaml"), "--config", str(CONFIGS / "cnn_bn_do.yaml"), "--model.lr", "0.3", "--print_config"])
+    assert exit_info.value.code == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["class_path"] == "cifar_bench.models.CNNClassifier"
+    assert config["model"]["init_args"]["batch_norm"] is True
+    assert config["model"]["init_args"]["lr"] == 0.3
+    assert config["trainer"]["logger"]["init_args"]["name"] == "cnn_bn_do"

@@ -1,0 +1,235 @@
+"""VGG16Classifier: which layers train, the frozen-feature cache, and where its weights come from."""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.models import VGG16_Weights, resnet18
+
+from cifar_bench.data.augment import PROFILES, prepare_batch
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models import VGG16Classifier
+from cifar_bench.networks import VGG16, load_vgg16_weights
+
+SHARED_WEIGHTS = Path("/work/shared/weights/vgg16_features_imagenet1k_v1.pth")
+FC_LAYERS = ["fc6", "fc7", "fc8"]
+
+
+def parameter_names(*prefixes: str) -> set[str]:
+    return {f"net.{prefix}.{kind}" for prefix in prefixes for kind in ("weight", "bias")}
+
+
+# conv5_2 and conv5_3 are features.26 and features.28; fc6, fc7, fc8 are classifier.0, .3 and .6.
+TRAINED = {
+    2: parameter_names("classifier.3", "classifier.6"),
+    3: parameter_names("classifier.0", "classifier.3", "classifier.6"),
+    5: parameter_names("features.26", "features.28", "classifier.0", "classifier.3", "classifier.6"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(TRAINED), ids=lambda n: f"last{n}")
+def vgg(request) -> VGG16Classifier:
+    """One model per study variant, random weights, constant schedule so no Trainer is needed."""
+    return VGG16Classifier(trainable_layers=request.param, weights="none", lr_schedule="constant")
+
+
+def test_only_the_last_n_weight_layers_are_trainable(vgg):
+    trainable = {name for name, p in vgg.named_parameters() if p.requires_grad}
+    assert trainable == TRAINED[vgg.hparams.trainable_layers]
+    counted, total = vgg.parameter_counts()
+    assert counted == sum(p.numel() for name, p in vgg.named_parameters() if name in trainable)
+    assert total == sum(p.numel() for p in vgg.parameters())
+
+
+def test_frozen_parameters_are_left_out_of_the_optimizer(vgg):
+    optimizer = vgg.configure_optimizers()
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    names = {name for name, p in vgg.named_parameters() if id(p) in optimised}
+    assert names == TRAINED[vgg.hparams.trainable_layers]
+
+
+def test_a_backward_pass_gives_gradients_to_trained_layers_only(vgg):
+    vgg.zero_grad(set_to_none=True)
+    vgg.train()
+    logits = vgg(torch.randn(2, 3, 32, 32))
+    F.cross_entropy(logits, torch.tensor([1, 7])).backward()
+    with_grad = {name for name, p in vgg.named_parameters() if p.grad is not None}
+    assert with_grad == TRAINED[vgg.hparams.trainable_layers]
+    vgg.zero_grad(set_to_none=True)
+
+
+def test_frozen_prefix_stays_in_eval_mode_while_the_dropout_before_trained_layers_trains(vgg):
+    vgg.train()
+    prefix, tail = vgg.net.layers[: vgg.prefix_end], vgg.net.layers[vgg.prefix_end :]
+    assert not any(layer.training for layer in prefix)
+    dropouts = [layer for layer in tail if isinstance(layer, torch.nn.Dropout)]
+    assert dropouts and all(layer.training for layer in dropouts)
+
+
+def test_trainable_layers_outside_one_to_sixteen_is_a_clear_error():
+    with pytest.raises(CifarBenchError, match="trainable_layers must be in 1..16"):
+        VGG16Classifier(trainable_layers=0, weights="none")
+
+
+# --- frozen-feature cache --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trainable_layers", [2, 5])
+def test_cached_features_give_the_same_logits_as_the_whole_network(trainable_layers):
+    torch.manual_seed(0)
+    model = VGG16Classifier(trainable_layers=trainable_layers, weights="none", cache_features=True).eval()
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    indices = torch.tensor([4, 1, 3])
+    labels = torch.zeros(3, dtype=torch.long)
+    inputs = prepare_batch(images[indices], PROFILES[model.transform_profile], train=False)
+    cache = model.encode(images, with_mirrors=True)
+    assert cache.shape[:2] == (2, 6)
+    with torch.no_grad():
+        uncached, mirrored = model(inputs), model(inputs.flip(-1))
+        model.feature_cache = {"val": cache[:1]}
+        assert torch.allclose(model.logits((inputs, labels, indices), "val"), uncached, atol=1e-4)
+        model.feature_cache = {"val": cache[1:]}
+        assert torch.allclose(model.logits((inputs, labels, indices), "val"), mirrored, atol=1e-4)
+        model.feature_cache = {"train": cache}
+        # Training draws the original or the mirrored view for each image independently.
+        for row, logits in enumerate(model.logits((inputs, labels, indices), "train")):
+            assert torch.allclose(logits, uncached[row], atol=1e-4) or torch.allclose(logits, mirrored[row], atol=1e-4)
+        assert not torch.allclose(uncached, mirrored, atol=1e-4)
+
+
+def test_without_a_cache_logits_run_the_whole_network():
+    model = VGG16Classifier(trainable_layers=3, weights="none", cache_features=True).eval()
+    inputs = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.logits((inputs, torch.zeros(2), torch.arange(2)), "test"), model(inputs))
+
+
+def test_caching_needs_a_frozen_convolution():
+    with pytest.raises(CifarBenchError, match="cache_features needs at least one frozen conv layer"):
+        VGG16Classifier(trainable_layers=16, weights="none", cache_features=True)
+
+
+# --- weights ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference() -> VGG16:
+    """A VGG16 with recognisable (seeded) weights whose state dict the files below are cut from."""
+    torch.manual_seed(1)
+    return VGG16()
+
+
+@pytest.fixture(scope="module")
+def target() -> VGG16:
+    return VGG16()
+
+
+def same_layer(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+
+
+def test_a_full_state_dict_makes_every_layer_pretrained(reference, target, tmp_path):
+    path = tmp_path / "vgg16_full.pth"
+    torch.save(reference.state_dict(), path)
+    pretrained, random = load_vgg16_weights(target, str(path))
+    assert (len(pretrained), random) == (16, [])
+    assert all(same_layer(a, b) for (_, a), (_, b) in zip(reference.weight_layers(), target.weight_layers()))
+
+
+def test_an_imagenet_head_is_replaced_by_a_random_ten_way_fc8(reference, target, tmp_path):
+    state = reference.state_dict()
+    state["classifier.6.weight"], state["classifier.6.bias"] = torch.zeros(1000, 4096), torch.zeros(1000)
+    path = tmp_path / "vgg16_imagenet_head.pth"
+    torch.save(state, path)
+    pretrained, random = load_vgg16_weights(target, str(path))
+    assert random == ["fc8"] and len(pretrained) == 15
+    assert target.classifier[6].weight.shape == (10, 4096)
+
+
+def partial_weights(reference: VGG16, folder: Path) -> Path:
+    """The shared conv-only ImageNet file when this machine has it, else the same cut of ``reference``."""
+    if SHARED_WEIGHTS.is_file():
+        return SHARED_WEIGHTS
+    path = folder / "vgg16_features.pth"
+    torch.save({k: v for k, v in reference.state_dict().items() if k.startswith("features.")}, path)
+    return path
+
+
+def test_a_conv_only_file_loads_thirteen_layers_and_reports_fc6_to_fc8_as_random(reference, tmp_path, caplog):
+    path = partial_weights(reference, tmp_path)
+    expected = torch.load(path, weights_only=True)
+    with caplog.at_level(logging.INFO):
+        model = VGG16Classifier(trainable_layers=3, weights=str(path))
+    assert model.random_layers == FC_LAYERS
+    assert model.pretrained_layers == [f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)]
+    assert torch.equal(model.net.features[28].weight, expected["features.28.weight"])
+    assert "random init fc6, fc7, fc8" in caplog.text
+
+
+def resnet_file(folder: Path) -> Path:
+    path = folder / "resnet18.pth"
+    torch.save(resnet18(weights=None).state_dict(), path)
+    return path
+
+
+def mismatched_file(folder: Path) -> Path:
+    path = folder / "vgg16_wrong_shape.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 1, 3, 3), "features.0.bias": torch.zeros(64)}, path)
+    return path
+
+
+def non_tensor_file(folder: Path) -> Path:
+    path = folder / "not_tensors.pth"
+    torch.save({"features.0.weight": [1.0, 2.0]}, path)
+    return path
+
+
+class Payload:
+    """An arbitrary pickled object: weights_only loading must refuse to build it."""
+
+
+def pickled_object_file(folder: Path) -> Path:
+    path = folder / "object.pth"
+    torch.save(Payload(), path)
+    return path
+
+
+def garbage_file(folder: Path) -> Path:
+    path = folder / "garbage.pth"
+    path.write_bytes(b"\x00this is not a checkpoint\xff" * 10)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_file", "message"),
+    [
+        (resnet_file, "not a torchvision VGG16 state dict"),
+        (mismatched_file, r"features.0.weight has shape \(64, 1, 3, 3\)"),
+        (non_tensor_file, "does not hold a state dict of tensors"),
+        (pickled_object_file, "is not a loadable state dict"),
+        (garbage_file, "is not a loadable state dict"),
+    ],
+    ids=["resnet18", "mismatched_shape", "non_tensor_values", "pickled_object", "garbage_bytes"],
+)
+def test_a_file_that_is_not_vgg16_weights_is_a_clear_error(target, tmp_path, make_file, message):
+    with pytest.raises(CifarBenchError, match=message):
+        load_vgg16_weights(target, str(make_file(tmp_path)))
+
+
+def test_a_missing_weights_file_is_a_clear_error(target, tmp_path):
+    with pytest.raises(CifarBenchError, match="neither 'imagenet', 'none' nor an existing file"):
+        load_vgg16_weights(target, str(tmp_path / "absent.pth"))
+
+
+def test_imagenet_weights_offline_ask_for_a_local_file(target, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(VGG16_Weights, "get_state_dict", offline)
+    with pytest.raises(CifarBenchError, match="--model.weights PATH"):
+        load_vgg16_weights(target, "imagenet")
