@@ -100,6 +100,7 @@ CASES = [
     ("negative batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "-4"), "batch sizes must be positive"),
     ("zero learning rate", lambda ws: fit(ws, "mlp", "data", "--model.lr", "0"), "learning rate must be positive"),
     ("negative learning rate", lambda ws: fit(ws, "cnn", "data", "--model.lr", "-0.1"), "learning rate must be positive"),
+    ("dropout of 1", lambda ws: fit(ws, "mlp", "data", "--model.dropout", "1.0"), "dropout must be in [0, 1)"),
     ("negative val_size", lambda ws: fit(ws, "mlp", "data", "--data.val_size", "-1"), "val_size must be 0 or more"),
     ("val_size leaving no training data", lambda ws: fit(ws, "mlp", "data", "--data.val_size", "50000"), "leaves no training images"),
     ("trainable_layers 0", lambda ws: vgg(ws, "--model.trainable_layers", "0"), "trainable_layers must be in 1..16"),

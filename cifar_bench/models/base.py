@@ -49,6 +49,12 @@ def per_class_metrics() -> MetricCollection:
     )
 
 
+def checked_dropout(dropout: float) -> float:
+    if not 0 <= dropout < 1:
+        raise CifarBenchError(f"dropout must be in [0, 1) (got {dropout})")
+    return dropout
+
+
 def count_weight_layers(net: nn.Module) -> int:
     return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from cifar_bench.errors import CifarBenchError
-from cifar_bench.models.base import CifarClassifier
+from cifar_bench.models.base import CifarClassifier, checked_dropout
 from cifar_bench.networks import ConvNet9
 
 
@@ -19,6 +18,4 @@ class CNNClassifier(CifarClassifier):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if not 0 <= dropout < 1:
-            raise CifarBenchError(f"dropout must be in [0, 1) (got {dropout})")
-        self.net = ConvNet9(widths=widths, hidden=hidden, batch_norm=batch_norm, dropout=dropout)
+        self.net = ConvNet9(widths=widths, hidden=hidden, batch_norm=batch_norm, dropout=checked_dropout(dropout))

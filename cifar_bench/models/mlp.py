@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cifar_bench.models.base import CifarClassifier
+from cifar_bench.models.base import CifarClassifier, checked_dropout
 from cifar_bench.networks import MLP
 
 
@@ -13,4 +13,4 @@ class MLPClassifier(CifarClassifier):
 
     def __init__(self, hidden: tuple[int, int] = (512, 256), dropout: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.net = MLP(hidden=hidden, dropout=dropout)
+        self.net = MLP(hidden=hidden, dropout=checked_dropout(dropout))

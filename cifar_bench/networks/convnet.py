@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from cifar_bench.networks.mlp import fully_connected
+
 
 def _conv_block(in_channels: int, out_channels: int, batch_norm: bool, dropout: float) -> list[nn.Module]:
     layers: list[nn.Module] = []
@@ -42,18 +44,8 @@ class ConvNet9(nn.Module):
         for width in widths:
             blocks += _conv_block(in_channels, width, batch_norm, dropout)
             in_channels = width
-        first, second = hidden
         self.features = nn.Sequential(*blocks)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(in_channels * 4 * 4, first),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(first, second),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(second, num_classes),
-        )
+        self.classifier = fully_connected(in_channels * 4 * 4, hidden, num_classes, dropout)
 
     def forward(self, images):
         return self.classifier(self.features(images))

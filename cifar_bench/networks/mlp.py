@@ -5,6 +5,16 @@ from __future__ import annotations
 from torch import nn
 
 
+def fully_connected(in_features: int, hidden: tuple[int, ...], num_classes: int, dropout: float) -> nn.Sequential:
+    """Flatten, then Linear + ReLU + Dropout per hidden width, then the output Linear."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in hidden:
+        layers += [nn.Linear(in_features, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers)
+
+
 class MLP(nn.Module):
     """Three fully connected layers on the flattened 3x32x32 image: 3072 -> 512 -> 256 -> 10.
 
@@ -14,17 +24,7 @@ class MLP(nn.Module):
 
     def __init__(self, hidden: tuple[int, int] = (512, 256), num_classes: int = 10, dropout: float = 0.0) -> None:
         super().__init__()
-        first, second = hidden
-        self.layers = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(3 * 32 * 32, first),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(first, second),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(second, num_classes),
-        )
+        self.layers = fully_connected(3 * 32 * 32, hidden, num_classes, dropout)
 
     def forward(self, images):
         return self.layers(images)
