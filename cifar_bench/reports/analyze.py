@@ -15,7 +15,7 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES, REQUIRED_FILES, TRAIN_BATCHES, CifarArrays, load_cifar10
 from cifar_bench.reports.figures import image_grid_figure, save_figure
-from cifar_bench.reports.files import write_json
+from cifar_bench.reports.output import write_json
 
 CHANNELS = ("red", "green", "blue")
 
