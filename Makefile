@@ -8,7 +8,7 @@ ARGS ?=
 DATA ?= data
 MODELS := $(sort $(basename $(notdir $(filter-out configs/base.yaml,$(wildcard configs/*.yaml)))))
 
-.PHONY: help install train test analyze tensorboard clean
+.PHONY: help install train test analyze bench tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: $(STAMP) ## run the test suite
 
 analyze: $(STAMP) ## describe the dataset: tables and a sample grid in reports/analysis
 	$(BIN)/cifar-bench analyze --data_dir $(DATA) $(ARGS)
+
+bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS="--models cnn"]
+	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes 64,256,1024 --threads 1,2 --accuracy_check $(ARGS)
 
 tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 	$(BIN)/tensorboard --logdir lightning_logs

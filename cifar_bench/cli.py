@@ -2,6 +2,7 @@
 
     cifar-bench fit --config configs/base.yaml --config configs/cnn.yaml --trainer.max_epochs 5
     cifar-bench analyze --data_dir data
+    cifar-bench bench --models cnn mlp
 """
 
 from __future__ import annotations
@@ -72,7 +73,13 @@ def run_analyze(argv: list[str]) -> None:
     analyze(args.data_dir, args.download, Path(args.out))
 
 
-EXTRA_COMMANDS = {"analyze": run_analyze}
+def run_bench(argv: list[str]) -> None:
+    from cifar_bench.bench import main as bench_main
+
+    bench_main(argv)
+
+
+EXTRA_COMMANDS = {"analyze": run_analyze, "bench": run_bench}
 
 
 def main(argv: list[str] | None = None) -> None:
