@@ -34,7 +34,7 @@ analyze: $(STAMP) ## describe the dataset: tables and a sample grid in reports/a
 	$(BIN)/cifar-bench analyze --data_dir $(DATA) $(ARGS)
 
 bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS="--models cnn"]
-	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes 64,256,1024 --threads 1,2 --accuracy_check $(ARGS)
+	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes 64,256,1024 --threads 1,2 --levers --accuracy_check $(ARGS)
 
 tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 	$(BIN)/tensorboard --logdir lightning_logs

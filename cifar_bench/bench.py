@@ -15,6 +15,7 @@ median step time.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
 import os
@@ -58,12 +59,19 @@ QUIET_TRAINER = {
 
 
 # --- what runs where -------------------------------------------------------------------------------
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")] if Path("/proc/cpuinfo").is_file() else []
     return {
-        "cpu": names[0] if names else platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "huge_pages": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -82,6 +90,13 @@ def threads(count: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def stamp(device: torch.device) -> float:
+    """Now, once the device has finished its queued work (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def seconds_per_step(stamps: list[float], warmup: int) -> float:
@@ -107,10 +122,10 @@ class StepTimer(Callback):
         self.fit_start = time.perf_counter()
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.train_start = time.perf_counter()
+        self.train_start = stamp(pl_module.device)
 
-    def _stamp(self, *args, **kwargs) -> None:
-        self.stamps.append(time.perf_counter())
+    def _stamp(self, trainer, pl_module, *args, **kwargs) -> None:
+        self.stamps.append(stamp(pl_module.device))
 
     on_train_batch_end = on_validation_batch_end = on_predict_batch_end = _stamp
 
@@ -168,7 +183,7 @@ def plain_fast_loop(cli: CifarBenchCLI, steps: int, warmup: int) -> float:
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        stamps.append(time.perf_counter())
+        stamps.append(stamp(model.device))
         if len(stamps) == warmup + steps:
             break
     return seconds_per_step(stamps, warmup)
@@ -241,7 +256,7 @@ def study_train(net: nn.Module, loader: DataLoader, lr: float, momentum: float, 
         loss.backward()
         optimizer.step()
         running_loss += loss.item()
-        stamps.append(time.perf_counter())
+        stamps.append(stamp(device))
         if len(stamps) == warmup + steps:
             break
     return seconds_per_step(stamps, warmup)
@@ -255,7 +270,7 @@ def study_eval(net: nn.Module, loader: DataLoader, batches: int, warmup: int = 1
     with torch.no_grad():
         for images, _ in loader:
             net(images.to(device)).argmax(dim=1).cpu()
-            stamps.append(time.perf_counter())
+            stamps.append(stamp(device))
             if len(stamps) == warmup + batches:
                 break
     return seconds_per_step(stamps, warmup)
@@ -298,7 +313,7 @@ def train_budget(cli: CifarBenchCLI, args) -> tuple[int, int]:
     """(timed steps, warm-up steps): about as many images at any batch size; full VGG16 steps are dear, cached ones cheap."""
     hp, size = cli.model.hparams, cli.datamodule.hparams.batch_size
     if isinstance(cli.model, VGG16Classifier):
-        return (args.cache_steps, args.warmup) if hp.cache_features and hp.fold_fc6 else (args.vgg_steps, 1)
+        return (args.cache_steps, args.warmup) if hp.cache_features and hp.fold_fc6 else (args.vgg_steps, args.vgg_warmup)
     return max(3, args.steps * BASELINE_BATCH // size), max(1, args.warmup * BASELINE_BATCH // size)
 
 
@@ -585,7 +600,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive, default=40, help="timed training steps per repeat, after the warm-up")
     p.add_argument("--warmup", type=positive, default=3, help="untimed steps first")
     p.add_argument("--eval_images", type=positive, default=1500, help="timed evaluation images per repeat")
-    p.add_argument("--vgg_steps", type=positive, default=3, help="timed steps of full VGG16 runs and their baseline (seconds each)")
+    p.add_argument("--vgg_steps", type=positive, default=5, help="timed steps of full VGG16 runs and their baseline (up to a second each)")
+    p.add_argument("--vgg_warmup", type=positive, default=2)
     p.add_argument("--vgg_eval_images", type=positive, default=500)
     p.add_argument("--cache_steps", type=positive, default=20, help="timed steps with the VGG16 feature cache")
     p.add_argument("--cache_val_size", type=positive, default=500, help="validation images of the cached VGG16 runs (all are encoded)")
@@ -613,7 +629,10 @@ def bench(args, extra: list[str], console: Console | None = None) -> dict:
     extra = ["--data.data_dir", args.data_dir, "--data.download", str(args.download).lower(), *extra]
     started = time.perf_counter()
     results: dict = {"machine": machine(), "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "extra_args": extra}
-    results["models"] = {name: bench_model(name, args, extra, console) for name in args.models}
+    results["models"] = {}
+    for name in args.models:
+        results["models"][name] = bench_model(name, args, extra, console)
+        gc.collect()  # trainers and models refer to each other: free one model's gigabytes before the next
     if "cnn" in args.models:
         console.print("evaluate: cnn over every image")
         results["evaluate"] = {"model": "cnn", **predict_everything(package_cli("cnn", args.config_dir, extra), args.evaluate_batch_size)}
@@ -622,6 +641,7 @@ def bench(args, extra: list[str], console: Console | None = None) -> dict:
         for name in args.sweep_models:
             console.print(f"sweep: {name}, batch sizes {args.batch_sizes}, threads {args.threads}")
             results["sweeps"] += sweep(name, args, extra)
+            gc.collect()
     if args.accuracy_check:
         results["accuracy_check"] = accuracy_check(args, extra, console)
     results["targets"] = check_targets(results)
