@@ -12,7 +12,7 @@ SEEDS ?= 0
 VGG_WEIGHTS ?=
 MODELS := $(sort $(basename $(notdir $(filter-out configs/base.yaml,$(wildcard configs/*.yaml)))))
 
-.PHONY: help install train test analyze tensorboard clean evaluate compare study
+.PHONY: help install train test analyze bench tensorboard clean evaluate compare study
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ compare: $(STAMP) ## the results table over every evaluated run in lightning_log
 study: $(STAMP) ## train, evaluate and compare all models [SEEDS="0 1 2" MODEL=mlp VGG_WEIGHTS=f ARGS="--trainer.max_epochs 2"]
 	$(BIN)/cifar-bench study --save_dir $(LOGS) --data_dir $(DATA) --seeds $(SEEDS) $(if $(MODEL),--models $(MODEL)) \
 		$(if $(VGG_WEIGHTS),--vgg_weights $(VGG_WEIGHTS)) -- $(ARGS)
+
+bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS="--models cnn"]
+	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes 64,256,1024 --threads 1,2 --levers --accuracy_check $(ARGS)
 
 tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 	$(BIN)/tensorboard --logdir lightning_logs

@@ -5,6 +5,7 @@
     cifar-bench evaluate --ckpt lightning_logs/cnn/version_0/checkpoints/last.ckpt
     cifar-bench compare lightning_logs
     cifar-bench study --seeds 0 1 2 -- --trainer.max_epochs 5
+    cifar-bench bench --models cnn mlp
 """
 
 from __future__ import annotations
@@ -129,7 +130,13 @@ def run_analyze(argv: list[str]) -> None:
     analyze(args.data_dir, args.download, Path(args.out))
 
 
-EXTRA_COMMANDS = {"analyze": run_analyze}
+def run_bench(argv: list[str]) -> None:
+    from cifar_bench.bench import main as bench_main
+
+    bench_main(argv)
+
+
+EXTRA_COMMANDS = {"analyze": run_analyze, "bench": run_bench}
 
 
 def report_command(module: str):

@@ -42,6 +42,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
         download: fetch the python version with torchvision when no copy or archive is found.
         val_size: training images held out for validation, stratified by class; 0 validates on the
             test set, as the study did.
+        train_size: keep only this many training images (a stratified subset, fixed by the seed) for
+            quick experiments; None keeps them all.
         batch_size: training batch size (the study used 64).
         eval_batch_size: batch size for validation, test and prediction, where no gradients are kept.
         seed: fixes the validation split and the shuffling order.
@@ -53,6 +55,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         data_dir: str = "data",
         download: bool = True,
         val_size: int = 5000,
+        train_size: Optional[int] = None,
         batch_size: int = 64,
         eval_batch_size: int = 500,
         seed: int = 0,
@@ -63,6 +66,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
             raise CifarBenchError(f"batch sizes must be positive (got {batch_size} and {eval_batch_size})")
         if val_size < 0:
             raise CifarBenchError(f"val_size must be 0 or more (got {val_size})")
+        if train_size is not None and train_size < 1:
+            raise CifarBenchError(f"train_size must be positive or null (got {train_size})")
         if profile is not None and profile not in PROFILES:
             raise CifarBenchError(f"unknown transform profile {profile!r}: choose one of {', '.join(PROFILES)}")
         self.save_hyperparameters()
@@ -83,8 +88,13 @@ class CIFAR10DataModule(pl.LightningDataModule):
                 f"val_size {self.hparams.val_size} leaves no training images (the training set has "
                 f"{len(arrays.train_labels)}): choose a smaller val_size"
             )
+        train_index, val_index = stratified_split(arrays.train_labels, self.hparams.val_size, self.hparams.seed)
+        train_size = self.hparams.train_size
+        if train_size is not None and train_size < len(train_index):
+            _, kept = stratified_split(arrays.train_labels[train_index], train_size, self.hparams.seed)
+            train_index = train_index[kept]
         self.arrays = arrays
-        self.train_index, self.val_index = stratified_split(arrays.train_labels, self.hparams.val_size, self.hparams.seed)
+        self.train_index, self.val_index = train_index, val_index
 
     @property
     def class_names(self) -> tuple[str, ...]:

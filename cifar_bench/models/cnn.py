@@ -7,7 +7,10 @@ from cifar_bench.networks import ConvNet9
 
 
 class CNNClassifier(CifarClassifier):
-    """Six convolutions and three linear layers; ``batch_norm``/``dropout`` make the cnn_bn_do variant."""
+    """Six convolutions and three linear layers; ``batch_norm``/``dropout`` make the cnn_bn_do variant.
+
+    ``channels_last``: keep the convolution weights NHWC, the faster layout on CPU (oneDNN) and GPU.
+    """
 
     def __init__(
         self,
@@ -15,7 +18,9 @@ class CNNClassifier(CifarClassifier):
         hidden: tuple[int, int] = (512, 256),
         batch_norm: bool = False,
         dropout: float = 0.0,
+        channels_last: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.net = ConvNet9(widths=widths, hidden=hidden, batch_norm=batch_norm, dropout=checked_dropout(dropout))
+        self.use_channels_last(channels_last)

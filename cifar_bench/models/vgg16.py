@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from cifar_bench.data.augment import PROFILES, prepare_batch
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models.base import CifarClassifier
-from cifar_bench.networks import VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
+from cifar_bench.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
 
 
 class VGG16Classifier(CifarClassifier):
@@ -25,13 +25,29 @@ class VGG16Classifier(CifarClassifier):
     flips survive as a random choice between the two cached views. Frozen fully connected layers
     still run every step (they are cheap); test and predict always run the whole network.
 
+    ``fold_fc6``: at 32x32 the pooling before fc6 only copies a 1x1 map 49 times, so fc6 is folded
+    into an equivalent 512 -> 4096 layer once the weights are loaded (103M -> 2M weights). When fc6
+    is trained, its folded weight gets 49x the learning rate and 1/49 of the weight decay: with SGD
+    or AdamW (or Adam without weight decay) that follows the unfolded network's trajectory exactly.
+
     Args:
         trainable_layers: how many of the 16 weight layers, counted from the output, are trained.
         weights: 'imagenet' (torchvision's weights API), 'none', or a path to a local state dict,
             full or partial (e.g. the 13 conv layers only).
+        cache_features: run the frozen convolutions once per fit instead of every step.
+        fold_fc6: fold pooling and fc6 into the equivalent 512 -> 4096 layer.
+        channels_last: keep the convolution weights NHWC, the faster layout on CPU (oneDNN) and GPU.
     """
 
-    def __init__(self, trainable_layers: int = 2, weights: str = "imagenet", cache_features: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        trainable_layers: int = 2,
+        weights: str = "imagenet",
+        cache_features: bool = False,
+        fold_fc6: bool = True,
+        channels_last: bool = True,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if not 1 <= trainable_layers <= len(WEIGHT_LAYER_NAMES):
             raise CifarBenchError(f"trainable_layers must be in 1..{len(WEIGHT_LAYER_NAMES)} (got {trainable_layers})")
@@ -41,6 +57,9 @@ class VGG16Classifier(CifarClassifier):
             f"VGG16 weights from {weights}: pretrained {', '.join(self.pretrained_layers) or 'none'}; "
             f"random init {', '.join(self.random_layers) or 'none'}"
         )
+        if fold_fc6:
+            self.net.fold_fc6()
+        self.use_channels_last(channels_last)
         frozen = len(WEIGHT_LAYER_NAMES) - trainable_layers
         for _, layer in self.net.weight_layers()[:frozen]:
             layer.requires_grad_(False)
@@ -49,6 +68,18 @@ class VGG16Classifier(CifarClassifier):
         if cache_features and self.cache_end == 0:
             raise CifarBenchError("cache_features needs at least one frozen conv layer: use trainable_layers <= 15")
         self.feature_cache: dict[str, torch.Tensor] = {}
+
+    def parameter_groups(self) -> list[dict]:
+        """A trained folded fc6 weight gets its own group: learning rate x49, weight decay /49."""
+        groups = super().parameter_groups()
+        folded = self.net.classifier[0].weight
+        if not (self.net.fc6_folded and folded.requires_grad):
+            return groups
+        hp = self.hparams
+        if hp.optimizer == "adam" and hp.weight_decay > 0:
+            rank_zero_warn("Adam with weight decay on a folded fc6 only approximates the unfolded network; AdamW or SGD match it")
+        groups[0]["params"] = [p for p in groups[0]["params"] if p is not folded]
+        return groups + [{"params": [folded], "lr": hp.lr * FC6_COPIES, "weight_decay": hp.weight_decay / FC6_COPIES}]
 
     @property
     def transform_profile(self) -> str:
@@ -76,10 +107,12 @@ class VGG16Classifier(CifarClassifier):
         super().on_fit_start()
         if self.hparams.cache_features:
             datamodule = self.trainer.datamodule
-            self.feature_cache = {
-                "train": self.encode(datamodule.split("train")[0], with_mirrors=True),
-                "val": self.encode(datamodule.split("val")[0], with_mirrors=False),
-            }
+            # In the run's precision (bf16 autocast by default), as the uncached convolutions would run.
+            with self.trainer.precision_plugin.forward_context():
+                self.feature_cache = {
+                    "train": self.encode(datamodule.split("train")[0], with_mirrors=True),
+                    "val": self.encode(datamodule.split("val")[0], with_mirrors=False),
+                }
 
     def on_fit_end(self) -> None:
         self.feature_cache = {}

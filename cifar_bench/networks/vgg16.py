@@ -2,7 +2,7 @@
 
 The flat view (13 conv blocks' layers, adaptive pooling, flatten, the classifier) lets a model run
 the frozen prefix once and the trainable tail many times; state-dict keys stay torchvision's, so
-ImageNet weights and local files load unchanged.
+ImageNet weights and local files load unchanged (fold fc6 only after loading them).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ WEIGHT_LAYER_NAMES = (
     "conv5_1", "conv5_2", "conv5_3",
     "fc6", "fc7", "fc8",
 )  # fmt: skip
+# At 32x32 input the last feature map is 1x1; AdaptiveAvgPool2d((7, 7)) copies it to 7x7 positions for fc6.
+FC6_COPIES = 49
 
 
 class VGG16(nn.Module):
@@ -40,6 +42,31 @@ class VGG16(nn.Module):
     def layers(self) -> list[nn.Module]:
         return [*self.features, self.avgpool, self.flatten, *self.classifier]
 
+    @property
+    def fc6_folded(self) -> bool:
+        return isinstance(self.avgpool, nn.Identity)
+
+    def fold_fc6(self) -> None:
+        """Replace pooling + fc6 (25088 -> 4096) by an exactly equivalent 512 -> 4096 fc6, for 32x32 inputs.
+
+        At 32x32 the pooling feeds fc6 49 copies of each of the 512 channels, so fc6 sums 49 column
+        blocks applied to the same vector: their sum is the same map at 1/49 of the multiply-adds and
+        parameters. For the same training trajectory under SGD, train the folded weight with
+        ``FC6_COPIES`` times the learning rate and 1/``FC6_COPIES`` of the weight decay (see
+        ``VGG16Classifier.parameter_groups``). Larger inputs no longer fit fc6 (a shape error).
+        """
+        if self.fc6_folded:
+            return
+        fc6 = self.classifier[0]
+        channels = fc6.in_features // FC6_COPIES
+        folded = nn.Linear(channels, fc6.out_features, device=fc6.weight.device, dtype=fc6.weight.dtype)
+        with torch.no_grad():
+            folded.weight.copy_(fc6.weight.view(fc6.out_features, channels, FC6_COPIES).sum(-1))
+            folded.bias.copy_(fc6.bias)
+        folded.requires_grad_(fc6.weight.requires_grad)
+        self.classifier[0] = folded
+        self.avgpool = nn.Identity()
+
     def weight_layers(self) -> list[tuple[str, nn.Module]]:
         modules = [m for m in self.layers if isinstance(m, (nn.Conv2d, nn.Linear))]
         return list(zip(WEIGHT_LAYER_NAMES, modules))
@@ -55,7 +82,7 @@ class VGG16(nn.Module):
             return 0
         last_frozen = self.weight_layers()[frozen_weight_layers - 1][1]
         end = next(i for i, layer in enumerate(layers) if layer is last_frozen) + 1
-        while end < len(layers) and isinstance(layers[end], (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Flatten)):
+        while end < len(layers) and isinstance(layers[end], (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.Flatten)):
             end += 1
         return end
 
