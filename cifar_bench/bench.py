@@ -133,10 +133,7 @@ class StepTimer(Callback):
 # --- the package's path ----------------------------------------------------------------------------
 def package_cli(name: str, config_dir: Path, extra: Iterable[str]) -> CifarBenchCLI:
     """Model and DataModule exactly as ``cifar-bench fit --config base.yaml --config <name>.yaml [extra]`` builds them."""
-    config = config_dir / f"{name}.yaml"
-    if not config.is_file():
-        raise CifarBenchError(f"no config {config}: choose models among {', '.join(MODELS)} or pass --config_dir")
-    args = ["--config", str(config_dir / "base.yaml"), "--config", str(config), "--trainer.logger", "false", *extra]
+    args = ["--config", str(config_dir / "base.yaml"), "--config", str(config_dir / f"{name}.yaml"), "--trainer.logger", "false", *extra]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
         cli = CifarBenchCLI(CifarClassifier, CIFAR10DataModule, subclass_mode_model=True, run=False, args=args, save_config_callback=None)
@@ -601,8 +598,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=positive, default=3, help="untimed steps first")
     p.add_argument("--eval_images", type=positive, default=1500, help="timed evaluation images per repeat")
     p.add_argument("--vgg_steps", type=positive, default=5, help="timed steps of full VGG16 runs and their baseline (up to a second each)")
-    p.add_argument("--vgg_warmup", type=positive, default=2)
-    p.add_argument("--vgg_eval_images", type=positive, default=500)
+    p.add_argument("--vgg_warmup", type=positive, default=2, help="untimed steps of full VGG16 runs first")
+    p.add_argument("--vgg_eval_images", type=positive, default=500, help="timed VGG16 evaluation images per repeat")
     p.add_argument("--cache_steps", type=positive, default=20, help="timed steps with the VGG16 feature cache")
     p.add_argument("--cache_val_size", type=positive, default=500, help="validation images of the cached VGG16 runs (all are encoded)")
     p.add_argument("--weights", default="none", help="VGG16 weights: 'none' (same speed), 'imagenet' or a state dict file")
@@ -612,9 +609,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep_models", nargs="+", default=["mlp", "cnn", "cnn_bn_do"], metavar="MODEL", help="models of the sweeps")
     p.add_argument("--evaluate_batch_size", type=positive, default=1000, help="batch of the 60,000-image prediction (when cnn is timed)")
     p.add_argument("--accuracy_check", action="store_true", help="also train fp32 and bf16-mixed on a subset and compare test accuracy")
-    p.add_argument("--accuracy_model", default="cnn_bn_do")
-    p.add_argument("--accuracy_images", type=positive, default=10_000)
-    p.add_argument("--accuracy_epochs", type=positive, default=3)
+    p.add_argument("--accuracy_model", default="cnn_bn_do", help="model of the accuracy check")
+    p.add_argument("--accuracy_images", type=positive, default=10_000, help="training images of the accuracy check (a stratified subset)")
+    p.add_argument("--accuracy_epochs", type=positive, default=3, help="epochs of the accuracy check")
     return p
 
 
@@ -623,7 +620,8 @@ def bench(args, extra: list[str], console: Console | None = None) -> dict:
     console = console or Console()
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    unknown = [name for name in [*args.models, *args.sweep_models] if not (args.config_dir / f"{name}.yaml").is_file()]
+    named = [*args.models, *args.sweep_models, *([args.accuracy_model] if args.accuracy_check else [])]
+    unknown = [name for name in named if not (args.config_dir / f"{name}.yaml").is_file()]
     if unknown:
         raise CifarBenchError(f"no config for {', '.join(unknown)} in {args.config_dir}: choose among {', '.join(MODELS)}")
     extra = ["--data.data_dir", args.data_dir, "--data.download", str(args.download).lower(), *extra]
