@@ -559,6 +559,11 @@ def print_tables(results: dict, console: Console) -> None:
             f"accuracy check ({check['model']}, {check['epochs']} epochs on {check['train_images']:,} images): "
             f"test accuracy fp32 {check['32-true']['test_acc']:.4f}, bf16-mixed {check['bf16-mixed']['test_acc']:.4f}"
         )
+    # The bench itself keeps about one core per thread busy; half as much again means others competed.
+    limit = 1.5 * info["cores"]
+    busy = [name for name, row in models.items() if max(row.get("load_average", [0])) > limit]
+    if busy:
+        console.print(f"[yellow]warning[/]: the machine was busy (load average above {limit:g}) while timing {', '.join(busy)}: run again")
     for target in results["targets"]:
         mark = "[green]met[/]" if target["met"] else "[red]missed[/]"
         console.print(f"target {target['target']} {target['relation']} {target['threshold']}: {target['value']:.3g} {mark}")
@@ -629,7 +634,10 @@ def bench(args, extra: list[str], console: Console | None = None) -> dict:
     results: dict = {"machine": machine(), "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "extra_args": extra}
     results["models"] = {}
     for name in args.models:
+        load_before = os.getloadavg()[0]
         results["models"][name] = bench_model(name, args, extra, console)
+        # Other processes on these cores slow multi-threaded steps far more than Python-bound ones.
+        results["models"][name]["load_average"] = [load_before, os.getloadavg()[0]]
         gc.collect()  # trainers and models refer to each other: free one model's gigabytes before the next
     if "cnn" in args.models:
         console.print("evaluate: cnn over every image")
