@@ -144,7 +144,9 @@ def package_cli(name: str, config_dir: Path, extra: Iterable[str]) -> CifarBench
 def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:
     """``trainer.fit`` for warm-up + steps batches, no validation: seconds per step, and fit start to first step."""
     timer = StepTimer()
-    trainer = cli.instantiate_trainer(**QUIET_TRAINER, max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0, callbacks=[timer])
+    trainer = cli.instantiate_trainer(
+        **QUIET_TRAINER, max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0, callbacks=[timer]
+    )
     trainer.fit(cli.model, datamodule=cli.datamodule)
     return {"step_s": seconds_per_step(timer.stamps, warmup), "fit_start_s": timer.train_start - timer.fit_start}
 
@@ -224,7 +226,9 @@ class PilImages(Dataset):
 def study_transform(profile_name: str, train: bool) -> transforms.Compose:
     """The study's per-image transforms: flips and rotations when the profile augments, then ToTensor and Normalize."""
     profile = PROFILES[profile_name]
-    augment = [transforms.RandomHorizontalFlip(), transforms.RandomRotation(profile.max_rotation_degrees)] if train and profile.augment else []
+    augment = []
+    if train and profile.augment:
+        augment = [transforms.RandomHorizontalFlip(), transforms.RandomRotation(profile.max_rotation_degrees)]
     return transforms.Compose([*augment, transforms.ToTensor(), transforms.Normalize(profile.mean, profile.std)])
 
 
@@ -353,7 +357,8 @@ def bench_model(name: str, args, extra: list[str], console: Console) -> dict:
 
     arms: dict[str, Callable] = {"package": training_arm(cli, args)}
     if vgg:
-        arms["package_cached"] = training_arm(package_cli(name, args.config_dir, [*extra, *cached_overrides(args)]), args)
+        cached = package_cli(name, args.config_dir, [*extra, *cached_overrides(args)])
+        arms["package_cached"] = training_arm(cached, args)
     else:
         arms["plain_fast_loop"] = lambda: plain_fast_loop(cli, steps, warmup)
     levers = lever_settings(name, args) if args.levers else {}
@@ -366,7 +371,8 @@ def bench_model(name: str, args, extra: list[str], console: Console) -> dict:
     images = args.vgg_eval_images if vgg else args.eval_images
     eval_clis = {"package": cli}
     if args.levers and name == "cnn":
-        eval_clis.update({f"eval batch {size}": package_cli(name, args.config_dir, [*extra, "--data.eval_batch_size", str(size)]) for size in (64, 1000)})
+        for size in (64, 1000):
+            eval_clis[f"eval batch {size}"] = package_cli(name, args.config_dir, [*extra, "--data.eval_batch_size", str(size)])
     eval_arms: dict[str, Callable] = {
         label: (lambda c=c: package_eval(c, eval_batches(images, c.datamodule.hparams.eval_batch_size))) for label, c in eval_clis.items()
     }
@@ -401,7 +407,7 @@ def bench_model(name: str, args, extra: list[str], console: Console) -> dict:
         cached_runs = train["package_cached"]
         result["package_cached"] = summary(step_times(cached_runs), batch, per_epoch)
         # The cache holds every training image and its mirror image, and the validation images.
-        encoded = 2 * (args.warmup + args.cache_steps) * BASELINE_BATCH + args.cache_val_size
+        encoded = 2 * len(cached.datamodule.train_index) + len(cached.datamodule.val_index)
         build = statistics.median(run["fit_start_s"] for run in cached_runs)
         full = 2 * per_epoch + datamodule.hparams.val_size
         result["cache"] = {
@@ -423,7 +429,9 @@ def sweep(name: str, args, extra: list[str]) -> list[dict]:
     """Package training speed at each batch size (default threads), and with each thread count (config batch size)."""
     default = package_cli(name, args.config_dir, extra)
     size, current = default.datamodule.hparams.batch_size, torch.get_num_threads()
-    settings = {(b, current): training_arm(package_cli(name, args.config_dir, [*extra, "--data.batch_size", str(b)]), args) for b in args.batch_sizes}
+    settings = {}
+    for b in args.batch_sizes:
+        settings[(b, current)] = training_arm(package_cli(name, args.config_dir, [*extra, "--data.batch_size", str(b)]), args)
     for count in args.threads:
         settings.setdefault((size, count), training_arm(default, args, count))
     runs = interleaved({f"batch {b}, threads {count}": arm for (b, count), arm in settings.items()}, args.repeats)
@@ -440,7 +448,9 @@ def accuracy_check(args, extra: list[str], console: Console) -> dict:
     for precision in ("32-true", "bf16-mixed"):
         console.print(f"accuracy check: {args.accuracy_model}, {precision}, {args.accuracy_epochs} epochs on {args.accuracy_images} images")
         cli = package_cli(args.accuracy_model, args.config_dir, [*extra, "--data.train_size", str(args.accuracy_images)])
-        trainer = cli.instantiate_trainer(**QUIET_TRAINER, precision=precision, max_epochs=args.accuracy_epochs, limit_val_batches=0, callbacks=[])
+        trainer = cli.instantiate_trainer(
+            **QUIET_TRAINER, precision=precision, max_epochs=args.accuracy_epochs, limit_val_batches=0, callbacks=[]
+        )
         start = time.perf_counter()
         trainer.fit(cli.model, datamodule=cli.datamodule)
         seconds = time.perf_counter() - start
@@ -497,7 +507,9 @@ def table(title: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> Table:
 def print_tables(results: dict, console: Console) -> None:
     info = results["machine"]
     models = results["models"]
-    console.print(f"[bold]cifar-bench bench[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}")
+    console.print(
+        f"[bold]cifar-bench bench[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}"
+    )
     rows = []
     for name, row in models.items():
         overhead = row.get("lightning_overhead")
@@ -533,13 +545,16 @@ def print_tables(results: dict, console: Console) -> None:
         ]
         columns = ("VGG16 feature cache", "epoch s", "cached epoch s", "x faster", "build img/s", "full build s (est.)")
         console.print(table("VGG16 with the frozen-prefix cache", columns, rows))
-    rows = [
-        (f"{name} ({label})" if label != "package" else name, str(figures["batch_size"]), speed(figures["images_per_s"]), speed(row["eval"]["baseline"]["images_per_s"]), f"{figures['images_per_s'] / row['eval']['baseline']['images_per_s']:.1f}")
-        for name, row in models.items()
-        for label, figures in row["eval"].items()
-        if label != "baseline"
-    ]
-    console.print(table("Evaluation: package vs the study's loop (batch 64)", ("evaluation", "batch", "img/s", "study img/s", "x study"), rows))
+    rows = []
+    for name, row in models.items():
+        study = row["eval"]["baseline"]["images_per_s"]
+        for label, figures in row["eval"].items():
+            if label != "baseline":
+                label = name if label == "package" else f"{name} ({label})"
+                ratio = f"{figures['images_per_s'] / study:.1f}"
+                rows.append((label, str(figures["batch_size"]), speed(figures["images_per_s"]), speed(study), ratio))
+    columns = ("evaluation", "batch", "img/s", "study img/s", "x study")
+    console.print(table("Evaluation: package vs the study's loop (batch 64)", columns, rows))
     rows = [
         (name, label, speed(figures["images_per_s"]), f"{figures['images_per_s'] / row['package']['images_per_s']:.2f}")
         for name, row in models.items()
@@ -548,11 +563,17 @@ def print_tables(results: dict, console: Console) -> None:
     if rows:
         console.print(table("Levers: one setting changed from the shipped config", ("model", "setting", "train img/s", "x shipped"), rows))
     if results.get("sweeps"):
-        rows = [(row["model"], str(row["batch_size"]), str(row["threads"]), speed(row["images_per_s"]), f"{row['epoch_s']:.1f}") for row in results["sweeps"]]
+        rows = [
+            (row["model"], str(row["batch_size"]), str(row["threads"]), speed(row["images_per_s"]), f"{row['epoch_s']:.1f}")
+            for row in results["sweeps"]
+        ]
         console.print(table("Package epoch time vs batch size and threads", ("model", "batch", "threads", "img/s", "epoch s"), rows))
     if results.get("evaluate"):
         evaluation = results["evaluate"]
-        console.print(f"evaluate {evaluation['model']}: {evaluation['images']:,} images in {evaluation['seconds']:.1f} s (batch {evaluation['batch_size']})")
+        console.print(
+            f"evaluate {evaluation['model']}: {evaluation['images']:,} images in {evaluation['seconds']:.1f} s "
+            f"(batch {evaluation['batch_size']})"
+        )
     if results.get("accuracy_check"):
         check = results["accuracy_check"]
         console.print(
@@ -610,7 +631,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="none", help="VGG16 weights: 'none' (same speed), 'imagenet' or a state dict file")
     p.add_argument("--batch_sizes", type=int_list, default=[], help="sweep: epoch time at these batch sizes, e.g. 64,256,1024")
     p.add_argument("--threads", type=int_list, default=[], help="sweep: epoch time with these thread counts, e.g. 1,2")
-    p.add_argument("--levers", action="store_true", help="also time settings that differ in one lever (precision, memory format, fc6 fold, eval batch)")
+    p.add_argument(
+        "--levers", action="store_true", help="also time settings that differ in one lever (precision, memory format, fc6 fold, eval batch)"
+    )
     p.add_argument("--sweep_models", nargs="+", default=["mlp", "cnn", "cnn_bn_do"], metavar="MODEL", help="models of the sweeps")
     p.add_argument("--evaluate_batch_size", type=positive, default=1000, help="batch of the 60,000-image prediction (when cnn is timed)")
     p.add_argument("--accuracy_check", action="store_true", help="also train fp32 and bf16-mixed on a subset and compare test accuracy")
@@ -631,7 +654,8 @@ def bench(args, extra: list[str], console: Console | None = None) -> dict:
         raise CifarBenchError(f"no config for {', '.join(unknown)} in {args.config_dir}: choose among {', '.join(MODELS)}")
     extra = ["--data.data_dir", args.data_dir, "--data.download", str(args.download).lower(), *extra]
     started = time.perf_counter()
-    results: dict = {"machine": machine(), "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "extra_args": extra}
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    results: dict = {"machine": machine(), "settings": settings, "extra_args": extra}
     results["models"] = {}
     for name in args.models:
         load_before = os.getloadavg()[0]
