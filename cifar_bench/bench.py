@@ -133,10 +133,7 @@ class StepTimer(Callback):
 # --- the package's path ----------------------------------------------------------------------------
 def package_cli(name: str, config_dir: Path, extra: Iterable[str]) -> CifarBenchCLI:
     """Model and DataModule exactly as ``cifar-bench fit --config base.yaml --config <name>.yaml [extra]`` builds them."""
-    config = config_dir / f"{name}.yaml"
-    if not config.is_file():
-        raise CifarBenchError(f"no config {config}: choose models among {', '.join(MODELS)} or pass --config_dir")
-    args = ["--config", str(config_dir / "base.yaml"), "--config", str(config), "--trainer.logger", "false", *extra]
+    args = ["--config", str(config_dir / "base.yaml"), "--config", str(config_dir / f"{name}.yaml"), "--trainer.logger", "false", *extra]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
         cli = CifarBenchCLI(CifarClassifier, CIFAR10DataModule, subclass_mode_model=True, run=False, args=args, save_config_callback=None)
@@ -147,7 +144,9 @@ def package_cli(name: str, config_dir: Path, extra: Iterable[str]) -> CifarBench
 def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:
     """``trainer.fit`` for warm-up + steps batches, no validation: seconds per step, and fit start to first step."""
     timer = StepTimer()
-    trainer = cli.instantiate_trainer(**QUIET_TRAINER, max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0, callbacks=[timer])
+    trainer = cli.instantiate_trainer(
+        **QUIET_TRAINER, max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0, callbacks=[timer]
+    )
     trainer.fit(cli.model, datamodule=cli.datamodule)
     return {"step_s": seconds_per_step(timer.stamps, warmup), "fit_start_s": timer.train_start - timer.fit_start}
 
@@ -227,7 +226,9 @@ class PilImages(Dataset):
 def study_transform(profile_name: str, train: bool) -> transforms.Compose:
     """The study's per-image transforms: flips and rotations when the profile augments, then ToTensor and Normalize."""
     profile = PROFILES[profile_name]
-    augment = [transforms.RandomHorizontalFlip(), transforms.RandomRotation(profile.max_rotation_degrees)] if train and profile.augment else []
+    augment = []
+    if train and profile.augment:
+        augment = [transforms.RandomHorizontalFlip(), transforms.RandomRotation(profile.max_rotation_degrees)]
     return transforms.Compose([*augment, transforms.ToTensor(), transforms.Normalize(profile.mean, profile.std)])
 
 
@@ -356,7 +357,8 @@ def bench_model(name: str, args, extra: list[str], console: Console) -> dict:
 
     arms: dict[str, Callable] = {"package": training_arm(cli, args)}
     if vgg:
-        arms["package_cached"] = training_arm(package_cli(name, args.config_dir, [*extra, *cached_overrides(args)]), args)
+        cached = package_cli(name, args.config_dir, [*extra, *cached_overrides(args)])
+        arms["package_cached"] = training_arm(cached, args)
     else:
         arms["plain_fast_loop"] = lambda: plain_fast_loop(cli, steps, warmup)
     levers = lever_settings(name, args) if args.levers else {}
@@ -369,7 +371,8 @@ def bench_model(name: str, args, extra: list[str], console: Console) -> dict:
     images = args.vgg_eval_images if vgg else args.eval_images
     eval_clis = {"package": cli}
     if args.levers and name == "cnn":
-        eval_clis.update({f"eval batch {size}": package_cli(name, args.config_dir, [*extra, "--data.eval_batch_size", str(size)]) for size in (64, 1000)})
+        for size in (64, 1000):
+            eval_clis[f"eval batch {size}"] = package_cli(name, args.config_dir, [*extra, "--data.eval_batch_size", str(size)])
     eval_arms: dict[str, Callable] = {
         label: (lambda c=c: package_eval(c, eval_batches(images, c.datamodule.hparams.eval_batch_size))) for label, c in eval_clis.items()
     }
@@ -404,7 +407,7 @@ def bench_model(name: str, args, extra: list[str], console: Console) -> dict:
         cached_runs = train["package_cached"]
         result["package_cached"] = summary(step_times(cached_runs), batch, per_epoch)
         # The cache holds every training image and its mirror image, and the validation images.
-        encoded = 2 * (args.warmup + args.cache_steps) * BASELINE_BATCH + args.cache_val_size
+        encoded = 2 * len(cached.datamodule.train_index) + len(cached.datamodule.val_index)
         build = statistics.median(run["fit_start_s"] for run in cached_runs)
         full = 2 * per_epoch + datamodule.hparams.val_size
         result["cache"] = {
@@ -426,7 +429,9 @@ def sweep(name: str, args, extra: list[str]) -> list[dict]:
     """Package training speed at each batch size (default threads), and with each thread count (config batch size)."""
     default = package_cli(name, args.config_dir, extra)
     size, current = default.datamodule.hparams.batch_size, torch.get_num_threads()
-    settings = {(b, current): training_arm(package_cli(name, args.config_dir, [*extra, "--data.batch_size", str(b)]), args) for b in args.batch_sizes}
+    settings = {}
+    for b in args.batch_sizes:
+        settings[(b, current)] = training_arm(package_cli(name, args.config_dir, [*extra, "--data.batch_size", str(b)]), args)
     for count in args.threads:
         settings.setdefault((size, count), training_arm(default, args, count))
     runs = interleaved({f"batch {b}, threads {count}": arm for (b, count), arm in settings.items()}, args.repeats)
@@ -443,7 +448,9 @@ def accuracy_check(args, extra: list[str], console: Console) -> dict:
     for precision in ("32-true", "bf16-mixed"):
         console.print(f"accuracy check: {args.accuracy_model}, {precision}, {args.accuracy_epochs} epochs on {args.accuracy_images} images")
         cli = package_cli(args.accuracy_model, args.config_dir, [*extra, "--data.train_size", str(args.accuracy_images)])
-        trainer = cli.instantiate_trainer(**QUIET_TRAINER, precision=precision, max_epochs=args.accuracy_epochs, limit_val_batches=0, callbacks=[])
+        trainer = cli.instantiate_trainer(
+            **QUIET_TRAINER, precision=precision, max_epochs=args.accuracy_epochs, limit_val_batches=0, callbacks=[]
+        )
         start = time.perf_counter()
         trainer.fit(cli.model, datamodule=cli.datamodule)
         seconds = time.perf_counter() - start
@@ -500,7 +507,9 @@ def table(title: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> Table:
 def print_tables(results: dict, console: Console) -> None:
     info = results["machine"]
     models = results["models"]
-    console.print(f"[bold]cifar-bench bench[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}")
+    console.print(
+        f"[bold]cifar-bench bench[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}"
+    )
     rows = []
     for name, row in models.items():
         overhead = row.get("lightning_overhead")
@@ -536,13 +545,16 @@ def print_tables(results: dict, console: Console) -> None:
         ]
         columns = ("VGG16 feature cache", "epoch s", "cached epoch s", "x faster", "build img/s", "full build s (est.)")
         console.print(table("VGG16 with the frozen-prefix cache", columns, rows))
-    rows = [
-        (f"{name} ({label})" if label != "package" else name, str(figures["batch_size"]), speed(figures["images_per_s"]), speed(row["eval"]["baseline"]["images_per_s"]), f"{figures['images_per_s'] / row['eval']['baseline']['images_per_s']:.1f}")
-        for name, row in models.items()
-        for label, figures in row["eval"].items()
-        if label != "baseline"
-    ]
-    console.print(table("Evaluation: package vs the study's loop (batch 64)", ("evaluation", "batch", "img/s", "study img/s", "x study"), rows))
+    rows = []
+    for name, row in models.items():
+        study = row["eval"]["baseline"]["images_per_s"]
+        for label, figures in row["eval"].items():
+            if label != "baseline":
+                label = name if label == "package" else f"{name} ({label})"
+                ratio = f"{figures['images_per_s'] / study:.1f}"
+                rows.append((label, str(figures["batch_size"]), speed(figures["images_per_s"]), speed(study), ratio))
+    columns = ("evaluation", "batch", "img/s", "study img/s", "x study")
+    console.print(table("Evaluation: package vs the study's loop (batch 64)", columns, rows))
     rows = [
         (name, label, speed(figures["images_per_s"]), f"{figures['images_per_s'] / row['package']['images_per_s']:.2f}")
         for name, row in models.items()
@@ -551,17 +563,28 @@ def print_tables(results: dict, console: Console) -> None:
     if rows:
         console.print(table("Levers: one setting changed from the shipped config", ("model", "setting", "train img/s", "x shipped"), rows))
     if results.get("sweeps"):
-        rows = [(row["model"], str(row["batch_size"]), str(row["threads"]), speed(row["images_per_s"]), f"{row['epoch_s']:.1f}") for row in results["sweeps"]]
+        rows = [
+            (row["model"], str(row["batch_size"]), str(row["threads"]), speed(row["images_per_s"]), f"{row['epoch_s']:.1f}")
+            for row in results["sweeps"]
+        ]
         console.print(table("Package epoch time vs batch size and threads", ("model", "batch", "threads", "img/s", "epoch s"), rows))
     if results.get("evaluate"):
         evaluation = results["evaluate"]
-        console.print(f"evaluate {evaluation['model']}: {evaluation['images']:,} images in {evaluation['seconds']:.1f} s (batch {evaluation['batch_size']})")
+        console.print(
+            f"evaluate {evaluation['model']}: {evaluation['images']:,} images in {evaluation['seconds']:.1f} s "
+            f"(batch {evaluation['batch_size']})"
+        )
     if results.get("accuracy_check"):
         check = results["accuracy_check"]
         console.print(
             f"accuracy check ({check['model']}, {check['epochs']} epochs on {check['train_images']:,} images): "
             f"test accuracy fp32 {check['32-true']['test_acc']:.4f}, bf16-mixed {check['bf16-mixed']['test_acc']:.4f}"
         )
+    # The bench itself keeps about one core per thread busy; half as much again means others competed.
+    limit = 1.5 * info["cores"]
+    busy = [name for name, row in models.items() if max(row.get("load_average", [0])) > limit]
+    if busy:
+        console.print(f"[yellow]warning[/]: the machine was busy (load average above {limit:g}) while timing {', '.join(busy)}: run again")
     for target in results["targets"]:
         mark = "[green]met[/]" if target["met"] else "[red]missed[/]"
         console.print(f"target {target['target']} {target['relation']} {target['threshold']}: {target['value']:.3g} {mark}")
@@ -601,20 +624,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=positive, default=3, help="untimed steps first")
     p.add_argument("--eval_images", type=positive, default=1500, help="timed evaluation images per repeat")
     p.add_argument("--vgg_steps", type=positive, default=5, help="timed steps of full VGG16 runs and their baseline (up to a second each)")
-    p.add_argument("--vgg_warmup", type=positive, default=2)
-    p.add_argument("--vgg_eval_images", type=positive, default=500)
+    p.add_argument("--vgg_warmup", type=positive, default=2, help="untimed steps of full VGG16 runs first")
+    p.add_argument("--vgg_eval_images", type=positive, default=500, help="timed VGG16 evaluation images per repeat")
     p.add_argument("--cache_steps", type=positive, default=20, help="timed steps with the VGG16 feature cache")
     p.add_argument("--cache_val_size", type=positive, default=500, help="validation images of the cached VGG16 runs (all are encoded)")
     p.add_argument("--weights", default="none", help="VGG16 weights: 'none' (same speed), 'imagenet' or a state dict file")
     p.add_argument("--batch_sizes", type=int_list, default=[], help="sweep: epoch time at these batch sizes, e.g. 64,256,1024")
     p.add_argument("--threads", type=int_list, default=[], help="sweep: epoch time with these thread counts, e.g. 1,2")
-    p.add_argument("--levers", action="store_true", help="also time settings that differ in one lever (precision, memory format, fc6 fold, eval batch)")
+    p.add_argument(
+        "--levers", action="store_true", help="also time settings that differ in one lever (precision, memory format, fc6 fold, eval batch)"
+    )
     p.add_argument("--sweep_models", nargs="+", default=["mlp", "cnn", "cnn_bn_do"], metavar="MODEL", help="models of the sweeps")
     p.add_argument("--evaluate_batch_size", type=positive, default=1000, help="batch of the 60,000-image prediction (when cnn is timed)")
     p.add_argument("--accuracy_check", action="store_true", help="also train fp32 and bf16-mixed on a subset and compare test accuracy")
-    p.add_argument("--accuracy_model", default="cnn_bn_do")
-    p.add_argument("--accuracy_images", type=positive, default=10_000)
-    p.add_argument("--accuracy_epochs", type=positive, default=3)
+    p.add_argument("--accuracy_model", default="cnn_bn_do", help="model of the accuracy check")
+    p.add_argument("--accuracy_images", type=positive, default=10_000, help="training images of the accuracy check (a stratified subset)")
+    p.add_argument("--accuracy_epochs", type=positive, default=3, help="epochs of the accuracy check")
     return p
 
 
@@ -623,15 +648,20 @@ def bench(args, extra: list[str], console: Console | None = None) -> dict:
     console = console or Console()
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    unknown = [name for name in [*args.models, *args.sweep_models] if not (args.config_dir / f"{name}.yaml").is_file()]
+    named = [*args.models, *args.sweep_models, *([args.accuracy_model] if args.accuracy_check else [])]
+    unknown = [name for name in named if not (args.config_dir / f"{name}.yaml").is_file()]
     if unknown:
         raise CifarBenchError(f"no config for {', '.join(unknown)} in {args.config_dir}: choose among {', '.join(MODELS)}")
     extra = ["--data.data_dir", args.data_dir, "--data.download", str(args.download).lower(), *extra]
     started = time.perf_counter()
-    results: dict = {"machine": machine(), "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "extra_args": extra}
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    results: dict = {"machine": machine(), "settings": settings, "extra_args": extra}
     results["models"] = {}
     for name in args.models:
+        load_before = os.getloadavg()[0]
         results["models"][name] = bench_model(name, args, extra, console)
+        # Other processes on these cores slow multi-threaded steps far more than Python-bound ones.
+        results["models"][name]["load_average"] = [load_before, os.getloadavg()[0]]
         gc.collect()  # trainers and models refer to each other: free one model's gigabytes before the next
     if "cnn" in args.models:
         console.print("evaluate: cnn over every image")

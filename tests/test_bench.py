@@ -26,7 +26,8 @@ def results(tmp_path_factory) -> dict:
     argv = [
         *("--models", "mlp", "vgg16_last2", "--sweep_models", "mlp"),
         *("--data_dir", str(root), "--no-download", "--config_dir", str(CONFIGS), "--out", str(root / "out")),
-        *("--repeats", "1", "--steps", "2", "--warmup", "1", "--eval_images", "100", "--vgg_eval_images", "100", "--vgg_steps", "1", "--vgg_warmup", "1"),
+        *("--repeats", "1", "--steps", "2", "--warmup", "1", "--eval_images", "100", "--vgg_eval_images", "100"),
+        *("--vgg_steps", "1", "--vgg_warmup", "1"),
         *("--cache_steps", "2", "--cache_val_size", "20", "--batch_sizes", "16,32", "--threads", "1", "--levers"),
         *("--accuracy_check", "--accuracy_model", "mlp", "--accuracy_images", "64", "--accuracy_epochs", "1"),
     ]

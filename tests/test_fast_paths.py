@@ -16,7 +16,9 @@ from cifar_bench.models import CNNClassifier, MLPClassifier
 
 
 def quiet_trainer(**options) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **options)
+    return pl.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **options
+    )
 
 
 def test_epoch_metrics_cover_every_image_with_the_loss_weighted_by_batch_size(binary_copy):
