@@ -146,3 +146,11 @@ def test_make_train_with_an_unknown_model_lists_the_valid_names():
     assert "unknown MODEL 'resnet'" in result.stderr
     for name in ("mlp", "cnn", "cnn_bn_do", "vgg16_last2", "vgg16_last3", "vgg16_last5"):
         assert name in result.stderr
+
+
+def test_a_checkpoint_of_other_model_settings_is_refused_by_name_not_by_a_shape_traceback(workspace):
+    from cifar_bench.errors import CifarBenchError
+    from cifar_bench.models import MLPClassifier
+
+    with pytest.raises(CifarBenchError, match=r"does not fit this MLPClassifier \(it differs at net\.layers\.1"):
+        MLPClassifier.load_from_checkpoint(workspace / "good.ckpt", map_location="cpu", weights_only=True, hidden=(64, 32))
