@@ -68,6 +68,10 @@ class CifarClassifier(pl.LightningModule):
         momentum: SGD momentum, or Adam's beta1.
         weight_decay: L2 penalty on trainable parameters.
         lr_schedule: 'constant', 'cosine' (per step, to zero at the end of training) or 'onecycle'.
+        warmup_epochs: ramp the learning rate linearly from near zero over this many epochs (fractions
+            allowed) before the schedule starts; with 'onecycle', the length of its rising phase.
+        label_smoothing: cross-entropy label smoothing for training batches (validation and test
+            losses are always plain cross-entropy).
     """
 
     transform_profile: ClassVar[str] = "cifar_augmented"
@@ -79,10 +83,16 @@ class CifarClassifier(pl.LightningModule):
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         lr_schedule: Literal["constant", "cosine", "onecycle"] = "cosine",
+        warmup_epochs: float = 0.0,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         if lr <= 0:
             raise CifarBenchError(f"learning rate must be positive (got {lr})")
+        if warmup_epochs < 0 or not 0 <= label_smoothing < 1:
+            raise CifarBenchError(
+                f"need warmup_epochs >= 0 and 0 <= label_smoothing < 1 (got {warmup_epochs}, {label_smoothing})"
+            )
         if weight_decay < 0 or not 0 <= momentum < 1:
             raise CifarBenchError(f"need weight_decay >= 0 and 0 <= momentum < 1 (got {weight_decay}, {momentum})")
         self.save_hyperparameters()
@@ -127,7 +137,8 @@ class CifarClassifier(pl.LightningModule):
         """
         labels = batch[1]
         logits = self.logits(batch, stage)
-        loss = F.cross_entropy(logits.float(), labels)
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
         self.epoch_outputs[stage].append((loss.detach(), logits.detach().argmax(dim=1), labels))
         return loss
 
@@ -236,12 +247,16 @@ class CifarClassifier(pl.LightningModule):
 
     # --- optimisation ------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:
-        """The trainable parameters as optimizer groups; a subclass may give a group its own lr or weight_decay."""
+        """The trainable parameters as optimizer groups; a subclass may give a group an ``lr_scale``
+        (a factor on the learning rate) or its own weight_decay."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def configure_optimizers(self):
         hp = self.hparams
-        groups = self.parameter_groups()
+        groups = [
+            {**{key: value for key, value in group.items() if key != "lr_scale"}, "lr": hp.lr * group.get("lr_scale", 1.0)}
+            for group in self.parameter_groups()
+        ]
         # Fused kernels update every tensor in one pass; PyTorch's default on the CPU is a slow per-tensor loop.
         fused = self.device.type in ("cpu", "cuda") or None
         if hp.optimizer == "sgd":
@@ -251,12 +266,25 @@ class CifarClassifier(pl.LightningModule):
         else:
             adam = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
             optimizer = adam(groups, lr=hp.lr, betas=(hp.momentum, 0.999), weight_decay=hp.weight_decay, fused=fused)
-        if hp.lr_schedule == "constant":
+        scheduler = self._schedule(optimizer)
+        if scheduler is None:
             return optimizer
-        steps = max(1, int(self.trainer.estimated_stepping_batches))
-        if hp.lr_schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        else:
-            max_lr = [group["lr"] for group in optimizer.param_groups]
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _schedule(self, optimizer: torch.optim.Optimizer):
+        """The per-step learning-rate schedule (None for a constant rate without warm-up)."""
+        hp = self.hparams
+        if hp.lr_schedule == "constant" and hp.warmup_epochs == 0:
+            return None
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(steps - 1, round(hp.warmup_epochs * steps / max(1, self.trainer.max_epochs)))
+        schedulers = torch.optim.lr_scheduler
+        if hp.lr_schedule == "onecycle":
+            max_lr = [group["lr"] for group in optimizer.param_groups]
+            rising = warmup / steps if warmup > 0 else 0.3
+            return schedulers.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=rising)
+        main = schedulers.CosineAnnealingLR(optimizer, T_max=steps - warmup) if hp.lr_schedule == "cosine" else None
+        if warmup <= 0:
+            return main
+        ramp = schedulers.LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup)
+        return ramp if main is None else schedulers.SequentialLR(optimizer, [ramp, main], milestones=[warmup])

@@ -26,9 +26,13 @@ class VGG16Classifier(CifarClassifier):
     still run every step (they are cheap); test and predict always run the whole network.
 
     ``fold_fc6``: at 32x32 the pooling before fc6 only copies a 1x1 map 49 times, so fc6 is folded
-    into an equivalent 512 -> 4096 layer once the weights are loaded (103M -> 2M weights). When fc6
-    is trained, its folded weight gets 49x the learning rate and 1/49 of the weight decay: with SGD
-    or AdamW (or Adam without weight decay) that follows the unfolded network's trajectory exactly.
+    into an equivalent 512 -> 4096 layer once the weights are loaded (103M -> 2M weights). When a
+    pretrained fc6 is trained, its folded weight gets 49x the learning rate and 1/49 of the weight
+    decay: with SGD or AdamW (or Adam without weight decay) that follows the unfolded network's
+    trajectory exactly. A random fc6 (conv-only weights) is initialised folded and trained as is.
+
+    ``pretrained_lr_scale``: trained layers that start from pretrained weights learn at this fraction
+    of the learning rate, so a random head's large early gradients do not wreck them.
 
     Args:
         trainable_layers: how many of the 16 weight layers, counted from the output, are trained.
@@ -37,6 +41,7 @@ class VGG16Classifier(CifarClassifier):
         cache_features: run the frozen convolutions once per fit instead of every step.
         fold_fc6: fold pooling and fc6 into the equivalent 512 -> 4096 layer.
         channels_last: keep the convolution weights NHWC, the faster layout on CPU (oneDNN) and GPU.
+        pretrained_lr_scale: learning-rate factor for trained layers loaded with pretrained weights.
     """
 
     def __init__(
@@ -46,9 +51,12 @@ class VGG16Classifier(CifarClassifier):
         cache_features: bool = False,
         fold_fc6: bool = True,
         channels_last: bool = True,
+        pretrained_lr_scale: float = 1.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if pretrained_lr_scale <= 0:
+            raise CifarBenchError(f"pretrained_lr_scale must be positive (got {pretrained_lr_scale})")
         if not 1 <= trainable_layers <= len(WEIGHT_LAYER_NAMES):
             raise CifarBenchError(f"trainable_layers must be in 1..{len(WEIGHT_LAYER_NAMES)} (got {trainable_layers})")
         self.net = VGG16()
@@ -58,7 +66,7 @@ class VGG16Classifier(CifarClassifier):
             f"random init {', '.join(self.random_layers) or 'none'}"
         )
         if fold_fc6:
-            self.net.fold_fc6()
+            self.net.fold_fc6(pretrained="fc6" in self.pretrained_layers)
         self.use_channels_last(channels_last)
         frozen = len(WEIGHT_LAYER_NAMES) - trainable_layers
         for _, layer in self.net.weight_layers()[:frozen]:
@@ -70,16 +78,24 @@ class VGG16Classifier(CifarClassifier):
         self.feature_cache: dict[str, torch.Tensor] = {}
 
     def parameter_groups(self) -> list[dict]:
-        """A trained folded fc6 weight gets its own group: learning rate x49, weight decay /49."""
-        groups = super().parameter_groups()
-        folded = self.net.classifier[0].weight
-        if not (self.net.fc6_folded and folded.requires_grad):
-            return groups
+        """Trained layers in up to three groups: random ones at the learning rate, pretrained ones at
+        ``pretrained_lr_scale`` of it, and a pretrained folded fc6 additionally at lr x49, weight decay /49."""
         hp = self.hparams
-        if hp.optimizer == "adam" and hp.weight_decay > 0:
-            rank_zero_warn("Adam with weight decay on a folded fc6 only approximates the unfolded network; AdamW or SGD match it")
-        groups[0]["params"] = [p for p in groups[0]["params"] if p is not folded]
-        return groups + [{"params": [folded], "lr": hp.lr * FC6_COPIES, "weight_decay": hp.weight_decay / FC6_COPIES}]
+        names = dict(self.net.weight_layers())
+        pretrained = {id(p) for name in self.pretrained_layers for p in names[name].parameters()}
+        folded = self.net.classifier[0].weight if self.net.fc6_folded and "fc6" in self.pretrained_layers else None
+        trained = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in trained if id(p) not in pretrained]},
+            {"params": [p for p in trained if id(p) in pretrained and p is not folded], "lr_scale": hp.pretrained_lr_scale},
+        ]
+        if folded is not None and folded.requires_grad:
+            if hp.optimizer == "adam" and hp.weight_decay > 0:
+                rank_zero_warn("Adam with weight decay on a folded fc6 only approximates the unfolded network; AdamW or SGD match it")
+            groups.append(
+                {"params": [folded], "lr_scale": hp.pretrained_lr_scale * FC6_COPIES, "weight_decay": hp.weight_decay / FC6_COPIES}
+            )
+        return [group for group in groups if group["params"]]
 
     @property
     def transform_profile(self) -> str:

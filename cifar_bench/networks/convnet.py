@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from cifar_bench.networks.init import init_layers
 from cifar_bench.networks.mlp import fully_connected
 
 
@@ -46,6 +47,7 @@ class ConvNet9(nn.Module):
             in_channels = width
         self.features = nn.Sequential(*blocks)
         self.classifier = fully_connected(in_channels * 4 * 4, hidden, num_classes, dropout)
+        init_layers(self.modules())
 
     def forward(self, images):
         return self.classifier(self.features(images))

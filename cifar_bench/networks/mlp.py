@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from cifar_bench.networks.init import init_layers
+
 
 def fully_connected(in_features: int, hidden: tuple[int, ...], num_classes: int, dropout: float) -> nn.Sequential:
     """Flatten, then Linear + ReLU + Dropout per hidden width, then the output Linear."""
@@ -25,6 +27,7 @@ class MLP(nn.Module):
     def __init__(self, hidden: tuple[int, int] = (512, 256), num_classes: int = 10, dropout: float = 0.0) -> None:
         super().__init__()
         self.layers = fully_connected(3 * 32 * 32, hidden, num_classes, dropout)
+        init_layers(self.modules())
 
     def forward(self, images):
         return self.layers(images)

@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.models import VGG16_Weights, vgg16
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.networks.init import init_layer, init_layers
 
 WEIGHT_LAYER_NAMES = (
     "conv1_1", "conv1_2",
@@ -37,6 +38,7 @@ class VGG16(nn.Module):
         base.classifier[6] = nn.Linear(base.classifier[6].in_features, num_classes)
         self.features, self.avgpool, self.classifier = base.features, base.avgpool, base.classifier
         self.flatten = nn.Flatten()
+        init_layers(self.layers)
 
     @property
     def layers(self) -> list[nn.Module]:
@@ -46,23 +48,28 @@ class VGG16(nn.Module):
     def fc6_folded(self) -> bool:
         return isinstance(self.avgpool, nn.Identity)
 
-    def fold_fc6(self) -> None:
-        """Replace pooling + fc6 (25088 -> 4096) by an exactly equivalent 512 -> 4096 fc6, for 32x32 inputs.
+    def fold_fc6(self, pretrained: bool = True) -> None:
+        """Replace pooling + fc6 (25088 -> 4096) by an equivalent 512 -> 4096 fc6, for 32x32 inputs.
 
         At 32x32 the pooling feeds fc6 49 copies of each of the 512 channels, so fc6 sums 49 column
         blocks applied to the same vector: their sum is the same map at 1/49 of the multiply-adds and
-        parameters. For the same training trajectory under SGD, train the folded weight with
+        parameters. For the same training trajectory under SGD, train a pretrained folded weight with
         ``FC6_COPIES`` times the learning rate and 1/``FC6_COPIES`` of the weight decay (see
-        ``VGG16Classifier.parameter_groups``). Larger inputs no longer fit fc6 (a shape error).
+        ``VGG16Classifier.parameter_groups``). A random fc6 (``pretrained`` False) has no trajectory to
+        keep: the folded layer gets a fresh initialisation of its own size instead of a sum of 49
+        random blocks (7x too large). Larger inputs no longer fit fc6 (a shape error).
         """
         if self.fc6_folded:
             return
         fc6 = self.classifier[0]
         channels = fc6.in_features // FC6_COPIES
         folded = nn.Linear(channels, fc6.out_features, device=fc6.weight.device, dtype=fc6.weight.dtype)
-        with torch.no_grad():
-            folded.weight.copy_(fc6.weight.view(fc6.out_features, channels, FC6_COPIES).sum(-1))
-            folded.bias.copy_(fc6.bias)
+        if pretrained:
+            with torch.no_grad():
+                folded.weight.copy_(fc6.weight.view(fc6.out_features, channels, FC6_COPIES).sum(-1))
+                folded.bias.copy_(fc6.bias)
+        else:
+            init_layer(folded)
         folded.requires_grad_(fc6.weight.requires_grad)
         self.classifier[0] = folded
         self.avgpool = nn.Identity()
