@@ -12,7 +12,13 @@ SEEDS ?= 0
 VGG_WEIGHTS ?=
 MODELS := $(sort $(basename $(notdir $(filter-out configs/base.yaml,$(wildcard configs/*.yaml)))))
 
-.PHONY: help install train test analyze bench tensorboard clean evaluate compare study
+comma := ,
+empty :=
+space := $(empty) $(empty)
+# "0 1 2" -> [0,1,2]: the list syntax of cifar-bench's options
+list = [$(subst $(space),$(comma),$(strip $(1)))]
+
+.PHONY: help install train test test-fast analyze bench tensorboard clean evaluate compare study
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,8 +37,11 @@ train: $(STAMP) ## train one model: make train MODEL=cnn [ARGS="--trainer.max_ep
 		echo "error: unknown MODEL '$(MODEL)': choose one of $(MODELS)" >&2; exit 2; fi
 	$(BIN)/cifar-bench fit --config configs/base.yaml --config configs/$(MODEL).yaml $(ARGS)
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: $(STAMP) ## the suite without the slow tests (real trainings, kills, DDP)
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 analyze: $(STAMP) ## describe the dataset: tables and a sample grid in reports/analysis
 	$(BIN)/cifar-bench analyze --data_dir $(DATA) $(ARGS)
@@ -44,8 +53,8 @@ evaluate: $(STAMP) ## evaluate a run: make evaluate CKPT=lightning_logs/cnn/vers
 compare: $(STAMP) ## the results table over every evaluated run in lightning_logs/ [LOGS=dir]
 	$(BIN)/cifar-bench compare $(LOGS) $(ARGS)
 
-study: $(STAMP) ## train, evaluate and compare all models [SEEDS="0 1 2" MODEL=mlp VGG_WEIGHTS=f ARGS="--trainer.max_epochs 2"]
-	$(BIN)/cifar-bench study --save_dir $(LOGS) --data_dir $(DATA) --seeds $(SEEDS) $(if $(MODEL),--models $(MODEL)) \
+study: $(STAMP) ## train, evaluate and compare all models; rerun to resume [SEEDS="0 1 2" MODEL="mlp cnn" VGG_WEIGHTS=f ARGS="--trainer.max_epochs 2"]
+	$(BIN)/cifar-bench study --save_dir $(LOGS) --data_dir $(DATA) --seeds "$(call list,$(SEEDS))" $(if $(MODEL),--models "$(call list,$(MODEL))") \
 		$(if $(VGG_WEIGHTS),--vgg_weights $(VGG_WEIGHTS)) -- $(ARGS)
 
 bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS="--models cnn"]

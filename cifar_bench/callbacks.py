@@ -1,13 +1,17 @@
-"""Training-plumbing pieces Lightning lacks: a non-finite-loss stop and exact-resume RNG state."""
+"""Training-plumbing pieces Lightning lacks: a non-finite-loss stop, exact-resume RNG state, a progress bar
+without the logger version, and a closing summary of where a fit left its results."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.utilities import rank_zero_only
 
 from cifar_bench.errors import CifarBenchError
 
@@ -84,3 +88,32 @@ class RestoreRandomState(pl.Callback):
         np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar without ``v_num`` (the version, shown as ``0.000``): the run folder
+    is printed when the fit ends."""
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+class RunSummary(pl.Callback):
+    """When a fit ends, say where its results went and what to run next."""
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        checkpoints = [callback for callback in trainer.callbacks if isinstance(callback, ModelCheckpoint)]
+        best = next((c for c in checkpoints if c.monitor and c.best_model_path and c.best_model_score is not None), None)
+        last = next((Path(c.dirpath) / "last.ckpt" for c in checkpoints if c.dirpath and (Path(c.dirpath) / "last.ckpt").is_file()), None)
+        lines = [f"Run folder: {trainer.log_dir}" if trainer.logger is not None else "No logger: no run folder was written"]
+        if best is not None:
+            lines.append(f"Best checkpoint ({best.monitor} {float(best.best_model_score):.4f}): {best.best_model_path}")
+        if last is not None:
+            lines.append(f"Last checkpoint: {last}")
+        evaluated = best.best_model_path if best is not None else last
+        if evaluated:
+            lines.append(f"Next: make evaluate CKPT={evaluated}   (or: cifar-bench evaluate --ckpt {evaluated})")
+        print("\n".join(lines), flush=True)

@@ -50,7 +50,7 @@ def studied(tmp_path_factory, tiny_data, configs) -> dict:
 
 
 def evaluated_runs(logs: Path, model: str) -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted((logs / model).glob("version_*/evaluation/metrics.json"))]
+    return [json.loads(path.read_text()) for path in sorted((logs / model).glob("seed*/evaluation/metrics.json"))]
 
 
 def test_study_trains_and_evaluates_each_model_once_per_seed(studied):

@@ -15,7 +15,6 @@ from conftest import PER_BATCH, write_binary_version
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cifar_bench.cli import run_lightning_cli
-from cifar_bench.data import prepare_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL_IMAGES, BATCH = 20, 8
@@ -91,6 +90,6 @@ def test_validation_metrics_are_reduced_over_the_whole_split_not_one_ranks_half(
     # Rank 0 alone (every other validation image) would have logged something else.
     images, labels = single.datamodule.split("val")
     with torch.no_grad():
-        logits = single.model.eval()(prepare_batch(images[0::2], single.datamodule.transform_profile, train=False))
+        logits = single.model.eval()(single.model.prepare_inputs(images[0::2]))
     rank0_loss = F.cross_entropy(logits, labels[0::2]).item()
     assert rank0_loss != pytest.approx(whole_split["val/loss"], rel=1e-3)

@@ -328,7 +328,7 @@ def test_prediction_never_augments_even_for_a_model_trained_with_augmentation():
         expected = model((images.float() / 255 - mean) / std)
     fabric = Fabric(accelerator="cpu", devices=1, precision="32-true")
     for _ in range(2):
-        torch.testing.assert_close(predict_logits(model, images, model.transform_profile, fabric, batch_size=16), expected)
+        torch.testing.assert_close(predict_logits(model, images, fabric, batch_size=16), expected)
 
 
 def test_a_vgg16_run_loads_without_its_pretrained_weights_source(tmp_path):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassRecall
 
-from cifar_bench.data import CIFAR10DataModule, PROFILES, prepare_batch
+from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CNNClassifier, MLPClassifier
 
@@ -29,7 +29,7 @@ def test_epoch_metrics_cover_every_image_with_the_loss_weighted_by_batch_size(bi
 
     images, labels = datamodule.split("val")
     with torch.no_grad():
-        logits = model(prepare_batch(images, PROFILES[model.transform_profile], train=False))
+        logits = model(model.prepare_inputs(images))
     assert logged["val/loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
     predictions = logits.argmax(dim=1)
     assert logged["val/acc"] == pytest.approx(MulticlassAccuracy(10, average="micro")(predictions, labels).item())

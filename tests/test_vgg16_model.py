@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import VGG16_Weights, resnet18
 
-from cifar_bench.data.augment import PROFILES, prepare_batch
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import VGG16Classifier
 from cifar_bench.networks import VGG16, load_vgg16_weights
@@ -85,19 +84,18 @@ def test_cached_features_give_the_same_logits_as_the_whole_network(trainable_lay
     images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
     indices = torch.tensor([4, 1, 3])
     labels = torch.zeros(3, dtype=torch.long)
-    inputs = prepare_batch(images[indices], PROFILES[model.transform_profile], train=False)
-    cache = model.encode(images, with_mirrors=True)
-    assert cache.shape[:2] == (2, 6)
+    inputs = model.prepare_inputs(images[indices])
     with torch.no_grad():
         uncached, mirrored = model(inputs), model(inputs.flip(-1))
-        model.feature_cache = {"val": cache[:1]}
         assert torch.allclose(model.logits((inputs, labels, indices), "val"), uncached, atol=1e-4)
-        model.feature_cache = {"val": cache[1:]}
-        assert torch.allclose(model.logits((inputs, labels, indices), "val"), mirrored, atol=1e-4)
-        model.feature_cache = {"train": cache}
-        # Training draws the original or the mirrored view for each image independently.
+        # Served from the cache the second time: the images are replaced, the logits are not.
+        assert torch.allclose(model.logits((torch.zeros_like(inputs), labels, indices), "val"), uncached, atol=1e-4)
+        cache, filled = model.feature_cache["val"]
+        assert filled.tolist() == [False, True, False, True, True] and cache.shape[:2] == (1, 5)
+        # Training caches each image and its mirror, and draws one of the two for each image independently.
         for row, logits in enumerate(model.logits((inputs, labels, indices), "train")):
             assert torch.allclose(logits, uncached[row], atol=1e-4) or torch.allclose(logits, mirrored[row], atol=1e-4)
+        assert model.feature_cache["train"][0].shape[:2] == (2, 5)
         assert not torch.allclose(uncached, mirrored, atol=1e-4)
 
 

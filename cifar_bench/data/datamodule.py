@@ -1,4 +1,8 @@
-"""CIFAR-10 as a LightningDataModule: whole dataset in memory as uint8, augmentation on the model's device."""
+"""CIFAR-10 as a LightningDataModule: the whole dataset in memory as uint8, served in batches.
+
+The DataModule hands out uint8 images; the model turns them into its own input (augmentation,
+normalisation) on its device, so the data layer never needs to know which model is training.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Optional
 import pytorch_lightning as pl
 import torch
 
-from cifar_bench.data.augment import PROFILES, TransformProfile, prepare_batch
 from cifar_bench.data.loader import InMemoryBatches
 from cifar_bench.data.sources import NUM_CLASSES, CifarArrays, locate, read_folder
 from cifar_bench.errors import CifarBenchError
@@ -47,7 +50,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         batch_size: training batch size (the study used 64).
         eval_batch_size: batch size for validation, test and prediction, where no gradients are kept.
         seed: fixes the validation split and the shuffling order.
-        profile: transform profile name; by default the one the model declares.
+
+    Loaders yield ``(uint8 images, labels, indices)``; ``indices`` are positions within the split (a
+    model may cache per-image results by them). ``model.ready_batches(loader)`` gives model input.
     """
 
     def __init__(
@@ -59,7 +64,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int = 500,
         seed: int = 0,
-        profile: Optional[str] = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
@@ -68,8 +72,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
             raise CifarBenchError(f"val_size must be 0 or more (got {val_size})")
         if train_size is not None and train_size < 1:
             raise CifarBenchError(f"train_size must be positive or null (got {train_size})")
-        if profile is not None and profile not in PROFILES:
-            raise CifarBenchError(f"unknown transform profile {profile!r}: choose one of {', '.join(PROFILES)}")
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.arrays: Optional[CifarArrays] = None
@@ -100,15 +102,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def class_names(self) -> tuple[str, ...]:
         return self.arrays.class_names
 
-    @property
-    def transform_profile(self) -> TransformProfile:
-        """The explicit ``profile``, else the attached model's ``transform_profile``, else 'plain'."""
-        name = self.hparams.profile
-        if name is None:
-            model = self.trainer.lightning_module if self.trainer is not None else None
-            name = getattr(model, "transform_profile", "plain")
-        return PROFILES[name]
-
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images, labels) of 'train', 'val' or 'test'; 'val' is the test set when val_size is 0."""
         arrays = self.arrays
@@ -137,9 +130,3 @@ class CIFAR10DataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> InMemoryBatches:
         return self._batches("test", self.hparams.eval_batch_size, shuffle=False)
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Augment (training only) and normalise on the device the model runs on."""
-        images, labels, indices = batch
-        training = self.trainer is not None and self.trainer.training
-        return prepare_batch(images, self.transform_profile, train=training), labels, indices

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import ClassVar, Literal
 
 import pytorch_lightning as pl
@@ -9,44 +10,17 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassConfusionMatrix
 
-from cifar_bench.data.augment import prepare_batch
+from cifar_bench.data.augment import PROFILES, TransformProfile, prepare_batch
 from cifar_bench.data.sources import CLASS_NAMES, NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.figures import confusion_figure, prediction_grid_figure
+from cifar_bench.models.metrics import logged_metrics
 
 STAGES = ("train", "val", "test")
-
-
-def summary_metrics() -> MetricCollection:
-    """Scalar metrics logged every epoch: overall accuracy and macro precision/recall/F1."""
-    return MetricCollection(
-        {
-            "acc": MulticlassAccuracy(NUM_CLASSES, average="micro"),
-            "precision_macro": MulticlassPrecision(NUM_CLASSES, average="macro"),
-            "recall_macro": MulticlassRecall(NUM_CLASSES, average="macro"),
-            "f1_macro": MulticlassF1Score(NUM_CLASSES, average="macro"),
-        }
-    )
-
-
-def per_class_metrics() -> MetricCollection:
-    """Per-class accuracy (recall), precision and F1, and the confusion matrix."""
-    return MetricCollection(
-        {
-            "class_acc": MulticlassRecall(NUM_CLASSES, average=None),
-            "class_precision": MulticlassPrecision(NUM_CLASSES, average=None),
-            "class_f1": MulticlassF1Score(NUM_CLASSES, average=None),
-            "confusion": MulticlassConfusionMatrix(NUM_CLASSES),
-        }
-    )
+SAMPLE_IMAGES = 32  # validation images drawn with their predictions after every validation
 
 
 def checked_dropout(dropout: float) -> float:
@@ -74,7 +48,8 @@ class CifarClassifier(pl.LightningModule):
             losses are always plain cross-entropy).
     """
 
-    transform_profile: ClassVar[str] = "cifar_augmented"
+    # What the network expects of its input; the model turns uint8 batches into it (``prepare_inputs``).
+    transform_profile: ClassVar[TransformProfile] = PROFILES["cifar_augmented"]
 
     def __init__(
         self,
@@ -97,13 +72,18 @@ class CifarClassifier(pl.LightningModule):
             raise CifarBenchError(f"need weight_decay >= 0 and 0 <= momentum < 1 (got {weight_decay}, {momentum})")
         self.save_hyperparameters()
         # ModuleDict keys may not shadow Module attributes such as ``train``, hence the suffix.
-        self.summaries = nn.ModuleDict({f"{stage}_set": summary_metrics() for stage in STAGES})
-        self.per_class = nn.ModuleDict({f"{stage}_set": per_class_metrics() for stage in STAGES})
+        self.class_names = CLASS_NAMES
+        metrics = logged_metrics(self.class_names)
+        self.metrics = nn.ModuleDict({f"{stage}_set": metrics.clone(prefix=f"{stage}/") for stage in STAGES})
+        self.confusion = nn.ModuleDict({f"{stage}_set": MulticlassConfusionMatrix(NUM_CLASSES) for stage in STAGES})
         # nan_strategy="disable": a diverged run's loss stays NaN instead of NaN batches being dropped.
         self.losses = nn.ModuleDict({f"{stage}_set": MeanMetric(nan_strategy="disable") for stage in STAGES})
         # Per stage, (loss, predictions, labels) of each step of the running epoch, left on the device.
         self.epoch_outputs: dict[str, list] = {stage: [] for stage in STAGES}
-        self.class_names = CLASS_NAMES
+        # The first validation images of the epoch, as uint8, for the sample-predictions figure.
+        self.sample_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        # Lets Lightning's model summary show layer shapes and FLOPs.
+        self.example_input_array = torch.zeros(1, 3, 32, 32)
 
     # --- what a subclass says about itself -------------------------------------------------------
     @property
@@ -122,6 +102,26 @@ class CifarClassifier(pl.LightningModule):
         """Store convolution weights NHWC: oneDNN (CPU) and cuDNN convolve faster so, in bf16 above all; same outputs."""
         if enabled:
             self.net.to(memory_format=torch.channels_last)
+
+    # --- input preparation: the one place uint8 images become network input -----------------------
+    def prepare_inputs(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
+        """uint8 (N, 3, 32, 32) images to this network's input on its device; augmented only if ``train``."""
+        return prepare_batch(images.to(self.device), self.transform_profile, train=train)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Lightning's hook: augment (training only) and normalise each batch on the model's device."""
+        images, labels, indices = batch
+        trainer = self._trainer
+        training = trainer is not None and trainer.training
+        if trainer is not None and (trainer.validating or trainer.sanity_checking) and self.sample_batch is None:
+            self.sample_batch = (images[:SAMPLE_IMAGES].cpu(), labels[:SAMPLE_IMAGES].cpu())
+        return self.prepare_inputs(images, train=training), labels, indices
+
+    def ready_batches(self, loader: Iterable, train: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(input, labels) batches for a loop of one's own over a DataModule loader, e.g.
+        ``for inputs, labels in model.ready_batches(dm.train_dataloader(), train=True)``."""
+        for images, labels, *_ in loader:
+            yield self.prepare_inputs(images, train=train), labels.to(self.device)
 
     def logits(self, batch, stage: str) -> torch.Tensor:
         """Logits for a prepared batch; a subclass may serve them from a cache using the batch's indices."""
@@ -157,7 +157,7 @@ class CifarClassifier(pl.LightningModule):
 
     # --- epoch metrics, figures ------------------------------------------------------------------
     def _log_epoch(self, stage: str) -> torch.Tensor | None:
-        """Log the epoch's loss, summary and per-class metrics; returns the confusion matrix (None without steps).
+        """Log the epoch's loss and metrics; returns the confusion matrix (None without steps).
 
         ``compute()`` gathers every rank's states under DDP, in the same order on every rank; the
         values logged are then global already, and ``sync_dist`` averages identical values.
@@ -170,24 +170,23 @@ class CifarClassifier(pl.LightningModule):
         sizes = torch.tensor([len(batch) for batch in labels], device=losses[0].device)
         predictions, labels = torch.cat(predictions), torch.cat(labels)
         # One entry per image: the mean weighs batches by size (MeanMetric ignores weights when NaN checks are off).
-        self.losses[key].update(torch.stack(losses).repeat_interleave(sizes))
-        self.summaries[key].update(predictions, labels)
-        self.per_class[key].update(predictions, labels)
-        loss, summaries, per_class = (self.losses[key].compute(), self.summaries[key].compute(), self.per_class[key].compute())
-        for metrics in (self.losses[key], self.summaries[key], self.per_class[key]):
-            metrics.reset()
+        loss_metric, metrics, confusion_metric = self.losses[key], self.metrics[key], self.confusion[key]
+        loss_metric.update(torch.stack(losses).repeat_interleave(sizes))
+        metrics.update(predictions, labels)
+        confusion_metric.update(predictions, labels)
+        loss, values, confusion = loss_metric.compute(), metrics.compute(), confusion_metric.compute()
+        for metric in (loss_metric, metrics, confusion_metric):
+            metric.reset()
         self.log(f"{stage}/loss", loss, prog_bar=stage != "test", sync_dist=True)
-        self.log_dict({f"{stage}/{name}": value for name, value in summaries.items()}, sync_dist=True)
-        for metric in ("class_acc", "class_precision", "class_f1"):
-            for name, value in zip(self.class_names, per_class[metric]):
-                self.log(f"{stage}/{metric}/{name}", value, sync_dist=True)
-        return per_class["confusion"]
+        self.log_dict(values, sync_dist=True)
+        return confusion
 
     def on_train_epoch_start(self) -> None:
         self.epoch_outputs["train"] = []
 
     def on_validation_epoch_start(self) -> None:
         self.epoch_outputs["val"] = []
+        self.sample_batch = None
 
     def on_test_epoch_start(self) -> None:
         self.epoch_outputs["test"] = []
@@ -207,17 +206,12 @@ class CifarClassifier(pl.LightningModule):
             self._write_figures(logger, confusion)
 
     def _write_figures(self, logger: TensorBoardLogger, confusion: torch.Tensor) -> None:
-        from cifar_bench.reports.figures import confusion_figure, prediction_grid_figure
-
         step = self.current_epoch
         logger.experiment.add_figure("val/confusion_matrix", confusion_figure(confusion.cpu(), self.class_names), step)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "split"):
-            images, labels = datamodule.split("val")
-            images, labels = images[:32], labels[:32]
+        if self.sample_batch is not None:
+            images, labels = self.sample_batch
             with torch.no_grad():
-                inputs = prepare_batch(images.to(self.device), datamodule.transform_profile, train=False)
-                predictions = self(inputs).argmax(dim=1).cpu()
+                predictions = self(self.prepare_inputs(images)).argmax(dim=1).cpu()
             figure = prediction_grid_figure(images, predictions, labels, self.class_names)
             logger.experiment.add_figure("val/sample_predictions", figure, step)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from cifar_bench.data.augment import PROFILES, prepare_batch
+from cifar_bench.data.augment import PROFILES, TransformProfile
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models.base import CifarClassifier
 from cifar_bench.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
@@ -20,10 +20,11 @@ class VGG16Classifier(CifarClassifier):
     counted as part of the trained tail and stays active in training.
 
     ``cache_features``: the frozen convolutions give the same activations for an image every epoch,
-    so they are computed once at fit start (for the training images and their mirror images, and for
-    the validation images) and training runs only the rest. The price: random rotations are lost,
-    flips survive as a random choice between the two cached views. Frozen fully connected layers
-    still run every step (they are cheap); test and predict always run the whole network.
+    so they are computed the first time a training or validation image comes by (for training
+    images, of the image and its mirror image) and kept, by the image's index in its split; later
+    epochs run only the rest. The price: random rotations are lost, flips survive as a random choice
+    between the two cached views. Frozen fully connected layers still run every step (they are
+    cheap); test and predict always run the whole network.
 
     ``fold_fc6``: at 32x32 the pooling before fc6 only copies a 1x1 map 49 times, so fc6 is folded
     into an equivalent 512 -> 4096 layer once the weights are loaded (103M -> 2M weights). When a
@@ -75,7 +76,7 @@ class VGG16Classifier(CifarClassifier):
         self.cache_end = min(self.prefix_end, len(self.net.features))
         if cache_features and self.cache_end == 0:
             raise CifarBenchError("cache_features needs at least one frozen conv layer: use trainable_layers <= 15")
-        self.feature_cache: dict[str, torch.Tensor] = {}
+        self.feature_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def parameter_groups(self) -> list[dict]:
         """Trained layers in up to three groups: random ones at the learning rate, pretrained ones at
@@ -98,8 +99,8 @@ class VGG16Classifier(CifarClassifier):
         return [group for group in groups if group["params"]]
 
     @property
-    def transform_profile(self) -> str:
-        return "imagenet_plain" if self.hparams.cache_features else "imagenet_augmented"
+    def transform_profile(self) -> TransformProfile:
+        return PROFILES["imagenet_plain" if self.hparams.cache_features else "imagenet_augmented"]
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -107,36 +108,40 @@ class VGG16Classifier(CifarClassifier):
             layer.train(False)
         return self
 
-    @torch.no_grad()
-    def encode(self, images: torch.Tensor, with_mirrors: bool, chunk: int = 500) -> torch.Tensor:
-        """Frozen conv activations of uint8 images: (views, N, ...), the second view mirrored."""
-        views = []
-        for flip in (False, True)[: 1 + with_mirrors]:
-            parts = []
-            for start in range(0, len(images), chunk):
-                batch = prepare_batch(images[start : start + chunk].to(self.device), PROFILES["imagenet_plain"], train=False)
-                parts.append(self.net.run(batch.flip(-1) if flip else batch, 0, self.cache_end))
-            views.append(torch.cat(parts))
-        return torch.stack(views)
-
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        if self.hparams.cache_features:
-            datamodule = self.trainer.datamodule
-            # In the run's precision (bf16 autocast by default), as the uncached convolutions would run.
-            with self.trainer.precision_plugin.forward_context():
-                self.feature_cache = {
-                    "train": self.encode(datamodule.split("train")[0], with_mirrors=True),
-                    "val": self.encode(datamodule.split("val")[0], with_mirrors=False),
-                }
-
     def on_fit_end(self) -> None:
         self.feature_cache = {}
 
+    @torch.no_grad()
+    def cached_features(self, inputs: torch.Tensor, indices: torch.Tensor, stage: str) -> torch.Tensor:
+        """The split's cache, (views, images, ...) frozen conv activations, once this batch's are in it.
+
+        Activations are computed only for images not seen before; the cache grows to the largest index
+        seen. Training keeps a second view, of the mirrored image.
+        """
+        cache, filled = self.feature_cache.get(stage, (None, None))
+        needed = int(indices.max()) + 1
+        if cache is None or len(filled) < needed:
+            probe = self.net.run(inputs[:1], 0, self.cache_end)
+            size = max(needed, 2 * len(filled) if filled is not None else needed)
+            views = 2 if stage == "train" else 1
+            grown = torch.zeros((views, size, *probe.shape[1:]), dtype=probe.dtype, device=inputs.device)
+            grown_filled = torch.zeros(size, dtype=torch.bool, device=inputs.device)
+            if cache is not None:
+                grown[:, : cache.shape[1]], grown_filled[: len(filled)] = cache, filled
+            cache, filled = grown, grown_filled
+            self.feature_cache[stage] = (cache, filled)
+        new = ~filled[indices]
+        if new.any():
+            fresh, positions = inputs[new], indices[new]
+            for view in range(len(cache)):
+                cache[view, positions] = self.net.run(fresh.flip(-1) if view else fresh, 0, self.cache_end).to(cache.dtype)
+            filled[positions] = True
+        return cache
+
     def logits(self, batch, stage: str) -> torch.Tensor:
-        cache = self.feature_cache.get(stage)
-        if cache is None:
+        if not (self.hparams.cache_features and stage in ("train", "val")):
             return self(batch[0])
-        indices = batch[2]
+        inputs, _, indices = batch
+        cache = self.cached_features(inputs, indices, stage)
         view = torch.randint(0, len(cache), (len(indices),), device=indices.device) if stage == "train" else 0
         return self.net.run(cache[view, indices], self.cache_end)

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES, REQUIRED_FILES, TRAIN_BATCHES, CifarArrays, load_cifar10
-from cifar_bench.reports.figures import image_grid_figure, save_figure
-from cifar_bench.reports.output import write_json
+from cifar_bench.figures import image_grid_figure
+from cifar_bench.reports.output import print_whole, save_figure, write_json
 
 CHANNELS = ("red", "green", "blue")
 
@@ -113,14 +113,24 @@ def summary_tables(summary: dict) -> list[Table]:
     return [splits, per_batch, image_format, pixels]
 
 
-def analyze(data_dir: str | Path, download: bool, out: Path, samples_per_class: int = 10, console: Optional[Console] = None) -> dict:
-    """Describe CIFAR-10 found in ``data_dir``: print the tables, write ``analysis.json`` and ``samples.png`` to ``out``."""
+def analyze(
+    data_dir: str = "data", download: bool = True, out: str = "reports/analysis", samples_per_class: int = 10, console: Optional[Console] = None
+) -> dict:
+    """Describe the CIFAR-10 dataset (the study's Part 2): tables on screen, analysis.json and samples.png.
+
+    Args:
+        data_dir: folder holding CIFAR-10 or an official archive.
+        download: fetch CIFAR-10 with torchvision when no copy is found.
+        out: where analysis.json and samples.png go.
+        samples_per_class: images of each class in samples.png.
+    """
+    out = Path(out)
     console = console or Console()
     arrays = load_cifar10(data_dir, download)
     summary = describe(arrays)
     console.print(f"CIFAR-10 read from {arrays.folder}")
     for table in summary_tables(summary):
-        console.print(table)
+        print_whole(console, table)
     picked = first_of_each_class(arrays.train_labels, samples_per_class)
     titles = [arrays.class_names[label] for label in arrays.train_labels[picked].tolist()]
     figure = image_grid_figure(arrays.train_images[picked], titles, columns=max(1, len(picked) // NUM_CLASSES))

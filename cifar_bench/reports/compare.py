@@ -7,11 +7,11 @@ Random classifier row, measured by guessing uniformly at random on the real labe
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 from pathlib import Path
+from typing import Optional
 
 import torch
 from rich.console import Console
@@ -22,7 +22,8 @@ from cifar_bench.data import load_cifar10
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.evaluate import METRICS_FILE, format_duration
-from cifar_bench.reports.output import write_text
+from cifar_bench.reports.output import print_whole, write_text
+from cifar_bench.reports.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 
 RANDOM_MODEL = "Random classifier"
 FAILURE_GLOB = "failed-seed*.json"
@@ -32,6 +33,8 @@ COLUMNS = (
     "failed",
     "test_accuracy_mean",
     "test_accuracy_std",
+    "study_test_accuracy",
+    "difference_to_study",
     "train_accuracy_mean",
     "train_accuracy_std",
     "weight_layers",
@@ -41,7 +44,7 @@ COLUMNS = (
     "training_time_s_mean",
     "training_time_s_std",
 )
-HEADINGS = ("Model", "Runs", "Test accuracy", "Train accuracy", "Weight layers", "Epochs", "Trainable / total params", "Training time")
+HEADINGS = ("Model", "Runs", "Test accuracy", "Study", "Difference", "Train accuracy", "Weight layers", "Epochs", "Trainable / total params", "Training time")
 
 
 def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
@@ -93,11 +96,13 @@ def _distinct(values) -> int | str | None:
 
 
 def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
-    row = {"model": model, "runs": len(runs), "failed": len(failures)}
+    row = {"model": model, "runs": len(runs), "failed": len(failures), "study_test_accuracy": study_accuracy(model)}
     if not runs:
         return row
     for split in ("test", "train"):
         row[f"{split}_accuracy_mean"], row[f"{split}_accuracy_std"] = mean_std([run["splits"][split]["accuracy"] for run in runs])
+    if row["study_test_accuracy"] is not None:
+        row["difference_to_study"] = row["test_accuracy_mean"] - row["study_test_accuracy"]
     for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params"):
         row[key] = _distinct(run[key] for run in runs)
     times = [run["training_time_s"] for run in runs if run.get("training_time_s") is not None]
@@ -116,6 +121,7 @@ def random_row(data_dir: str | Path) -> dict:
         "runs": 1,
         "failed": 0,
         "test_accuracy_mean": random_accuracy(arrays.test_labels),
+        "study_test_accuracy": STUDY_RANDOM_ACCURACY,
         "train_accuracy_mean": random_accuracy(arrays.train_labels),
         "weight_layers": 0,
         "epochs_trained": 0,
@@ -142,6 +148,8 @@ def display_cells(row: dict) -> list[str]:
         row["model"],
         runs,
         _accuracy_cell(row, "test"),
+        "-" if row.get("study_test_accuracy") is None else f"{row['study_test_accuracy']:.2f}",
+        "-" if row.get("difference_to_study") is None else f"{row['difference_to_study']:+.4f}",
         _accuracy_cell(row, "train"),
         str(row.get("weight_layers", "-")),
         str(row.get("epochs_trained", "-")),
@@ -164,8 +172,16 @@ def csv_table(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def compare(directory: str | Path = "lightning_logs", data_dir: str | None = None, out: str | Path | None = None, console: Console | None = None) -> list[dict]:
-    """Build, print and write the comparison table; returns its rows (Random classifier first)."""
+def compare(directory: str, data_dir: Optional[str] = None, out: Optional[str] = None, console: Optional[Console] = None) -> list[dict]:
+    """Compare evaluated runs (the study's results table): print it, write comparison.md and .csv.
+
+    Args:
+        directory: folder searched for evaluated runs (the logger's save_dir, e.g. lightning_logs).
+        data_dir: CIFAR-10 for the Random classifier row (default: the runs' data_dir).
+        out: where comparison.md and comparison.csv go (default: DIRECTORY).
+
+    Returns the rows, the Random classifier first.
+    """
     console = console or Console()
     directory = Path(directory).expanduser()
     if not directory.is_dir():
@@ -185,18 +201,10 @@ def compare(directory: str | Path = "lightning_logs", data_dir: str | None = Non
         table.add_column(heading, justify="left" if heading == "Model" else "right")
     for row in rows:
         table.add_row(*display_cells(row))
-    console.print(table)
+    print_whole(console, table)
     out = Path(out).expanduser() if out is not None else directory
     write_text(out / "comparison.md", markdown_table(rows))
     write_text(out / "comparison.csv", csv_table(rows))
     console.print(f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}")
     return rows
 
-
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="cifar-bench compare", description="Compare evaluated runs (the study's results table).")
-    parser.add_argument("dir", nargs="?", default="lightning_logs", help="folder searched for evaluated runs (default: lightning_logs)")
-    parser.add_argument("--data_dir", default=None, help="CIFAR-10 for the Random classifier row (default: the runs' data_dir)")
-    parser.add_argument("--out", default=None, help="where comparison.md and comparison.csv go (default: DIR)")
-    args = parser.parse_args(argv)
-    compare(args.dir, args.data_dir, args.out)

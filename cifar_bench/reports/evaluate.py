@@ -10,7 +10,6 @@ Nothing else in the run folder is touched.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import inspect
 import io
@@ -18,6 +17,7 @@ import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -29,13 +29,13 @@ from rich.table import Table
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
-from cifar_bench.data import CIFAR10DataModule, PROFILES, load_cifar10, prepare_batch
+from cifar_bench.data import CIFAR10DataModule, load_cifar10
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier  # also puts the study's classes in sys.modules
-from cifar_bench.models.base import per_class_metrics, summary_metrics
-from cifar_bench.reports.figures import confusion_figure, curves_figure, prediction_grid_figure, save_figure
-from cifar_bench.reports.output import atomic_path, write_json, write_text
+from cifar_bench.models.metrics import classification_metrics
+from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure
+from cifar_bench.reports.output import atomic_path, print_whole, save_figure, write_json, write_text
 
 EVALUATION_FOLDER = "evaluation"
 METRICS_FILE = "metrics.json"
@@ -112,14 +112,13 @@ def load_model(run: Run) -> tuple[CifarClassifier, dict]:
     return model.eval(), {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
 
 
-def predict_logits(model: CifarClassifier, images: torch.Tensor, profile: str, fabric: Fabric, batch_size: int) -> torch.Tensor:
-    """Float32 logits of uint8 images, prepared as for validation (normalised, never augmented)."""
+def predict_logits(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:
+    """Float32 logits of uint8 images, prepared by the model as for validation (normalised, never augmented)."""
     module = fabric.setup_module(model)
     logits = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            batch = prepare_batch(fabric.to_device(images[start : start + batch_size]), PROFILES[profile], train=False)
-            logits.append(module(batch).float().cpu())
+            logits.append(module(model.prepare_inputs(images[start : start + batch_size])).float().cpu())
     return torch.cat(logits)
 
 
@@ -127,8 +126,7 @@ def report_metrics() -> MetricCollection:
     """Everything in a classification report: the training-time metrics plus support-weighted averages."""
     return MetricCollection(
         {
-            **dict(summary_metrics().items()),
-            **dict(per_class_metrics().items()),
+            **classification_metrics(),
             "class_recall": MulticlassRecall(NUM_CLASSES, average=None),
             "precision_weighted": MulticlassPrecision(NUM_CLASSES, average="weighted"),
             "recall_weighted": MulticlassRecall(NUM_CLASSES, average="weighted"),
@@ -241,16 +239,28 @@ def write_predictions(path: Path, labels: dict[str, torch.Tensor], predictions: 
 
 
 def evaluate(
-    ckpt: str | Path,
-    data_dir: str | None = None,
-    download: bool | None = None,
+    ckpt: str,
+    data_dir: Optional[str] = None,
+    download: Optional[bool] = None,
     batch_size: int = 1000,
-    out: str | Path | None = None,
+    out: Optional[str] = None,
     accelerator: str = "auto",
-    precision: str | None = None,
-    console: Console | None = None,
+    precision: Optional[str] = None,
+    console: Optional[Console] = None,
 ) -> dict:
-    """Evaluate a run's checkpoint and write the reports; returns the content of metrics.json."""
+    """Evaluate a trained run (the study's result calculations) and write its reports.
+
+    Args:
+        ckpt: a .ckpt file of a run, or a run folder (version_N/) to use its last.ckpt.
+        data_dir: folder holding CIFAR-10 (default: the run's data.data_dir).
+        download: fetch CIFAR-10 when missing (default: the run's data.download).
+        batch_size: images per forward pass.
+        out: output folder (default: <run>/evaluation).
+        accelerator: cpu, gpu, ... (default: auto).
+        precision: e.g. 32-true, bf16-mixed (default: the run's trainer.precision).
+
+    Returns the content of metrics.json.
+    """
     console = console or Console()
     if batch_size < 1:
         raise CifarBenchError(f"batch_size must be positive (got {batch_size})")
@@ -259,7 +269,6 @@ def evaluate(
     data = {**CIFAR10DataModule().hparams, **(run.config.get("data") or {})}
     data_dir = data_dir if data_dir is not None else data["data_dir"]
     arrays = load_cifar10(data_dir, data["download"] if download is None else download)
-    profile = data.get("profile") or model.transform_profile
     precision = precision or (run.config.get("trainer") or {}).get("precision") or "32-true"
     try:
         fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
@@ -268,7 +277,7 @@ def evaluate(
 
     labels = {"train": arrays.train_labels, "test": arrays.test_labels}
     images = {"train": arrays.train_images, "test": arrays.test_images}
-    predictions = {split: predict_logits(model, images[split], profile, fabric, batch_size).argmax(dim=1) for split in SPLITS}
+    predictions = {split: predict_logits(model, images[split], fabric, batch_size).argmax(dim=1) for split in SPLITS}
     splits = {split: split_metrics(predictions[split], labels[split], arrays.class_names) for split in SPLITS}
     curves, training_time = read_history(run.folder)
     trainable, total = model.parameter_counts()
@@ -282,7 +291,7 @@ def evaluate(
         "checkpoint_global_step": checkpoint["global_step"],
         "seed": run.config.get("seed_everything"),
         "precision": precision,
-        "transform_profile": profile,
+        "transform_profile": model.transform_profile.name,
         "data_dir": str(Path(data_dir).expanduser().resolve()),
         "weight_layers": model.weight_layers,
         "trainable_params": trainable,
@@ -330,7 +339,7 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions, console
     table.add_row("trainable / total params", f"{metrics['trainable_params']:,} / {metrics['total_params']:,}")
     table.add_row("epochs trained", str(metrics["epochs_trained"]))
     table.add_row("training time", format_duration(metrics["training_time_s"]))
-    console.print(table)
+    print_whole(console, table)
     console.print("\n".join(text), markup=False, highlight=False, soft_wrap=True)
     console.print(f"Reports written to {out}")
 
@@ -342,15 +351,3 @@ def format_duration(seconds: float | None) -> str:
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
-
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="cifar-bench evaluate", description="Evaluate a trained run (the study's result calculations).")
-    parser.add_argument("--ckpt", required=True, help="a .ckpt file of a run, or a run folder (version_N/) to use its last.ckpt")
-    parser.add_argument("--data_dir", default=None, help="folder holding CIFAR-10 (default: the run's data.data_dir)")
-    parser.add_argument("--download", action=argparse.BooleanOptionalAction, default=None, help="default: the run's data.download")
-    parser.add_argument("--batch_size", type=int, default=1000, help="images per forward pass")
-    parser.add_argument("--out", default=None, help=f"output folder (default: <run>/{EVALUATION_FOLDER})")
-    parser.add_argument("--accelerator", default="auto", help="cpu, gpu, ... (default: auto)")
-    parser.add_argument("--precision", default=None, help="e.g. 32-true, bf16-mixed (default: the run's trainer.precision)")
-    args = parser.parse_args(argv)
-    evaluate(args.ckpt, args.data_dir, args.download, args.batch_size, args.out, args.accelerator, args.precision)

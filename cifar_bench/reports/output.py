@@ -1,4 +1,4 @@
-"""Atomic writes for every file the report commands produce.
+"""Output of the report commands: atomic file writes, and rich tables printed whole.
 
 A reader (or a second run) never sees half a file: content goes to a hidden sibling first and is
 renamed into place only once it is complete.
@@ -10,6 +10,9 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from rich.console import Console
+from rich.measure import Measurement
 
 
 @contextmanager
@@ -32,3 +35,31 @@ def write_text(path: Path, text: str) -> Path:
 
 def write_json(path: Path, content) -> Path:
     return write_text(path, json.dumps(content, indent=1) + "\n")
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically and release it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as partial:
+            figure.savefig(partial, format="png", dpi=110)
+    finally:
+        plt.close(figure)
+    return path
+
+
+def print_whole(console: Console, renderable) -> None:
+    """Print a table without cutting its columns. A terminal keeps its width; piped or logged output
+    (where rich assumes 80 columns and would cut ``training time`` to ``traini…``) gets the width the
+    table needs."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    needed = Measurement.get(console, console.options.update(width=100_000), renderable).maximum
+    width = console.width
+    console.width = max(width, needed)
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width

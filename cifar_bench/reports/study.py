@@ -3,20 +3,25 @@
 Each training and each evaluation runs in its own process, so a model that fails (a bad setting, a
 missing weights file, a crash, running out of memory) is recorded as failed and the others go on;
 the closing comparison lists it as failed.
+
+Each run has a fixed folder, ``<save_dir>/<model>/seed<N>/``, so the same command run again after an
+interruption skips evaluated runs, continues an interrupted one from its ``last.ckpt``, and starts
+the rest: it ends with the same table as an uninterrupted study.
 """
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import yaml
 from rich.console import Console
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.compare import compare, failure_marker
+from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
 from cifar_bench.reports.output import write_json
 
 
@@ -31,8 +36,9 @@ def takes_pretrained_weights(config: Path) -> bool:
     return "weights" in ((content.get("model") or {}).get("init_args") or {})
 
 
-def run_folders(save_dir: Path) -> set[Path]:
-    return set(save_dir.glob("*/version_*"))
+def run_folder(save_dir: Path, model: str, seed: int) -> Path:
+    """Where the study keeps the run of one model and seed (the logger's version is ``seed<N>``)."""
+    return save_dir / model / f"seed{seed}"
 
 
 def cifar_bench(*words: str) -> int:
@@ -41,16 +47,26 @@ def cifar_bench(*words: str) -> int:
 
 
 def study(
-    models: list[str] | None = None,
-    seeds: list[int] = (0,),
-    configs_dir: str | Path = "configs",
-    save_dir: str | Path = "lightning_logs",
-    data_dir: str | None = None,
-    vgg_weights: str | None = None,
-    fit_args: list[str] = (),
-    console: Console | None = None,
+    models: Optional[list[str]] = None,
+    seeds: list[int] = [0],
+    configs_dir: str = "configs",
+    save_dir: str = "lightning_logs",
+    data_dir: Optional[str] = None,
+    vgg_weights: Optional[str] = None,
+    fit_args: list[str] = [],
+    console: Optional[Console] = None,
 ) -> list[dict]:
-    """Train and evaluate each model once per seed (``seed_everything``; the validation split stays fixed)."""
+    """Train every model with its config, evaluate each, end with the comparison table.
+
+    Args:
+        models: model configs to run, e.g. [mlp,cnn] (default: all in configs_dir).
+        seeds: one run per seed, e.g. [0,1,2]; the seed draws the weights, the validation split and the batch order.
+        configs_dir: folder holding base.yaml and one YAML per model.
+        save_dir: where runs, their evaluations and the comparison go.
+        data_dir: folder holding CIFAR-10 (default: the configs' data.data_dir).
+        vgg_weights: local VGG16 weights file for the VGG16 models (offline machines).
+        fit_args: arguments for every `cifar-bench fit`, given after --, e.g. -- --trainer.max_epochs 2.
+    """
     console = console or Console()
     configs_dir, save_dir = Path(configs_dir), Path(save_dir)
     base = configs_dir / "base.yaml"
@@ -66,38 +82,25 @@ def study(
         config = configs_dir / f"{model}.yaml"
         weights_args = ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
         for seed in seeds:
-            console.rule(f"{model}, seed {seed}")
-            before = run_folders(save_dir)
-            fit = ["fit", "--config", str(base), "--config", str(config), "--seed_everything", str(seed)]
-            fit += ["--trainer.logger.init_args.save_dir", str(save_dir), *data_args, *weights_args, *fit_args]
+            folder = run_folder(save_dir, model, seed)
+            if (folder / EVALUATION_FOLDER / METRICS_FILE).is_file():
+                console.print(f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
+                continue
+            last = folder / "checkpoints" / "last.ckpt"
+            console.rule(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else ""))
+            # The seed also draws the validation split and the batch order (data.seed), not only the weights.
+            fit = ["fit", "--config", str(base), "--config", str(config), "--seed_everything", str(seed), "--data.seed", str(seed)]
+            fit += ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.version", folder.name]
+            fit += [*data_args, *weights_args, *fit_args, *(["--ckpt_path", str(last)] if last.is_file() else [])]
             status, stage = cifar_bench(*fit), "fit"
-            new_runs = sorted(run_folders(save_dir) - before)
             if status == 0:
-                if len(new_runs) != 1:
-                    raise CifarBenchError(f"training {model} left {len(new_runs)} new run folders in {save_dir}, expected one")
-                status, stage = cifar_bench("evaluate", "--ckpt", str(new_runs[0])), "evaluate"
+                status, stage = cifar_bench("evaluate", "--ckpt", str(folder)), "evaluate"
             marker = failure_marker(save_dir, model, seed)
             if status == 0:
                 marker.unlink(missing_ok=True)
                 continue
             console.print(f"[red]{model} (seed {seed}) failed in {stage} with exit status {status}[/red]")
             record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *fit]}
-            write_json(marker, {**record, "run": str(new_runs[0]) if new_runs else None})
+            write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
     return compare(save_dir, data_dir, console=console)
 
-
-def main(argv: list[str]) -> None:
-    words, fit_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    parser = argparse.ArgumentParser(
-        prog="cifar-bench study",
-        description="Train every model with its config, evaluate each, end with the comparison table.",
-        epilog="Arguments after -- go to every `cifar-bench fit`, e.g. -- --trainer.max_epochs 2",
-    )
-    parser.add_argument("--models", nargs="+", default=None, help="model configs to run (default: all in --configs)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed (seed_everything)")
-    parser.add_argument("--configs", default="configs", help="folder holding base.yaml and one YAML per model")
-    parser.add_argument("--save_dir", default="lightning_logs", help="where runs, their evaluations and the comparison go")
-    parser.add_argument("--data_dir", default=None, help="folder holding CIFAR-10 (default: the configs' data.data_dir)")
-    parser.add_argument("--vgg_weights", default=None, help="local VGG16 weights file for the VGG16 models (offline machines)")
-    args = parser.parse_args(words)
-    study(args.models, args.seeds, args.configs, args.save_dir, args.data_dir, args.vgg_weights, fit_args)

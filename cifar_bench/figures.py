@@ -1,9 +1,8 @@
-"""Matplotlib figures shared by TensorBoard logging and the report commands."""
+"""Matplotlib figures shared by TensorBoard logging (models) and the report commands: below both."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 
@@ -11,27 +10,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
-
-from cifar_bench.reports.output import atomic_path  # noqa: E402
+from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 
 
 def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str], title: str = "Confusion matrix"):
-    """Heatmap of a (true x predicted) count matrix, counts written in each cell."""
-    counts = confusion.cpu().numpy()
-    figure, axes = plt.subplots(figsize=(8, 7))
-    image = axes.imshow(counts, cmap="Blues")
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    ticks = range(len(class_names))
-    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
-    axes.set_yticks(ticks, class_names)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
+    """Heatmap of a (true x predicted) count matrix with the counts in the cells: torchmetrics' own plot."""
+    figure, axes = MulticlassConfusionMatrix(len(class_names)).plot(val=confusion.cpu(), labels=list(class_names))
+    figure.set_size_inches(8, 7)
     axes.set_title(title)
-    threshold = counts.max() / 2 if counts.size else 0
-    for row in range(counts.shape[0]):
-        for column in range(counts.shape[1]):
-            color = "white" if counts[row, column] > threshold else "black"
-            axes.text(column, row, int(counts[row, column]), ha="center", va="center", fontsize=7, color=color)
     figure.tight_layout()
     return figure
 
@@ -76,13 +62,3 @@ def curves_figure(curves: dict[str, dict[str, list[float]]], title: str = ""):
     figure.suptitle(title)
     figure.tight_layout()
     return figure
-
-
-def save_figure(figure, path: Path) -> Path:
-    """Write a PNG atomically (temporary name, then rename) and release the figure."""
-    try:
-        with atomic_path(path) as partial:
-            figure.savefig(partial, format="png", dpi=110)
-    finally:
-        plt.close(figure)
-    return path

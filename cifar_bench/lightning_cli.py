@@ -1,0 +1,140 @@
+"""LightningCLI for fit/validate/test/predict, with the package's configs and guards.
+
+Below the command-line entry point (``cli.py``) so that other commands (the benchmark) can build a
+model, a DataModule and a Trainer from the same configs without importing the entry point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+
+from cifar_bench.data import CIFAR10DataModule
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models import CifarClassifier
+
+# Every run starts from configs/base.yaml (where the package sits in its repository), so that
+# `cifar-bench fit --config configs/cnn.yaml` alone works; later --config files and flags override it.
+BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
+
+
+def default_config_files() -> list[str]:
+    return [str(BASE_CONFIG)] if BASE_CONFIG.is_file() else []
+
+
+def quiet_third_party_noise() -> None:
+    """Silence exactly the messages of other packages that tell a user of this one nothing."""
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    # The model, not the DataModule, prepares batches: that is the design, not a mistake.
+    warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Save the resolved config.yaml into the run folder, and nowhere when there is none (logger off):
+    Lightning would otherwise write it into the current folder."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.logger is not None:
+            super().setup(trainer, pl_module, stage)
+
+
+def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None:
+    """The newest ``version_N`` under save_dir/name holding ``checkpoints/last.ckpt``, if any."""
+    versions = []
+    for folder in (save_dir / name).glob("version_*"):
+        suffix = folder.name.removeprefix("version_")
+        if suffix.isdigit() and (folder / "checkpoints" / "last.ckpt").is_file():
+            versions.append(int(suffix))
+    return max(versions, default=None)
+
+
+class CifarBenchCLI(LightningCLI):
+    """LightningCLI with two conveniences over the configs.
+
+    ``--ckpt_path last`` resumes in the run's own log folder: a new run gets a new ``version_N`` and
+    Lightning looks for ``last.ckpt`` only there, so resuming would otherwise find nothing; the
+    TensorBoard logger is pointed back at the newest version that has a ``last.ckpt``.
+
+    ``--trainer.enable_progress_bar false`` drops the progress bar that configs/base.yaml adds, and
+    ``--trainer.logger false`` the learning-rate monitor, instead of Lightning refusing the combination.
+
+    Settings Lightning would accept silently or fail on late (zero epochs, a log folder that cannot be
+    created) are refused up front with one clear line.
+    """
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # LightningCLI reads the checkpoint's hyperparameters right after parsing: check it first.
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        self._check_checkpoint(config.get("ckpt_path"))
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        self._check_trainer_settings(config.trainer)
+        unusable = []
+        if config.trainer.get("enable_progress_bar") is False:
+            unusable.append("ProgressBar")
+        if config.trainer.get("logger") in (False, None):
+            unusable.append("LearningRateMonitor")
+        if unusable and config.trainer.get("callbacks"):
+            config.trainer.callbacks = [
+                callback for callback in config.trainer.callbacks if not callback.class_path.endswith(tuple(unusable))
+            ]
+        if self.subcommand == "fit":
+            self._resume_in_latest_version(config)
+
+    @staticmethod
+    def _check_trainer_settings(trainer) -> None:
+        max_epochs = trainer.get("max_epochs")
+        if max_epochs is not None and max_epochs < 1:
+            raise CifarBenchError(f"--trainer.max_epochs must be at least 1 (got {max_epochs})")
+        logger = trainer.get("logger")
+        save_dir = getattr(logger, "init_args", {}).get("save_dir") if logger else None
+        if save_dir:
+            existing = Path(save_dir).absolute()
+            while not existing.exists():
+                existing = existing.parent
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise CifarBenchError(
+                    f"cannot write logs under {save_dir}: {existing} is {'not a folder' if not existing.is_dir() else 'not writable'}; "
+                    "choose another --trainer.logger.init_args.save_dir"
+                )
+
+    @staticmethod
+    def _check_checkpoint(ckpt_path: str | None) -> None:
+        """A checkpoint path must be a torch.save zip archive; 'last' and 'best' are Lightning's to resolve."""
+        if ckpt_path is None or ckpt_path in ("last", "best", "hpc", "registry"):
+            return
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
+        if not zipfile.is_zipfile(path):
+            raise CifarBenchError(f"checkpoint {ckpt_path} is truncated or not a checkpoint: pass another .ckpt file")
+
+    @staticmethod
+    def _resume_in_latest_version(config) -> None:
+        logger = config.trainer.get("logger")
+        if config.get("ckpt_path") != "last" or not logger or not hasattr(logger, "init_args"):
+            return
+        args = logger.init_args
+        if args.get("version") is None and "save_dir" in args:
+            args["version"] = latest_version_with_last_checkpoint(Path(args["save_dir"]), args.get("name") or "lightning_logs")
+
+
+def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
+    """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell; returns the finished CLI."""
+    return CifarBenchCLI(
+        CifarClassifier,
+        CIFAR10DataModule,
+        subclass_mode_model=True,
+        args=argv,
+        parser_kwargs={"prog": "cifar-bench", "exit_on_error": False, "default_config_files": default_config_files()},
+        save_config_callback=SaveRunConfig,
+        save_config_kwargs={"overwrite": True},
+    )
