@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import tarfile
 from pathlib import Path
@@ -59,6 +60,45 @@ def write_archive(folder: Path, archive: Path) -> Path:
     with tarfile.open(archive, mode) as tar:
         tar.add(folder, arcname=folder.name)
     return archive
+
+
+WRITERS = {"python": write_python_version, "binary": write_binary_version}
+
+
+def packed(data_dir: Path, version: str = "binary", suffix: str = "tar.gz", drop=(), extra=()) -> Path:
+    """An archive named as the official one in ``data_dir``: the tiny copy without the files in ``drop``,
+    followed by the ``extra`` (TarInfo, bytes) members."""
+    source = WRITERS[version](data_dir.parent / f"source-{version}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    archive = data_dir / f"cifar-10-{version}.{suffix}"
+    mode = {"tar.gz": "w:gz", "tar.xz": "w:xz", "tar.bz2": "w:bz2", "tar": "w"}[suffix]
+    with tarfile.open(archive, mode) as tar:
+        tar.add(source, arcname=source.name, filter=lambda info: None if Path(info.name).name in drop else info)
+        for info, content in extra:
+            tar.addfile(info, io.BytesIO(content) if info.isfile() else None)
+    return archive
+
+
+def member(name: str, content: bytes = b"x", kind: bytes = tarfile.REGTYPE, target: str = "") -> tuple[tarfile.TarInfo, bytes]:
+    """One extra archive member: a regular file by default, or a link (``target``) or special file."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, target, len(content) if kind == tarfile.REGTYPE else 0
+    return info, content
+
+
+def edited(path: Path, edit) -> Path:
+    """Rewrite a file with ``edit(old bytes)``."""
+    path.write_bytes(edit(path.read_bytes()))
+    return path
+
+
+def edited_python_batch(data_dir: Path, name: str, **fields) -> Path:
+    """The tiny python copy with some entries of one pickled batch replaced."""
+    path = write_python_version(data_dir) / name
+    content = pickle.loads(path.read_bytes())
+    content.update({key.encode(): value for key, value in fields.items()})
+    path.write_bytes(pickle.dumps(content, protocol=2))
+    return path
 
 
 @pytest.fixture
