@@ -27,7 +27,7 @@ from conftest import (
     write_python_version,
 )
 
-from cifar_bench.data import sources
+from cifar_bench.data import archives, sources
 from cifar_bench.data.sources import BINARY_FOLDER, CLASS_NAMES, PYTHON_FOLDER, load_cifar10, locate
 from cifar_bench.errors import CifarBenchError
 
@@ -212,6 +212,9 @@ BAD_INPUTS = [
     pytest.param(lambda d: edited(packed(d, suffix="tar.xz"), lambda b: b[: len(b) // 2]), r"cifar-10-binary\.tar\.xz is truncated or corrupt", id="archive-xz-truncated"),
     pytest.param(lambda d: edited(packed(d, suffix="tar.xz"), lambda b: b[: len(b) // 2] + bytes(64) + b[len(b) // 2 + 64 :]), r"cifar-10-binary\.tar\.xz is truncated or corrupt", id="archive-xz-corrupt"),
     pytest.param(lambda d: edited(packed(d, suffix="tar"), lambda b: b[:5000]), r"cifar-10-binary\.tar is truncated or corrupt", id="archive-tar-truncated"),
+    pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/data_batch_2.bin", bytes(1000))]), r"cifar-10-binary\.tar\.gz is damaged and was not unpacked: .*\(cifar-10-batches-bin/data_batch_2\.bin is truncated", id="archive-with-a-truncated-batch"),
+    pytest.param(lambda d: packed(d, "python", extra=[member(f"{PYTHON_FOLDER}/test_batch", b"garbage")]), r"cifar-10-python\.tar\.gz is damaged and was not unpacked: .*\(cifar-10-batches-py/test_batch ", id="archive-with-an-invalid-batch"),
+    pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/batches.meta.txt", b"cat\n")]), r"cifar-10-binary\.tar\.gz is damaged and was not unpacked: .*list 1 classes", id="archive-with-a-bad-meta-file"),
 ]
 
 
@@ -263,7 +266,7 @@ def test_an_archive_that_cannot_be_unpacked_in_place_says_to_use_a_writable_fold
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(data_dir))
 
-    monkeypatch.setattr(sources.tempfile, "TemporaryDirectory", read_only)
+    monkeypatch.setattr(archives.tempfile, "TemporaryDirectory", read_only)
     with pytest.raises(CifarBenchError, match=r"cannot unpack cifar-10-binary\.tar\.gz into .*Permission denied.*writable folder"):
         load_cifar10(data_dir, download=False)
 
@@ -276,7 +279,7 @@ def _interrupt_after_members(count: int):
         seen.append(member.name)
         if len(seen) > count:
             raise KeyboardInterrupt
-        return sources._plain_members_only(member, dest_path)
+        return archives._plain_members_only(member, dest_path)
 
     return interrupting
 
@@ -296,7 +299,7 @@ def test_an_interrupted_unpack_leaves_nothing_that_passes_for_complete(tmp_path,
     data_dir = tmp_path / "data"
     packed(data_dir, suffix="tar.xz")
     before = snapshot(tmp_path)
-    owner = sources.os if target == "os.rename" else sources
+    owner = archives.os if target == "os.rename" else archives
     with monkeypatch.context() as patch:
         patch.setattr(owner, target.split(".")[-1], make_replacement())
         with pytest.raises(KeyboardInterrupt):

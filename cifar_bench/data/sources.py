@@ -1,28 +1,24 @@
 """Find CIFAR-10 wherever a user has it, and read the official formats into uint8 tensors.
 
 Three sources, tried in order: an extracted official copy (python or binary version), an official
-archive in the data folder (any tar compression), torchvision's download. Archives are unpacked into
-a hidden temporary folder and renamed into place, so an interrupted unpack never leaves a folder that
-passes for complete; members that are not plain files or folders, or that would land outside the
-target, are refused. Python-version batches are pickles and are read with an unpickler that only
+archive in the data folder (any tar compression), torchvision's download. An archive is unpacked
+by :mod:`cifar_bench.data.archives`, and its batches are read in full before the folder is moved into
+place, so a damaged archive leaves nothing behind. Python-version batches are pickles and are read with an unpickler that only
 admits the numpy reconstruction functions those files need.
 """
 
 from __future__ import annotations
 
-import lzma
 import os
 import pickle
 import re
-import tarfile
-import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cifar_bench.data.archives import one_line, unpack_atomically
 from cifar_bench.errors import CifarBenchError
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -60,11 +56,6 @@ class CifarArrays:
     folder: Path
 
 
-def _reason(error: BaseException) -> str:
-    """An exception as one line (tarfile lists every method it tried on separate lines)."""
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 class _BatchUnpickler(pickle.Unpickler):
     """Admits only what official CIFAR python batches (and numpy arrays pickled by any numpy) need."""
 
@@ -89,9 +80,9 @@ def _unpickle_batch(path: Path) -> dict:
         with open(path, "rb") as handle:
             content = _BatchUnpickler(handle, encoding="bytes").load()
     except pickle.UnpicklingError as error:
-        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch ({_reason(error)}): replace it with an official copy")
+        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch ({one_line(error)}): replace it with an official copy")
     except OSError as error:
-        raise CifarBenchError(f"cannot read {path} ({_reason(error)})")
+        raise CifarBenchError(f"cannot read {path} ({one_line(error)})")
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as error:
         raise CifarBenchError(f"{path} is truncated or corrupt ({type(error).__name__}): replace it with an official copy")
     if not isinstance(content, dict):
@@ -130,7 +121,7 @@ def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
-        raise CifarBenchError(f"cannot read {path} ({_reason(error)})")
+        raise CifarBenchError(f"cannot read {path} ({one_line(error)})")
     record = IMAGE_BYTES + 1
     if raw.size == 0 or raw.size % record:
         raise CifarBenchError(
@@ -147,7 +138,7 @@ def _class_names(folder: Path) -> tuple[str, ...]:
         try:
             names = tuple(line.strip() for line in text_meta.read_text().splitlines() if line.strip())
         except (OSError, UnicodeDecodeError) as error:
-            raise CifarBenchError(f"cannot read class names from {text_meta} ({_reason(error)}): replace it")
+            raise CifarBenchError(f"cannot read class names from {text_meta} ({one_line(error)}): replace it")
     elif pickled_meta.is_file():
         names = tuple(n.decode() if isinstance(n, bytes) else n for n in _unpickle_batch(pickled_meta).get("label_names", ()))
     else:
@@ -181,68 +172,30 @@ def _missing_files(folder: Path) -> list[str]:
     return [name for name in REQUIRED_FILES[folder.name] if not (folder / name).is_file()]
 
 
-def _plain_members_only(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
-    """tarfile's 'data' filter, and beyond it: only files and folders at relative paths.
-
-    The data filter would strip a leading '/' and extract inside the target; an official archive
-    never holds one, so it is refused like a link instead.
-    """
-    if not (member.isfile() or member.isdir()):
-        raise tarfile.FilterError(f"member {member.name!r} is a link or special file")
-    if member.name.startswith(("/", os.sep)):
-        raise tarfile.AbsolutePathError(member)
-    return tarfile.data_filter(member, dest_path)
-
-
-# What a damaged archive raises while it is read: tarfile's own errors and the decompressors'.
-_ARCHIVE_READ_ERRORS = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError, ValueError)
+def _official_folder(archive: Path, scratch: Path) -> Path:
+    """The one official folder ``archive`` unpacked into ``scratch``, complete and with every batch readable."""
+    extracted = [scratch / name for name in REQUIRED_FILES if (scratch / name).is_dir()]
+    if len(extracted) != 1:
+        raise CifarBenchError(
+            f"{archive} holds {len(extracted)} of the folders {PYTHON_FOLDER}/ and {BINARY_FOLDER}/, not one: "
+            "it is not an official CIFAR-10 archive"
+        )
+    missing = _missing_files(extracted[0])
+    if missing:
+        raise CifarBenchError(f"{archive} lacks {', '.join(missing)}: it is incomplete, fetch the official archive again")
+    try:
+        read_folder(extracted[0])
+    except CifarBenchError as error:
+        inside = str(error).replace(f"{scratch}{os.sep}", "")
+        raise CifarBenchError(
+            f"{archive} is damaged and was not unpacked: delete it and fetch the official archive again ({inside})"
+        ) from None
+    return extracted[0]
 
 
 def unpack_archive(archive: Path, data_dir: Path) -> Path:
-    """Unpack an official archive into ``data_dir`` atomically and return the extracted folder."""
-    try:
-        tar = tarfile.open(archive, "r:*")
-    except _ARCHIVE_READ_ERRORS as error:
-        raise CifarBenchError(
-            f"{archive} is not a readable tar archive ({_reason(error)}): delete it and fetch the official archive again"
-        )
-    with tar, _scratch_folder(archive, data_dir) as scratch:
-        try:
-            tar.extractall(scratch, filter=_plain_members_only)
-        except tarfile.FilterError as error:
-            raise CifarBenchError(f"refusing to unpack {archive}: {_reason(error)}; fetch the official archive again")
-        except OSError as error:
-            if error.errno is None:  # gzip and bz2 report damaged data as OSError without an errno
-                raise CifarBenchError(f"{archive} is truncated or corrupt ({_reason(error)}): delete it and fetch it again")
-            raise CifarBenchError(f"cannot unpack {archive} into {data_dir} ({_reason(error)}): free space or fix permissions")
-        except _ARCHIVE_READ_ERRORS as error:
-            raise CifarBenchError(f"{archive} is truncated or corrupt ({_reason(error)}): delete it and fetch it again")
-        extracted = [Path(scratch) / name for name in REQUIRED_FILES if (Path(scratch) / name).is_dir()]
-        if len(extracted) != 1:
-            raise CifarBenchError(
-                f"{archive} holds {len(extracted)} of the folders {PYTHON_FOLDER}/ and {BINARY_FOLDER}/, not one: "
-                "it is not an official CIFAR-10 archive"
-            )
-        missing = _missing_files(extracted[0])
-        if missing:
-            raise CifarBenchError(f"{archive} lacks {', '.join(missing)}: it is incomplete, fetch the official archive again")
-        target = data_dir / extracted[0].name
-        try:
-            os.rename(extracted[0], target)
-        except OSError as error:
-            raise CifarBenchError(f"cannot move the unpacked {target.name}/ into place ({_reason(error)}): remove what is at {target}")
-    return target
-
-
-def _scratch_folder(archive: Path, data_dir: Path) -> tempfile.TemporaryDirectory:
-    """A hidden folder beside the final one (same filesystem, so the final rename is atomic)."""
-    try:
-        return tempfile.TemporaryDirectory(prefix=".cifar-unpack-", dir=data_dir)
-    except OSError as error:
-        raise CifarBenchError(
-            f"cannot unpack {archive.name} into {data_dir} ({_reason(error)}): put the archive, or a symlink to it, "
-            "in a writable folder and pass that as data_dir"
-        )
+    """Unpack an official archive into ``data_dir`` and return the extracted folder, read in full first."""
+    return unpack_atomically(archive, data_dir, lambda scratch: _official_folder(archive, scratch))
 
 
 def _find_archives(data_dir: Path) -> list[Path]:
@@ -257,7 +210,7 @@ def _download(data_dir: Path) -> Path:
         download_url(CIFAR10.url, str(data_dir), CIFAR10.filename, CIFAR10.tgz_md5)
     except (OSError, RuntimeError, ValueError) as error:
         raise CifarBenchError(
-            f"no CIFAR-10 copy or archive in {data_dir.resolve()} and the download failed ({_reason(error)}); {HOW_TO_PROVIDE}"
+            f"no CIFAR-10 copy or archive in {data_dir.resolve()} and the download failed ({one_line(error)}); {HOW_TO_PROVIDE}"
         )
     return unpack_archive(data_dir / CIFAR10.filename, data_dir)
 
