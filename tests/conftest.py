@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+try:
+    from numpy._core.multiarray import _reconstruct as _numpy_reconstruct
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct as _numpy_reconstruct
 
 from cifar_bench.data.sources import BINARY_FOLDER, CLASS_NAMES, PYTHON_FOLDER, TRAIN_BATCHES
 
@@ -99,6 +105,54 @@ def edited_python_batch(data_dir: Path, name: str, **fields) -> Path:
     content.update({key.encode(): value for key, value in fields.items()})
     path.write_bytes(pickle.dumps(content, protocol=2))
     return path
+
+
+class Reduced:
+    """Pickles as ``function(*arguments)``, then ``state`` set on the result: how a crafted file spells anything."""
+
+    def __init__(self, function, arguments, state=None):
+        self.function, self.arguments, self.state = function, arguments, state
+
+    def __reduce__(self):
+        return (self.function, self.arguments) if self.state is None else (self.function, self.arguments, self.state)
+
+
+def crafted_array(shape, raw: bytes, code: str = "u1", dtype_state=None) -> Reduced:
+    """An array pickled the way numpy pickles one, but with any shape, bytes and dtype state."""
+    plain_state = (3, "|" if code.endswith("1") else "<", None, None, None, -1, -1, 0)
+    dtype = Reduced(np.dtype, (code, False, True), dtype_state or plain_state)
+    return Reduced(_numpy_reconstruct, (np.ndarray, (0,), b"b"), (1, shape, dtype, False, raw))
+
+
+def _py2_int(value: int) -> bytes:
+    if 0 <= value < 256:
+        return b"K" + bytes([value])
+    return b"M" + struct.pack("<H", value) if 0 <= value < 65536 else b"J" + struct.pack("<i", value)
+
+
+def _py2_str(value: bytes) -> bytes:
+    return b"U" + bytes([len(value)]) + value if len(value) < 256 else b"T" + struct.pack("<i", len(value)) + value
+
+
+def _py2(value) -> bytes:
+    if isinstance(value, bytes):
+        return _py2_str(value)
+    if isinstance(value, int):
+        return _py2_int(value)
+    if isinstance(value, list):
+        return b"](" + b"".join(map(_py2, value)) + b"e"
+    if isinstance(value, dict):
+        return b"}(" + b"".join(_py2(key) + _py2(item) for key, item in value.items()) + b"u"
+    assert isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim == 2
+    dtype = b"cnumpy\ndtype\n" + _py2_str(b"u1") + b"K\x00K\x01\x87R(K\x03" + _py2_str(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    shape = _py2_int(value.shape[0]) + _py2_int(value.shape[1]) + b"\x86"
+    reconstruct = b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _py2_str(b"b") + b"\x87R"
+    return reconstruct + b"(K\x01" + shape + dtype + b"\x89" + _py2_str(value.tobytes()) + b"tb"
+
+
+def python2_pickle(content: dict) -> bytes:
+    """``content`` as Python 2's cPickle with numpy 1.x wrote the official batches (protocol 2, py2 strings)."""
+    return b"\x80\x02" + _py2(content) + b"."
 
 
 @pytest.fixture

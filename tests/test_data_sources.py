@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _codecs
 import os
 import pickle
 import subprocess
@@ -16,6 +17,8 @@ import torch
 import torchvision.datasets.utils
 from conftest import (
     WRITERS,
+    Reduced,
+    crafted_array,
     edited,
     edited_python_batch,
     member,
@@ -199,6 +202,11 @@ BAD_INPUTS = [
     pytest.param(lambda d: edited(write_binary_version(d) / "data_batch_1.bin", lambda b: b"\x0a" + b[1:]), r"data_batch_1\.bin has a label out of range 0\.\.9 \(found 0\.\.10\)", id="binary-label-out-of-range"),
     pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b"cat\ndog\n"), r"list 2 classes, not 10", id="meta-wrong-class-count"),
     pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b"\xff\xfe\x00"), r"cannot read class names from .*batches\.meta\.txt", id="meta-not-text"),
+    pytest.param(lambda d: edited_python_batch(d, "data_batch_2", data=crafted_array((10**12, 3072), bytes(40 * 3072))), r"data_batch_2 is not a CIFAR-10 python batch \(an array declares shape \(1000000000000, 3072\)", id="python-absurd-declared-shape"),
+    pytest.param(lambda d: edited_python_batch(d, "data_batch_2", data=Reduced(_codecs.encode, ("abc", "no-such-codec"))), r"data_batch_2 is not a CIFAR-10 python batch \(refusing codec 'no-such-codec'", id="python-unknown-codec"),
+    pytest.param(lambda d: edited(write_python_version(d) / "data_batch_4", lambda b: pickle.dumps({**pickle.loads(b), b"\xff\xfe": 0}, protocol=2)), r"data_batch_4 has a key that is not UTF-8 text", id="python-key-not-utf8"),
+    pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels=[10**5000] * 40), r"data_batch_5 has a label out of range 0\.\.9 \(found 10\.\.10\)", id="python-label-beyond-int64"),
+    pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels="0123"), r"data_batch_5 has no 'labels' list of integers", id="python-labels-not-a-list"),
     pytest.param(lambda d: packed(d, extra=[member("../evil")]), r"refusing to unpack .*'\.\./evil'", id="archive-member-escapes"),
     pytest.param(lambda d: packed(d, extra=[member("/cifar-bench-absolute")]), r"refusing to unpack .*cifar-bench-absolute", id="archive-member-absolute"),
     pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/link", kind=tarfile.SYMTYPE, target="/etc/passwd")]), r"refusing to unpack .*link or special file", id="archive-symlink-member"),

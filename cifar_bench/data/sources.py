@@ -3,14 +3,13 @@
 Three sources, tried in order: an extracted official copy (python or binary version), an official
 archive in the data folder (any tar compression), torchvision's download. An archive is unpacked
 by :mod:`cifar_bench.data.archives`, and its batches are read in full before the folder is moved into
-place, so a damaged archive leaves nothing behind. Python-version batches are pickles and are read with an unpickler that only
-admits the numpy reconstruction functions those files need.
+place, so a damaged archive leaves nothing behind. Python-version batches are pickles, read by
+:mod:`cifar_bench.data.pickles` without letting the file build any object.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from cifar_bench.data.archives import one_line, unpack_atomically
+from cifar_bench.data.pickles import load_batch_pickle
 from cifar_bench.errors import CifarBenchError
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -56,38 +56,13 @@ class CifarArrays:
     folder: Path
 
 
-class _BatchUnpickler(pickle.Unpickler):
-    """Admits only what official CIFAR python batches (and numpy arrays pickled by any numpy) need."""
-
-    ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
-
-
-def _unpickle_batch(path: Path) -> dict:
+def _read_bytes(path: Path) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            content = _BatchUnpickler(handle, encoding="bytes").load()
-    except pickle.UnpicklingError as error:
-        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch ({one_line(error)}): replace it with an official copy")
+        return path.read_bytes()
     except OSError as error:
         raise CifarBenchError(f"cannot read {path} ({one_line(error)})")
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as error:
-        raise CifarBenchError(f"{path} is truncated or corrupt ({type(error).__name__}): replace it with an official copy")
-    if not isinstance(content, dict):
-        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch (no dictionary inside): replace it")
-    return {key.decode() if isinstance(key, bytes) else key: value for key, value in content.items()}
+    except MemoryError:
+        raise CifarBenchError(f"{path} does not fit in memory: it is not an official batch, replace it") from None
 
 
 def _checked(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,30 +73,33 @@ def _checked(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[torch.
             f"{path} has a label out of range 0..{NUM_CLASSES - 1} (found {int(labels.min())}..{int(labels.max())}): "
             "the file is corrupt, replace it with an official copy"
         )
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).view(-1, *IMAGE_SHAPE)
+    tensor = torch.from_numpy(np.array(images, order="C")).view(-1, *IMAGE_SHAPE)  # a writable copy
     return tensor, torch.from_numpy(labels.astype(np.int64))
+
+
+def _python_labels(path: Path, labels: object) -> np.ndarray:
+    """Labels as official batches hold them (a list of ints), or as a 1-D integer numpy array."""
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        return labels.astype(np.int64)
+    if isinstance(labels, list) and all(type(label) is int for label in labels):
+        # Clamped so that any int converts; one out of range stays out of range for the check.
+        return np.array([min(max(label, -1), NUM_CLASSES) for label in labels], dtype=np.int64)
+    raise CifarBenchError(f"{path} has no 'labels' list of integers: replace it with an official copy")
 
 
 def read_python_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One pickled batch of the python version: dict with ``data`` (N, 3072) uint8 and ``labels``."""
-    content = _unpickle_batch(path)
-    data, labels = content.get("data"), content.get("labels")
+    content = load_batch_pickle(path, _read_bytes(path))
+    data = content.get("data")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
-        shape = getattr(data, "shape", None)
+        shape = data.shape if isinstance(data, np.ndarray) else None
         raise CifarBenchError(f"{path} has no uint8 'data' array of shape (N, {IMAGE_BYTES}) (found {shape}): replace it")
-    try:
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError):
-        raise CifarBenchError(f"{path} has unreadable 'labels': replace it with an official copy")
-    return _checked(path, data, labels)
+    return _checked(path, data, _python_labels(path, content.get("labels")))
 
 
 def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of the binary version: records of 1 label byte then 3072 pixel bytes (R, G, B planes)."""
-    try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except OSError as error:
-        raise CifarBenchError(f"cannot read {path} ({one_line(error)})")
+    raw = np.frombuffer(_read_bytes(path), dtype=np.uint8)
     record = IMAGE_BYTES + 1
     if raw.size == 0 or raw.size % record:
         raise CifarBenchError(
@@ -140,7 +118,7 @@ def _class_names(folder: Path) -> tuple[str, ...]:
         except (OSError, UnicodeDecodeError) as error:
             raise CifarBenchError(f"cannot read class names from {text_meta} ({one_line(error)}): replace it")
     elif pickled_meta.is_file():
-        names = tuple(n.decode() if isinstance(n, bytes) else n for n in _unpickle_batch(pickled_meta).get("label_names", ()))
+        names = tuple(n.decode() if isinstance(n, bytes) else n for n in load_batch_pickle(pickled_meta, _read_bytes(pickled_meta)).get("label_names", ()))
     else:
         return CLASS_NAMES
     if len(names) != NUM_CLASSES:
