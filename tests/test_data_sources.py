@@ -181,6 +181,14 @@ def test_without_a_meta_file_the_official_class_names_are_used(binary_copy):
 
 # ---------------------------------------------------------------- bad inputs
 
+NAMES = [name.encode() for name in CLASS_NAMES]
+
+
+def meta_with(label_names):
+    """An edit that replaces a pickled batches.meta with one listing ``label_names``."""
+    return lambda old: pickle.dumps({b"label_names": label_names, b"num_vis": 3072}, protocol=2)
+
+
 # Each case: what to put in data_dir (a path that does not exist yet), and what the error must say.
 BAD_INPUTS = [
     pytest.param(lambda d: None, r"no CIFAR-10 copy or archive in .*download is off; provide CIFAR-10 in one of three ways", id="missing-folder"),
@@ -207,6 +215,12 @@ BAD_INPUTS = [
     pytest.param(lambda d: edited(write_python_version(d) / "data_batch_4", lambda b: pickle.dumps({**pickle.loads(b), b"\xff\xfe": 0}, protocol=2)), r"data_batch_4 has a key that is not UTF-8 text", id="python-key-not-utf8"),
     pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels=[10**5000] * 40), r"data_batch_5 has a label out of range 0\.\.9 \(found 10\.\.10\)", id="python-label-beyond-int64"),
     pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels="0123"), r"data_batch_5 has no 'labels' list of integers", id="python-labels-not-a-list"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with(NAMES[:9])), r"list 9 classes, not 10", id="meta-nine-names"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([10**5000] * 10)), r"label names must be printable text, but .*batches\.meta holds a value of type int", id="meta-names-not-text"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with(7)), r"batches\.meta has no 'label_names' list", id="meta-names-not-a-list"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\xffcat"] + NAMES[1:])), r"label names must be printable text", id="meta-name-not-utf8"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\x1b[31mairplane"] + NAMES[1:])), r"label names must be printable text, but .* holds b'\\x1b\[31mairplane'", id="meta-name-escape-sequence"),
+    pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b.replace(b"cat", b"c\x07at")), r"label names must be printable text, but .*batches\.meta\.txt holds 'c\\x07at'", id="meta-txt-control-character"),
     pytest.param(lambda d: packed(d, extra=[member("../evil")]), r"refusing to unpack .*'\.\./evil'", id="archive-member-escapes"),
     pytest.param(lambda d: packed(d, extra=[member("/cifar-bench-absolute")]), r"refusing to unpack .*cifar-bench-absolute", id="archive-member-absolute"),
     pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/link", kind=tarfile.SYMTYPE, target="/etc/passwd")]), r"refusing to unpack .*link or special file", id="archive-symlink-member"),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from cifar_bench.data.archives import one_line, unpack_atomically
-from cifar_bench.data.pickles import load_batch_pickle
+from cifar_bench.data.pickles import load_batch_pickle, shown
 from cifar_bench.errors import CifarBenchError
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -110,20 +110,39 @@ def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return _checked(path, records[:, 1:], records[:, 0].astype(np.int64))
 
 
+def _label_name(value: object) -> str | None:
+    """A class name as text, or None when it is not printable text (escape sequences, control characters)."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) and value and value.isprintable() else None
+
+
 def _class_names(folder: Path) -> tuple[str, ...]:
+    """The names in the meta file, which reports and plots print: exactly ten, each printable text."""
     text_meta, pickled_meta = folder / "batches.meta.txt", folder / "batches.meta"
     if text_meta.is_file():
+        meta = text_meta
         try:
-            names = tuple(line.strip() for line in text_meta.read_text().splitlines() if line.strip())
+            names = [line.strip() for line in text_meta.read_bytes().decode("utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as error:
             raise CifarBenchError(f"cannot read class names from {text_meta} ({one_line(error)}): replace it")
     elif pickled_meta.is_file():
-        names = tuple(n.decode() if isinstance(n, bytes) else n for n in load_batch_pickle(pickled_meta, _read_bytes(pickled_meta)).get("label_names", ()))
+        meta = pickled_meta
+        names = load_batch_pickle(pickled_meta, _read_bytes(pickled_meta)).get("label_names")
+        if not isinstance(names, list):
+            raise CifarBenchError(f"{pickled_meta} has no 'label_names' list: replace the meta file")
     else:
         return CLASS_NAMES
     if len(names) != NUM_CLASSES:
         raise CifarBenchError(f"class names in {folder} list {len(names)} classes, not {NUM_CLASSES}: replace the meta file")
-    return names
+    readable = [_label_name(name) for name in names]
+    if None in readable:
+        found = shown(names[readable.index(None)])
+        raise CifarBenchError(f"label names must be printable text, but {meta} holds {found}: replace the meta file")
+    return tuple(readable)
 
 
 def read_folder(folder: Path) -> CifarArrays:
