@@ -1,4 +1,4 @@
-"""Files crafted to harm the reader: numpy state that would corrupt memory, archive bombs.
+"""Files crafted to harm the reader: numpy state that would corrupt memory, archive bombs, odd data_dirs.
 
 Official files keep loading, in every form they exist in: Python 2 pickles as distributed, and
 pickles written by numpy 1 or 2 at any protocol.
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.utils
 from conftest import Reduced, crafted_array, member, packed, python2_pickle, snapshot, tiny_batches, write_python_version
 
 from cifar_bench.data import archives
@@ -164,3 +165,19 @@ def test_bytes_written_beyond_what_the_headers_declare_count_against_the_limit(t
     with pytest.raises(CifarBenchError, match=r"refusing to unpack .*: it wrote more than 1 MiB"):
         load_cifar10(data_dir, download=False)
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        pytest.param("data", r"cannot use data_dir .*Too many levels of symbolic links", id="symlink-loop"),
+        pytest.param("gone", r"cannot create data_dir .*File exists.*: pass a folder you can write to", id="dangling-symlink"),
+    ],
+)
+def test_a_data_dir_symlink_to_nowhere_is_one_error_even_when_downloading(tmp_path, monkeypatch, target, message):
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", lambda *args, **kwargs: pytest.fail("downloaded"))
+    data_dir = tmp_path / "data"
+    data_dir.symlink_to(tmp_path / target)
+    with pytest.raises(CifarBenchError, match=message) as caught:
+        load_cifar10(data_dir, download=True)
+    assert "\n" not in str(caught.value)

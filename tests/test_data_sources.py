@@ -221,6 +221,7 @@ BAD_INPUTS = [
     pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\xffcat"] + NAMES[1:])), r"label names must be printable text", id="meta-name-not-utf8"),
     pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\x1b[31mairplane"] + NAMES[1:])), r"label names must be printable text, but .* holds b'\\x1b\[31mairplane'", id="meta-name-escape-sequence"),
     pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b.replace(b"cat", b"c\x07at")), r"label names must be printable text, but .*batches\.meta\.txt holds 'c\\x07at'", id="meta-txt-control-character"),
+    pytest.param(lambda d: d.symlink_to(d), r"cannot use data_dir .*Too many levels of symbolic links", id="data-dir-symlink-loop"),
     pytest.param(lambda d: packed(d, extra=[member("../evil")]), r"refusing to unpack .*'\.\./evil'", id="archive-member-escapes"),
     pytest.param(lambda d: packed(d, extra=[member("/cifar-bench-absolute")]), r"refusing to unpack .*cifar-bench-absolute", id="archive-member-absolute"),
     pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/link", kind=tarfile.SYMTYPE, target="/etc/passwd")]), r"refusing to unpack .*link or special file", id="archive-symlink-member"),

@@ -218,6 +218,12 @@ def locate(data_dir: str | Path, download: bool = True) -> Path:
     Runs once per machine before training (``prepare_data``); reading is :func:`read_folder`.
     """
     data_dir = Path(data_dir).expanduser()
+    try:
+        data_dir.stat()
+    except FileNotFoundError:
+        pass  # created below when downloading
+    except OSError as error:  # a symlink loop, or a folder above it that cannot be searched
+        raise CifarBenchError(f"cannot use data_dir {data_dir} ({one_line(error)}): point it at a real folder you can read")
     if data_dir.exists() and not data_dir.is_dir():
         raise CifarBenchError(f"data_dir {data_dir} is a file, not a folder: pass the folder that holds CIFAR-10")
     if data_dir.name in REQUIRED_FILES:
@@ -238,7 +244,10 @@ def locate(data_dir: str | Path, download: bool = True) -> Path:
         if archives:
             return unpack_archive(archives[0], data_dir)
     if download:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CifarBenchError(f"cannot create data_dir {data_dir} ({one_line(error)}): pass a folder you can write to")
         return _download(data_dir)
     raise CifarBenchError(f"no CIFAR-10 copy or archive in {data_dir.resolve()} and download is off; {HOW_TO_PROVIDE}")
 
