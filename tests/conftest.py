@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import pickle
+import struct
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+try:
+    from numpy._core.multiarray import _reconstruct as _numpy_reconstruct
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct as _numpy_reconstruct
 
 from cifar_bench.data.sources import BINARY_FOLDER, CLASS_NAMES, PYTHON_FOLDER, TRAIN_BATCHES
 
@@ -59,6 +66,93 @@ def write_archive(folder: Path, archive: Path) -> Path:
     with tarfile.open(archive, mode) as tar:
         tar.add(folder, arcname=folder.name)
     return archive
+
+
+WRITERS = {"python": write_python_version, "binary": write_binary_version}
+
+
+def packed(data_dir: Path, version: str = "binary", suffix: str = "tar.gz", drop=(), extra=()) -> Path:
+    """An archive named as the official one in ``data_dir``: the tiny copy without the files in ``drop``,
+    followed by the ``extra`` (TarInfo, bytes) members."""
+    source = WRITERS[version](data_dir.parent / f"source-{version}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    archive = data_dir / f"cifar-10-{version}.{suffix}"
+    mode = {"tar.gz": "w:gz", "tar.xz": "w:xz", "tar.bz2": "w:bz2", "tar": "w"}[suffix]
+    with tarfile.open(archive, mode) as tar:
+        tar.add(source, arcname=source.name, filter=lambda info: None if Path(info.name).name in drop else info)
+        for info, content in extra:
+            tar.addfile(info, io.BytesIO(content) if info.isfile() else None)
+    return archive
+
+
+def member(name: str, content: bytes = b"x", kind: bytes = tarfile.REGTYPE, target: str = "") -> tuple[tarfile.TarInfo, bytes]:
+    """One extra archive member: a regular file by default, or a link (``target``) or special file."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, target, len(content) if kind == tarfile.REGTYPE else 0
+    return info, content
+
+
+def edited(path: Path, edit) -> Path:
+    """Rewrite a file with ``edit(old bytes)``."""
+    path.write_bytes(edit(path.read_bytes()))
+    return path
+
+
+def edited_python_batch(data_dir: Path, name: str, **fields) -> Path:
+    """The tiny python copy with some entries of one pickled batch replaced."""
+    path = write_python_version(data_dir) / name
+    content = pickle.loads(path.read_bytes())
+    content.update({key.encode(): value for key, value in fields.items()})
+    path.write_bytes(pickle.dumps(content, protocol=2))
+    return path
+
+
+class Reduced:
+    """Pickles as ``function(*arguments)``, then ``state`` set on the result: how a crafted file spells anything."""
+
+    def __init__(self, function, arguments, state=None):
+        self.function, self.arguments, self.state = function, arguments, state
+
+    def __reduce__(self):
+        return (self.function, self.arguments) if self.state is None else (self.function, self.arguments, self.state)
+
+
+def crafted_array(shape, raw: bytes, code: str = "u1", dtype_state=None) -> Reduced:
+    """An array pickled the way numpy pickles one, but with any shape, bytes and dtype state."""
+    plain_state = (3, "|" if code.endswith("1") else "<", None, None, None, -1, -1, 0)
+    dtype = Reduced(np.dtype, (code, False, True), dtype_state or plain_state)
+    return Reduced(_numpy_reconstruct, (np.ndarray, (0,), b"b"), (1, shape, dtype, False, raw))
+
+
+def _py2_int(value: int) -> bytes:
+    if 0 <= value < 256:
+        return b"K" + bytes([value])
+    return b"M" + struct.pack("<H", value) if 0 <= value < 65536 else b"J" + struct.pack("<i", value)
+
+
+def _py2_str(value: bytes) -> bytes:
+    return b"U" + bytes([len(value)]) + value if len(value) < 256 else b"T" + struct.pack("<i", len(value)) + value
+
+
+def _py2(value) -> bytes:
+    if isinstance(value, bytes):
+        return _py2_str(value)
+    if isinstance(value, int):
+        return _py2_int(value)
+    if isinstance(value, list):
+        return b"](" + b"".join(map(_py2, value)) + b"e"
+    if isinstance(value, dict):
+        return b"}(" + b"".join(_py2(key) + _py2(item) for key, item in value.items()) + b"u"
+    assert isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim == 2
+    dtype = b"cnumpy\ndtype\n" + _py2_str(b"u1") + b"K\x00K\x01\x87R(K\x03" + _py2_str(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    shape = _py2_int(value.shape[0]) + _py2_int(value.shape[1]) + b"\x86"
+    reconstruct = b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _py2_str(b"b") + b"\x87R"
+    return reconstruct + b"(K\x01" + shape + dtype + b"\x89" + _py2_str(value.tobytes()) + b"tb"
+
+
+def python2_pickle(content: dict) -> bytes:
+    """``content`` as Python 2's cPickle with numpy 1.x wrote the official batches (protocol 2, py2 strings)."""
+    return b"\x80\x02" + _py2(content) + b"."
 
 
 @pytest.fixture

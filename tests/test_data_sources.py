@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import _codecs
 import os
 import pickle
 import subprocess
@@ -15,14 +15,26 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.utils
-from conftest import snapshot, tiny_batches, write_archive, write_binary_version, write_python_version
+from conftest import (
+    WRITERS,
+    Reduced,
+    crafted_array,
+    edited,
+    edited_python_batch,
+    member,
+    packed,
+    snapshot,
+    tiny_batches,
+    write_archive,
+    write_binary_version,
+    write_python_version,
+)
 
-from cifar_bench.data import sources
+from cifar_bench.data import archives, sources
 from cifar_bench.data.sources import BINARY_FOLDER, CLASS_NAMES, PYTHON_FOLDER, load_cifar10, locate
 from cifar_bench.errors import CifarBenchError
 
 REPO = Path(__file__).resolve().parents[1]
-WRITERS = {"python": write_python_version, "binary": write_binary_version}
 
 
 def joined(batches) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,42 +52,6 @@ def assert_holds(arrays, batches=None) -> None:
         assert torch.equal(loaded_images, images) and loaded_images.dtype == torch.uint8
         assert torch.equal(loaded_labels, labels) and loaded_labels.dtype == torch.int64
     assert arrays.train_batch_sizes == tuple(len(labels) for _, labels in batches[:5])
-
-
-def packed(data_dir: Path, version: str = "binary", suffix: str = "tar.gz", drop=(), extra=()) -> Path:
-    """An archive named as the official one in ``data_dir``: the tiny copy without the files in ``drop``,
-    followed by the ``extra`` (TarInfo, bytes) members."""
-    source = WRITERS[version](data_dir.parent / f"source-{version}")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    archive = data_dir / f"cifar-10-{version}.{suffix}"
-    mode = {"tar.gz": "w:gz", "tar.xz": "w:xz", "tar.bz2": "w:bz2", "tar": "w"}[suffix]
-    with tarfile.open(archive, mode) as tar:
-        tar.add(source, arcname=source.name, filter=lambda info: None if Path(info.name).name in drop else info)
-        for info, content in extra:
-            tar.addfile(info, io.BytesIO(content) if info.isfile() else None)
-    return archive
-
-
-def member(name: str, content: bytes = b"x", kind: bytes = tarfile.REGTYPE, target: str = "") -> tuple[tarfile.TarInfo, bytes]:
-    """One extra archive member: a regular file by default, or a link (``target``) or special file."""
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.size = kind, target, len(content) if kind == tarfile.REGTYPE else 0
-    return info, content
-
-
-def edited(path: Path, edit) -> Path:
-    """Rewrite a file with ``edit(old bytes)``."""
-    path.write_bytes(edit(path.read_bytes()))
-    return path
-
-
-def edited_python_batch(data_dir: Path, name: str, **fields) -> Path:
-    """The tiny python copy with some entries of one pickled batch replaced."""
-    path = write_python_version(data_dir) / name
-    content = pickle.loads(path.read_bytes())
-    content.update({key.encode(): value for key, value in fields.items()})
-    path.write_bytes(pickle.dumps(content, protocol=2))
-    return path
 
 
 # ---------------------------------------------------------------- where the data comes from
@@ -205,6 +181,14 @@ def test_without_a_meta_file_the_official_class_names_are_used(binary_copy):
 
 # ---------------------------------------------------------------- bad inputs
 
+NAMES = [name.encode() for name in CLASS_NAMES]
+
+
+def meta_with(label_names):
+    """An edit that replaces a pickled batches.meta with one listing ``label_names``."""
+    return lambda old: pickle.dumps({b"label_names": label_names, b"num_vis": 3072}, protocol=2)
+
+
 # Each case: what to put in data_dir (a path that does not exist yet), and what the error must say.
 BAD_INPUTS = [
     pytest.param(lambda d: None, r"no CIFAR-10 copy or archive in .*download is off; provide CIFAR-10 in one of three ways", id="missing-folder"),
@@ -226,6 +210,18 @@ BAD_INPUTS = [
     pytest.param(lambda d: edited(write_binary_version(d) / "data_batch_1.bin", lambda b: b"\x0a" + b[1:]), r"data_batch_1\.bin has a label out of range 0\.\.9 \(found 0\.\.10\)", id="binary-label-out-of-range"),
     pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b"cat\ndog\n"), r"list 2 classes, not 10", id="meta-wrong-class-count"),
     pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b"\xff\xfe\x00"), r"cannot read class names from .*batches\.meta\.txt", id="meta-not-text"),
+    pytest.param(lambda d: edited_python_batch(d, "data_batch_2", data=crafted_array((10**12, 3072), bytes(40 * 3072))), r"data_batch_2 is not a CIFAR-10 python batch \(an array declares shape \(1000000000000, 3072\)", id="python-absurd-declared-shape"),
+    pytest.param(lambda d: edited_python_batch(d, "data_batch_2", data=Reduced(_codecs.encode, ("abc", "no-such-codec"))), r"data_batch_2 is not a CIFAR-10 python batch \(refusing codec 'no-such-codec'", id="python-unknown-codec"),
+    pytest.param(lambda d: edited(write_python_version(d) / "data_batch_4", lambda b: pickle.dumps({**pickle.loads(b), b"\xff\xfe": 0}, protocol=2)), r"data_batch_4 has a key that is not UTF-8 text", id="python-key-not-utf8"),
+    pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels=[10**5000] * 40), r"data_batch_5 has a label out of range 0\.\.9 \(found 10\.\.10\)", id="python-label-beyond-int64"),
+    pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels="0123"), r"data_batch_5 has no 'labels' list of integers", id="python-labels-not-a-list"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with(NAMES[:9])), r"list 9 classes, not 10", id="meta-nine-names"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([10**5000] * 10)), r"label names must be printable text, but .*batches\.meta holds a value of type int", id="meta-names-not-text"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with(7)), r"batches\.meta has no 'label_names' list", id="meta-names-not-a-list"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\xffcat"] + NAMES[1:])), r"label names must be printable text", id="meta-name-not-utf8"),
+    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\x1b[31mairplane"] + NAMES[1:])), r"label names must be printable text, but .* holds b'\\x1b\[31mairplane'", id="meta-name-escape-sequence"),
+    pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b.replace(b"cat", b"c\x07at")), r"label names must be printable text, but .*batches\.meta\.txt holds 'c\\x07at'", id="meta-txt-control-character"),
+    pytest.param(lambda d: d.symlink_to(d), r"cannot use data_dir .*Too many levels of symbolic links", id="data-dir-symlink-loop"),
     pytest.param(lambda d: packed(d, extra=[member("../evil")]), r"refusing to unpack .*'\.\./evil'", id="archive-member-escapes"),
     pytest.param(lambda d: packed(d, extra=[member("/cifar-bench-absolute")]), r"refusing to unpack .*cifar-bench-absolute", id="archive-member-absolute"),
     pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/link", kind=tarfile.SYMTYPE, target="/etc/passwd")]), r"refusing to unpack .*link or special file", id="archive-symlink-member"),
@@ -239,6 +235,9 @@ BAD_INPUTS = [
     pytest.param(lambda d: edited(packed(d, suffix="tar.xz"), lambda b: b[: len(b) // 2]), r"cifar-10-binary\.tar\.xz is truncated or corrupt", id="archive-xz-truncated"),
     pytest.param(lambda d: edited(packed(d, suffix="tar.xz"), lambda b: b[: len(b) // 2] + bytes(64) + b[len(b) // 2 + 64 :]), r"cifar-10-binary\.tar\.xz is truncated or corrupt", id="archive-xz-corrupt"),
     pytest.param(lambda d: edited(packed(d, suffix="tar"), lambda b: b[:5000]), r"cifar-10-binary\.tar is truncated or corrupt", id="archive-tar-truncated"),
+    pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/data_batch_2.bin", bytes(1000))]), r"cifar-10-binary\.tar\.gz is damaged and was not unpacked: .*\(cifar-10-batches-bin/data_batch_2\.bin is truncated", id="archive-with-a-truncated-batch"),
+    pytest.param(lambda d: packed(d, "python", extra=[member(f"{PYTHON_FOLDER}/test_batch", b"garbage")]), r"cifar-10-python\.tar\.gz is damaged and was not unpacked: .*\(cifar-10-batches-py/test_batch ", id="archive-with-an-invalid-batch"),
+    pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/batches.meta.txt", b"cat\n")]), r"cifar-10-binary\.tar\.gz is damaged and was not unpacked: .*list 1 classes", id="archive-with-a-bad-meta-file"),
 ]
 
 
@@ -290,7 +289,7 @@ def test_an_archive_that_cannot_be_unpacked_in_place_says_to_use_a_writable_fold
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(data_dir))
 
-    monkeypatch.setattr(sources.tempfile, "TemporaryDirectory", read_only)
+    monkeypatch.setattr(archives.tempfile, "TemporaryDirectory", read_only)
     with pytest.raises(CifarBenchError, match=r"cannot unpack cifar-10-binary\.tar\.gz into .*Permission denied.*writable folder"):
         load_cifar10(data_dir, download=False)
 
@@ -303,7 +302,7 @@ def _interrupt_after_members(count: int):
         seen.append(member.name)
         if len(seen) > count:
             raise KeyboardInterrupt
-        return sources._plain_members_only(member, dest_path)
+        return archives._plain_members_only(member, dest_path)
 
     return interrupting
 
@@ -323,7 +322,7 @@ def test_an_interrupted_unpack_leaves_nothing_that_passes_for_complete(tmp_path,
     data_dir = tmp_path / "data"
     packed(data_dir, suffix="tar.xz")
     before = snapshot(tmp_path)
-    owner = sources.os if target == "os.rename" else sources
+    owner = archives.os if target == "os.rename" else archives
     with monkeypatch.context() as patch:
         patch.setattr(owner, target.split(".")[-1], make_replacement())
         with pytest.raises(KeyboardInterrupt):

@@ -1,28 +1,24 @@
 """Find CIFAR-10 wherever a user has it, and read the official formats into uint8 tensors.
 
 Three sources, tried in order: an extracted official copy (python or binary version), an official
-archive in the data folder (any tar compression), torchvision's download. Archives are unpacked into
-a hidden temporary folder and renamed into place, so an interrupted unpack never leaves a folder that
-passes for complete; members that are not plain files or folders, or that would land outside the
-target, are refused. Python-version batches are pickles and are read with an unpickler that only
-admits the numpy reconstruction functions those files need.
+archive in the data folder (any tar compression), torchvision's download. An archive is unpacked
+by :mod:`cifar_bench.data.archives`, and its batches are read in full before the folder is moved into
+place, so a damaged archive leaves nothing behind. Python-version batches are pickles, read by
+:mod:`cifar_bench.data.pickles` without letting the file build any object.
 """
 
 from __future__ import annotations
 
-import lzma
 import os
-import pickle
 import re
-import tarfile
-import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cifar_bench.data.archives import one_line, unpack_atomically
+from cifar_bench.data.pickles import load_batch_pickle, shown
 from cifar_bench.errors import CifarBenchError
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -60,43 +56,13 @@ class CifarArrays:
     folder: Path
 
 
-def _reason(error: BaseException) -> str:
-    """An exception as one line (tarfile lists every method it tried on separate lines)."""
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-class _BatchUnpickler(pickle.Unpickler):
-    """Admits only what official CIFAR python batches (and numpy arrays pickled by any numpy) need."""
-
-    ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
-
-
-def _unpickle_batch(path: Path) -> dict:
+def _read_bytes(path: Path) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            content = _BatchUnpickler(handle, encoding="bytes").load()
-    except pickle.UnpicklingError as error:
-        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch ({_reason(error)}): replace it with an official copy")
+        return path.read_bytes()
     except OSError as error:
-        raise CifarBenchError(f"cannot read {path} ({_reason(error)})")
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as error:
-        raise CifarBenchError(f"{path} is truncated or corrupt ({type(error).__name__}): replace it with an official copy")
-    if not isinstance(content, dict):
-        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch (no dictionary inside): replace it")
-    return {key.decode() if isinstance(key, bytes) else key: value for key, value in content.items()}
+        raise CifarBenchError(f"cannot read {path} ({one_line(error)})")
+    except MemoryError:
+        raise CifarBenchError(f"{path} does not fit in memory: it is not an official batch, replace it") from None
 
 
 def _checked(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,30 +73,33 @@ def _checked(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[torch.
             f"{path} has a label out of range 0..{NUM_CLASSES - 1} (found {int(labels.min())}..{int(labels.max())}): "
             "the file is corrupt, replace it with an official copy"
         )
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).view(-1, *IMAGE_SHAPE)
+    tensor = torch.from_numpy(np.array(images, order="C")).view(-1, *IMAGE_SHAPE)  # a writable copy
     return tensor, torch.from_numpy(labels.astype(np.int64))
+
+
+def _python_labels(path: Path, labels: object) -> np.ndarray:
+    """Labels as official batches hold them (a list of ints), or as a 1-D integer numpy array."""
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        return labels.astype(np.int64)
+    if isinstance(labels, list) and all(type(label) is int for label in labels):
+        # Clamped so that any int converts; one out of range stays out of range for the check.
+        return np.array([min(max(label, -1), NUM_CLASSES) for label in labels], dtype=np.int64)
+    raise CifarBenchError(f"{path} has no 'labels' list of integers: replace it with an official copy")
 
 
 def read_python_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One pickled batch of the python version: dict with ``data`` (N, 3072) uint8 and ``labels``."""
-    content = _unpickle_batch(path)
-    data, labels = content.get("data"), content.get("labels")
+    content = load_batch_pickle(path, _read_bytes(path))
+    data = content.get("data")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
-        shape = getattr(data, "shape", None)
+        shape = data.shape if isinstance(data, np.ndarray) else None
         raise CifarBenchError(f"{path} has no uint8 'data' array of shape (N, {IMAGE_BYTES}) (found {shape}): replace it")
-    try:
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError):
-        raise CifarBenchError(f"{path} has unreadable 'labels': replace it with an official copy")
-    return _checked(path, data, labels)
+    return _checked(path, data, _python_labels(path, content.get("labels")))
 
 
 def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of the binary version: records of 1 label byte then 3072 pixel bytes (R, G, B planes)."""
-    try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except OSError as error:
-        raise CifarBenchError(f"cannot read {path} ({_reason(error)})")
+    raw = np.frombuffer(_read_bytes(path), dtype=np.uint8)
     record = IMAGE_BYTES + 1
     if raw.size == 0 or raw.size % record:
         raise CifarBenchError(
@@ -141,20 +110,39 @@ def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return _checked(path, records[:, 1:], records[:, 0].astype(np.int64))
 
 
+def _label_name(value: object) -> str | None:
+    """A class name as text, or None when it is not printable text (escape sequences, control characters)."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) and value and value.isprintable() else None
+
+
 def _class_names(folder: Path) -> tuple[str, ...]:
+    """The names in the meta file, which reports and plots print: exactly ten, each printable text."""
     text_meta, pickled_meta = folder / "batches.meta.txt", folder / "batches.meta"
     if text_meta.is_file():
+        meta = text_meta
         try:
-            names = tuple(line.strip() for line in text_meta.read_text().splitlines() if line.strip())
+            names = [line.strip() for line in text_meta.read_bytes().decode("utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as error:
-            raise CifarBenchError(f"cannot read class names from {text_meta} ({_reason(error)}): replace it")
+            raise CifarBenchError(f"cannot read class names from {text_meta} ({one_line(error)}): replace it")
     elif pickled_meta.is_file():
-        names = tuple(n.decode() if isinstance(n, bytes) else n for n in _unpickle_batch(pickled_meta).get("label_names", ()))
+        meta = pickled_meta
+        names = load_batch_pickle(pickled_meta, _read_bytes(pickled_meta)).get("label_names")
+        if not isinstance(names, list):
+            raise CifarBenchError(f"{pickled_meta} has no 'label_names' list: replace the meta file")
     else:
         return CLASS_NAMES
     if len(names) != NUM_CLASSES:
         raise CifarBenchError(f"class names in {folder} list {len(names)} classes, not {NUM_CLASSES}: replace the meta file")
-    return names
+    readable = [_label_name(name) for name in names]
+    if None in readable:
+        found = shown(names[readable.index(None)])
+        raise CifarBenchError(f"label names must be printable text, but {meta} holds {found}: replace the meta file")
+    return tuple(readable)
 
 
 def read_folder(folder: Path) -> CifarArrays:
@@ -181,68 +169,30 @@ def _missing_files(folder: Path) -> list[str]:
     return [name for name in REQUIRED_FILES[folder.name] if not (folder / name).is_file()]
 
 
-def _plain_members_only(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
-    """tarfile's 'data' filter, and beyond it: only files and folders at relative paths.
-
-    The data filter would strip a leading '/' and extract inside the target; an official archive
-    never holds one, so it is refused like a link instead.
-    """
-    if not (member.isfile() or member.isdir()):
-        raise tarfile.FilterError(f"member {member.name!r} is a link or special file")
-    if member.name.startswith(("/", os.sep)):
-        raise tarfile.AbsolutePathError(member)
-    return tarfile.data_filter(member, dest_path)
-
-
-# What a damaged archive raises while it is read: tarfile's own errors and the decompressors'.
-_ARCHIVE_READ_ERRORS = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError, ValueError)
+def _official_folder(archive: Path, scratch: Path) -> Path:
+    """The one official folder ``archive`` unpacked into ``scratch``, complete and with every batch readable."""
+    extracted = [scratch / name for name in REQUIRED_FILES if (scratch / name).is_dir()]
+    if len(extracted) != 1:
+        raise CifarBenchError(
+            f"{archive} holds {len(extracted)} of the folders {PYTHON_FOLDER}/ and {BINARY_FOLDER}/, not one: "
+            "it is not an official CIFAR-10 archive"
+        )
+    missing = _missing_files(extracted[0])
+    if missing:
+        raise CifarBenchError(f"{archive} lacks {', '.join(missing)}: it is incomplete, fetch the official archive again")
+    try:
+        read_folder(extracted[0])
+    except CifarBenchError as error:
+        inside = str(error).replace(f"{scratch}{os.sep}", "")
+        raise CifarBenchError(
+            f"{archive} is damaged and was not unpacked: delete it and fetch the official archive again ({inside})"
+        ) from None
+    return extracted[0]
 
 
 def unpack_archive(archive: Path, data_dir: Path) -> Path:
-    """Unpack an official archive into ``data_dir`` atomically and return the extracted folder."""
-    try:
-        tar = tarfile.open(archive, "r:*")
-    except _ARCHIVE_READ_ERRORS as error:
-        raise CifarBenchError(
-            f"{archive} is not a readable tar archive ({_reason(error)}): delete it and fetch the official archive again"
-        )
-    with tar, _scratch_folder(archive, data_dir) as scratch:
-        try:
-            tar.extractall(scratch, filter=_plain_members_only)
-        except tarfile.FilterError as error:
-            raise CifarBenchError(f"refusing to unpack {archive}: {_reason(error)}; fetch the official archive again")
-        except OSError as error:
-            if error.errno is None:  # gzip and bz2 report damaged data as OSError without an errno
-                raise CifarBenchError(f"{archive} is truncated or corrupt ({_reason(error)}): delete it and fetch it again")
-            raise CifarBenchError(f"cannot unpack {archive} into {data_dir} ({_reason(error)}): free space or fix permissions")
-        except _ARCHIVE_READ_ERRORS as error:
-            raise CifarBenchError(f"{archive} is truncated or corrupt ({_reason(error)}): delete it and fetch it again")
-        extracted = [Path(scratch) / name for name in REQUIRED_FILES if (Path(scratch) / name).is_dir()]
-        if len(extracted) != 1:
-            raise CifarBenchError(
-                f"{archive} holds {len(extracted)} of the folders {PYTHON_FOLDER}/ and {BINARY_FOLDER}/, not one: "
-                "it is not an official CIFAR-10 archive"
-            )
-        missing = _missing_files(extracted[0])
-        if missing:
-            raise CifarBenchError(f"{archive} lacks {', '.join(missing)}: it is incomplete, fetch the official archive again")
-        target = data_dir / extracted[0].name
-        try:
-            os.rename(extracted[0], target)
-        except OSError as error:
-            raise CifarBenchError(f"cannot move the unpacked {target.name}/ into place ({_reason(error)}): remove what is at {target}")
-    return target
-
-
-def _scratch_folder(archive: Path, data_dir: Path) -> tempfile.TemporaryDirectory:
-    """A hidden folder beside the final one (same filesystem, so the final rename is atomic)."""
-    try:
-        return tempfile.TemporaryDirectory(prefix=".cifar-unpack-", dir=data_dir)
-    except OSError as error:
-        raise CifarBenchError(
-            f"cannot unpack {archive.name} into {data_dir} ({_reason(error)}): put the archive, or a symlink to it, "
-            "in a writable folder and pass that as data_dir"
-        )
+    """Unpack an official archive into ``data_dir`` and return the extracted folder, read in full first."""
+    return unpack_atomically(archive, data_dir, lambda scratch: _official_folder(archive, scratch))
 
 
 def _find_archives(data_dir: Path) -> list[Path]:
@@ -257,7 +207,7 @@ def _download(data_dir: Path) -> Path:
         download_url(CIFAR10.url, str(data_dir), CIFAR10.filename, CIFAR10.tgz_md5)
     except (OSError, RuntimeError, ValueError) as error:
         raise CifarBenchError(
-            f"no CIFAR-10 copy or archive in {data_dir.resolve()} and the download failed ({_reason(error)}); {HOW_TO_PROVIDE}"
+            f"no CIFAR-10 copy or archive in {data_dir.resolve()} and the download failed ({one_line(error)}); {HOW_TO_PROVIDE}"
         )
     return unpack_archive(data_dir / CIFAR10.filename, data_dir)
 
@@ -268,6 +218,12 @@ def locate(data_dir: str | Path, download: bool = True) -> Path:
     Runs once per machine before training (``prepare_data``); reading is :func:`read_folder`.
     """
     data_dir = Path(data_dir).expanduser()
+    try:
+        data_dir.stat()
+    except FileNotFoundError:
+        pass  # created below when downloading
+    except OSError as error:  # a symlink loop, or a folder above it that cannot be searched
+        raise CifarBenchError(f"cannot use data_dir {data_dir} ({one_line(error)}): point it at a real folder you can read")
     if data_dir.exists() and not data_dir.is_dir():
         raise CifarBenchError(f"data_dir {data_dir} is a file, not a folder: pass the folder that holds CIFAR-10")
     if data_dir.name in REQUIRED_FILES:
@@ -288,7 +244,10 @@ def locate(data_dir: str | Path, download: bool = True) -> Path:
         if archives:
             return unpack_archive(archives[0], data_dir)
     if download:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CifarBenchError(f"cannot create data_dir {data_dir} ({one_line(error)}): pass a folder you can write to")
         return _download(data_dir)
     raise CifarBenchError(f"no CIFAR-10 copy or archive in {data_dir.resolve()} and download is off; {HOW_TO_PROVIDE}")
 
