@@ -12,6 +12,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import torch
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 from cifar_bench.data import CIFAR10DataModule
@@ -25,6 +26,19 @@ BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 
 def default_config_files() -> list[str]:
     return [str(BASE_CONFIG)] if BASE_CONFIG.is_file() else []
+
+
+def default_precision() -> str:
+    """bf16 autocast where the hardware computes bf16 natively, fp32 elsewhere.
+
+    A GPU with bf16 support, or a CPU whose oneDNN has bf16 kernels (AVX-512 or AMX), runs bf16
+    1.5-2x faster than fp32 at the same accuracy; a CPU with only AVX2 emulates bf16 about 60x
+    slower than fp32 (measured on this project's AVX2 machine: a 1024^3 matmul takes 0.12 s in fp32,
+    7.6 s in bf16). ``--trainer.precision`` overrides the choice.
+    """
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
 
 
 def quiet_third_party_noise() -> None:
@@ -55,7 +69,9 @@ def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None
 
 
 class CifarBenchCLI(LightningCLI):
-    """LightningCLI with two conveniences over the configs.
+    """LightningCLI with a few conveniences over the configs.
+
+    The precision defaults to what the hardware runs fast (``default_precision``).
 
     ``--ckpt_path last`` resumes in the run's own log folder: a new run gets a new ``version_N`` and
     Lightning looks for ``last.ckpt`` only there, so resuming would otherwise find nothing; the
@@ -67,6 +83,9 @@ class CifarBenchCLI(LightningCLI):
     Settings Lightning would accept silently or fail on late (zero epochs, a log folder that cannot be
     created) are refused up front with one clear line.
     """
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.set_defaults({"trainer.precision": default_precision()})
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
@@ -134,7 +153,11 @@ def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
         CIFAR10DataModule,
         subclass_mode_model=True,
         args=argv,
-        parser_kwargs={"prog": "cifar-bench", "exit_on_error": False, "default_config_files": default_config_files()},
+        parser_kwargs={
+            "prog": "cifar-bench",
+            "exit_on_error": False,
+            **{command: {"default_config_files": default_config_files()} for command in ("fit", "validate", "test", "predict")},
+        },
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
     )

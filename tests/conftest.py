@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -185,3 +188,31 @@ def snapshot(root: Path) -> dict[str, object]:
         else:
             state[key] = ("file", path.read_bytes(), path.stat().st_mtime_ns)
     return state
+
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+def cli_args(subcommand: str, model: str, data_dir: Path, logs: Path, *extra: str, val_size: int = 20, batch_size: int = 8) -> list[str]:
+    """A cifar-bench command line as a user types it (the model's config over base.yaml) for a tiny
+    copy in ``data_dir``; every file the run writes goes under ``logs``."""
+    return [
+        subcommand,
+        "--config", str(CONFIGS / f"{model}.yaml"),
+        "--data.data_dir", str(data_dir),
+        "--data.download", "false",
+        "--data.val_size", str(val_size),
+        "--data.batch_size", str(batch_size),
+        "--data.eval_batch_size", str(batch_size),
+        "--trainer.logger.init_args.save_dir", str(logs),
+        "--trainer.default_root_dir", str(logs),
+        *extra,
+    ]  # fmt: skip
+
+
+def run_cli(*words: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m cifar_bench WORDS`` in its own process, this checkout first on the path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "cifar_bench", *words]
+    return subprocess.run(command, cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout)

@@ -97,7 +97,7 @@ def test_sample_grid_is_a_png_of_the_first_images_of_every_class(analysed):
 def test_cli_analyze_prints_tables_and_writes_both_files(tmp_path):
     write_binary_version(tmp_path / "data", unbalanced_batches())
     result = subprocess.run(
-        [sys.executable, "-m", "cifar_bench", "analyze", "--data_dir", str(tmp_path / "data"), "--no-download", "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "cifar_bench", "analyze", "--data_dir", str(tmp_path / "data"), "--download", "false", "--out", str(tmp_path / "out")],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -352,7 +352,7 @@ def test_cli_reports_bad_data_as_one_error_line_and_exit_code_2(tmp_path, case):
     data_dir = tmp_path / "data"
     build(data_dir)
     result = subprocess.run(
-        [sys.executable, "-m", "cifar_bench", "analyze", "--data_dir", str(data_dir), "--no-download", "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "cifar_bench", "analyze", "--data_dir", str(data_dir), "--download", "false", "--out", str(tmp_path / "out")],
         cwd=REPO,
         capture_output=True,
         text=True,

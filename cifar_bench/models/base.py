@@ -110,6 +110,8 @@ class CifarClassifier(pl.LightningModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Lightning's hook: augment (training only) and normalise each batch on the model's device."""
+        if isinstance(batch, torch.Tensor):
+            return batch  # the model summary's example_input_array: network input already
         images, labels, indices = batch
         trainer = self._trainer
         training = trainer is not None and trainer.training

@@ -71,7 +71,7 @@ def study(
     configs_dir, save_dir = Path(configs_dir), Path(save_dir)
     base = configs_dir / "base.yaml"
     if not base.is_file():
-        raise CifarBenchError(f"no {base}: run the study from the repository root, or pass --configs")
+        raise CifarBenchError(f"no {base}: run the study from the repository root, or pass --configs_dir")
     known = available_models(configs_dir)
     models = models or known
     unknown = [model for model in models if model not in known]
