@@ -1,0 +1,78 @@
+"""`cifar-bench study` run again after a kill: evaluated runs are skipped, the interrupted one continues
+from its last.ckpt in the same folder, and the table ends complete."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONFIGS, REPO, snapshot, write_binary_version
+
+pytestmark = pytest.mark.slow
+EPOCHS, TRAIN_IMAGES, BATCH = 6, 180, 16
+
+
+def study_command(root: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "cifar_bench", "study", "--models", "[mlp,cnn]", "--seeds", "[0]",
+        "--configs_dir", str(root / "configs"), "--save_dir", str(root / "logs"), "--data_dir", str(root / "data"),
+        "--", "--trainer.max_epochs", str(EPOCHS), "--data.val_size", "20", "--data.batch_size", str(BATCH),
+        "--data.download", "false", "--trainer.enable_progress_bar", "false",
+    ]  # fmt: skip
+
+
+def start(root: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(study_command(root), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory) -> dict:
+    """A study of mlp then cnn, killed (the whole process group) once cnn has written a last.ckpt, then rerun."""
+    root = tmp_path_factory.mktemp("study")
+    write_binary_version(root / "data")
+    shutil.copytree(CONFIGS, root / "configs")
+    first = start(root)
+    wait_for(root / "logs" / "cnn" / "seed0" / "checkpoints" / "last.ckpt", first)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    interrupted_at = torch.load(root / "logs" / "cnn" / "seed0" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    mlp_before = snapshot(root / "logs" / "mlp")
+    second = start(root)
+    _, errors = second.communicate(timeout=600)
+    return {"root": root, "status": second.returncode, "errors": errors.decode(), "mlp_before": mlp_before, "interrupted_at": interrupted_at}
+
+
+def test_the_rerun_finishes_the_study(resumed):
+    assert resumed["status"] == 0, resumed["errors"]
+    table = (resumed["root"] / "logs" / "comparison.md").read_text()
+    assert "| mlp | 1 |" in table and "| cnn | 1 |" in table
+
+
+def test_a_finished_and_evaluated_run_is_not_touched_again(resumed):
+    assert snapshot(resumed["root"] / "logs" / "mlp") == resumed["mlp_before"]
+
+
+def test_the_interrupted_run_continues_in_its_folder_to_its_last_epoch(resumed):
+    run = resumed["root"] / "logs" / "cnn" / "seed0"
+    assert resumed["interrupted_at"] < EPOCHS - 1, "the kill came before the last epoch"
+    assert len(list(run.glob("events.out.tfevents.*"))) == 2  # one per session, in the same folder
+    final = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["epoch"] == EPOCHS - 1
+    assert final["global_step"] == EPOCHS * -(-TRAIN_IMAGES // BATCH)
+    assert list(resumed["root"].glob("logs/cnn/*")) == [run]
