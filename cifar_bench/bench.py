@@ -38,10 +38,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from cifar_bench.cli import CifarBenchCLI
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.data.augment import PROFILES, prepare_batch
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.lightning_cli import CifarBenchCLI
 from cifar_bench.models import CifarClassifier, VGG16Classifier
 from cifar_bench.reports.output import write_json
 
