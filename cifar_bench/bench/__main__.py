@@ -1,0 +1,5 @@
+import sys
+
+from cifar_bench.bench.command import main
+
+main(sys.argv[1:])
