@@ -8,9 +8,13 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
+from torch import nn
 
 from cifar_bench.bench import bench, parser
+from cifar_bench.bench.roofline import network_flops_per_image, roofline
+from cifar_bench.bench.tables import PIPED_WIDTH, output_console, print_tables
 from cifar_bench.cli import main
 from tests.conftest import tiny_batches, write_binary_version
 
@@ -100,3 +104,55 @@ def test_an_unknown_model_is_a_user_error(capsys):
         main(["bench", "--models", "resnet", "--config_dir", str(CONFIGS)])
     assert exit_info.value.code == 2
     assert "no config for resnet" in capsys.readouterr().err
+
+
+def test_training_flops_of_a_small_network_are_the_hand_count_and_leave_it_untouched():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 32 * 32, 10))
+    conv, linear = 2 * (4 * 32 * 32) * (3 * 3 * 3), 2 * (4 * 32 * 32) * 10  # per image: 2 FLOPs per multiply-add
+    # Both layers: forward and weight gradient; the linear layer also the gradient of its input (the images need none).
+    assert network_flops_per_image(net) == 2 * conv + 3 * linear
+    net[:2].requires_grad_(False)
+    # A frozen convolution (and BatchNorm) runs forward only, and nothing before the linear layer wants its input gradient.
+    assert network_flops_per_image(net) == conv + 2 * linear
+    assert net.training and all(parameter.grad is None for parameter in net.parameters())
+    assert net[1].num_batches_tracked == 0  # counted in eval mode: no BatchNorm statistics updated
+
+
+def test_achieved_flop_rate_is_flops_per_step_over_seconds_per_step_and_its_fraction_is_of_the_peak():
+    figures = roofline({"batch_size": 64, "step_s": 0.5}, flops_per_image=2e9, peak_gflop_s=512.0)
+    assert figures["gflop_s"] == pytest.approx(256.0)
+    assert figures["fraction_of_peak"] == pytest.approx(0.5)
+
+
+def test_each_training_arm_has_its_flop_rate_against_the_peak_of_its_precision(results):
+    peaks = {peak["dtype"]: peak["gflop_s"] for peak in results["peaks"]}
+    assert set(peaks) == {"float32", "bfloat16"} and all(value > 0 for value in peaks.values())
+    for row in results["models"].values():
+        arms = [(row["package"], "bfloat16"), (row["baseline"], "float32")]  # the configs train in bf16-mixed, the study in fp32
+        arms += [(row["package_cached"], "bfloat16")] if "package_cached" in row else []
+        for figures, dtype in arms:
+            assert figures["peak_gflop_s"] == peaks[dtype]
+            achieved = figures["flops_per_image"] * figures["batch_size"] / figures["step_s"] / 1e9
+            assert figures["gflop_s"] == pytest.approx(achieved)
+            assert figures["fraction_of_peak"] == pytest.approx(figures["gflop_s"] / figures["peak_gflop_s"])
+
+
+def test_cached_vgg16_counts_only_the_layers_after_the_cache(results):
+    row = results["models"]["vgg16_last2"]
+    fc6_folded, fc7, fc8 = 2 * 512 * 4096, 2 * 4096 * 4096, 2 * 4096 * 10
+    # Frozen fc6 forward only; fc7 forward and weight gradient; fc8 also the gradient of its input.
+    assert row["package_cached"]["flops_per_image"] == fc6_folded + 2 * fc7 + 3 * fc8
+    # Uncached, the 13 frozen convolutions run forward too: (side of the map, in, out channels) at CIFAR's 32x32.
+    convolutions = [(32, 3, 64), (32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256), (8, 256, 256)]
+    convolutions += [(4, 256, 512), (4, 512, 512), (4, 512, 512), (2, 512, 512), (2, 512, 512), (2, 512, 512)]
+    frozen = sum(2 * side * side * 9 * inputs * outputs for side, inputs, outputs in convolutions)
+    assert row["package"]["flops_per_image"] == frozen + row["package_cached"]["flops_per_image"]
+
+
+def test_training_table_shows_flop_rates_whole_when_piped(results):
+    console = output_console(io.StringIO())
+    assert console.width == PIPED_WIDTH
+    print_tables(results, console)
+    text = console.file.getvalue()
+    assert all(column in text for column in ("GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak", "matmul peak"))
+    assert "…" not in text

@@ -56,9 +56,14 @@ def study_loader(images: torch.Tensor, labels: torch.Tensor, profile: str, train
     return DataLoader(PilImages(images, labels, study_transform(profile, train)), batch_size=BASELINE_BATCH, shuffle=True)
 
 
+def study_device() -> torch.device:
+    """Where the study's loop runs: the GPU when there is one, whatever the package's accelerator."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def study_train(net: nn.Module, loader: DataLoader, lr: float, momentum: float, steps: int, warmup: int) -> float:
     """The study's training loop (its cell 14): seconds per step after warm-up."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = study_device()
     net.to(device).train()
     optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=momentum)
     criterion = nn.CrossEntropyLoss()
@@ -78,7 +83,7 @@ def study_train(net: nn.Module, loader: DataLoader, lr: float, momentum: float, 
 
 def study_eval(net: nn.Module, loader: DataLoader, batches: int, warmup: int = 1) -> float:
     """The study's evaluation loop: seconds per batch of 64 after warm-up."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = study_device()
     net.to(device).eval()
     stamps = []
     with torch.no_grad():

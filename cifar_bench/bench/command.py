@@ -9,11 +9,14 @@ import os
 import time
 from pathlib import Path
 
+import torch
 from rich.console import Console
 
+from cifar_bench.bench.baseline import study_device
 from cifar_bench.bench.harness import machine, package_cli, predict_everything
 from cifar_bench.bench.measure import accuracy_check, bench_model, sweep
-from cifar_bench.bench.tables import check_targets, print_tables
+from cifar_bench.bench.roofline import MatmulPeaks
+from cifar_bench.bench.tables import check_targets, output_console, print_tables
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.output import write_json
 
@@ -74,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
 
 def bench(args, extra: list[str], console: Console | None = None) -> dict:
     """Time every model named, write ``bench.json`` under ``args.out`` and print the tables; returns the results."""
-    console = console or Console()
+    console = console or output_console()
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     named = [*args.models, *args.sweep_models, *([args.accuracy_model] if args.accuracy_check else [])]
@@ -85,13 +88,18 @@ def bench(args, extra: list[str], console: Console | None = None) -> dict:
     started = time.perf_counter()
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     results: dict = {"machine": machine(), "settings": settings, "extra_args": extra}
+    console.print("matmul peak: fp32 and bf16")
+    peaks = MatmulPeaks()
+    for dtype in (torch.float32, torch.bfloat16):
+        peaks.gflop_s(study_device(), dtype)
     results["models"] = {}
     for name in args.models:
         load_before = os.getloadavg()[0]
-        results["models"][name] = bench_model(name, args, extra, console)
+        results["models"][name] = bench_model(name, args, extra, console, peaks)
         # Other processes on these cores slow multi-threaded steps far more than Python-bound ones.
         results["models"][name]["load_average"] = [load_before, os.getloadavg()[0]]
         gc.collect()  # trainers and models refer to each other: free one model's gigabytes before the next
+    results["peaks"] = peaks.records()
     if "cnn" in args.models:
         console.print("evaluate: cnn over every image")
         results["evaluate"] = {"model": "cnn", **predict_everything(package_cli("cnn", args.config_dir, extra), args.evaluate_batch_size)}

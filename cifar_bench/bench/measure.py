@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 import torch
 from rich.console import Console
+from torch import nn
 
-from cifar_bench.bench.baseline import study_eval, study_loader, study_network, study_train
+from cifar_bench.bench.baseline import study_device, study_eval, study_loader, study_network, study_train
 from cifar_bench.bench.harness import (
     BASELINE_BATCH,
     QUIET_TRAINER,
@@ -26,6 +27,7 @@ from cifar_bench.bench.harness import (
     summary,
     threads,
 )
+from cifar_bench.bench.roofline import MatmulPeaks, network_flops_per_image, package_flops_per_image, precision_dtype, roofline
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.lightning_cli import CifarBenchCLI
 from cifar_bench.models import VGG16Classifier
@@ -75,7 +77,7 @@ def lever_settings(name: str, args) -> dict[str, list[str]]:
     return {}
 
 
-def bench_model(name: str, args, extra: list[str], console: Console) -> dict:
+def bench_model(name: str, args, extra: list[str], console: Console, peaks: MatmulPeaks) -> dict:
     """Package (and its variants) against the study's loop for one model: training, then evaluation."""
     vgg = name.startswith("vgg16")
     extra = [*extra, "--model.init_args.weights", args.weights] if vgg else extra
@@ -151,9 +153,19 @@ def bench_model(name: str, args, extra: list[str], console: Console) -> dict:
         }
         result["ratios"]["cached_vs_uncached_epoch"] = result["package"]["epoch_s"] / result["package_cached"]["epoch_s"]
         result["ratios"]["cached_epoch_vs_baseline"] = result["baseline"]["epoch_s"] / result["package_cached"]["epoch_s"]
+    add_rooflines(result, cli, study_net, cached.model if vgg else None, peaks)
     if levers:
         result["levers"] = {label: summary(step_times(train[f"lever: {label}"]), batch, per_epoch) for label in levers}
     return result
+
+
+def add_rooflines(result: dict, cli: CifarBenchCLI, study_net: nn.Module, cached_model: VGG16Classifier | None, peaks: MatmulPeaks) -> None:
+    """Achieved GFLOP/s and fraction of the matching peak: the run's precision for the package, fp32 for the study's loop."""
+    package_peak = peaks.gflop_s(cli.trainer.strategy.root_device, precision_dtype(result["precision"]))
+    result["package"] |= roofline(result["package"], package_flops_per_image(cli.model), package_peak)
+    if cached_model is not None:
+        result["package_cached"] |= roofline(result["package_cached"], package_flops_per_image(cached_model), package_peak)
+    result["baseline"] |= roofline(result["baseline"], network_flops_per_image(study_net), peaks.gflop_s(study_device(), torch.float32))
 
 
 # --- sweeps, accuracy, the 60,000-image evaluation -----------------------------------------------------

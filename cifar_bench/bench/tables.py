@@ -34,8 +34,23 @@ def check_targets(results: dict) -> list[dict]:
 
 
 # --- output ----------------------------------------------------------------------------------------
+# Width of the console when output is piped or redirected: rich would otherwise cut the widest table to 80 columns.
+PIPED_WIDTH = 200
+
+
+def output_console(file=None) -> Console:
+    """Rich's console: the terminal's width on a terminal, PIPED_WIDTH anywhere else, so every column stays whole."""
+    console = Console(file=file)
+    return console if console.is_terminal else Console(file=file, width=PIPED_WIDTH)
+
+
 def speed(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def flop_rate(figures: dict) -> tuple[str, str]:
+    """Achieved GFLOP/s and the share of the matching matmul peak, as table cells."""
+    return f"{figures['gflop_s']:,.1f}", f"{figures['fraction_of_peak']:.1%}"
 
 
 def table(title: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> Table:
@@ -53,6 +68,8 @@ def print_tables(results: dict, console: Console) -> None:
     console.print(
         f"[bold]cifar-bench bench[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}"
     )
+    peaks = ", ".join(f"{peak['device']} {peak['dtype']} {peak['gflop_s']:,.1f}" for peak in results["peaks"])
+    console.print(f"matmul peak (GFLOP/s, {results['peaks'][0]['threads']} threads): {peaks}")
     rows = []
     for name, row in models.items():
         overhead = row.get("lightning_overhead")
@@ -66,12 +83,17 @@ def print_tables(results: dict, console: Console) -> None:
                     speed(figures["images_per_s"]),
                     speed(row["baseline"]["images_per_s"]),
                     f"{figures['images_per_s'] / row['baseline']['images_per_s']:.1f}",
+                    *flop_rate(figures),
+                    *flop_rate(row["baseline"]),
                     f"{figures['epoch_s']:.1f}",
                     f"{row['baseline']['epoch_s']:.1f}",
                     "" if overhead is None or label != name else f"{overhead:.1%}",
                 )
             )
-    columns = ("training", "precision", "img/s", "study img/s", "x study", "epoch s", "study epoch s", "Lightning overhead")
+    columns = (
+        *("training", "precision", "img/s", "study img/s", "x study", "GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak"),
+        *("epoch s", "study epoch s", "Lightning overhead"),
+    )
     console.print(table("Training: package vs the study's loop (batch 64)", columns, rows))
     cached = [(name, row) for name, row in models.items() if "cache" in row]
     if cached:
