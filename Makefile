@@ -10,6 +10,7 @@ CKPT ?=
 LOGS ?= lightning_logs
 SEEDS ?= 0
 VGG_WEIGHTS ?=
+RESULTS ?=
 MODELS := $(sort $(basename $(notdir $(filter-out configs/base.yaml,$(wildcard configs/*.yaml)))))
 
 comma := ,
@@ -53,12 +54,12 @@ evaluate: $(STAMP) ## evaluate a run: make evaluate CKPT=lightning_logs/cnn/vers
 compare: $(STAMP) ## the results table over every evaluated run in lightning_logs/ [LOGS=dir]
 	$(BIN)/cifar-bench compare $(LOGS) $(ARGS)
 
-study: $(STAMP) ## train, evaluate and compare all models; rerun to resume [SEEDS="0 1 2" MODEL="mlp cnn" VGG_WEIGHTS=f ARGS="--trainer.max_epochs 2"]
+study: $(STAMP) ## train, evaluate and compare all models; rerun to resume [SEEDS="0 1 2" MODEL="mlp cnn" VGG_WEIGHTS=f RESULTS=results ARGS=...]
 	$(BIN)/cifar-bench study --save_dir $(LOGS) --data_dir $(DATA) --seeds "$(call list,$(SEEDS))" $(if $(MODEL),--models "$(call list,$(MODEL))") \
-		$(if $(VGG_WEIGHTS),--vgg_weights $(VGG_WEIGHTS)) -- $(ARGS)
+		$(if $(VGG_WEIGHTS),--vgg_weights $(VGG_WEIGHTS)) $(if $(RESULTS),--results $(RESULTS)) -- $(ARGS)
 
-bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS="--models cnn"]
-	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes 64,256,1024 --threads 1,2 --levers --accuracy_check $(ARGS)
+bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS="--models [cnn]"]
+	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes [64,256,1024] --threads [1,2] --levers true --accuracy_check true $(ARGS)
 
 tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 	$(BIN)/tensorboard --logdir lightning_logs

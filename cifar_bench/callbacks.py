@@ -3,7 +3,10 @@ without the logger version, and a closing summary of where a fit left its result
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
+from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
 
 
@@ -117,3 +121,26 @@ class RunSummary(pl.Callback):
         if evaluated:
             lines.append(f"Next: make evaluate CKPT={evaluated}   (or: cifar-bench evaluate --ckpt {evaluated})")
         print("\n".join(lines), flush=True)
+
+
+class RecordEnvironment(pl.Callback):
+    """Write ``environment.json`` into the run folder: commit, versions, machine, precision, and the wall
+    time of each fit session (a resumed run adds a session), so every result says what produced it."""
+
+    FILE = "environment.json"
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.time()
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.logger is None or trainer.log_dir is None:
+            return
+        path = Path(trainer.log_dir) / self.FILE
+        record = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
+        record.update(commit=commit(), machine=machine(), precision=str(trainer.precision))
+        # The load average tells whether other work competed for the cores during the session.
+        session = {"started": self._started, "wall_s": time.time() - self._started, "epochs_done": trainer.current_epoch}
+        record["sessions"].append({**session, "load_average_1min_at_end": os.getloadavg()[0]})
+        record["wall_s"] = sum(session["wall_s"] for session in record["sessions"])
+        path.write_text(json.dumps(record, indent=1) + "\n")

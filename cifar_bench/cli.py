@@ -5,7 +5,7 @@
     cifar-bench evaluate --ckpt lightning_logs/cnn/version_0/checkpoints/last.ckpt
     cifar-bench compare lightning_logs
     cifar-bench study --seeds [0,1,2] -- --trainer.max_epochs 5
-    cifar-bench bench --models cnn mlp
+    cifar-bench bench --models [cnn,mlp]
 
 Every command other than the Trainer's is a plain function whose signature and docstring are its
 options and help (jsonargparse builds the parser), so a default is stated once, in the function.
@@ -32,8 +32,9 @@ FUNCTION_COMMANDS = {
     "evaluate": ("cifar_bench.reports.evaluate", "evaluate", False),
     "compare": ("cifar_bench.reports.compare", "compare", True),
     "study": ("cifar_bench.reports.study", "study", False),
+    "bench": ("cifar_bench.bench.command", "bench", False),
 }
-# Arguments after "--" go, unparsed, to this parameter of a command that has it (study: to every fit).
+# Arguments after "--" go, unparsed, to this parameter of a command that has it (study, bench: to every fit).
 PASSTHROUGH = "fit_args"
 NOT_OPTIONS = {"console", PASSTHROUGH}
 
@@ -49,12 +50,6 @@ def run_function_command(name: str, argv: list[str]) -> None:
     options = parser.parse_args(words).as_dict()
     options.pop("config", None)
     function(**options, **({PASSTHROUGH: passthrough} if takes_passthrough else {}))
-
-
-def run_bench(argv: list[str]) -> None:
-    from cifar_bench.bench import main as bench_main
-
-    bench_main(argv)
 
 
 def user_error_in(error: BaseException) -> CifarBenchError | None:
@@ -88,15 +83,13 @@ def fail(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else argv
     command = words[0] if words else None
-    known = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS, "bench")
+    known = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)
     if command is None or (command not in known and not command.startswith("-")):
         fail(f"{'no command given' if command is None else f'unknown command {command!r}'}: choose one of {', '.join(known)}")
     quiet_third_party_noise()
     try:
         if command in FUNCTION_COMMANDS:
             run_function_command(command, words[1:])
-        elif command == "bench":
-            run_bench(words[1:])
         else:
             run_lightning_cli(argv)
     except ArgumentError as error:

@@ -18,7 +18,6 @@ def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str], title:
     figure, axes = MulticlassConfusionMatrix(len(class_names)).plot(val=confusion.cpu(), labels=list(class_names))
     figure.set_size_inches(8, 7)
     axes.set_title(title)
-    figure.tight_layout()
     return figure
 
 

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from torch import nn
 
-from cifar_bench.bench import bench, parser
+from cifar_bench.bench import bench
+from cifar_bench.bench.roofline import network_flops_per_image, roofline
+from cifar_bench.bench.tables import print_tables
 from cifar_bench.cli import main
-from tests.conftest import tiny_batches, write_binary_version
+from cifar_bench.lightning_cli import default_precision
+from conftest import tiny_batches, write_binary_version
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Small batches, so that the tiny training split holds every timed step of the package.
@@ -23,15 +27,13 @@ PACKAGE_ARGS = ["--data.val_size", "200", "--data.batch_size", "16", "--data.eva
 def results(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("bench")
     write_binary_version(root, tiny_batches(per_batch=200))  # 1,000 training images, 200 test images
-    argv = [
-        *("--models", "mlp", "vgg16_last2", "--sweep_models", "mlp"),
-        *("--data_dir", str(root), "--no-download", "--config_dir", str(CONFIGS), "--out", str(root / "out")),
-        *("--repeats", "1", "--steps", "2", "--warmup", "1", "--eval_images", "100", "--vgg_eval_images", "100"),
-        *("--vgg_steps", "1", "--vgg_warmup", "1"),
-        *("--cache_steps", "2", "--cache_val_size", "20", "--batch_sizes", "16,32", "--threads", "1", "--levers"),
-        *("--accuracy_check", "--accuracy_model", "mlp", "--accuracy_images", "64", "--accuracy_epochs", "1"),
-    ]
-    written = bench(parser().parse_args(argv), PACKAGE_ARGS, Console(file=io.StringIO()))
+    written = bench(
+        models=["mlp", "vgg16_last2"], sweep_models=["mlp"], data_dir=str(root), download=False, config_dir=str(CONFIGS),
+        out=str(root / "out"), repeats=1, steps=2, warmup=1, eval_images=100, vgg_eval_images=100, vgg_steps=1, vgg_warmup=1,
+        cache_steps=2, cache_val_size=20, batch_sizes=[16, 32], threads=[1], levers=True,
+        accuracy_check=True, accuracy_model="mlp", accuracy_images=64, accuracy_epochs=1,
+        fit_args=PACKAGE_ARGS, console=Console(file=io.StringIO()),
+    )  # fmt: skip
     assert json.loads((root / "out" / "bench.json").read_text()) == json.loads(json.dumps(written))
     return written
 
@@ -97,6 +99,58 @@ def test_targets_name_only_what_was_measured(results):
 
 def test_an_unknown_model_is_a_user_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["bench", "--models", "resnet", "--config_dir", str(CONFIGS)])
+        main(["bench", "--models", "[resnet]", "--config_dir", str(CONFIGS)])
     assert exit_info.value.code == 2
     assert "no config for resnet" in capsys.readouterr().err
+
+
+def test_training_flops_of_a_small_network_are_the_hand_count_and_leave_it_untouched():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 32 * 32, 10))
+    conv, linear = 2 * (4 * 32 * 32) * (3 * 3 * 3), 2 * (4 * 32 * 32) * 10  # per image: 2 FLOPs per multiply-add
+    # Both layers: forward and weight gradient; the linear layer also the gradient of its input (the images need none).
+    assert network_flops_per_image(net) == 2 * conv + 3 * linear
+    net[:2].requires_grad_(False)
+    # A frozen convolution (and BatchNorm) runs forward only, and nothing before the linear layer wants its input gradient.
+    assert network_flops_per_image(net) == conv + 2 * linear
+    assert net.training and all(parameter.grad is None for parameter in net.parameters())
+    assert net[1].num_batches_tracked == 0  # counted in eval mode: no BatchNorm statistics updated
+
+
+def test_achieved_flop_rate_is_flops_per_step_over_seconds_per_step_and_its_fraction_is_of_the_peak():
+    figures = roofline({"batch_size": 64, "step_s": 0.5}, flops_per_image=2e9, peak_gflop_s=512.0)
+    assert figures["gflop_s"] == pytest.approx(256.0)
+    assert figures["fraction_of_peak"] == pytest.approx(0.5)
+
+
+def test_each_training_arm_has_its_flop_rate_against_the_peak_of_its_precision(results):
+    peaks = {peak["dtype"]: peak["gflop_s"] for peak in results["peaks"]}
+    assert set(peaks) == {"float32", "bfloat16"} and all(value > 0 for value in peaks.values())
+    package = "bfloat16" if default_precision() == "bf16-mixed" else "float32"  # the configs' precision follows the hardware
+    for row in results["models"].values():
+        arms = [(row["package"], package), (row["baseline"], "float32")]  # the study trained in fp32
+        arms += [(row["package_cached"], package)] if "package_cached" in row else []
+        for figures, dtype in arms:
+            assert figures["peak_gflop_s"] == peaks[dtype]
+            achieved = figures["flops_per_image"] * figures["batch_size"] / figures["step_s"] / 1e9
+            assert figures["gflop_s"] == pytest.approx(achieved)
+            assert figures["fraction_of_peak"] == pytest.approx(figures["gflop_s"] / figures["peak_gflop_s"])
+
+
+def test_cached_vgg16_counts_only_the_layers_after_the_cache(results):
+    row = results["models"]["vgg16_last2"]
+    fc6_folded, fc7, fc8 = 2 * 512 * 4096, 2 * 4096 * 4096, 2 * 4096 * 10
+    # Frozen fc6 forward only; fc7 forward and weight gradient; fc8 also the gradient of its input.
+    assert row["package_cached"]["flops_per_image"] == fc6_folded + 2 * fc7 + 3 * fc8
+    # Uncached, the 13 frozen convolutions run forward too: (side of the map, in, out channels) at CIFAR's 32x32.
+    convolutions = [(32, 3, 64), (32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256), (8, 256, 256)]
+    convolutions += [(4, 256, 512), (4, 512, 512), (4, 512, 512), (2, 512, 512), (2, 512, 512), (2, 512, 512)]
+    frozen = sum(2 * side * side * 9 * inputs * outputs for side, inputs, outputs in convolutions)
+    assert row["package"]["flops_per_image"] == frozen + row["package_cached"]["flops_per_image"]
+
+
+def test_training_table_shows_flop_rates_whole_when_piped(results):
+    console = Console(file=io.StringIO(), width=80)
+    print_tables(results, console)
+    text = console.file.getvalue()
+    assert all(column in text for column in ("GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak", "matmul peak"))
+    assert "…" not in text

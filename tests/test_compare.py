@@ -44,9 +44,9 @@ def configs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def studied(tmp_path_factory, tiny_data, configs) -> dict:
     """The study over mlp and broken with two seeds, one epoch each on the tiny copy."""
-    logs = tmp_path_factory.mktemp("logs")
-    rows = study(["broken", "mlp"], [0, 1], configs, logs, str(tiny_data), fit_args=TINY_FIT)
-    return {"logs": logs, "rows": {row["model"]: row for row in rows}}
+    logs, results = tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("results")
+    rows = study(["broken", "mlp"], [0, 1], configs, logs, str(tiny_data), results=str(results), fit_args=TINY_FIT)
+    return {"logs": logs, "results": results, "rows": {row["model"]: row for row in rows}}
 
 
 def evaluated_runs(logs: Path, model: str) -> list[dict]:
@@ -72,6 +72,23 @@ def test_runs_of_one_model_become_one_row_with_mean_std_and_count(studied):
     mlp_line = next(line for line in markdown.splitlines() if line.startswith("| mlp |"))
     assert f"{row['test_accuracy_mean']:.4f} ± {row['test_accuracy_std']:.4f}" in mlp_line
     assert "| mlp | 2 |" in mlp_line
+
+
+def test_each_seed_draws_its_own_validation_split_and_batch_order(studied):
+    configs = [yaml.safe_load((studied["logs"] / "mlp" / f"seed{seed}" / "config.yaml").read_text()) for seed in (0, 1)]
+    assert [(config["seed_everything"], config["data"]["seed"]) for config in configs] == [(0, 0), (1, 1)]
+
+
+def test_the_evidence_of_each_run_is_copied_without_checkpoints(studied):
+    results = studied["results"]
+    for seed in (0, 1):
+        run = results / "mlp" / f"seed{seed}"
+        for name in ("config.yaml", "environment.json", "evaluation/metrics.json", "evaluation/summary.txt", "evaluation/curves.png"):
+            assert (run / name).is_file(), name
+        environment = json.loads((run / "environment.json").read_text())
+        assert environment["wall_s"] > 0 and environment["machine"]["cores"] and "torch" in environment["machine"]
+    assert (results / "comparison.md").read_text() == (studied["logs"] / "comparison.md").read_text()
+    assert not list(results.rglob("*.ckpt"))
 
 
 def test_a_model_that_fails_to_train_is_listed_as_failed_without_stopping_the_others(studied):

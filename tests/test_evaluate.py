@@ -19,7 +19,8 @@ from cifar_bench.cli import main
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import MLPClassifier
-from cifar_bench.reports.evaluate import classification_report, evaluate
+from cifar_bench.reports.evaluate import evaluate
+from cifar_bench.reports.evaluation_files import classification_report
 from conftest import tiny_batches, write_python_version
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

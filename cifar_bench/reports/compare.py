@@ -21,7 +21,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from cifar_bench.data import load_cifar10
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.reports.evaluate import METRICS_FILE, format_duration
+from cifar_bench.reports.evaluate import METRICS_FILE
+from cifar_bench.reports.evaluation_files import format_duration
 from cifar_bench.reports.output import print_whole, write_text
 from cifar_bench.reports.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 

@@ -10,16 +10,13 @@ Nothing else in the run folder is touched.
 
 from __future__ import annotations
 
-import csv
 import inspect
-import io
 import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import yaml
 from lightning_fabric import Fabric
@@ -35,12 +32,19 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier  # also puts the study's classes in sys.modules
 from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure
-from cifar_bench.reports.output import atomic_path, print_whole, save_figure, write_json, write_text
+from cifar_bench.reports.evaluation_files import (
+    SPLITS,
+    classification_report,
+    format_duration,
+    per_class_lines,
+    read_history,
+    write_confusion_csv,
+    write_predictions,
+)
+from cifar_bench.reports.output import print_whole, save_figure, write_json, write_text
 
 EVALUATION_FOLDER = "evaluation"
 METRICS_FILE = "metrics.json"
-SPLITS = ("train", "test")
-CURVE_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc")
 SAMPLE_IMAGES = 32
 
 
@@ -162,82 +166,6 @@ def split_metrics(predictions: torch.Tensor, labels: torch.Tensor, class_names: 
     }
 
 
-def per_class_lines(split: str, metrics: dict) -> list[str]:
-    """The study's lines, e.g. ``Test accuracy of cat : 79.60% (796/1000)``."""
-    return [
-        f"{split.capitalize()} accuracy of {name} : {row['accuracy']:.2%} ({row['correct']}/{row['support']})"
-        for name, row in metrics["per_class"].items()
-    ]
-
-
-def classification_report(metrics: dict, digits: int = 2) -> str:
-    """scikit-learn's classification_report layout, filled with the numbers of ``split_metrics``."""
-    width = max(len(name) for name in (*metrics["per_class"], "weighted avg"))
-    row = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
-    report = ("{:>{width}s} " + " {:>9}" * 4).format("", "precision", "recall", "f1-score", "support", width=width) + "\n\n"
-    for name, values in metrics["per_class"].items():
-        report += row.format(name, values["precision"], values["recall"], values["f1"], values["support"], width=width, digits=digits)
-    report += "\n"
-    accuracy_row = "{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f}" + " {:>9}\n"
-    report += accuracy_row.format("accuracy", "", "", metrics["accuracy"], metrics["images"], width=width, digits=digits)
-    for heading, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
-        values = metrics[key]
-        report += row.format(heading, values["precision"], values["recall"], values["f1"], metrics["images"], width=width, digits=digits)
-    return report
-
-
-def read_history(folder: Path) -> tuple[dict[str, dict[str, list[float]]], float | None]:
-    """Per-epoch curves from the run's TensorBoard event files, and the training time they span.
-
-    Lightning logs an ``epoch`` scalar at the same step as every epoch-level metric, which maps steps
-    to (1-based) epochs. A resumed run adds an event file per session; training time is the sum of
-    each session's span, so the pause between sessions does not count.
-    """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    points: dict[str, dict[int, float]] = {tag: {} for tag in CURVE_TAGS}
-    epoch_at: dict[int, int] = {}
-    seconds = 0.0
-    files = sorted(folder.glob("events.out.tfevents.*"))
-    for file in files:
-        events = EventAccumulator(str(file), size_guidance={"scalars": 0})
-        events.Reload()
-        tags = events.Tags()["scalars"]
-        wall_times = [event.wall_time for tag in tags for event in events.Scalars(tag)]
-        if wall_times:
-            seconds += max(wall_times) - min(wall_times)
-        if "epoch" in tags:
-            epoch_at.update({event.step: int(event.value) + 1 for event in events.Scalars("epoch")})
-        for tag in CURVE_TAGS:
-            if tag in tags:
-                points[tag].update({event.step: event.value for event in events.Scalars(tag)})
-    curves = {}
-    for tag, values in points.items():
-        steps = [step for step in sorted(values) if step in epoch_at]
-        curves[tag] = {"epoch": [epoch_at[step] for step in steps], "value": [values[step] for step in steps]}
-    return curves, (seconds if files else None)
-
-
-def write_confusion_csv(path: Path, confusion: list[list[int]], class_names: tuple[str, ...]) -> Path:
-    """Rows are true classes, columns predicted ones; the header and first column name them."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["true \\ predicted", *class_names])
-    writer.writerows([name, *row] for name, row in zip(class_names, confusion))
-    return write_text(path, buffer.getvalue())
-
-
-def write_predictions(path: Path, labels: dict[str, torch.Tensor], predictions: dict[str, torch.Tensor]) -> Path:
-    """Raw labels and predictions per split (``<split>_labels``, ``<split>_predictions``) for further analysis."""
-    arrays = {}
-    for split in SPLITS:
-        arrays[f"{split}_labels"] = labels[split].numpy().astype(np.uint8)
-        arrays[f"{split}_predictions"] = predictions[split].numpy().astype(np.uint8)
-    with atomic_path(path) as partial, open(partial, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-    return path
-
-
 def evaluate(
     ckpt: str,
     data_dir: Optional[str] = None,
@@ -342,12 +270,3 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions, console
     print_whole(console, table)
     console.print("\n".join(text), markup=False, highlight=False, soft_wrap=True)
     console.print(f"Reports written to {out}")
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
-

@@ -11,6 +11,7 @@ the rest: it ends with the same table as an uninterrupted study.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,7 @@ def study(
     save_dir: str = "lightning_logs",
     data_dir: Optional[str] = None,
     vgg_weights: Optional[str] = None,
+    results: Optional[str] = None,
     fit_args: list[str] = [],
     console: Optional[Console] = None,
 ) -> list[dict]:
@@ -65,6 +67,8 @@ def study(
         save_dir: where runs, their evaluations and the comparison go.
         data_dir: folder holding CIFAR-10 (default: the configs' data.data_dir).
         vgg_weights: local VGG16 weights file for the VGG16 models (offline machines).
+        results: also copy the evidence (comparison, and per run its metrics, summary, figures, config
+            and environment; no checkpoints) into this folder, e.g. results.
         fit_args: arguments for every `cifar-bench fit`, given after --, e.g. -- --trainer.max_epochs 2.
     """
     console = console or Console()
@@ -102,5 +106,28 @@ def study(
             console.print(f"[red]{model} (seed {seed}) failed in {stage} with exit status {status}[/red]")
             record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *fit]}
             write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
-    return compare(save_dir, data_dir, console=console)
+    rows = compare(save_dir, data_dir, console=console)
+    if results is not None:
+        copied = export_evidence(save_dir, Path(results))
+        console.print(f"Evidence of {copied} runs copied to {results} (no checkpoints)")
+    console.print(f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
+    return rows
+
+
+EVIDENCE = ("config.yaml", "environment.json", *(f"{EVALUATION_FOLDER}/{name}" for name in (METRICS_FILE, "summary.txt", "curves.png", "confusion_test.png")))
+
+
+def export_evidence(save_dir: Path, results: Path) -> int:
+    """Copy the small files that back each evaluated run, and the comparison, from save_dir to results."""
+    runs = sorted(path.parent.parent for path in save_dir.glob(f"*/*/{EVALUATION_FOLDER}/{METRICS_FILE}"))
+    for run in runs:
+        for name in EVIDENCE:
+            if (run / name).is_file():
+                target = results / run.relative_to(save_dir) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(run / name, target)
+    results.mkdir(parents=True, exist_ok=True)
+    for name in ("comparison.md", "comparison.csv"):
+        shutil.copyfile(save_dir / name, results / name)
+    return len(runs)
 

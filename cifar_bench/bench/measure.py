@@ -1,0 +1,215 @@
+"""What is timed for one model (package, its variants and levers, against the study's loop), and the sweeps.
+
+Each repeat runs every arm of a model back to back (A B A B ...) and every figure is a median over repeats,
+so ratios hold on a machine whose speed drifts (shared cores, thermal limits) even when absolute figures do not.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from cifar_bench.bench.baseline import study_device, study_eval, study_loader, study_network, study_train
+from cifar_bench.bench.harness import (
+    BASELINE_BATCH,
+    QUIET_TRAINER,
+    interleaved,
+    package_cli,
+    package_eval,
+    package_train,
+    plain_fast_loop,
+    summary,
+    threads,
+)
+from cifar_bench.bench.roofline import MatmulPeaks, network_flops_per_image, package_flops_per_image, precision_dtype, roofline
+from cifar_bench.data import CIFAR10DataModule
+from cifar_bench.lightning_cli import CifarBenchCLI
+from cifar_bench.models import VGG16Classifier
+
+
+def epoch_images(datamodule: CIFAR10DataModule) -> int:
+    """Training images per epoch under the config (the whole training split, whatever train_size a bench run uses)."""
+    return len(datamodule.arrays.train_labels) - datamodule.hparams.val_size
+
+
+def cached_overrides(args) -> list[str]:
+    """A cached VGG16 run over just enough training images for its timed steps, so that the cache build stays short."""
+    train_size = (args.warmup + args.cache_steps) * BASELINE_BATCH
+    return ["--model.init_args.cache_features", "true", "--data.train_size", str(train_size), "--data.val_size", str(args.cache_val_size)]
+
+
+def train_budget(cli: CifarBenchCLI, args) -> tuple[int, int]:
+    """(timed steps, warm-up steps): about as many images at any batch size; full VGG16 steps are dear, cached ones cheap."""
+    hp, size = cli.model.hparams, cli.datamodule.hparams.batch_size
+    if isinstance(cli.model, VGG16Classifier):
+        return (args.cache_steps, args.warmup) if hp.cache_features and hp.fold_fc6 else (args.vgg_steps, args.vgg_warmup)
+    return max(3, args.steps * BASELINE_BATCH // size), max(1, args.warmup * BASELINE_BATCH // size)
+
+
+def training_arm(cli: CifarBenchCLI, args, thread_count: int | None = None) -> Callable[[], dict]:
+    steps, warmup = train_budget(cli, args)
+
+    def run() -> dict:
+        with threads(thread_count):
+            return package_train(cli, steps, warmup)
+
+    return run
+
+
+def eval_batches(images: int, batch_size: int) -> int:
+    return max(1, round(images / batch_size))
+
+
+def lever_settings(name: str, args) -> dict[str, list[str]]:
+    """Settings that differ from the shipped config in one lever, timed beside it."""
+    if name == "cnn":
+        nchw = ["--model.init_args.channels_last", "false"]
+        precisions = {name: ["--trainer.precision", name] for name in ("32-true", "bf16-mixed")}
+        return {
+            "fp32, NCHW": [*precisions["32-true"], *nchw],
+            "fp32, channels_last": precisions["32-true"],
+            "bf16-mixed, NCHW": [*precisions["bf16-mixed"], *nchw],
+            "bf16-mixed, channels_last": precisions["bf16-mixed"],
+        }
+    if name.startswith("vgg16"):
+        unfolded = ["--model.init_args.fold_fc6", "false"]
+        return {"fc6 unfolded": unfolded, "fc6 unfolded, cached": [*unfolded, *cached_overrides(args)]}
+    return {}
+
+
+def bench_model(name: str, args, extra: list[str], console: Console, peaks: MatmulPeaks) -> dict:
+    """Package (and its variants) against the study's loop for one model: training, then evaluation."""
+    vgg = name.startswith("vgg16")
+    extra = [*extra, "--model.init_args.weights", args.weights] if vgg else extra
+    cli = package_cli(name, args.config_dir, extra)
+    model, datamodule = cli.model, cli.datamodule
+    per_epoch = epoch_images(datamodule)
+    study_net = study_network(model)
+    steps, warmup = train_budget(cli, args)
+    train_loader = study_loader(*datamodule.split("train"), model.transform_profile, train=True)
+    eval_loader = study_loader(*datamodule.split("val"), model.transform_profile, train=False)
+
+    arms: dict[str, Callable] = {"package": training_arm(cli, args)}
+    if vgg:
+        cached = package_cli(name, args.config_dir, [*extra, *cached_overrides(args)])
+        arms["package_cached"] = training_arm(cached, args)
+    else:
+        arms["plain_fast_loop"] = lambda: plain_fast_loop(cli, steps, warmup)
+    levers = lever_settings(name, args) if args.levers else {}
+    lever_clis = {label: package_cli(name, args.config_dir, [*extra, *overrides]) for label, overrides in levers.items()}
+    arms.update({f"lever: {label}": training_arm(lever_cli, args) for label, lever_cli in lever_clis.items()})
+    arms["baseline"] = lambda: study_train(study_net, train_loader, model.hparams.lr, model.hparams.momentum, steps, warmup)
+    console.print(f"[bold]{name}[/]: training ({', '.join(arms)}), {args.repeats} repeats")
+    train = interleaved(arms, args.repeats)
+
+    images = args.vgg_eval_images if vgg else args.eval_images
+    eval_clis = {"package": cli}
+    if args.levers and name == "cnn":
+        for size in (64, 1000):
+            eval_clis[f"eval batch {size}"] = package_cli(name, args.config_dir, [*extra, "--data.eval_batch_size", str(size)])
+    eval_arms: dict[str, Callable] = {
+        label: (lambda c=c: package_eval(c, eval_batches(images, c.datamodule.hparams.eval_batch_size))) for label, c in eval_clis.items()
+    }
+    eval_arms["baseline"] = lambda: study_eval(study_net, eval_loader, math.ceil(images / BASELINE_BATCH))
+    console.print(f"[bold]{name}[/]: evaluation ({', '.join(eval_arms)})")
+    evaluation = interleaved(eval_arms, args.repeats)
+
+    def step_times(runs: list) -> list[float]:
+        return [run["step_s"] if isinstance(run, dict) else run for run in runs]
+
+    batch = datamodule.hparams.batch_size
+    result = {
+        "config": f"configs/{name}.yaml",
+        "precision": str(cli.trainer.precision),
+        "epoch_images": per_epoch,
+        "package": summary(step_times(train["package"]), batch, per_epoch),
+        "baseline": summary(train["baseline"], BASELINE_BATCH, per_epoch),
+        "eval": {
+            label: summary(evaluation[label], c.datamodule.hparams.eval_batch_size, per_epoch) for label, c in eval_clis.items()
+        }
+        | {"baseline": summary(evaluation["baseline"], BASELINE_BATCH, per_epoch)},
+    }
+    result["ratios"] = {
+        "train_images_per_s": result["package"]["images_per_s"] / result["baseline"]["images_per_s"],
+        "epoch": result["baseline"]["epoch_s"] / result["package"]["epoch_s"],
+        "eval_images_per_s": result["eval"]["package"]["images_per_s"] / result["eval"]["baseline"]["images_per_s"],
+    }
+    if "plain_fast_loop" in train:
+        result["plain_fast_loop"] = summary(train["plain_fast_loop"], batch, per_epoch)
+        result["lightning_overhead"] = 1 - result["plain_fast_loop"]["step_s"] / result["package"]["step_s"]
+    if vgg:
+        cached_runs = train["package_cached"]
+        result["package_cached"] = summary(step_times(cached_runs), batch, per_epoch)
+        # The cache holds every training image and its mirror image, and the validation images.
+        encoded = 2 * len(cached.datamodule.train_index) + len(cached.datamodule.val_index)
+        build = statistics.median(run["fit_start_s"] for run in cached_runs)
+        full = 2 * per_epoch + datamodule.hparams.val_size
+        result["cache"] = {
+            "images_encoded": encoded,
+            "build_s": build,
+            "images_per_s": encoded / build,
+            "full_build_images": full,
+            "full_build_s_estimated": full * build / encoded,
+        }
+        result["ratios"]["cached_vs_uncached_epoch"] = result["package"]["epoch_s"] / result["package_cached"]["epoch_s"]
+        result["ratios"]["cached_epoch_vs_baseline"] = result["baseline"]["epoch_s"] / result["package_cached"]["epoch_s"]
+    add_rooflines(result, cli, study_net, cached.model if vgg else None, peaks)
+    if levers:
+        result["levers"] = {label: summary(step_times(train[f"lever: {label}"]), batch, per_epoch) for label in levers}
+    return result
+
+
+def add_rooflines(result: dict, cli: CifarBenchCLI, study_net: nn.Module, cached_model: VGG16Classifier | None, peaks: MatmulPeaks) -> None:
+    """Achieved GFLOP/s and fraction of the matching peak: the run's precision for the package, fp32 for the study's loop."""
+    package_peak = peaks.gflop_s(cli.trainer.strategy.root_device, precision_dtype(result["precision"]))
+    result["package"] |= roofline(result["package"], package_flops_per_image(cli.model), package_peak)
+    if cached_model is not None:
+        result["package_cached"] |= roofline(result["package_cached"], package_flops_per_image(cached_model), package_peak)
+    result["baseline"] |= roofline(result["baseline"], network_flops_per_image(study_net), peaks.gflop_s(study_device(), torch.float32))
+
+
+# --- sweeps, accuracy, the 60,000-image evaluation -----------------------------------------------------
+def sweep(name: str, args, extra: list[str]) -> list[dict]:
+    """Package training speed at each batch size (default threads), and with each thread count (config batch size)."""
+    default = package_cli(name, args.config_dir, extra)
+    size, current = default.datamodule.hparams.batch_size, torch.get_num_threads()
+    settings = {}
+    for b in args.batch_sizes:
+        settings[(b, current)] = training_arm(package_cli(name, args.config_dir, [*extra, "--data.batch_size", str(b)]), args)
+    for count in args.threads:
+        settings.setdefault((size, count), training_arm(default, args, count))
+    runs = interleaved({f"batch {b}, threads {count}": arm for (b, count), arm in settings.items()}, args.repeats)
+    per_epoch = epoch_images(default.datamodule)
+    return [
+        {"model": name, "threads": count, **summary([run["step_s"] for run in runs[key]], b, per_epoch)}
+        for (b, count), key in zip(settings, runs)
+    ]
+
+
+def accuracy_check(args, extra: list[str], console: Console) -> dict:
+    """Test accuracy of one model trained in fp32 and in bf16-mixed, same seed, same subset, same epochs."""
+    results = {}
+    for precision in ("32-true", "bf16-mixed"):
+        console.print(f"accuracy check: {args.accuracy_model}, {precision}, {args.accuracy_epochs} epochs on {args.accuracy_images} images")
+        cli = package_cli(args.accuracy_model, args.config_dir, [*extra, "--data.train_size", str(args.accuracy_images)])
+        trainer = cli.instantiate_trainer(
+            **QUIET_TRAINER, precision=precision, max_epochs=args.accuracy_epochs, limit_val_batches=0, callbacks=[]
+        )
+        start = time.perf_counter()
+        trainer.fit(cli.model, datamodule=cli.datamodule)
+        seconds = time.perf_counter() - start
+        tested = trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
+        results[precision] = {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"], "fit_s": seconds}
+    return {
+        "model": args.accuracy_model,
+        "train_images": args.accuracy_images,
+        "epochs": args.accuracy_epochs,
+        **results,
+        "difference": results["bf16-mixed"]["test_acc"] - results["32-true"]["test_acc"],
+    }

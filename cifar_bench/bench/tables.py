@@ -1,0 +1,148 @@
+"""The tables ``cifar-bench bench`` prints, and the targets its results are checked against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from cifar_bench.reports.output import print_whole
+
+
+TARGETS = (
+    # (what, where in the results, at least / at most, threshold)
+    ("cnn training vs baseline", ("models", "cnn", "ratios", "train_images_per_s"), ">=", 3.0),
+    ("cnn_bn_do training vs baseline", ("models", "cnn_bn_do", "ratios", "train_images_per_s"), ">=", 3.0),
+    ("mlp epoch vs baseline", ("models", "mlp", "ratios", "epoch"), ">=", 10.0),
+    ("vgg16_last2 cached vs uncached epoch", ("models", "vgg16_last2", "ratios", "cached_vs_uncached_epoch"), ">=", 20.0),
+    ("vgg16_last3 cached vs uncached epoch", ("models", "vgg16_last3", "ratios", "cached_vs_uncached_epoch"), ">=", 20.0),
+    ("cnn Lightning overhead", ("models", "cnn", "lightning_overhead"), "<=", 0.05),
+    ("cnn evaluate, 60,000 images (s)", ("evaluate", "seconds"), "<=", 30.0),
+)
+
+
+def check_targets(results: dict) -> list[dict]:
+    checked = []
+    for what, path, relation, threshold in TARGETS:
+        value = results
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        met = value >= threshold if relation == ">=" else value <= threshold
+        checked.append({"target": what, "value": value, "relation": relation, "threshold": threshold, "met": met})
+    return checked
+
+
+# --- output ----------------------------------------------------------------------------------------
+# Width of the console when output is piped or redirected: rich would otherwise cut the widest table to 80 columns.
+def speed(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def flop_rate(figures: dict) -> tuple[str, str]:
+    """Achieved GFLOP/s and the share of the matching matmul peak, as table cells."""
+    return f"{figures['gflop_s']:,.1f}", f"{figures['fraction_of_peak']:.1%}"
+
+
+def table(title: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> Table:
+    result = Table(title=title, title_justify="left")
+    for index, column in enumerate(columns):
+        result.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows:
+        result.add_row(*row)
+    return result
+
+
+def print_tables(results: dict, console: Console) -> None:
+    info = results["machine"]
+    models = results["models"]
+    console.print(
+        f"[bold]cifar-bench bench[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}"
+    )
+    peaks = ", ".join(f"{peak['device']} {peak['dtype']} {peak['gflop_s']:,.1f}" for peak in results["peaks"])
+    console.print(f"matmul peak (GFLOP/s, {results['peaks'][0]['threads']} threads): {peaks}")
+    rows = []
+    for name, row in models.items():
+        overhead = row.get("lightning_overhead")
+        for label, figures in ((name, row["package"]), (f"{name} cached", row.get("package_cached"))):
+            if figures is None:
+                continue
+            rows.append(
+                (
+                    label,
+                    row["precision"],
+                    speed(figures["images_per_s"]),
+                    speed(row["baseline"]["images_per_s"]),
+                    f"{figures['images_per_s'] / row['baseline']['images_per_s']:.1f}",
+                    *flop_rate(figures),
+                    *flop_rate(row["baseline"]),
+                    f"{figures['epoch_s']:.1f}",
+                    f"{row['baseline']['epoch_s']:.1f}",
+                    "" if overhead is None or label != name else f"{overhead:.1%}",
+                )
+            )
+    columns = (
+        *("training", "precision", "img/s", "study img/s", "x study", "GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak"),
+        *("epoch s", "study epoch s", "Lightning overhead"),
+    )
+    print_whole(console, table("Training: package vs the study's loop (batch 64)", columns, rows))
+    cached = [(name, row) for name, row in models.items() if "cache" in row]
+    if cached:
+        rows = [
+            (
+                name,
+                f"{row['package']['epoch_s']:.1f}",
+                f"{row['package_cached']['epoch_s']:.1f}",
+                f"{row['ratios']['cached_vs_uncached_epoch']:.1f}",
+                f"{row['cache']['images_per_s']:,.0f}",
+                f"{row['cache']['full_build_s_estimated']:.0f}",
+            )
+            for name, row in cached
+        ]
+        columns = ("VGG16 feature cache", "epoch s", "cached epoch s", "x faster", "build img/s", "full build s (est.)")
+        print_whole(console, table("VGG16 with the frozen-prefix cache", columns, rows))
+    rows = []
+    for name, row in models.items():
+        study = row["eval"]["baseline"]["images_per_s"]
+        for label, figures in row["eval"].items():
+            if label != "baseline":
+                label = name if label == "package" else f"{name} ({label})"
+                ratio = f"{figures['images_per_s'] / study:.1f}"
+                rows.append((label, str(figures["batch_size"]), speed(figures["images_per_s"]), speed(study), ratio))
+    columns = ("evaluation", "batch", "img/s", "study img/s", "x study")
+    print_whole(console, table("Evaluation: package vs the study's loop (batch 64)", columns, rows))
+    rows = [
+        (name, label, speed(figures["images_per_s"]), f"{figures['images_per_s'] / row['package']['images_per_s']:.2f}")
+        for name, row in models.items()
+        for label, figures in row.get("levers", {}).items()
+    ]
+    if rows:
+        print_whole(console, table("Levers: one setting changed from the shipped config", ("model", "setting", "train img/s", "x shipped"), rows))
+    if results.get("sweeps"):
+        rows = [
+            (row["model"], str(row["batch_size"]), str(row["threads"]), speed(row["images_per_s"]), f"{row['epoch_s']:.1f}")
+            for row in results["sweeps"]
+        ]
+        print_whole(console, table("Package epoch time vs batch size and threads", ("model", "batch", "threads", "img/s", "epoch s"), rows))
+    if results.get("evaluate"):
+        evaluation = results["evaluate"]
+        console.print(
+            f"evaluate {evaluation['model']}: {evaluation['images']:,} images in {evaluation['seconds']:.1f} s "
+            f"(batch {evaluation['batch_size']})"
+        )
+    if results.get("accuracy_check"):
+        check = results["accuracy_check"]
+        console.print(
+            f"accuracy check ({check['model']}, {check['epochs']} epochs on {check['train_images']:,} images): "
+            f"test accuracy fp32 {check['32-true']['test_acc']:.4f}, bf16-mixed {check['bf16-mixed']['test_acc']:.4f}"
+        )
+    # The bench itself keeps about one core per thread busy; half as much again means others competed.
+    limit = 1.5 * info["cores"]
+    busy = [name for name, row in models.items() if max(row.get("load_average", [0])) > limit]
+    if busy:
+        console.print(f"[yellow]warning[/]: the machine was busy (load average above {limit:g}) while timing {', '.join(busy)}: run again")
+    for target in results["targets"]:
+        mark = "[green]met[/]" if target["met"] else "[red]missed[/]"
+        console.print(f"target {target['target']} {target['relation']} {target['threshold']}: {target['value']:.3g} {mark}")
