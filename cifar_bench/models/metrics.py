@@ -43,4 +43,7 @@ def logged_metrics(class_names: Sequence[str]) -> MetricCollection:
     del metrics["confusion"]
     for name in PER_CLASS:
         metrics[name] = ClasswiseWrapper(metrics[name], labels=list(class_names), prefix=f"{name}/")
-    return MetricCollection(metrics)
+    # The macro scores share their state; each wrapped per-class metric updates its own (grouped with
+    # the others, its inner metric would warn that it was computed without an update).
+    groups = [["acc"], ["precision_macro", "recall_macro", "f1_macro"], *([name] for name in PER_CLASS)]
+    return MetricCollection(metrics, compute_groups=groups)
