@@ -35,7 +35,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier  # also puts the study's classes in sys.modules
 from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure
-from cifar_bench.reports.output import atomic_path, print_whole, save_figure, write_json, write_text
+from cifar_bench.reports.output import atomic_file, print_whole, save_figure, write_json, write_text
 
 EVALUATION_FOLDER = "evaluation"
 METRICS_FILE = "metrics.json"
@@ -233,7 +233,7 @@ def write_predictions(path: Path, labels: dict[str, torch.Tensor], predictions: 
     for split in SPLITS:
         arrays[f"{split}_labels"] = labels[split].numpy().astype(np.uint8)
         arrays[f"{split}_predictions"] = predictions[split].numpy().astype(np.uint8)
-    with atomic_path(path) as partial, open(partial, "wb") as handle:
+    with atomic_file(path) as handle:
         np.savez_compressed(handle, **arrays)
     return path
 
