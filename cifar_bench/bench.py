@@ -38,9 +38,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from cifar_bench.cli import CifarBenchCLI
+from cifar_bench.lightning_cli import CifarBenchCLI
 from cifar_bench.data import CIFAR10DataModule
-from cifar_bench.data.augment import PROFILES, prepare_batch
+from cifar_bench.data.augment import TransformProfile, prepare_batch
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier, VGG16Classifier
 from cifar_bench.reports.output import write_json
@@ -170,7 +170,7 @@ def plain_fast_loop(cli: CifarBenchCLI, steps: int, warmup: int) -> float:
     configured = model.configure_optimizers()
     optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
     scheduler = configured["lr_scheduler"]["scheduler"] if isinstance(configured, dict) else None
-    profile = PROFILES[model.transform_profile]
+    profile = model.transform_profile
     model.train()
     stamps = []
     for images, labels, indices in datamodule.train_dataloader():
@@ -223,9 +223,8 @@ class PilImages(Dataset):
         return self.transform(Image.fromarray(self.data[index])), self.targets[index]
 
 
-def study_transform(profile_name: str, train: bool) -> transforms.Compose:
+def study_transform(profile: TransformProfile, train: bool) -> transforms.Compose:
     """The study's per-image transforms: flips and rotations when the profile augments, then ToTensor and Normalize."""
-    profile = PROFILES[profile_name]
     augment = []
     if train and profile.augment:
         augment = [transforms.RandomHorizontalFlip(), transforms.RandomRotation(profile.max_rotation_degrees)]
@@ -239,7 +238,7 @@ def study_network(model: CifarClassifier) -> nn.Module:
     return type(model)(**{**arguments, **options}).net
 
 
-def study_loader(images: torch.Tensor, labels: torch.Tensor, profile: str, train: bool) -> DataLoader:
+def study_loader(images: torch.Tensor, labels: torch.Tensor, profile: TransformProfile, train: bool) -> DataLoader:
     return DataLoader(PilImages(images, labels, study_transform(profile, train)), batch_size=BASELINE_BATCH, shuffle=True)
 
 
