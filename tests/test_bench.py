@@ -12,7 +12,7 @@ from rich.console import Console
 
 from cifar_bench.bench import bench, parser
 from cifar_bench.cli import main
-from tests.conftest import tiny_batches, write_binary_version
+from conftest import tiny_batches, write_binary_version
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Small batches, so that the tiny training split holds every timed step of the package.
