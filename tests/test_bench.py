@@ -8,11 +8,13 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import tiny_batches, write_binary_version
 from rich.console import Console
 
 from cifar_bench.bench import bench, parser
 from cifar_bench.cli import main
-from conftest import tiny_batches, write_binary_version
+
+pytestmark = pytest.mark.slow  # real timed trainings of every model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Small batches, so that the tiny training split holds every timed step of the package.

@@ -146,7 +146,7 @@ def test_a_model_that_fails_to_train_is_listed_as_failed_without_stopping_the_ot
     markers = sorted((studied["logs"] / "broken").glob("failed-seed*.json"))
     assert [json.loads(path.read_text())["stage"] for path in markers] == ["fit", "fit"]
     markdown = (studied["logs"] / "comparison.md").read_text()
-    assert "| broken | 0 (2 failed) | failed | failed |" in markdown
+    assert "| broken | 0 (2 failed) | failed | - | - | failed |" in markdown  # no study number for it either
     assert studied["rows"]["mlp"]["runs"] == 2  # trained after broken failed
 
 
