@@ -89,7 +89,7 @@ def test_tables_are_printed_whole_when_output_is_not_a_terminal():
 
 def test_a_loop_of_ones_own_gets_model_ready_batches_from_the_datamodule(tmp_path):
     write_binary_version(tmp_path)
-    datamodule = CIFAR10DataModule(tmp_path, download=False, val_size=20, batch_size=16)
+    datamodule = CIFAR10DataModule(tmp_path, download=False, val_size=20, batch_size=16, eval_batch_size=16)
     datamodule.setup("fit")
     model = CNNClassifier()
     inputs, labels = next(iter(model.ready_batches(datamodule.val_dataloader())))
