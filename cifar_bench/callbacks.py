@@ -112,7 +112,8 @@ class RunSummary(pl.Callback):
         checkpoints = [callback for callback in trainer.callbacks if isinstance(callback, ModelCheckpoint)]
         best = next((c for c in checkpoints if c.monitor and c.best_model_path and c.best_model_score is not None), None)
         last = next((Path(c.dirpath) / "last.ckpt" for c in checkpoints if c.dirpath and (Path(c.dirpath) / "last.ckpt").is_file()), None)
-        lines = [f"Run folder: {trainer.log_dir}" if trainer.logger is not None else "No logger: no run folder was written"]
+        # The logger's own log_dir: Trainer.log_dir broadcasts, a collective rank 0 alone would wait on under DDP.
+        lines = [f"Run folder: {trainer.logger.log_dir}" if trainer.logger is not None else "No logger: no run folder was written"]
         if best is not None:
             lines.append(f"Best checkpoint ({best.monitor} {float(best.best_model_score):.4f}): {best.best_model_path}")
         if last is not None:

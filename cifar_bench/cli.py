@@ -76,7 +76,9 @@ def parser_error_line(error: ArgumentError) -> str:
 
 
 def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    """One ``error:`` line, without the colour codes or other control characters a message may carry."""
+    plain = re.sub(r"[\x00-\x1f\x7f]", " ", re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message))
+    print(f"error: {' '.join(plain.split())}", file=sys.stderr)
     sys.exit(2)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
+from cifar_bench.checkpoints import read_checkpoint
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier
@@ -81,7 +82,8 @@ class CifarBenchCLI(LightningCLI):
     ``--trainer.logger false`` the learning-rate monitor, instead of Lightning refusing the combination.
 
     Settings Lightning would accept silently or fail on late (zero epochs, a log folder that cannot be
-    created) are refused up front with one clear line.
+    created) are refused up front with one clear line, and the data is read and checked before the
+    Trainer runs: bad input then leaves nothing behind, not even the logger's run folder.
     """
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -108,6 +110,14 @@ class CifarBenchCLI(LightningCLI):
         if self.subcommand == "fit":
             self._resume_in_latest_version(config)
 
+    def _read_data_first(self) -> None:
+        """Unpack (or download) and read the data before the Trainer starts: the logger creates its run
+        folder and an events file as the Trainer starts, before Lightning's own data hooks run."""
+        self.datamodule.prepare_data()
+        self.datamodule.setup(self.subcommand)  # the Trainer's own call then finds the data read
+
+    before_fit = before_validate = before_test = before_predict = _read_data_first
+
     @staticmethod
     def _check_trainer_settings(trainer) -> None:
         max_epochs = trainer.get("max_epochs")
@@ -127,7 +137,8 @@ class CifarBenchCLI(LightningCLI):
 
     @staticmethod
     def _check_checkpoint(ckpt_path: str | None) -> None:
-        """A checkpoint path must be a torch.save zip archive; 'last' and 'best' are Lightning's to resolve."""
+        """A checkpoint path must be a torch.save zip archive of one of this package's models (read before
+        Lightning imports the class it names); 'last' and 'best' are Lightning's to resolve."""
         if ckpt_path is None or ckpt_path in ("last", "best", "hpc", "registry"):
             return
         path = Path(ckpt_path)
@@ -135,6 +146,7 @@ class CifarBenchCLI(LightningCLI):
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
         if not zipfile.is_zipfile(path):
             raise CifarBenchError(f"checkpoint {ckpt_path} is truncated or not a checkpoint: pass another .ckpt file")
+        read_checkpoint(path)
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:

@@ -172,21 +172,24 @@ def binary_copy(tmp_path) -> Path:
     return tmp_path
 
 
-def snapshot(root: Path) -> dict[str, object]:
-    """Everything under ``root``: file bytes and modification times, symlink targets, folders.
+def snapshot(root: Path, outside: str | None = None) -> dict[str, object]:
+    """Everything under ``root`` (but the top-level folder ``outside``): file bytes and modification
+    times, symlink targets, folders.
 
     Two equal snapshots mean nothing was written, replaced, added or removed (folder mtimes are
     left out: a temporary folder created and removed again changes them and nothing else).
     """
     state: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
-        key = str(path.relative_to(root))
+        relative = path.relative_to(root)
+        if outside is not None and relative.parts[0] == outside:
+            continue
         if path.is_symlink():
-            state[key] = ("symlink", str(path.readlink()))
+            state[str(relative)] = ("symlink", str(path.readlink()))
         elif path.is_dir():
-            state[key] = "folder"
+            state[str(relative)] = "folder"
         else:
-            state[key] = ("file", path.read_bytes(), path.stat().st_mtime_ns)
+            state[str(relative)] = ("file", path.read_bytes(), path.stat().st_mtime_ns)
     return state
 
 
@@ -194,7 +197,16 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
 
-def cli_args(subcommand: str, model: str, data_dir: Path, logs: Path, *extra: str, val_size: int = 20, batch_size: int = 8) -> list[str]:
+def cli_args(
+    subcommand: str,
+    model: str,
+    data_dir: Path,
+    logs: Path,
+    *extra: str,
+    val_size: int = 20,
+    batch_size: int = 8,
+    eval_batch_size: int | None = None,
+) -> list[str]:
     """A cifar-bench command line as a user types it (the model's config over base.yaml) for a tiny
     copy in ``data_dir``; every file the run writes goes under ``logs``."""
     return [
@@ -204,15 +216,22 @@ def cli_args(subcommand: str, model: str, data_dir: Path, logs: Path, *extra: st
         "--data.download", "false",
         "--data.val_size", str(val_size),
         "--data.batch_size", str(batch_size),
-        "--data.eval_batch_size", str(batch_size),
+        "--data.eval_batch_size", str(eval_batch_size or batch_size),
         "--trainer.logger.init_args.save_dir", str(logs),
         "--trainer.default_root_dir", str(logs),
         *extra,
     ]  # fmt: skip
 
 
-def run_cli(*words: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python -m cifar_bench WORDS`` in its own process, this checkout first on the path."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "cifar_bench", *words]
-    return subprocess.run(command, cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout)
+def cli_command(*words: str) -> list[str]:
+    return [sys.executable, "-m", "cifar_bench", *words]
+
+
+def cli_environment(*paths: Path) -> dict[str, str]:
+    """This process's environment with ``paths``, then this checkout, first on PYTHONPATH."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def run_cli(*words: str, cwd: Path | None = None, timeout: int = 600, paths: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """``python -m cifar_bench WORDS`` in its own process, ``paths`` and this checkout first on the path."""
+    return subprocess.run(cli_command(*words), cwd=cwd or REPO, env=cli_environment(*paths), capture_output=True, text=True, timeout=timeout)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
+from pathlib import Path
 
 import pytorch_lightning as pl
+from fsspec.implementations.local import LocalFileOpener
 
 
 class KillAt(pl.Callback):
-    """Kill the process at ``where`` ('train', 'val' or 'checkpoint') in ``epoch``, batch ``batch``."""
+    """Kill the process at ``where`` ('train' or 'val') in ``epoch``, batch ``batch``."""
 
     def __init__(self, where: str, epoch: int, batch: int = 0) -> None:
         self.where, self.epoch, self.batch = where, epoch, batch
@@ -25,8 +28,33 @@ class KillAt(pl.Callback):
         if not trainer.sanity_checking:
             self._kill_if("val", trainer, batch_idx)
 
+
+class KillWhileWriting(pl.Callback):
+    """Kill the process in ``epoch`` once half of the bytes of the checkpoint file ``name`` are written.
+
+    Lightning serialises a checkpoint into memory, then writes the bytes to a temporary file (here
+    in ``scratch``) that it renames into place: the kill lands in that write, with part of the new
+    file on disk, not while the checkpoint dict is being built.
+    """
+
+    def __init__(self, epoch: int, scratch: str, name: str = "last.ckpt") -> None:
+        self.epoch, self.scratch, self.name = epoch, scratch, name
+
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-        self._kill_if("checkpoint", trainer)
+        if trainer.current_epoch != self.epoch:
+            return
+        tempfile.tempdir = self.scratch
+        write, name = LocalFileOpener.write, self.name
+
+        def write_half_then_die(opener, data, *args, **kwargs):
+            if Path(opener.path).name != name:
+                return write(opener, data, *args, **kwargs)
+            write(opener, data[: len(data) // 2])
+            opener.f.flush()
+            os.fsync(opener.f.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        LocalFileOpener.write = write_half_then_die
 
 
 class PoisonWeightsAt(pl.Callback):

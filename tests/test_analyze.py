@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_binary_version
 from PIL import Image
 from rich.console import Console
 
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.reports.analyze import analyze
-from conftest import write_binary_version
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,5 @@
-"""Every bad input through the command line: one `error:` line, exit code 2, no traceback, nothing damaged.
+"""Every bad input through the command line: one `error:` line, exit code 2, no traceback, and the
+whole tree around it unchanged (no file written, replaced, added or removed; no folder created).
 
 One table: a case is an id, the command line (built from a prepared workspace) and a fragment the
 error line must contain. Adding a case is one line.
@@ -7,22 +8,24 @@ error line must contain. Adding a case is one line.
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import snapshot, tiny_batches, write_archive, write_binary_version
+from conftest import REPO, cli_args, snapshot, write_archive, write_binary_version
 
 from cifar_bench.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-BASE = str(REPO / "configs/base.yaml")
+IMPORT_MARKER = "IMPORTED"
+PLANTED_MODULE = f"""from pathlib import Path
+Path(__file__).with_name("{IMPORT_MARKER}").touch()
 
-
-def config(name: str) -> list[str]:
-    return ["--config", BASE, "--config", str(REPO / f"configs/{name}.yaml")]
+class Net:
+    pass
+"""
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,7 @@ def workspace(tmp_path_factory) -> Path:
     write_binary_version(root / "data")
     (root / "a_file").write_text("not a folder\n")
     (root / "empty").mkdir()
+    (root / "typo.yaml").write_text("data:\n  batchsize: 8\n")
 
     truncated = write_binary_version(root / "truncated")
     (truncated / "data_batch_2.bin").write_bytes((truncated / "data_batch_2.bin").read_bytes()[:-100])
@@ -51,16 +55,37 @@ def workspace(tmp_path_factory) -> Path:
         archive = write_archive(write_binary_version(root / f"{name}-source"), root / name / "cifar-10-binary.tar")
         with tarfile.open(archive, "a") as tar:
             tar.addfile(info, io.BytesIO(b"x") if info.isfile() else None)
+    (root / "archived").mkdir()
+    write_archive(write_binary_version(root / "archived-source"), root / "archived" / "cifar-10-binary.tar.gz")
+
+    (root / "planted").mkdir()
+    (root / "planted" / "planted_module.py").write_text(PLANTED_MODULE)
 
     logs = root / "logs"
-    main(["fit", *config("mlp"), *data_args(root / "data"), "--trainer.max_epochs", "1", *log_args(logs)])
-    (root / "good.ckpt").write_bytes(next((logs / "mlp").glob("version_0/checkpoints/last.ckpt")).read_bytes())
+    main(cli_args("fit", "mlp", root / "data", logs, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"))
+    run = logs / "mlp" / "version_0"
+    (root / "good.ckpt").write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
     (root / "truncated.ckpt").write_bytes((root / "good.ckpt").read_bytes()[:4096])
-    foreign = torch.load(root / "good.ckpt", map_location="cpu", weights_only=True)
-    foreign["hyper_parameters"]["_class_path"] = "someone_elses_project.models.Net"
-    torch.save(foreign, root / "foreign.ckpt")
-    torch.save({**foreign, "payload": RunsCode()}, root / "malicious.ckpt")
+    good = torch.load(root / "good.ckpt", map_location="cpu", weights_only=True)
+    hyper_parameters = good["hyper_parameters"]
+    checkpoints = {
+        "foreign": {**good, "hyper_parameters": {**hyper_parameters, "_class_path": "someone_elses_project.models.Net"}},
+        "planted": {**good, "hyper_parameters": {**hyper_parameters, "_class_path": "planted_module.Net"}},
+        "malicious": {**good, "payload": RunsCode()},
+        "list": [good["state_dict"]],
+        "tensor_hparams": {**good, "hyper_parameters": torch.zeros(3)},
+        "non_finite": {**good, "state_dict": {**good["state_dict"], "net.layers.4.bias": torch.full((256,), float("inf"))}},
+    }
+    for name, checkpoint in checkpoints.items():
+        torch.save(checkpoint, root / f"{name}.ckpt")
+        evaluable = shutil.copytree(run, root / "runs" / name / "version_0", ignore=shutil.ignore_patterns("*.ckpt"))
+        shutil.copy(root / f"{name}.ckpt", evaluable / "checkpoints" / "last.ckpt")
+    for name, data_dir in {"nowhere": root / "nowhere", "archived": root / "archived"}.items():
+        trained_elsewhere = shutil.copytree(run, root / "runs" / f"data_{name}" / "version_0")
+        config = trained_elsewhere / "config.yaml"
+        config.write_text(config.read_text().replace(str(root / "data"), str(data_dir)).replace("download: false", "download: true"))
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, root / "resnet.pth")
+    shutil.rmtree(logs)
     return root
 
 
@@ -71,20 +96,21 @@ class RunsCode:
         return (Path.touch, (Path("PWNED"),))
 
 
-def data_args(folder: Path) -> list[str]:
-    return ["--data.data_dir", str(folder), "--data.download", "false", "--data.val_size", "20", "--data.batch_size", "16"]
-
-
-def log_args(logs: Path) -> list[str]:
-    return ["--trainer.logger.init_args.save_dir", str(logs), "--trainer.enable_progress_bar", "false"]
-
-
-def fit(ws: Path, model: str = "mlp", data: str = "data", *extra: str) -> list[str]:
-    return ["fit", *config(model), *data_args(ws / data), *log_args(ws / "new_logs"), "--trainer.max_epochs", "1", *extra]
+def fit(ws: Path, model: str = "mlp", data: str = "data", *extra: str, subcommand: str = "fit") -> list[str]:
+    settings = ("--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false")
+    return cli_args(subcommand, model, ws / data, ws / "new_logs", *settings, *extra, batch_size=16)
 
 
 def vgg(ws: Path, *extra: str) -> list[str]:
     return fit(ws, "vgg16_last2", "data", "--model.weights", "none", *extra)
+
+
+def with_checkpoint(ws: Path, checkpoint: str) -> list[str]:
+    return fit(ws, "mlp", "data", "--ckpt_path", str(ws / checkpoint), subcommand="test")
+
+
+def evaluate(ws: Path, run: str, *extra: str) -> list[str]:
+    return ["evaluate", "--ckpt", str(ws / "runs" / run / "version_0"), *extra]
 
 
 CASES = [
@@ -112,10 +138,21 @@ CASES = [
     ("archive that is an HTML page", lambda ws: fit(ws, "mlp", "html"), "not a readable tar archive"),
     ("archive member escaping the target", lambda ws: fit(ws, "mlp", "escaping"), "refusing to unpack"),
     ("archive with a symlink member", lambda ws: fit(ws, "mlp", "symlink"), "refusing to unpack"),
-    ("checkpoint of another project's model", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "foreign.ckpt")], "someone_elses_project"),
-    ("checkpoint that runs code when unpickled", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "malicious.ckpt")], "refused to load"),
-    ("truncated checkpoint", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "truncated.ckpt")], "truncated or not a checkpoint"),
-    ("missing checkpoint", lambda ws: ["test", *fit(ws)[1:], "--ckpt_path", str(ws / "missing.ckpt")], "does not exist"),
+    ("checkpoint of another project's model", lambda ws: with_checkpoint(ws, "foreign.ckpt"), "someone_elses_project"),
+    ("checkpoint naming an importable module", lambda ws: with_checkpoint(ws, "planted.ckpt"), "not of one of this package's models"),
+    ("checkpoint naming an importable module, resumed", lambda ws: fit(ws, "mlp", "data", "--ckpt_path", str(ws / "planted.ckpt")), "'planted_module.Net'"),
+    ("checkpoint that runs code when unpickled", lambda ws: with_checkpoint(ws, "malicious.ckpt"), "refused to load"),
+    ("checkpoint that is a list", lambda ws: with_checkpoint(ws, "list.ckpt"), "holds a list, not a checkpoint"),
+    ("checkpoint whose hyper_parameters are a tensor", lambda ws: with_checkpoint(ws, "tensor_hparams.ckpt"), "holds a Tensor as hyper_parameters"),
+    ("truncated checkpoint", lambda ws: with_checkpoint(ws, "truncated.ckpt"), "truncated or not a checkpoint"),
+    ("missing checkpoint", lambda ws: with_checkpoint(ws, "missing.ckpt"), "does not exist"),
+    ("evaluate: checkpoint naming an importable module", lambda ws: evaluate(ws, "planted"), "not of one of this package's models"),
+    ("evaluate: checkpoint that runs code when unpickled", lambda ws: evaluate(ws, "malicious"), "refused to load"),
+    ("evaluate: checkpoint that is a list", lambda ws: evaluate(ws, "list"), "holds a list, not a checkpoint"),
+    ("evaluate: checkpoint whose hyper_parameters are a tensor", lambda ws: evaluate(ws, "tensor_hparams"), "holds a Tensor as hyper_parameters"),
+    ("evaluate: non-finite weights", lambda ws: evaluate(ws, "non_finite"), "non-finite weights (NaN or infinity in net.layers.4.bias)"),
+    ("evaluate: a run trained on data since gone, download on", lambda ws: evaluate(ws, "data_nowhere"), "pass --data_dir"),
+    ("evaluate: a run trained on data left packed", lambda ws: evaluate(ws, "data_archived"), "pass --data_dir"),
     ("weights of another architecture", lambda ws: vgg(ws, "--model.weights", str(ws / "resnet.pth")), "not a torchvision VGG16 state dict"),
     ("weights file that does not exist", lambda ws: vgg(ws, "--model.weights", str(ws / "nope.pth")), "neither 'imagenet', 'none' nor an existing file"),
     ("log dir under a file", lambda ws: fit(ws, "mlp", "data", "--trainer.logger.init_args.save_dir", str(ws / "a_file/logs")), "cannot write logs"),
@@ -123,9 +160,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("argv, fragment", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_bad_input_is_one_error_line_exit_code_2_and_damages_nothing(workspace, argv, fragment, capsys, monkeypatch):
+def test_bad_input_is_one_error_line_exit_code_2_and_leaves_the_whole_tree_unchanged(workspace, argv, fragment, capsys, monkeypatch):
     monkeypatch.chdir(workspace)
-    (workspace / "typo.yaml").write_text("data:\n  batchsize: 8\n")
+    monkeypatch.syspath_prepend(workspace / "planted")
     before = snapshot(workspace)
 
     with pytest.raises(SystemExit) as exit_info:
@@ -134,10 +171,10 @@ def test_bad_input_is_one_error_line_exit_code_2_and_damages_nothing(workspace, 
     assert exit_info.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, errors
-    assert fragment in errors[0]
-    after = snapshot(workspace)
-    assert {key: after.get(key) for key in before} == before, "an existing file was changed or removed"
+    assert fragment in errors[0] and "\x1b" not in errors[0]
+    assert not (workspace / "planted" / IMPORT_MARKER).exists(), "a module named by a checkpoint was imported"
     assert not (workspace / "PWNED").exists(), "a pickled payload ran"
+    assert snapshot(workspace) == before, "a file or folder was written, added or removed"
 
 
 def test_make_train_with_an_unknown_model_lists_the_valid_names():

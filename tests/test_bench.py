@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import tiny_batches, write_binary_version
 from rich.console import Console
 from torch import nn
 
@@ -16,7 +17,8 @@ from cifar_bench.bench.roofline import network_flops_per_image, roofline
 from cifar_bench.bench.tables import print_tables
 from cifar_bench.cli import main
 from cifar_bench.lightning_cli import default_precision
-from conftest import tiny_batches, write_binary_version
+
+pytestmark = pytest.mark.slow  # real timed trainings of every model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Small batches, so that the tiny training split holds every timed step of the package.

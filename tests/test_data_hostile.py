@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.utils
-from conftest import Reduced, crafted_array, member, packed, python2_pickle, snapshot, tiny_batches, write_python_version
+from conftest import crafted_array, member, packed, python2_pickle, snapshot, tiny_batches, write_python_version
 
 from cifar_bench.data import archives
 from cifar_bench.data.sources import CLASS_NAMES, PYTHON_FILES, PYTHON_FOLDER, load_cifar10

@@ -5,37 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PER_BATCH, write_binary_version
+from conftest import PER_BATCH, cli_args, cli_command, cli_environment, write_binary_version
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cifar_bench.cli import run_lightning_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
 VAL_IMAGES, BATCH = 20, 8
 TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES
 
 
 def arguments(subcommand: str, data_dir: Path, logs: Path, *extra: str) -> list[str]:
-    return [
-        subcommand,
-        "--config", str(ROOT / "configs" / "base.yaml"),
-        "--config", str(ROOT / "configs" / "mlp.yaml"),
-        "--data.data_dir", str(data_dir),
-        "--data.download", "false",
-        "--data.val_size", str(VAL_IMAGES),
-        "--data.batch_size", str(BATCH),
-        "--data.eval_batch_size", "4",
-        "--trainer.precision", "32-true",
-        "--trainer.logger.init_args.save_dir", str(logs),
-        "--trainer.default_root_dir", str(logs),
-        *extra,
-    ]  # fmt: skip
+    return cli_args(subcommand, "mlp", data_dir, logs, "--trainer.precision", "32-true", *extra, val_size=VAL_IMAGES, batch_size=BATCH, eval_batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +32,14 @@ def ddp_run(tmp_path_factory) -> tuple[Path, Path]:
     data_dir = root / "data"
     data_dir.mkdir()
     write_binary_version(data_dir)
-    command = [sys.executable, "-m", "cifar_bench"] + arguments(
+    command = cli_command(*arguments(
         "fit", data_dir, root / "logs",
         "--trainer.accelerator", "cpu",
         "--trainer.devices", "2",
         "--trainer.strategy", "ddp",
         "--trainer.max_epochs", "1",
-    )  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    ))  # fmt: skip
+    env = cli_environment()
     # Its own session, so that a hang can be ended for both ranks at once (rank 1 is rank 0's child).
     process = subprocess.Popen(
         command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import cli_args, snapshot, tiny_batches, write_python_version
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -21,10 +21,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import MLPClassifier
 from cifar_bench.reports.evaluate import evaluate
 from cifar_bench.reports.evaluation_files import classification_report
-from conftest import tiny_batches, write_python_version
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY_FIT = ("--data.val_size", "20", "--data.eval_batch_size", "64", "--data.download", "false", "--trainer.enable_model_summary", "false")
 TRAIN_IMAGES, TEST_IMAGES = 200, 40  # the tiny copy: 5 batches of 40, and a test batch of 40
 CLASS_SIZES = (1, 2, 3, 4, 5, 6, 7, 5, 4, 3)  # images per class in each batch: support-weighted and macro averages differ
 
@@ -37,21 +34,9 @@ def imbalanced_batches() -> list[tuple[np.ndarray, np.ndarray]]:
 
 def fit_tiny(data_dir: Path, logs: Path, model: str = "mlp", *extra: str) -> Path:
     """Train a model on the tiny copy through the CLI; returns its run folder."""
-    main(
-        ["fit", "--config", str(CONFIGS / "base.yaml"), "--config", str(CONFIGS / f"{model}.yaml")]
-        + ["--data.data_dir", str(data_dir), "--trainer.logger.init_args.save_dir", str(logs), *TINY_FIT, *extra]
-    )
+    main(cli_args("fit", model, data_dir, logs, "--trainer.enable_model_summary", "false", *extra, eval_batch_size=64))
     (run,) = (logs / model).glob("version_*")
     return run
-
-
-def snapshot(folder: Path, skip: str = "evaluation") -> dict[str, tuple[str, int]]:
-    """Content hash and modification time of every file outside ``skip``."""
-    return {
-        str(path.relative_to(folder)): (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and skip not in path.relative_to(folder).parts
-    }
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +59,7 @@ def evaluated(run) -> dict:
     main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--batch_size", "64"])
     outputs = {path.name: path.stat().st_mtime_ns for path in (run / "evaluation").iterdir()}
     main(["evaluate", "--ckpt", str(run), "--batch_size", "64"])
-    return {"before": before, "after": snapshot(run), "first_outputs": outputs}
+    return {"before": before, "after": snapshot(run, outside="evaluation"), "first_outputs": outputs}
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +243,20 @@ def test_evaluation_leaves_the_run_untouched_and_a_rerun_rewrites_only_its_own_o
 
 def test_evaluate_defaults_to_the_data_dir_the_run_was_trained_on(metrics, tiny_data):
     assert metrics["data_dir"] == str(tiny_data.resolve())
+
+
+def test_links_planted_in_the_evaluation_folder_are_never_written_through(run_copy, tiny_data, tmp_path):
+    victims = {name: tmp_path / f"victim-{name}" for name in (".metrics.json.partial", "summary.txt")}
+    (run_copy / "evaluation").mkdir()
+    for name, victim in victims.items():
+        victim.write_text("precious\n")
+        (run_copy / "evaluation" / name).symlink_to(victim)
+
+    evaluate(str(run_copy), data_dir=str(tiny_data), batch_size=64)
+
+    assert all(victim.read_text() == "precious\n" for victim in victims.values())
+    assert not (run_copy / "evaluation" / "summary.txt").is_symlink()
+    assert json.loads((run_copy / "evaluation" / "metrics.json").read_text())["model"] == "mlp"
 
 
 @pytest.fixture

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import cli_args, run_cli, tiny_batches, write_binary_version
 
-from conftest import tiny_batches, write_binary_version
-
-REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +23,15 @@ def data_dir(tmp_path_factory) -> Path:
 
 def fit(data_dir: Path, logs: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
     """A small but complete cnn_bn_do run (augmentation, Dropout, BatchNorm) in its own process."""
-    command = [
-        sys.executable, "-m", "cifar_bench", "fit",
-        "--config", str(REPO / "configs/base.yaml"), "--config", str(REPO / "configs/cnn_bn_do.yaml"),
+    words = cli_args(
+        "fit", "cnn_bn_do", data_dir, logs,
         "--model.widths", "[8, 16, 16]", "--model.hidden", "[32, 32]",
-        "--data.data_dir", str(data_dir), "--data.download", "false", "--data.val_size", "40",
-        "--data.batch_size", "16", "--data.eval_batch_size", "20",
         "--trainer.max_epochs", "3", "--trainer.deterministic", "true", "--trainer.enable_progress_bar", "false",
-        "--trainer.logger.init_args.save_dir", str(logs), "--trainer.logger.init_args.name", name,
+        "--trainer.logger.init_args.name", name,
         *extra,
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)])}
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        val_size=40, batch_size=16, eval_batch_size=20,
+    )  # fmt: skip
+    return run_cli(*words, paths=(TESTS,), timeout=300)
 
 
 def final_state(logs: Path, name: str) -> dict:
@@ -57,24 +51,36 @@ def uninterrupted(data_dir, tmp_path_factory) -> dict:
     return final_state(logs, "uninterrupted")
 
 
-@pytest.mark.parametrize(
-    "where, epoch, batch",
-    [("train", 1, 2), ("val", 1, 1), ("checkpoint", 1, 0)],
-    ids=["mid-epoch", "mid-validation", "mid-checkpoint"],
-)
-def test_a_killed_run_resumed_from_last_ends_exactly_like_an_uninterrupted_one(data_dir, tmp_path, uninterrupted, where, epoch, batch):
-    killed = fit(data_dir, tmp_path, "run", callback("KillAt", where=where, epoch=epoch, batch=batch))
-    assert killed.returncode == -9, "the run should have been killed"
-
-    resumed = fit(data_dir, tmp_path, "run", "--ckpt_path", "last")
+def assert_resumes_like_the_uninterrupted_run(data_dir: Path, logs: Path, uninterrupted: dict) -> None:
+    resumed = fit(data_dir, logs, "run", "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Restored all states" in resumed.stdout + resumed.stderr
 
-    final = final_state(tmp_path, "run")
+    final = final_state(logs, "run")
     assert (final["epoch"], final["step"]) == (uninterrupted["epoch"], uninterrupted["step"])
     for key, tensor in uninterrupted["weights"].items():
         assert torch.equal(final["weights"][key], tensor), key
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["version_0"], "resume must continue in the same folder"
+    assert sorted(p.name for p in (logs / "run").iterdir()) == ["version_0"], "resume must continue in the same folder"
+
+
+@pytest.mark.parametrize("where, epoch, batch", [("train", 1, 2), ("val", 1, 1)], ids=["mid-epoch", "mid-validation"])
+def test_a_killed_run_resumed_from_last_ends_exactly_like_an_uninterrupted_one(data_dir, tmp_path, uninterrupted, where, epoch, batch):
+    killed = fit(data_dir, tmp_path, "run", callback("KillAt", where=where, epoch=epoch, batch=batch))
+    assert killed.returncode == -9, "the run should have been killed"
+    assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
+
+
+def test_a_run_killed_while_writing_last_ckpt_keeps_the_previous_one_and_resumes_exactly(data_dir, tmp_path, uninterrupted):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    killed = fit(data_dir, tmp_path, "run", callback("KillWhileWriting", epoch=1, scratch=str(scratch)))
+    assert killed.returncode == -9, "the run should have been killed"
+
+    (half_written,) = scratch.iterdir()  # the kill came in the middle of the write
+    last = tmp_path / "run/version_0/checkpoints/last.ckpt"
+    assert 0 < half_written.stat().st_size < last.stat().st_size
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0, "last.ckpt must still be epoch 0's"
+    assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
 
 
 def test_a_nan_loss_stops_training_with_one_error_line_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import PER_BATCH, write_binary_version
+from conftest import CONFIGS, PER_BATCH, cli_args, write_binary_version
 from pytorch_lightning import Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
@@ -22,7 +22,6 @@ from cifar_bench.cli import main, run_lightning_cli
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
 from cifar_bench.models import MLPClassifier
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = sorted(path.stem for path in CONFIGS.glob("*.yaml") if path.stem != "base")
 WEIGHT_LAYERS = {"mlp": 3, "cnn": 9, "cnn_bn_do": 9, "vgg16_last2": 16, "vgg16_last3": 16, "vgg16_last5": 16}
 # VGG16 builds 138M parameters: random weights (no download), tiny batches; one variant uses the cache.
@@ -52,19 +51,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 def arguments(subcommand: str, model: str, data_dir: Path, logs: Path, *extra: str) -> list[str]:
     """A command line as a user would type it, with data and every file the run writes under tmp."""
-    return [
-        subcommand,
-        "--config", str(CONFIGS / "base.yaml"),
-        "--config", str(CONFIGS / f"{model}.yaml"),
-        "--data.data_dir", str(data_dir),
-        "--data.download", "false",
-        "--data.val_size", str(VAL_IMAGES),
-        "--data.batch_size", str(BATCH),
-        "--data.eval_batch_size", str(BATCH),
-        "--trainer.logger.init_args.save_dir", str(logs),
-        "--trainer.default_root_dir", str(logs),
-        *extra,
-    ]  # fmt: skip
+    return cli_args(subcommand, model, data_dir, logs, *extra, val_size=VAL_IMAGES, batch_size=BATCH)
 
 
 def scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
@@ -77,6 +64,7 @@ def scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
 
 
 @pytest.mark.parametrize("model", MODELS)
+@pytest.mark.slow
 def test_each_config_fits_validates_and_tests_one_batch(model, data_dir, tmp_path):
     quick = QUICK.get(model, [])
     fit = run_lightning_cli(arguments("fit", model, data_dir, tmp_path, "--trainer.fast_dev_run", "1", *quick))
@@ -158,6 +146,7 @@ def test_tensorboard_holds_the_epoch_scalars_and_the_validation_figures(trained)
         assert image.encoded_image_string.startswith(b"\x89PNG") and image.width > 100
 
 
+@pytest.mark.slow
 def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(data_dir, tmp_path):
     # A learning rate too small to change any prediction: val/acc ties with epoch 0 from then on.
     epochs, steps = 3, 2
@@ -173,6 +162,7 @@ def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(da
 # --- resume ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(data_dir, tmp_path):
     steps_per_epoch = -(-TRAIN_IMAGES // BATCH)
     run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "1"))
@@ -192,6 +182,7 @@ def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(dat
 # --- errors a user can make ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_imagenet_weights_offline_end_in_a_one_line_error(data_dir, tmp_path, monkeypatch, capsys):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
@@ -205,16 +196,16 @@ def test_imagenet_weights_offline_end_in_a_one_line_error(data_dir, tmp_path, mo
     assert "Traceback" not in error
 
 
-def test_an_invalid_model_option_ends_in_a_one_line_error(capsys):
+def test_an_invalid_model_option_ends_in_a_one_line_error(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(CONFIGS / "base.yaml"), "--config", str(CONFIGS / "mlp.yaml"), "--model.lr", "-1"])
+        main(arguments("fit", "mlp", data_dir, tmp_path, "--model.lr", "-1"))
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == "error: learning rate must be positive (got -1.0)"
 
 
-def test_print_config_shows_the_merged_configuration(capsys):
+def test_print_config_shows_the_merged_configuration(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(CONFIGS / "base.yaml"), "--config", str(CONFIGS / "cnn_bn_do.yaml"), "--model.lr", "0.3", "--print_config"])
+        main(arguments("fit", "cnn_bn_do", data_dir, tmp_path, "--model.lr", "0.3", "--print_config"))
     assert exit_info.value.code == 0
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["class_path"] == "cifar_bench.models.CNNClassifier"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.error
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import VGG16Classifier
 from cifar_bench.networks import VGG16, load_vgg16_weights
 
-SHARED_WEIGHTS = Path("/work/shared/weights/vgg16_features_imagenet1k_v1.pth")
+# The conv-only ImageNet weights file, where the machine has one (.ci/run sets it).
+IMAGENET_FEATURES = os.environ.get("VGG16_WEIGHTS")
 FC_LAYERS = ["fc6", "fc7", "fc8"]
 
 
@@ -148,17 +150,21 @@ def test_an_imagenet_head_is_replaced_by_a_random_ten_way_fc8(reference, target,
     assert target.classifier[6].weight.shape == (10, 4096)
 
 
-def partial_weights(reference: VGG16, folder: Path) -> Path:
-    """The shared conv-only ImageNet file when this machine has it, else the same cut of ``reference``."""
-    if SHARED_WEIGHTS.is_file():
-        return SHARED_WEIGHTS
+def conv_only_cut(reference: VGG16, folder: Path) -> Path:
     path = folder / "vgg16_features.pth"
     torch.save({k: v for k, v in reference.state_dict().items() if k.startswith("features.")}, path)
     return path
 
 
-def test_a_conv_only_file_loads_thirteen_layers_and_reports_fc6_to_fc8_as_random(reference, tmp_path, monkeypatch):
-    path = partial_weights(reference, tmp_path)
+def imagenet_features(reference: VGG16, folder: Path) -> Path:
+    if not IMAGENET_FEATURES:
+        pytest.skip("set VGG16_WEIGHTS to the conv-only ImageNet weights file to run this")
+    return Path(IMAGENET_FEATURES)
+
+
+@pytest.mark.parametrize("conv_only_file", [conv_only_cut, imagenet_features], ids=["cut of a full file", "VGG16_WEIGHTS"])
+def test_a_conv_only_file_loads_thirteen_layers_and_reports_fc6_to_fc8_as_random(reference, tmp_path, monkeypatch, conv_only_file):
+    path = conv_only_file(reference, tmp_path)
     expected = torch.load(path, weights_only=True)
     messages: list[str] = []
     # Lightning's rank-zero logger may stop propagating to pytest's handler, depending on test order.

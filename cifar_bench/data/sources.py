@@ -212,8 +212,9 @@ def _download(data_dir: Path) -> Path:
     return unpack_archive(data_dir / CIFAR10.filename, data_dir)
 
 
-def locate(data_dir: str | Path, download: bool = True) -> Path:
-    """Return an extracted official folder, unpacking an archive or downloading only when needed.
+def locate(data_dir: str | Path, download: bool = True, unpack: bool = True) -> Path:
+    """Return an extracted official folder, unpacking an archive (unless ``unpack`` is off) or
+    downloading only when needed.
 
     Runs once per machine before training (``prepare_data``); reading is :func:`read_folder`.
     """
@@ -239,7 +240,7 @@ def locate(data_dir: str | Path, download: bool = True) -> Path:
                 f"{folder} is incomplete (missing {', '.join(missing)}): complete it, or remove it so that an archive "
                 "or the download can take its place"
             )
-    if data_dir.is_dir():
+    if data_dir.is_dir() and (unpack or download):
         archives = _find_archives(data_dir)
         if archives:
             return unpack_archive(archives[0], data_dir)
@@ -252,9 +253,9 @@ def locate(data_dir: str | Path, download: bool = True) -> Path:
     raise CifarBenchError(f"no CIFAR-10 copy or archive in {data_dir.resolve()} and download is off; {HOW_TO_PROVIDE}")
 
 
-def load_cifar10(data_dir: str | Path, download: bool = True) -> CifarArrays:
-    """Locate (unpacking or downloading if needed) and read the whole dataset."""
-    return read_folder(locate(data_dir, download))
+def load_cifar10(data_dir: str | Path, download: bool = True, unpack: bool = True) -> CifarArrays:
+    """Locate (unpacking or downloading if needed and allowed) and read the whole dataset."""
+    return read_folder(locate(data_dir, download, unpack))
 
 
 __all__ = [

@@ -10,15 +10,10 @@ Nothing else in the run folder is touched.
 
 from __future__ import annotations
 
-import inspect
-import pickle
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import torch
-import yaml
 from lightning_fabric import Fabric
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from rich.console import Console
@@ -26,11 +21,8 @@ from rich.table import Table
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
-from cifar_bench.data import CIFAR10DataModule, load_cifar10
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.models import CifarClassifier  # also puts the study's classes in sys.modules
-from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure
 from cifar_bench.reports.evaluation_files import (
     SPLITS,
@@ -41,79 +33,14 @@ from cifar_bench.reports.evaluation_files import (
     write_confusion_csv,
     write_predictions,
 )
+from cifar_bench.models import CifarClassifier
+from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.reports.output import print_whole, save_figure, write_json, write_text
+from cifar_bench.reports.runs import find_run, load_model, read_data
 
 EVALUATION_FOLDER = "evaluation"
 METRICS_FILE = "metrics.json"
 SAMPLE_IMAGES = 32
-
-
-@dataclass(frozen=True)
-class Run:
-    """A training run as LightningCLI leaves it: ``version_N/`` with config.yaml, checkpoints/, events."""
-
-    folder: Path
-    checkpoint: Path
-    config: dict
-
-    @property
-    def model_name(self) -> str:
-        """The logger name the run was filed under (``<save_dir>/<name>/version_N``)."""
-        return self.folder.parent.name
-
-
-def find_run(ckpt: str | Path) -> Run:
-    """The run of a checkpoint file, or of a run folder (whose ``checkpoints/last.ckpt`` is then used)."""
-    path = Path(ckpt).expanduser()
-    if path.is_dir():
-        folder, checkpoint = path, path / "checkpoints" / "last.ckpt"
-        if not checkpoint.is_file():
-            raise CifarBenchError(f"run folder {path} has no checkpoints/last.ckpt: pass --ckpt a .ckpt file of a finished run")
-    elif path.is_file():
-        checkpoint = path
-        folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    else:
-        raise CifarBenchError(f"no checkpoint at {path}: pass --ckpt a .ckpt file or a run folder (version_N/)")
-    config_file = folder / "config.yaml"
-    if not config_file.is_file():
-        raise CifarBenchError(
-            f"no config.yaml in {folder}: evaluate needs the run folder LightningCLI wrote "
-            "(version_N/ holding config.yaml and checkpoints/)"
-        )
-    try:
-        config = yaml.safe_load(config_file.read_text())
-    except yaml.YAMLError as error:
-        raise CifarBenchError(f"{config_file} is not readable YAML ({type(error).__name__}): restore the run's config")
-    if not isinstance(config, dict):
-        raise CifarBenchError(f"{config_file} holds no configuration: restore the run's config")
-    return Run(folder.resolve(), checkpoint.resolve(), config)
-
-
-def model_class(run: Run) -> type[CifarClassifier]:
-    """The LightningModule class named by the run's config, among those already imported (no code is loaded)."""
-    class_path = (run.config.get("model") or {}).get("class_path")
-    module_name, _, name = str(class_path).rpartition(".")
-    candidate = getattr(sys.modules.get(module_name), name, None)
-    if not (isinstance(candidate, type) and issubclass(candidate, CifarClassifier)):
-        known = ", ".join(sorted(f"cifar_bench.models.{cls.__name__}" for cls in CifarClassifier.__subclasses__()))
-        raise CifarBenchError(f"{run.folder / 'config.yaml'} names an unknown model {class_path!r}: expected one of {known}")
-    return candidate
-
-
-def load_model(run: Run) -> tuple[CifarClassifier, dict]:
-    """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step)."""
-    cls = model_class(run)
-    # The state dict carries every weight: pretrained sources (a download, a local file) are not needed.
-    overrides = {"weights": "none"} if "weights" in inspect.signature(cls).parameters else {}
-    try:
-        checkpoint = torch.load(run.checkpoint, map_location="cpu", weights_only=True, mmap=True)  # tensors stay on disk
-        model = cls.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True, **overrides)
-    except (RuntimeError, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CifarBenchError(
-            f"{run.checkpoint} is not a checkpoint of {cls.__name__} ({reason}): pass a checkpoint of the run the config describes"
-        )
-    return model.eval(), {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
 
 
 def predict_logits(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:
@@ -169,7 +96,7 @@ def split_metrics(predictions: torch.Tensor, labels: torch.Tensor, class_names: 
 def evaluate(
     ckpt: str,
     data_dir: Optional[str] = None,
-    download: Optional[bool] = None,
+    download: bool = False,
     batch_size: int = 1000,
     out: Optional[str] = None,
     accelerator: str = "auto",
@@ -180,8 +107,9 @@ def evaluate(
 
     Args:
         ckpt: a .ckpt file of a run, or a run folder (version_N/) to use its last.ckpt.
-        data_dir: folder holding CIFAR-10 (default: the run's data.data_dir).
-        download: fetch CIFAR-10 when missing (default: the run's data.download).
+        data_dir: folder holding CIFAR-10 (default: look in the run's data.data_dir, never unpacking
+            or downloading there).
+        download: fetch CIFAR-10 into data_dir when missing.
         batch_size: images per forward pass.
         out: output folder (default: <run>/evaluation).
         accelerator: cpu, gpu, ... (default: auto).
@@ -194,9 +122,7 @@ def evaluate(
         raise CifarBenchError(f"batch_size must be positive (got {batch_size})")
     run = find_run(ckpt)
     model, checkpoint = load_model(run)
-    data = {**CIFAR10DataModule().hparams, **(run.config.get("data") or {})}
-    data_dir = data_dir if data_dir is not None else data["data_dir"]
-    arrays = load_cifar10(data_dir, data["download"] if download is None else download)
+    data_dir, arrays = read_data(run, data_dir, download)
     precision = precision or (run.config.get("trainer") or {}).get("precision") or "32-true"
     try:
         fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifar_bench.reports.output import atomic_path, write_text
+from cifar_bench.reports.output import atomic_file, write_text
 
 SPLITS = ("train", "test")
 CURVE_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc")
@@ -87,7 +87,7 @@ def write_predictions(path: Path, labels: dict[str, torch.Tensor], predictions: 
     for split in SPLITS:
         arrays[f"{split}_labels"] = labels[split].numpy().astype(np.uint8)
         arrays[f"{split}_predictions"] = predictions[split].numpy().astype(np.uint8)
-    with atomic_path(path) as partial, open(partial, "wb") as handle:
+    with atomic_file(path) as handle:
         np.savez_compressed(handle, **arrays)
     return path
 

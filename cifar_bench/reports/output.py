@@ -1,35 +1,52 @@
 """Output of the report commands: atomic file writes, and rich tables printed whole.
 
-A reader (or a second run) never sees half a file: content goes to a hidden sibling first and is
-renamed into place only once it is complete.
+A reader (or a second run) never sees half a file: content goes to a new hidden file in the target
+folder first and is renamed into place only once it is complete. The hidden file has an
+unpredictable name and is created exclusively, so a link planted in a run folder is never written
+through: a link at the final name is replaced by the report, and its target left as it was.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from rich.console import Console
 from rich.measure import Measurement
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` to write; it replaces ``path`` only if the block succeeds."""
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """Yield a binary file to write; it replaces ``path`` only if the block succeeds, and is removed if not.
+
+    mkstemp opens the file with O_CREAT | O_EXCL (which never follows a link) under a random name in
+    the target folder; os.replace then swaps the name ``path``, whatever it was, for the new file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
-        yield partial
-        partial.replace(path)
+        os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp's 0600 would hide the reports from other users
+        with os.fdopen(descriptor, "wb") as handle:
+            yield handle
+        os.replace(partial, path)
     finally:
-        partial.unlink(missing_ok=True)
+        Path(partial).unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as partial:
-        partial.write_text(text, encoding="utf-8")
+    with atomic_file(path) as handle:
+        handle.write(text.encode("utf-8"))
     return path
 
 
@@ -42,8 +59,8 @@ def save_figure(figure, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        with atomic_path(path) as partial:
-            figure.savefig(partial, format="png", dpi=110)
+        with atomic_file(path) as handle:
+            figure.savefig(handle, format="png", dpi=110)
     finally:
         plt.close(figure)
     return path

@@ -1,0 +1,107 @@
+"""A trained run as evaluate reads it, trusting none of its files: the run folder, its config.yaml,
+its checkpoint (weights_only, only this package's models, finite weights) and the data it names
+(only looked at: a run's config never makes evaluate download, unpack or create anything)."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from cifar_bench.checkpoints import first_non_finite, model_class_paths, read_checkpoint
+from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models import CifarClassifier  # also puts the study's classes in sys.modules
+
+
+@dataclass(frozen=True)
+class Run:
+    """A training run as LightningCLI leaves it: ``version_N/`` with config.yaml, checkpoints/, events."""
+
+    folder: Path
+    checkpoint: Path
+    config: dict
+
+    @property
+    def model_name(self) -> str:
+        """The logger name the run was filed under (``<save_dir>/<name>/version_N``)."""
+        return self.folder.parent.name
+
+
+def find_run(ckpt: str | Path) -> Run:
+    """The run of a checkpoint file, or of a run folder (whose ``checkpoints/last.ckpt`` is then used)."""
+    path = Path(ckpt).expanduser()
+    if path.is_dir():
+        folder, checkpoint = path, path / "checkpoints" / "last.ckpt"
+        if not checkpoint.is_file():
+            raise CifarBenchError(f"run folder {path} has no checkpoints/last.ckpt: pass --ckpt a .ckpt file of a finished run")
+    elif path.is_file():
+        checkpoint = path
+        folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    else:
+        raise CifarBenchError(f"no checkpoint at {path}: pass --ckpt a .ckpt file or a run folder (version_N/)")
+    config_file = folder / "config.yaml"
+    if not config_file.is_file():
+        raise CifarBenchError(
+            f"no config.yaml in {folder}: evaluate needs the run folder LightningCLI wrote "
+            "(version_N/ holding config.yaml and checkpoints/)"
+        )
+    try:
+        config = yaml.safe_load(config_file.read_text())
+    except yaml.YAMLError as error:
+        raise CifarBenchError(f"{config_file} is not readable YAML ({type(error).__name__}): restore the run's config")
+    if not isinstance(config, dict):
+        raise CifarBenchError(f"{config_file} holds no configuration: restore the run's config")
+    return Run(folder.resolve(), checkpoint.resolve(), config)
+
+
+def model_class(run: Run) -> type[CifarClassifier]:
+    """The LightningModule class named by the run's config, among those already imported (no code is loaded)."""
+    class_path = (run.config.get("model") or {}).get("class_path")
+    module_name, _, name = str(class_path).rpartition(".")
+    candidate = getattr(sys.modules.get(module_name), name, None)
+    if not (isinstance(candidate, type) and issubclass(candidate, CifarClassifier)):
+        known = ", ".join(model_class_paths())
+        raise CifarBenchError(f"{run.folder / 'config.yaml'} names an unknown model {class_path!r}: expected one of {known}")
+    return candidate
+
+
+def load_model(run: Run) -> tuple[CifarClassifier, dict]:
+    """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step)."""
+    cls = model_class(run)
+    # The state dict carries every weight: pretrained sources (a download, a local file) are not needed.
+    overrides = {"weights": "none"} if "weights" in inspect.signature(cls).parameters else {}
+    try:
+        checkpoint = read_checkpoint(run.checkpoint)
+        # NaN or infinite weights predict one class everywhere: an accuracy of 0.10 that says nothing.
+        broken = first_non_finite(checkpoint.get("state_dict", {}))
+        if broken is not None:
+            raise CifarBenchError(f"{run.checkpoint} holds non-finite weights (NaN or infinity in {broken}): evaluate an earlier checkpoint of the run")
+        model = cls.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True, **overrides)
+    except (RuntimeError, KeyError, ValueError, TypeError, EOFError) as error:  # an UnpicklingError is main's to refuse
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CifarBenchError(
+            f"{run.checkpoint} is not a checkpoint of {cls.__name__} ({reason}): pass a checkpoint of the run the config describes"
+        )
+    return model.eval(), {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
+
+
+def read_data(run: Run, data_dir: str | None, download: bool) -> tuple[str, CifarArrays]:
+    """CIFAR-10 from ``data_dir``, or else from where the run was trained, which is only looked at:
+    a run folder's config.yaml never makes evaluate download, unpack or create anything."""
+    if data_dir is not None:
+        return data_dir, load_cifar10(data_dir, download)
+    data = run.config.get("data")
+    trained_on = data.get("data_dir", CIFAR10DataModule().hparams["data_dir"]) if isinstance(data, dict) else None
+    try:
+        if not isinstance(trained_on, str):
+            raise CifarBenchError(f"{run.folder / 'config.yaml'} names no data_dir")
+        return trained_on, load_cifar10(trained_on, download=download, unpack=download)
+    except CifarBenchError as error:
+        raise CifarBenchError(
+            f"no readable CIFAR-10 where the run was trained ({error}); evaluate only looks there: "
+            "pass --data_dir FOLDER (with --download true to fetch it)"
+        )
