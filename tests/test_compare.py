@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from rich.console import Console
 
@@ -19,17 +18,9 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.compare import RANDOM_MODEL, compare
 from cifar_bench.reports.intervals import mcnemar_exact_p, t_interval, t_quantile, wilson_interval
 from cifar_bench.reports.study import study
-from conftest import write_python_version
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY_FIT = ["--trainer.max_epochs", "1", "--data.val_size", "20", "--data.eval_batch_size", "64", "--data.download", "false"]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_python_version(root)
-    return root
 
 
 @pytest.fixture(scope="module")

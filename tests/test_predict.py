@@ -18,16 +18,8 @@ from cifar_bench.data import load_cifar10
 from cifar_bench.data.images import as_uint8_batch
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.reports.predict import load_for_prediction, predict
-from conftest import write_python_version
 
 INDEX = 3  # the test image saved as a PNG
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_python_version(root)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +82,6 @@ def test_folders_globs_modes_and_sizes_are_read_and_undecodable_files_skipped_wi
     rgb.convert("P").save(photos / "palette.png")
     (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     (photos / "notes.txt").write_text("not an image")
-    (tmp_path / "extra.webp").parent.mkdir(exist_ok=True)
     rgb.resize((32, 32)).save(tmp_path / "extra.webp")
     screen = console()
     result = predict(str(run), [str(photos), str(tmp_path / "*.webp"), str(tmp_path / "missing.png")], out=str(tmp_path / "p.csv"), console=screen)
