@@ -7,6 +7,7 @@ MODEL ?=
 ARGS ?=
 DATA ?= data
 CKPT ?=
+IMAGES ?=
 LOGS ?= lightning_logs
 SEEDS ?= 0
 VGG_WEIGHTS ?=
@@ -19,7 +20,7 @@ space := $(empty) $(empty)
 # "0 1 2" -> [0,1,2]: the list syntax of cifar-bench's options
 list = [$(subst $(space),$(comma),$(strip $(1)))]
 
-.PHONY: help install train test test-fast analyze bench tensorboard clean evaluate compare study
+.PHONY: help install train test test-fast analyze bench tensorboard clean evaluate predict compare study
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +51,10 @@ analyze: $(STAMP) ## describe the dataset: tables and a sample grid in reports/a
 evaluate: $(STAMP) ## evaluate a run: make evaluate CKPT=lightning_logs/cnn/version_0/checkpoints/last.ckpt
 	@if [ -z "$(CKPT)" ]; then echo "error: pass CKPT=<run>/checkpoints/<file>.ckpt (or a run folder)" >&2; exit 2; fi
 	$(BIN)/cifar-bench evaluate --ckpt $(CKPT) $(ARGS)
+
+predict: $(STAMP) ## predict image files/folders/globs (none: the test set): make predict CKPT=<run> IMAGES="cat.png photos/"
+	@if [ -z "$(CKPT)" ]; then echo "error: pass CKPT=<run>/checkpoints/<file>.ckpt (or a run folder)" >&2; exit 2; fi
+	$(BIN)/cifar-bench predict --ckpt $(CKPT) $(if $(strip $(IMAGES)),--inputs "$(call list,$(IMAGES))") $(ARGS)
 
 compare: $(STAMP) ## the results table over every evaluated run in lightning_logs/ [LOGS=dir]
 	$(BIN)/cifar-bench compare $(LOGS) $(ARGS)

@@ -1,8 +1,9 @@
-"""The ``cifar-bench`` command: LightningCLI for fit/validate/test/predict, plus the study's commands.
+"""The ``cifar-bench`` command: LightningCLI for fit/validate/test, plus the study's commands.
 
     cifar-bench fit --config configs/cnn.yaml --trainer.max_epochs 5
     cifar-bench analyze --data_dir data
     cifar-bench evaluate --ckpt lightning_logs/cnn/version_0/checkpoints/last.ckpt
+    cifar-bench predict --ckpt lightning_logs/cnn/version_0 --inputs [cat.png,photos/]
     cifar-bench compare lightning_logs
     cifar-bench study --seeds [0,1,2] -- --trainer.max_epochs 5
     cifar-bench bench --models [cnn,mlp]
@@ -25,11 +26,12 @@ from jsonargparse import ArgumentError, ArgumentParser
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.lightning_cli import quiet_third_party_noise, run_lightning_cli
 
-TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
+TRAINER_COMMANDS = ("fit", "validate", "test")
 # name: (module, function, whether its required parameters are positional)
 FUNCTION_COMMANDS = {
     "analyze": ("cifar_bench.reports.analyze", "analyze", False),
     "evaluate": ("cifar_bench.reports.evaluate", "evaluate", False),
+    "predict": ("cifar_bench.reports.predict", "predict", False),
     "compare": ("cifar_bench.reports.compare", "compare", True),
     "study": ("cifar_bench.reports.study", "study", False),
     "bench": ("cifar_bench.bench.command", "bench", False),

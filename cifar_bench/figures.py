@@ -61,3 +61,18 @@ def curves_figure(curves: dict[str, dict[str, list[float]]], title: str = ""):
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def reliability_figure(bins: Sequence[dict], title: str = "Reliability diagram"):
+    """Accuracy against confidence per bin (bars; ``bins`` as ``reliability_bins`` gives them), with the
+    diagonal of perfect calibration and each bin's mean confidence as a dot."""
+    figure, axes = plt.subplots(figsize=(5.5, 5))
+    full = [b for b in bins if b["images"]]
+    axes.bar([b["lower"] for b in full], [b["accuracy"] for b in full], width=[b["upper"] - b["lower"] for b in full],
+             align="edge", edgecolor="black", alpha=0.7, label="accuracy")  # fmt: skip
+    axes.plot([b["confidence"] for b in full], [b["confidence"] for b in full], "o", color="tab:red", markersize=3, label="mean confidence")
+    axes.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    return figure

@@ -165,6 +165,14 @@ def python_copy(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A data_dir holding the tiny python version, shared by a module's tests (a module may override it)."""
+    root = tmp_path_factory.mktemp("data")
+    write_python_version(root)
+    return root
+
+
 @pytest.fixture
 def binary_copy(tmp_path) -> Path:
     """A data_dir holding an extracted binary version."""

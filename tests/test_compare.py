@@ -9,25 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
-from conftest import CONFIGS, tiny_batches, write_python_version
+from conftest import CONFIGS
+from rich.console import Console
 
 from cifar_bench.cli import main
 from cifar_bench.data import load_cifar10
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.reports.compare import RANDOM_MODEL, compare, random_accuracy
+from cifar_bench.reports.compare import RANDOM_MODEL, compare
+from cifar_bench.reports.intervals import mcnemar_exact_p, t_interval, t_quantile, wilson_interval
 from cifar_bench.reports.reference import STUDY_RESULTS
 from cifar_bench.reports.study import study
 
 TINY_FIT = ["--trainer.max_epochs", "1", "--data.val_size", "20", "--data.eval_batch_size", "64", "--data.download", "false"]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_python_version(root)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +40,7 @@ def studied(tmp_path_factory, tiny_data, configs) -> dict:
     """The study over mlp and broken with two seeds, one epoch each on the tiny copy."""
     logs, results = tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("results")
     rows = study(["broken", "mlp"], [0, 1], configs, logs, str(tiny_data), results=str(results), fit_args=TINY_FIT)
-    return {"logs": logs, "results": results, "rows": {row["model"]: row for row in rows}}
+    return {"logs": logs, "results": results, "rows": {row["model"]: row for row in rows}, "data_dir": tiny_data}
 
 
 # --- compare on hand-written metrics.json files -------------------------------------------------------
@@ -95,21 +89,6 @@ def test_the_study_column_and_the_difference_to_it(hand_written):
     assert hand_written["mlp"]["difference_to_study"] == pytest.approx(0.53 - study_mlp, abs=1e-12)
     assert hand_written["resnet"]["study_test_accuracy"] is None and "difference_to_study" not in hand_written["resnet"]
     assert hand_written[RANDOM_MODEL]["study_test_accuracy"] == 0.1
-
-
-def test_the_random_row_is_seeded_uniform_guessing_on_the_labels(hand_written):
-    def guessed_right(labels: np.ndarray) -> float:
-        labels = torch.from_numpy(labels).long()
-        guesses = torch.randint(0, 10, labels.shape, generator=torch.Generator().manual_seed(0))
-        return (guesses == labels).double().mean().item()
-
-    batches = tiny_batches()  # what tiny_data holds: five training batches, then the test batch
-    row = hand_written[RANDOM_MODEL]
-    assert row["test_accuracy_mean"] == pytest.approx(guessed_right(batches[-1][1]), abs=1e-6)
-    assert row["train_accuracy_mean"] == pytest.approx(guessed_right(np.concatenate([labels for _, labels in batches[:-1]])), abs=1e-6)
-
-
-# --- the study: real trainings -------------------------------------------------------------------------
 
 
 def evaluated_runs(logs: Path, model: str) -> list[dict]:
@@ -163,24 +142,73 @@ def test_a_model_that_fails_to_train_is_listed_as_failed_without_stopping_the_ot
     markers = sorted((studied["logs"] / "broken").glob("failed-seed*.json"))
     assert [json.loads(path.read_text())["stage"] for path in markers] == ["fit", "fit"]
     markdown = (studied["logs"] / "comparison.md").read_text()
-    assert "| broken | 0 (2 failed) | failed | - | - | failed |" in markdown  # no study number for it either
+    assert "| broken | 0 (2 failed) | failed | - | - | - | failed |" in markdown
     assert studied["rows"]["mlp"]["runs"] == 2  # trained after broken failed
 
 
 @pytest.mark.slow
-def test_random_classifier_row_is_measured_on_the_real_labels(studied, tiny_data):
+def test_random_classifier_row_is_its_expected_accuracy_with_a_binomial_interval_on_the_test_images(studied, tiny_data):
     row = studied["rows"][RANDOM_MODEL]
-    arrays = load_cifar10(tiny_data, download=False)
-    assert row["test_accuracy_mean"] == random_accuracy(arrays.test_labels)
-    assert row["train_accuracy_mean"] == random_accuracy(arrays.train_labels)
+    images = len(load_cifar10(tiny_data, download=False).test_labels)
+    assert row["test_accuracy_mean"] == row["train_accuracy_mean"] == 0.1
+    assert (row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]) == wilson_interval(images / 10, images)
+    assert row["test_accuracy_ci_method"] == f"binomial ({images} images)"
     assert (row["weight_layers"], row["epochs_trained"]) == (0, 0)
+    markdown = (studied["logs"] / "comparison.md").read_text()
+    assert f"| {RANDOM_MODEL} | 1 | 0.1000 | [{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}] |" in markdown
 
 
-def test_random_guessing_is_reproducible_and_near_one_in_ten():
-    labels = torch.arange(20_000) % 10
-    accuracy = random_accuracy(labels)
-    assert accuracy == random_accuracy(labels)
-    assert 0.09 < accuracy < 0.11
+def test_several_seeds_get_a_t_interval_and_one_run_a_wilson_interval(studied, tmp_path):
+    runs = evaluated_runs(studied["logs"], "mlp")
+    row = studied["rows"]["mlp"]
+    accuracies = np.array([run["splits"]["test"]["accuracy"] for run in runs])
+    half = 12.706 * accuracies.std(ddof=1) / np.sqrt(2)  # t_{0.975, 1}
+    assert row["test_accuracy_ci_low"] == pytest.approx(accuracies.mean() - half)
+    assert row["test_accuracy_ci_high"] == pytest.approx(accuracies.mean() + half)
+    assert row["test_accuracy_ci_method"] == "t (2 runs)"
+    shutil.copytree(studied["logs"] / "mlp" / "seed0" / "evaluation", tmp_path / "mlp" / "seed0" / "evaluation")
+    (single,) = [r for r in compare(str(tmp_path), data_dir=str(studied["data_dir"])) if r["model"] == "mlp"]
+    test = runs[0]["splits"]["test"]
+    assert (single["test_accuracy_ci_low"], single["test_accuracy_ci_high"]) == wilson_interval(test["correct"], test["images"])
+    with open(tmp_path / "comparison.csv", newline="") as handle:
+        assert {"test_accuracy_ci_low", "test_accuracy_ci_high", "test_accuracy_ci_method"} <= set(next(csv.DictReader(handle)))
+
+
+def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(studied, tmp_path):
+    for seed in (0, 1):
+        shutil.copytree(studied["logs"] / "mlp" / f"seed{seed}" / "evaluation", tmp_path / "mlp" / f"seed{seed}" / "evaluation")
+    other = tmp_path / "other" / "version_0" / "evaluation"
+    shutil.copytree(studied["logs"] / "mlp" / "seed1" / "evaluation", other)
+    metrics = json.loads((other / "metrics.json").read_text())
+    (other / "metrics.json").write_text(json.dumps({**metrics, "model": "other"}))
+    with np.load(other / "predictions.npz") as content:
+        arrays = {key: content[key] for key in content.files}
+    arrays["test_predictions"] = arrays["test_labels"].copy()  # 'other' is right everywhere
+    np.savez_compressed(other / "predictions.npz", **arrays)
+    compare(str(tmp_path), data_dir=str(studied["data_dir"]), pair=["other", "mlp"], console=Console(width=200))
+    result = json.loads((tmp_path / "comparison_pair.json").read_text())
+    with np.load(tmp_path / "mlp" / "seed0" / "evaluation" / "predictions.npz") as content:
+        wrong = int((content["test_predictions"] != content["test_labels"]).sum())
+        images = len(content["test_labels"])
+    assert (result["only_first_right"], result["only_second_right"], result["images"]) == (wrong, 0, images)
+    assert result["difference"] == pytest.approx(wrong / images)
+    assert result["mcnemar_p"] == pytest.approx(mcnemar_exact_p(wrong, 0))
+    assert result["ci_low"] < result["difference"] < result["ci_high"]
+    assert "first seed's run" in result["note"] and result["second_run"].endswith("seed0")
+    assert "Paired comparison on the same" in (tmp_path / "comparison.md").read_text()
+    with pytest.raises(CifarBenchError, match="no evaluated run here"):
+        compare(str(tmp_path), data_dir=str(studied["data_dir"]), pair=["mlp", "resnet"], console=Console(width=200))
+
+
+def test_interval_arithmetic_against_textbook_values():
+    low, high = wilson_interval(8, 10)
+    assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
+    assert [t_quantile(df) for df in (1, 4, 30, 1000)] == pytest.approx([12.706, 2.776, 2.042, 1.962], abs=2.5e-3)
+    low, high = t_interval([0.5, 0.7])
+    assert (low, high) == (pytest.approx(0.6 - 12.706 * 0.1), pytest.approx(0.6 + 12.706 * 0.1))
+    assert mcnemar_exact_p(0, 5) == pytest.approx(2 / 32)
+    assert mcnemar_exact_p(1, 9) == pytest.approx(2 * 11 / 1024)
+    assert mcnemar_exact_p(0, 0) == mcnemar_exact_p(7, 7) == 1.0
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import torch
 import yaml
 from conftest import cli_args, snapshot, tiny_batches, write_python_version
 from PIL import Image
+from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cifar_bench.cli import main
@@ -202,7 +203,7 @@ def test_confusion_matrices_are_written_as_csv_with_class_names(run, metrics, ra
     np.testing.assert_array_equal(np.array(metrics["splits"][split]["confusion_matrix"]), expected)
 
 
-@pytest.mark.parametrize("name", ["confusion_train.png", "confusion_test.png", "sample_predictions.png", "curves.png"])
+@pytest.mark.parametrize("name", ["confusion_train.png", "confusion_test.png", "sample_predictions.png", "curves.png", "reliability_train.png", "reliability_test.png"])
 def test_figures_are_valid_png_images(run, evaluated, name):
     with Image.open(run / "evaluation" / name) as image:
         image.verify()
@@ -352,3 +353,68 @@ def test_a_vgg16_run_loads_without_its_pretrained_weights_source(tmp_path):
     assert isinstance(loaded, VGG16Classifier) and bookkeeping["epoch"] == 29
     assert all(torch.equal(loaded.state_dict()[key], value) for key, value in state_dict.items())
     assert loaded.parameter_counts() == model.parameter_counts()
+
+
+def independent_calibration(logits: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict:
+    """ECE (L1, equal-width bins, upper edges belong to the next bin up) and top-3 accuracy in plain numpy."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == labels
+    index = np.minimum(np.floor(confidence * n_bins).astype(int), n_bins - 1)
+    ece = sum(abs(confidence[index == b].mean() - correct[index == b].mean()) * (index == b).mean() for b in range(n_bins) if (index == b).any())
+    top3 = (np.argsort(-probabilities, axis=1)[:, :3] == labels[:, None]).any(axis=1).mean()
+    return {"ece": ece, "top3_accuracy": top3, "accuracy": correct.mean(), "counts": np.bincount(index, minlength=n_bins)}
+
+
+@pytest.fixture(scope="module")
+def with_tta(run, tmp_path_factory) -> dict:
+    return evaluate(str(run), batch_size=64, tta=True, out=str(tmp_path_factory.mktemp("tta")), console=Console(width=200))
+
+
+def mlp_logits(run: Path, flip: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    model = MLPClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    batches = imbalanced_batches()
+    result = {}
+    for split, chosen in (("train", batches[:-1]), ("test", batches[-1:])):
+        pixels = torch.from_numpy(np.concatenate([images for images, _ in chosen])).view(-1, 3, 32, 32)
+        pixels = pixels.flip(-1) if flip else pixels
+        with torch.no_grad():
+            result[split] = (model(pixels.float() / 255).numpy().astype(np.float64), np.concatenate([labels for _, labels in chosen]))
+    return result
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_calibration_error_top3_and_reliability_bins_equal_an_independent_computation(run, metrics, split):
+    logits, labels = mlp_logits(run)[split]
+    expected = independent_calibration(logits, labels)
+    reported = metrics["splits"][split]
+    assert reported["ece"] == pytest.approx(expected["ece"], abs=1e-5)
+    assert reported["top3_accuracy"] == pytest.approx(expected["top3_accuracy"], abs=1e-6)
+    assert [b["images"] for b in reported["reliability"]] == expected["counts"].tolist()
+    assert "tta_accuracy" not in reported  # off by default
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_flip_tta_averages_the_logits_of_each_image_and_its_mirror_beside_the_plain_figures(run, metrics, with_tta, split):
+    (plain, labels), (mirrored, _) = mlp_logits(run)[split], mlp_logits(run, flip=True)[split]
+    expected = independent_calibration((plain + mirrored) / 2, labels)
+    reported = with_tta["splits"][split]
+    assert reported["tta_accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
+    assert reported["tta_top3_accuracy"] == pytest.approx(expected["top3_accuracy"], abs=1e-6)
+    assert reported["tta_ece"] == pytest.approx(expected["ece"], abs=1e-5)
+    for key in ("accuracy", "top3_accuracy", "ece"):  # the plain figures stay what they are without TTA
+        assert reported[key] == pytest.approx(metrics["splits"][split][key], abs=1e-7)
+
+
+def test_tensorboards_hparams_tab_lists_the_hyperparameters_with_the_final_validation_metrics(run):
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {info.name.tag for info in experiment.metric_infos} == {"hp/val_acc", "hp/val_f1_macro"}
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert {"lr", "optimizer", "hidden"} <= set(session.hparams) and "hp_metric" not in events.Tags()["scalars"]
+    for tag in ("acc", "f1_macro"):  # a 0 placeholder at fit start, then every validation's value
+        assert [e.value for e in events.Scalars(f"hp/val_{tag}")] == [0.0] + [e.value for e in events.Scalars(f"val/{tag}")]

@@ -14,6 +14,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from cifar_bench.data.augment import PROFILES, TransformProfile, prepare_batch
+from cifar_bench.data.images import as_uint8_batch
 from cifar_bench.data.sources import CLASS_NAMES, NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.figures import confusion_figure, prediction_grid_figure
@@ -108,6 +109,18 @@ class CifarClassifier(pl.LightningModule):
         """uint8 (N, 3, 32, 32) images to this network's input on its device; augmented only if ``train``."""
         return prepare_batch(images.to(self.device), self.transform_profile, train=train)
 
+    @torch.inference_mode()
+    def predict(self, images, batch_size: int = 500) -> torch.Tensor:
+        """Class probabilities (N, 10), on the CPU, of a uint8 tensor (N, 3, H, W) or a list of PIL images
+        (any mode, made RGB); images not 32x32 are resized with antialiasing. Prepared as for evaluation."""
+        batch, was_training = as_uint8_batch(images), self.training
+        self.eval()
+        try:
+            chunks = [self(self.prepare_inputs(batch[i : i + batch_size])).float().softmax(dim=1).cpu() for i in range(0, len(batch), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(chunks)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Lightning's hook: augment (training only) and normalise each batch on the model's device."""
         if isinstance(batch, torch.Tensor):
@@ -181,6 +194,8 @@ class CifarClassifier(pl.LightningModule):
             metric.reset()
         self.log(f"{stage}/loss", loss, prog_bar=stage != "test", sync_dist=True)
         self.log_dict(values, sync_dist=True)
+        if stage == "val":  # the metrics of TensorBoard's HPARAMS tab (declared in on_fit_start)
+            self.log_dict({"hp/val_acc": values["val/acc"], "hp/val_f1_macro": values["val/f1_macro"]}, sync_dist=True)
         return confusion
 
     def on_train_epoch_start(self) -> None:
@@ -224,6 +239,8 @@ class CifarClassifier(pl.LightningModule):
                 {"model/weight_layers": self.weight_layers, "model/trainable_params": trainable, "model/total_params": total},
                 step=0,
             )
+            # With default_hp_metric false (base.yaml), this is what lists the run in the HPARAMS tab.
+            self.logger.log_hyperparams(self.hparams, {"hp/val_acc": 0, "hp/val_f1_macro": 0})
         self.print(f"{type(self).__name__}: {self.weight_layers} weight layers, {trainable:,} of {total:,} parameters trained")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -1,8 +1,10 @@
 """``cifar-bench compare``: the study's "Results & Comparisons" table, built from evaluated runs.
 
 Reads every ``metrics.json`` that ``evaluate`` wrote under a folder, groups runs of one model (e.g.
-several seeds) into one row with mean ± std, marks models whose study run failed, and adds the
-Random classifier row, measured by guessing uniformly at random on the real labels.
+several seeds) into one row with mean ± std and a 95% interval (Wilson for one run, t across
+several), marks models whose study run failed, and adds the Random classifier row: its expected
+accuracy, 1/10, with the binomial interval of a uniform guesser on that many test images.
+``--pair [A,B]`` adds a paired comparison of two models on the same test images.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from typing import Optional
 import torch
 from rich.console import Console
 from rich.table import Table
-from torchmetrics.classification import MulticlassAccuracy
 
 from cifar_bench.data import load_cifar10
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.evaluate import METRICS_FILE
 from cifar_bench.reports.evaluation_files import format_duration
-from cifar_bench.reports.output import print_whole, write_text
+from cifar_bench.reports.intervals import t_interval, wilson_interval
+from cifar_bench.reports.output import print_whole, write_json, write_text
+from cifar_bench.reports.paired import paired_comparison, paired_lines
 from cifar_bench.reports.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 
 RANDOM_MODEL = "Random classifier"
@@ -34,6 +37,9 @@ COLUMNS = (
     "failed",
     "test_accuracy_mean",
     "test_accuracy_std",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "test_accuracy_ci_method",
     "study_test_accuracy",
     "difference_to_study",
     "train_accuracy_mean",
@@ -45,7 +51,7 @@ COLUMNS = (
     "training_time_s_mean",
     "training_time_s_std",
 )
-HEADINGS = ("Model", "Runs", "Test accuracy", "Study", "Difference", "Train accuracy", "Weight layers", "Epochs", "Trainable / total params", "Training time")
+HEADINGS = ("Model", "Runs", "Test accuracy", "Test 95% CI", "Study", "Difference", "Train accuracy", "Weight layers", "Epochs", "Trainable / total params", "Training time")
 
 
 def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
@@ -71,17 +77,21 @@ def collect(directory: Path) -> tuple[dict[str, list[dict]], dict[str, list[dict
         metrics = _read_json(path)
         if not {"model", "splits"} <= metrics.keys():
             raise CifarBenchError(f"{path} was not written by cifar-bench evaluate: run evaluate again, or delete it")
-        runs.setdefault(metrics["model"], []).append(metrics)
+        runs.setdefault(metrics["model"], []).append({**metrics, "evaluation_folder": str(path.parent)})
     for path in sorted(directory.rglob(FAILURE_GLOB)):
         failure = _read_json(path)
         failures.setdefault(failure.get("model", path.parent.name), []).append(failure)
     return runs, failures
 
 
-def random_accuracy(labels: torch.Tensor, seed: int = 0) -> float:
-    """Accuracy of a classifier that guesses one of the classes uniformly at random (seeded, reproducible)."""
-    guesses = torch.randint(0, NUM_CLASSES, labels.shape, generator=torch.Generator().manual_seed(seed))
-    return float(MulticlassAccuracy(NUM_CLASSES, average="micro")(guesses, labels))
+def accuracy_interval(runs: list[dict]) -> dict:
+    """The 95% interval of a model's test accuracy: Wilson on the test images for one run, t across runs for several."""
+    if len(runs) == 1:
+        test = runs[0]["splits"]["test"]
+        low, high = wilson_interval(test["correct"], test["images"])
+        return {"test_accuracy_ci_low": low, "test_accuracy_ci_high": high, "test_accuracy_ci_method": "wilson"}
+    low, high = t_interval([run["splits"]["test"]["accuracy"] for run in runs])
+    return {"test_accuracy_ci_low": low, "test_accuracy_ci_high": high, "test_accuracy_ci_method": f"t ({len(runs)} runs)"}
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -102,6 +112,7 @@ def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
         return row
     for split in ("test", "train"):
         row[f"{split}_accuracy_mean"], row[f"{split}_accuracy_std"] = mean_std([run["splits"][split]["accuracy"] for run in runs])
+    row.update(accuracy_interval(runs))
     if row["study_test_accuracy"] is not None:
         row["difference_to_study"] = row["test_accuracy_mean"] - row["study_test_accuracy"]
     for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params"):
@@ -117,13 +128,18 @@ def random_row(data_dir: str | Path) -> dict:
         arrays = load_cifar10(data_dir, download=False)
     except CifarBenchError as error:
         raise CifarBenchError(f"the Random classifier row needs the CIFAR-10 labels (pass --data_dir): {error}")
+    images = len(arrays.test_labels)
+    low, high = wilson_interval(images / NUM_CLASSES, images)
     return {
         "model": RANDOM_MODEL,
         "runs": 1,
         "failed": 0,
-        "test_accuracy_mean": random_accuracy(arrays.test_labels),
+        "test_accuracy_mean": 1 / NUM_CLASSES,  # the expected accuracy of uniform guessing, not one seeded draw
+        "test_accuracy_ci_low": low,
+        "test_accuracy_ci_high": high,
+        "test_accuracy_ci_method": f"binomial ({images} images)",
         "study_test_accuracy": STUDY_RANDOM_ACCURACY,
-        "train_accuracy_mean": random_accuracy(arrays.train_labels),
+        "train_accuracy_mean": 1 / NUM_CLASSES,
         "weight_layers": 0,
         "epochs_trained": 0,
         "trainable_params": 0,
@@ -149,6 +165,7 @@ def display_cells(row: dict) -> list[str]:
         row["model"],
         runs,
         _accuracy_cell(row, "test"),
+        "-" if row.get("test_accuracy_ci_low") is None else f"[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}]",
         "-" if row.get("study_test_accuracy") is None else f"{row['study_test_accuracy']:.2f}",
         "-" if row.get("difference_to_study") is None else f"{row['difference_to_study']:+.4f}",
         _accuracy_cell(row, "train"),
@@ -173,13 +190,22 @@ def csv_table(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def compare(directory: str, data_dir: Optional[str] = None, out: Optional[str] = None, console: Optional[Console] = None) -> list[dict]:
+def compare(
+    directory: str,
+    data_dir: Optional[str] = None,
+    out: Optional[str] = None,
+    pair: Optional[list[str]] = None,
+    console: Optional[Console] = None,
+) -> list[dict]:
     """Compare evaluated runs (the study's results table): print it, write comparison.md and .csv.
 
     Args:
         directory: folder searched for evaluated runs (the logger's save_dir, e.g. lightning_logs).
         data_dir: CIFAR-10 for the Random classifier row (default: the runs' data_dir).
         out: where comparison.md and comparison.csv go (default: DIRECTORY).
+        pair: two models to compare on the same test images, e.g. [cnn,cnn_bn_do]: the accuracy
+            difference with its 95% interval and McNemar's exact p (first seed's run of each);
+            also written to comparison_pair.json.
 
     Returns the rows, the Random classifier first.
     """
@@ -203,8 +229,15 @@ def compare(directory: str, data_dir: Optional[str] = None, out: Optional[str] =
     for row in rows:
         table.add_row(*display_cells(row))
     print_whole(console, table)
+    paired = paired_comparison(list(pair), runs) if pair else None
     out = Path(out).expanduser() if out is not None else directory
-    write_text(out / "comparison.md", markdown_table(rows))
+    markdown = markdown_table(rows)
+    if paired is not None:
+        lines = paired_lines(paired)
+        console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
+        markdown += "\n" + "\n".join(lines) + "\n"
+        write_json(out / "comparison_pair.json", paired)
+    write_text(out / "comparison.md", markdown)
     write_text(out / "comparison.csv", csv_table(rows))
     console.print(f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}")
     return rows

@@ -23,7 +23,8 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, 
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure
+from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
+from cifar_bench.reports.calibration import calibration_metrics
 from cifar_bench.reports.evaluation_files import (
     SPLITS,
     classification_report,
@@ -101,6 +102,7 @@ def evaluate(
     out: Optional[str] = None,
     accelerator: str = "auto",
     precision: Optional[str] = None,
+    tta: bool = False,
     console: Optional[Console] = None,
 ) -> dict:
     """Evaluate a trained run (the study's result calculations) and write its reports.
@@ -114,6 +116,8 @@ def evaluate(
         out: output folder (default: <run>/evaluation).
         accelerator: cpu, gpu, ... (default: auto).
         precision: e.g. 32-true, bf16-mixed (default: the run's trainer.precision).
+        tta: also report flip test-time augmentation (each image's and its mirror's logits averaged),
+            beside the plain figures (tta_accuracy, tta_top3_accuracy, tta_ece in metrics.json).
 
     Returns the content of metrics.json.
     """
@@ -131,8 +135,12 @@ def evaluate(
 
     labels = {"train": arrays.train_labels, "test": arrays.test_labels}
     images = {"train": arrays.train_images, "test": arrays.test_images}
-    predictions = {split: predict_logits(model, images[split], fabric, batch_size).argmax(dim=1) for split in SPLITS}
+    logits = {split: predict_logits(model, images[split], fabric, batch_size) for split in SPLITS}
+    predictions = {split: logits[split].argmax(dim=1) for split in SPLITS}
     splits = {split: split_metrics(predictions[split], labels[split], arrays.class_names) for split in SPLITS}
+    for split in SPLITS:
+        flipped = predict_logits(model, images[split].flip(-1), fabric, batch_size) if tta else None
+        splits[split].update(calibration_metrics(logits[split], labels[split], flipped))
     curves, training_time = read_history(run.folder)
     trainable, total = model.parameter_counts()
     trained_epochs = curves["train/loss"]["epoch"]
@@ -171,7 +179,13 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions, console
         write_confusion_csv(out / f"confusion_{split}.csv", confusion, class_names)
         title = f"{metrics['model']}: {split} confusion matrix"
         save_figure(confusion_figure(torch.tensor(confusion), class_names, title), out / f"confusion_{split}.png")
-        text += [f"{split.capitalize()} accuracy: {values['accuracy']:.4f} ({values['correct']}/{values['images']})", ""]
+        title = f"{metrics['model']}: {split} reliability (ECE {values['ece']:.4f})"
+        save_figure(reliability_figure(values["reliability"], title), out / f"reliability_{split}.png")
+        text += [f"{split.capitalize()} accuracy: {values['accuracy']:.4f} ({values['correct']}/{values['images']})"]
+        text += [f"{split.capitalize()} top-3 accuracy: {values['top3_accuracy']:.4f}, expected calibration error: {values['ece']:.4f}"]
+        if "tta_accuracy" in values:
+            text += [f"{split.capitalize()} with flip TTA: accuracy {values['tta_accuracy']:.4f}, top-3 {values['tta_top3_accuracy']:.4f}, ECE {values['tta_ece']:.4f}"]
+        text += [""]
         text += per_class_lines(split, values) + ["", f"[{split.capitalize()}]:", report]
     sample = slice(0, SAMPLE_IMAGES)
     grid = prediction_grid_figure(images["test"][sample], predictions["test"][sample], labels["test"][sample], class_names)
@@ -188,7 +202,11 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions, console
     table.add_column("")
     table.add_column("value", justify="right")
     for split in SPLITS:
-        table.add_row(f"{split} accuracy", f"{metrics['splits'][split]['accuracy']:.4f}")
+        values = metrics["splits"][split]
+        table.add_row(f"{split} accuracy", f"{values['accuracy']:.4f}")
+        table.add_row(f"{split} top-3 accuracy / ECE", f"{values['top3_accuracy']:.4f} / {values['ece']:.4f}")
+        if "tta_accuracy" in values:
+            table.add_row(f"{split} accuracy with flip TTA", f"{values['tta_accuracy']:.4f}")
     table.add_row("weight layers", str(metrics["weight_layers"]))
     table.add_row("trainable / total params", f"{metrics['trainable_params']:,} / {metrics['total_params']:,}")
     table.add_row("epochs trained", str(metrics["epochs_trained"]))

@@ -1,0 +1,65 @@
+"""One's own images as the uint8 (N, 3, 32, 32) batches the models take: decoding, RGB, resizing.
+
+Any size and any mode PIL reads (RGB, RGBA, grayscale, palette...) become RGB; images that are not
+32x32 are resized with antialiasing on the uint8 tensor (``torchvision.transforms.functional.resize``),
+so a model prepares them exactly as it prepares the CIFAR-10 images it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from cifar_bench.errors import CifarBenchError
+
+SIZE = 32
+# Image.DecompressionBombError is a subclass of Exception raised for absurdly large images.
+DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def rgb_tensor(image: Image.Image) -> torch.Tensor:
+    """A PIL image of any mode as uint8 (3, H, W), unresized; palette images with transparency go through RGBA."""
+    from torchvision.transforms.functional import pil_to_tensor
+
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return pil_to_tensor(image)
+
+
+def to_32(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) to (N, 3, 32, 32): resized with antialiasing when not that size already."""
+    from torchvision.transforms.functional import resize
+
+    if tuple(images.shape[-2:]) == (SIZE, SIZE):
+        return images
+    return resize(images, [SIZE, SIZE], antialias=True)
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """One image file as uint8 (3, H, W); a file PIL cannot decode raises CifarBenchError with the reason."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return rgb_tensor(image)
+    except DECODE_ERRORS as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CifarBenchError(f"{type(error).__name__}: {reason}") from None
+
+
+def as_uint8_batch(images: torch.Tensor | Sequence[Image.Image]) -> torch.Tensor:
+    """A uint8 tensor (N, 3, H, W) or (3, H, W), or a list of PIL images, as uint8 (N, 3, 32, 32)."""
+    if isinstance(images, torch.Tensor):
+        batch = images.unsqueeze(0) if images.ndim == 3 else images
+        if batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[1] != 3:
+            raise CifarBenchError(f"expected uint8 images (N, 3, H, W), got {batch.dtype} {tuple(images.shape)}")
+        return to_32(batch)
+    if not images:
+        raise CifarBenchError("no images to predict")
+    if not all(isinstance(image, Image.Image) for image in images):
+        raise CifarBenchError("expected a uint8 tensor (N, 3, H, W) or a list of PIL images")
+    return torch.cat([to_32(rgb_tensor(image).unsqueeze(0)) for image in images])
