@@ -135,9 +135,11 @@ class RecordEnvironment(pl.Callback):
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.logger is None or trainer.log_dir is None:
+        # The logger's folder, not Trainer.log_dir: that broadcasts, and only rank 0 runs this hook.
+        log_dir = getattr(trainer.logger, "log_dir", None)
+        if log_dir is None:
             return
-        path = Path(trainer.log_dir) / self.FILE
+        path = Path(log_dir) / self.FILE
         record = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
         record.update(commit=commit(), machine=machine(), precision=str(trainer.precision))
         # The load average tells whether other work competed for the cores during the session.

@@ -52,7 +52,10 @@ def write_metrics(folder: Path, model: str, seed: int, test: float, train: float
         "model": model,
         "seed": seed,
         "data_dir": str(data_dir),
-        "splits": {"test": {"accuracy": test}, "train": {"accuracy": train}},
+        "splits": {
+            "test": {"accuracy": test, "correct": round(test * 1000), "images": 1000},
+            "train": {"accuracy": train, "correct": round(train * 5000), "images": 5000},
+        },
         "weight_layers": 3,
         "epochs_trained": 18,
         "trainable_params": 1000,
@@ -89,6 +92,13 @@ def test_the_study_column_and_the_difference_to_it(hand_written):
     assert hand_written["mlp"]["difference_to_study"] == pytest.approx(0.53 - study_mlp, abs=1e-12)
     assert hand_written["resnet"]["study_test_accuracy"] is None and "difference_to_study" not in hand_written["resnet"]
     assert hand_written[RANDOM_MODEL]["study_test_accuracy"] == 0.1
+
+
+def test_one_run_gets_a_wilson_interval_on_its_test_images_and_several_a_t_interval(hand_written):
+    assert hand_written["resnet"]["test_accuracy_ci_method"] == "wilson"
+    assert (hand_written["resnet"]["test_accuracy_ci_low"], hand_written["resnet"]["test_accuracy_ci_high"]) == pytest.approx(wilson_interval(900, 1000))
+    assert hand_written["mlp"]["test_accuracy_ci_method"] == "t (2 runs)"
+    assert (hand_written["mlp"]["test_accuracy_ci_low"], hand_written["mlp"]["test_accuracy_ci_high"]) == pytest.approx(t_interval([0.50, 0.56]))
 
 
 def evaluated_runs(logs: Path, model: str) -> list[dict]:
