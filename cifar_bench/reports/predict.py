@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cifar_bench.data import CIFAR10DataModule, load_cifar10
 from cifar_bench.data.images import SIZE, read_image, to_32
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier
-from cifar_bench.reports.evaluate import EVALUATION_FOLDER, find_run, load_model
+from cifar_bench.reports.evaluate import EVALUATION_FOLDER
+from cifar_bench.reports.runs import find_run, load_model, read_data
 from cifar_bench.reports.output import print_whole, write_text
 
 PREDICTIONS_CSV = "predictions.csv"
@@ -91,7 +91,7 @@ def predict(
     inputs: Optional[list[str]] = None,
     out: Optional[str] = None,
     data_dir: Optional[str] = None,
-    download: Optional[bool] = None,
+    download: bool = False,
     batch_size: int = 500,
     device: str = "cpu",
     show: int = 50,
@@ -104,7 +104,7 @@ def predict(
         inputs: image files, folders and globs, e.g. [cat.png,photos/,shots/*.jpg] (default: the official test set).
         out: the CSV written (default: <run>/evaluation/predictions.csv).
         data_dir: folder holding CIFAR-10 when predicting the test set (default: the run's data.data_dir).
-        download: fetch CIFAR-10 when missing (default: the run's data.download).
+        download: fetch CIFAR-10 into --data_dir when missing (a run's own config never makes predict download).
         batch_size: images per forward pass.
         device: cpu, cuda, cuda:1, ...
         show: rows of the table printed on screen (every row goes to the CSV).
@@ -132,8 +132,7 @@ def predict(
         if resized:
             console.print(f"{resized} of {len(names)} images are not {SIZE}x{SIZE}: resized to {SIZE}x{SIZE} with antialiasing", highlight=False)
     else:
-        data = {**CIFAR10DataModule().hparams, **(run.config.get("data") or {})}
-        arrays = load_cifar10(data_dir if data_dir is not None else data["data_dir"], data["download"] if download is None else download)
+        _, arrays = read_data(run, data_dir, download)
         images, labels = arrays.test_images, arrays.test_labels
         names = [f"test[{i}]" for i in range(len(images))]
     probabilities = model.predict(images, batch_size=batch_size)

@@ -114,7 +114,11 @@ def study(
     return rows
 
 
-EVIDENCE = ("config.yaml", "environment.json", *(f"{EVALUATION_FOLDER}/{name}" for name in (METRICS_FILE, "summary.txt", "curves.png", "confusion_test.png")))
+EVIDENCE = (
+    "config.yaml",
+    "environment.json",
+    *(f"{EVALUATION_FOLDER}/{name}" for name in (METRICS_FILE, "summary.txt", "curves.png", "confusion_test.png", "reliability_test.png")),
+)
 
 
 def export_evidence(save_dir: Path, results: Path) -> int:
