@@ -9,6 +9,7 @@ DATA ?= data
 CKPT ?=
 IMAGES ?=
 LOGS ?= lightning_logs
+STUDY_LOGS ?= lightning_logs/study
 SEEDS ?= 0
 VGG_WEIGHTS ?=
 RESULTS ?=
@@ -60,11 +61,11 @@ compare: $(STAMP) ## the results table over every evaluated run in lightning_log
 	$(BIN)/cifar-bench compare $(LOGS) $(ARGS)
 
 study: $(STAMP) ## train, evaluate and compare all models; rerun to resume [SEEDS="0 1 2" MODEL="mlp cnn" VGG_WEIGHTS=f RESULTS=results ARGS=...]
-	$(BIN)/cifar-bench study --save_dir $(LOGS) --data_dir $(DATA) --seeds "$(call list,$(SEEDS))" $(if $(MODEL),--models "$(call list,$(MODEL))") \
+	$(BIN)/cifar-bench study --save_dir $(STUDY_LOGS) --data_dir $(DATA) --seeds "$(call list,$(SEEDS))" $(if $(MODEL),--models "$(call list,$(MODEL))") \
 		$(if $(VGG_WEIGHTS),--vgg_weights $(VGG_WEIGHTS)) $(if $(RESULTS),--results $(RESULTS)) -- $(ARGS)
 
-bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS="--models [cnn]"]
-	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes [64,256,1024] --threads [1,2] --levers true --accuracy_check true $(ARGS)
+bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS='--models "[cnn]"']
+	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes "[64,256,1024]" --threads "[1,2]" --levers true --accuracy_check true $(ARGS)
 
 tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 	$(BIN)/tensorboard --logdir lightning_logs

@@ -135,7 +135,16 @@ class RecordEnvironment(pl.Callback):
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # The logger's folder, not Trainer.log_dir: that broadcasts, and only rank 0 runs this hook.
+        self._record(trainer)
+
+    @rank_zero_only
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """An interrupted session (Ctrl-C, a non-finite loss) counts too; a SIGKILL cannot be recorded."""
+        if hasattr(self, "_started"):
+            self._record(trainer, interrupted=type(exception).__name__)
+
+    def _record(self, trainer: pl.Trainer, interrupted: str | None = None) -> None:
+        # The logger's folder, not Trainer.log_dir: that broadcasts, and only rank 0 runs this.
         log_dir = getattr(trainer.logger, "log_dir", None)
         if log_dir is None:
             return
@@ -144,6 +153,6 @@ class RecordEnvironment(pl.Callback):
         record.update(commit=commit(), machine=machine(), precision=str(trainer.precision))
         # The load average tells whether other work competed for the cores during the session.
         session = {"started": self._started, "wall_s": time.time() - self._started, "epochs_done": trainer.current_epoch}
-        record["sessions"].append({**session, "load_average_1min_at_end": os.getloadavg()[0]})
+        record["sessions"].append({**session, "load_average_1min_at_end": os.getloadavg()[0], "interrupted": interrupted})
         record["wall_s"] = sum(session["wall_s"] for session in record["sessions"])
         path.write_text(json.dumps(record, indent=1) + "\n")

@@ -1,4 +1,4 @@
-"""LightningCLI for fit/validate/test/predict, with the package's configs and guards.
+"""LightningCLI for fit/validate/test (the package has its own predict), with the package's configs and guards.
 
 Below the command-line entry point (``cli.py``) so that other commands (the benchmark) can build a
 model, a DataModule and a Trainer from the same configs without importing the entry point.
@@ -29,15 +29,15 @@ def default_config_files() -> list[str]:
     return [str(BASE_CONFIG)] if BASE_CONFIG.is_file() else []
 
 
-def default_precision() -> str:
-    """bf16 autocast where the hardware computes bf16 natively, fp32 elsewhere.
+def default_precision(accelerator: str = "auto") -> str:
+    """bf16 autocast where the hardware that will run computes bf16 natively, fp32 elsewhere.
 
     A GPU with bf16 support, or a CPU whose oneDNN has bf16 kernels (AVX-512 or AMX), runs bf16
     1.5-2x faster than fp32 at the same accuracy; a CPU with only AVX2 emulates bf16 about 60x
     slower than fp32 (measured on this project's AVX2 machine: a 1024^3 matmul takes 0.12 s in fp32,
     7.6 s in bf16). ``--trainer.precision`` overrides the choice.
     """
-    if torch.cuda.is_available():
+    if accelerator != "cpu" and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
 
@@ -98,6 +98,8 @@ class CifarBenchCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         self._check_trainer_settings(config.trainer)
+        if config.trainer.get("precision") == default_precision() and config.trainer.get("accelerator") == "cpu":
+            config.trainer.precision = default_precision("cpu")  # the default was chosen for a GPU that will not run
         unusable = []
         if config.trainer.get("enable_progress_bar") is False:
             unusable.append("ProgressBar")
@@ -116,7 +118,12 @@ class CifarBenchCLI(LightningCLI):
         self.datamodule.prepare_data()
         self.datamodule.setup(self.subcommand)  # the Trainer's own call then finds the data read
 
-    before_fit = before_validate = before_test = before_predict = _read_data_first
+    before_fit = before_validate = before_test = _read_data_first
+
+    @staticmethod
+    def subcommands() -> dict:
+        """fit, validate and test: ``cifar-bench predict`` is the package's own command (reports/predict.py)."""
+        return {name: hooks for name, hooks in LightningCLI.subcommands().items() if name != "predict"}
 
     @staticmethod
     def _check_trainer_settings(trainer) -> None:
@@ -168,7 +175,7 @@ def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
         parser_kwargs={
             "prog": "cifar-bench",
             "exit_on_error": False,
-            **{command: {"default_config_files": default_config_files()} for command in ("fit", "validate", "test", "predict")},
+            **{command: {"default_config_files": default_config_files()} for command in CifarBenchCLI.subcommands()},
         },
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},

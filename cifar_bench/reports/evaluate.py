@@ -23,6 +23,7 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, 
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.lightning_cli import default_precision
 from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
 from cifar_bench.reports.calibration import calibration_metrics
 from cifar_bench.reports.evaluation_files import (
@@ -115,7 +116,7 @@ def evaluate(
         batch_size: images per forward pass.
         out: output folder (default: <run>/evaluation).
         accelerator: cpu, gpu, ... (default: auto).
-        precision: e.g. 32-true, bf16-mixed (default: the run's trainer.precision).
+        precision: e.g. 32-true, bf16-mixed (default: the run's trainer.precision; fp32 where this hardware has no bf16).
         tta: also report flip test-time augmentation (each image's and its mirror's logits averaged),
             beside the plain figures (tta_accuracy, tta_top3_accuracy, tta_ece in metrics.json).
 
@@ -127,7 +128,9 @@ def evaluate(
     run = find_run(ckpt)
     model, checkpoint = load_model(run)
     data_dir, arrays = read_data(run, data_dir, download)
-    precision = precision or (run.config.get("trainer") or {}).get("precision") or "32-true"
+    trained_in = str((run.config.get("trainer") or {}).get("precision") or "32-true")
+    # bf16 on hardware without bf16 kernels is emulated, tens of times slower: evaluate such runs in fp32.
+    precision = precision or (trained_in if "bf16" not in trained_in or default_precision(accelerator) == "bf16-mixed" else "32-true")
     try:
         fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
     except (ValueError, RuntimeError, MisconfigurationException) as error:

@@ -96,15 +96,17 @@ def study(
             fit = ["fit", "--config", str(base), "--config", str(config), "--seed_everything", str(seed), "--data.seed", str(seed)]
             fit += ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.version", folder.name]
             fit += [*data_args, *weights_args, *fit_args, *(["--ckpt_path", str(last)] if last.is_file() else [])]
-            status, stage = cifar_bench(*fit), "fit"
+            command, stage = fit, "fit"
+            status = cifar_bench(*command)
             if status == 0:
-                status, stage = cifar_bench("evaluate", "--ckpt", str(folder)), "evaluate"
+                command, stage = ["evaluate", "--ckpt", str(folder)], "evaluate"
+                status = cifar_bench(*command)
             marker = failure_marker(save_dir, model, seed)
             if status == 0:
                 marker.unlink(missing_ok=True)
                 continue
             console.print(f"[red]{model} (seed {seed}) failed in {stage} with exit status {status}[/red]")
-            record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *fit]}
+            record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}
             write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
     rows = compare(save_dir, data_dir, console=console)
     if results is not None:
