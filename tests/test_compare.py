@@ -86,6 +86,12 @@ def test_two_seeds_of_one_model_give_their_exact_mean_and_sample_std(hand_writte
     assert (row["training_time_s_mean"], row["trainable_params"], row["total_params"]) == (60.5, 1000, 1200)
 
 
+def test_the_table_states_its_total_training_time_with_one_run_per_model(tmp_path, hand_written):
+    markdown = (tmp_path / "out" / "comparison.md").read_text()
+    # mlp's two seeds average 60.5 s and resnet's one run took 60 s: 120.5 s, shown rounded.
+    assert "Training time of the table, one run per model: 2m 00s (2 models)" in markdown
+
+
 def test_the_study_column_and_the_difference_to_it(hand_written):
     study_mlp = STUDY_RESULTS["mlp"][0]
     assert hand_written["mlp"]["study_test_accuracy"] == study_mlp

@@ -176,10 +176,18 @@ def display_cells(row: dict) -> list[str]:
     ]
 
 
+def total_time_line(rows: list[dict]) -> str:
+    """The time the table takes with one run per model: the sum of each model's mean training time."""
+    timed = [row for row in rows if row.get("training_time_s_mean") is not None]
+    untimed = [row["model"] for row in rows if row["model"] != RANDOM_MODEL and row.get("training_time_s_mean") is None]
+    line = f"Training time of the table, one run per model: {format_duration(sum(row['training_time_s_mean'] for row in timed))} ({len(timed)} models)"
+    return line + (f"; no time for {', '.join(untimed)}" if untimed else "")
+
+
 def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "|".join(" --- " for _ in HEADINGS) + "|"]
     lines += ["| " + " | ".join(display_cells(row)) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + total_time_line(rows) + "\n"
 
 
 def csv_table(rows: list[dict]) -> str:
@@ -229,6 +237,7 @@ def compare(
     for row in rows:
         table.add_row(*display_cells(row))
     print_whole(console, table)
+    console.print(total_time_line(rows), highlight=False, markup=False, soft_wrap=True)
     paired = paired_comparison(list(pair), runs) if pair else None
     out = Path(out).expanduser() if out is not None else directory
     markdown = markdown_table(rows)
