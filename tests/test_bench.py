@@ -70,7 +70,7 @@ def test_vgg16_is_timed_with_and_without_the_feature_cache_and_the_cache_build_i
     row = results["models"]["vgg16_last2"]
     assert row["ratios"]["cached_vs_uncached_epoch"] == pytest.approx(row["package"]["epoch_s"] / row["package_cached"]["epoch_s"])
     cache = row["cache"]
-    assert cache["images_encoded"] == 2 * (1 + 2) * 64 + 20  # every training image and its mirror, and the validation images
+    assert cache["images_encoded"] == 2 * (1 + 2) * 64 + 20  # two augmented views of every training image, and the validation images
     assert cache["full_build_images"] == 2 * 800 + 200
     assert cache["full_build_s_estimated"] == pytest.approx(cache["build_s"] * cache["full_build_images"] / cache["images_encoded"])
 

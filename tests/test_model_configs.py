@@ -59,6 +59,7 @@ def test_each_configured_model_prepares_its_input_with_its_own_transform_profile
     assert configured(model).transform_profile.name == PROFILES[model]
 
 
-def test_vgg16_with_cached_features_gets_imagenet_images_without_augmentation():
-    """Cached activations are computed once per image: augmenting them per epoch is impossible."""
-    assert configured("vgg16_last3", cache_features=True).transform_profile.name == "imagenet_plain"
+def test_vgg16_with_cached_features_still_trains_on_flipped_and_rotated_imagenet_images():
+    """The cache keeps augmented views, so its training images are augmented like the study's."""
+    profile = configured("vgg16_last3", cache_features=True).transform_profile
+    assert (profile.name, profile.augment, profile.max_rotation_degrees > 0) == ("imagenet_augmented", True, True)

@@ -100,22 +100,22 @@ def package_cli(name: str, config_dir: Path, extra: Iterable[str]) -> CifarBench
 def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:
     """``trainer.fit`` for warm-up + steps batches, no validation: seconds per step, and fit start to first step.
 
-    A model with a feature cache fills it the first time each image comes by, so it runs two epochs of
-    those batches: the first fills the cache (``cache_build_s``: how much longer it took than the
-    second), the second is timed.
+    A model with a feature cache fills one view of each image per epoch, so it runs ``cache_views`` + 1
+    epochs of those batches: the first ones fill the cache (``cache_build_s``: how much longer they took
+    than as many cached epochs), the last one is timed.
     """
     timer = StepTimer()
     per_epoch = warmup + steps
-    filled = bool(cli.model.hparams.get("cache_features", False))
+    filling_epochs = cli.model.hparams.cache_views if cli.model.hparams.get("cache_features", False) else 0
     trainer = cli.instantiate_trainer(
-        **QUIET_TRAINER, max_epochs=2 if filled else 1, limit_train_batches=per_epoch, limit_val_batches=0, callbacks=[timer]
+        **QUIET_TRAINER, max_epochs=filling_epochs + 1, limit_train_batches=per_epoch, limit_val_batches=0, callbacks=[timer]
     )
     trainer.fit(cli.model, datamodule=cli.datamodule)
     timed = timer.stamps[-per_epoch:]
     result = {"step_s": seconds_per_step(timed, warmup), "fit_start_s": timer.train_start - timer.fit_start}
-    if filled:
-        first, second = timer.stamps[per_epoch - 1] - timer.train_start, timed[-1] - timer.stamps[per_epoch - 1]
-        result["cache_build_s"] = first - second
+    if filling_epochs:
+        filling_end = timer.stamps[filling_epochs * per_epoch - 1]
+        result["cache_build_s"] = (filling_end - timer.train_start) - filling_epochs * (timed[-1] - filling_end)
     return result
 
 

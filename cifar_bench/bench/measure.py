@@ -146,10 +146,11 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
     if vgg:
         cached_runs = train["package_cached"]
         result["package_cached"] = summary(step_times(cached_runs), batch, per_epoch)
-        # The cache holds every training image and its mirror image, and the validation images.
-        encoded = 2 * len(cached.datamodule.train_index) + len(cached.datamodule.val_index)
+        # The cache holds cache_views augmented views of every training image, and the validation images.
+        views = cached.model.hparams.cache_views
+        encoded = views * len(cached.datamodule.train_index) + len(cached.datamodule.val_index)
         build = statistics.median(run["cache_build_s"] for run in cached_runs)
-        full = 2 * per_epoch + datamodule.hparams.val_size
+        full = views * per_epoch + datamodule.hparams.val_size
         result["cache"] = {
             "images_encoded": encoded,
             "build_s": build,

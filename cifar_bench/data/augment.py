@@ -37,8 +37,6 @@ PROFILES = {
         TransformProfile("cifar_augmented", augment=True, mean=CIFAR10_MEAN, std=CIFAR10_STD),
         # VGG16 sees the statistics its ImageNet weights were trained with.
         TransformProfile("imagenet_augmented", augment=True, mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        # VGG16 trained on cached frozen features: flips come from the cache, nothing else is augmented.
-        TransformProfile("imagenet_plain", augment=False, mean=IMAGENET_MEAN, std=IMAGENET_STD),
     )
 }
 

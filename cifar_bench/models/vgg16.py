@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from cifar_bench.data.augment import PROFILES, TransformProfile
+from cifar_bench.data.augment import PROFILES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models.base import CifarClassifier
 from cifar_bench.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
@@ -19,12 +19,15 @@ class VGG16Classifier(CifarClassifier):
     in; it holds no Dropout or BatchNorm in practice, because the Dropout before a trained fc layer is
     counted as part of the trained tail and stays active in training.
 
-    ``cache_features``: the frozen convolutions give the same activations for an image every epoch,
-    so they are computed the first time a training or validation image comes by (for training
-    images, of the image and its mirror image) and kept, by the image's index in its split; later
-    epochs run only the rest. The price: random rotations are lost, flips survive as a random choice
-    between the two cached views. Frozen fully connected layers still run every step (they are
-    cheap); test and predict always run the whole network.
+    ``cache_features``: the frozen convolutions give the same activations for the same input, so they
+    are kept, by the image's index in its split, and later epochs run only the rest. Training keeps
+    ``cache_views`` views of each image, each one the image as augmented (random flip and rotation)
+    when it was computed: epoch e < cache_views computes view e of every image from the batch as
+    augmented then, later epochs draw one kept view per image (a view still missing, e.g. after a
+    resume, is computed from the batch in hand). The price: an image is seen in ``cache_views``
+    augmentations instead of a fresh one each epoch. Validation keeps its one unaugmented view.
+    Frozen fully connected layers still run every step (they are cheap); test and predict always run
+    the whole network.
 
     ``fold_fc6``: at 32x32 the pooling before fc6 only copies a 1x1 map 49 times, so fc6 is folded
     into an equivalent 512 -> 4096 layer once the weights are loaded (103M -> 2M weights). When a
@@ -39,17 +42,21 @@ class VGG16Classifier(CifarClassifier):
         trainable_layers: how many of the 16 weight layers, counted from the output, are trained.
         weights: 'imagenet' (torchvision's weights API), 'none', or a path to a local state dict,
             full or partial (e.g. the 13 conv layers only).
-        cache_features: run the frozen convolutions once per fit instead of every step.
+        cache_features: run the frozen convolutions once per image and view instead of every step.
+        cache_views: augmented views of each training image the cache keeps.
         fold_fc6: fold pooling and fc6 into the equivalent 512 -> 4096 layer.
         channels_last: keep the convolution weights NHWC, the faster layout on CPU (oneDNN) and GPU.
         pretrained_lr_scale: learning-rate factor for trained layers loaded with pretrained weights.
     """
+
+    transform_profile = PROFILES["imagenet_augmented"]
 
     def __init__(
         self,
         trainable_layers: int = 2,
         weights: str = "imagenet",
         cache_features: bool = False,
+        cache_views: int = 2,
         fold_fc6: bool = True,
         channels_last: bool = True,
         pretrained_lr_scale: float = 1.0,
@@ -58,6 +65,8 @@ class VGG16Classifier(CifarClassifier):
         super().__init__(**kwargs)
         if pretrained_lr_scale <= 0:
             raise CifarBenchError(f"pretrained_lr_scale must be positive (got {pretrained_lr_scale})")
+        if cache_views < 1:
+            raise CifarBenchError(f"cache_views must be at least 1 (got {cache_views})")
         if not 1 <= trainable_layers <= len(WEIGHT_LAYER_NAMES):
             raise CifarBenchError(f"trainable_layers must be in 1..{len(WEIGHT_LAYER_NAMES)} (got {trainable_layers})")
         self.net = VGG16()
@@ -98,10 +107,6 @@ class VGG16Classifier(CifarClassifier):
             )
         return [group for group in groups if group["params"]]
 
-    @property
-    def transform_profile(self) -> TransformProfile:
-        return PROFILES["imagenet_plain" if self.hparams.cache_features else "imagenet_augmented"]
-
     def train(self, mode: bool = True):
         super().train(mode)
         for layer in self.net.layers[: self.prefix_end]:
@@ -111,37 +116,37 @@ class VGG16Classifier(CifarClassifier):
     def on_fit_end(self) -> None:
         self.feature_cache = {}
 
+    def _split_cache(self, stage: str, views: int, needed: int, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's (views, images, ...) activations and (views, images) filled flags, grown to ``needed`` images."""
+        cache, filled = self.feature_cache.get(stage, (None, None))
+        if cache is not None and filled.shape[1] >= needed:
+            return cache, filled
+        probe = self.net.run(inputs[:1], 0, self.cache_end)
+        size = max(needed, 2 * filled.shape[1] if filled is not None else needed)
+        grown = torch.zeros((views, size, *probe.shape[1:]), dtype=probe.dtype, device=inputs.device)
+        grown_filled = torch.zeros((views, size), dtype=torch.bool, device=inputs.device)
+        if cache is not None:
+            grown[:, : cache.shape[1]], grown_filled[:, : filled.shape[1]] = cache, filled
+        self.feature_cache[stage] = (grown, grown_filled)
+        return grown, grown_filled
+
     @torch.no_grad()
     def cached_features(self, inputs: torch.Tensor, indices: torch.Tensor, stage: str) -> torch.Tensor:
-        """The split's cache, (views, images, ...) frozen conv activations, once this batch's are in it.
-
-        Activations are computed only for images not seen before; the cache grows to the largest index
-        seen. Training keeps a second view, of the mirrored image.
-        """
-        cache, filled = self.feature_cache.get(stage, (None, None))
-        needed = int(indices.max()) + 1
-        if cache is None or len(filled) < needed:
-            probe = self.net.run(inputs[:1], 0, self.cache_end)
-            size = max(needed, 2 * len(filled) if filled is not None else needed)
-            views = 2 if stage == "train" else 1
-            grown = torch.zeros((views, size, *probe.shape[1:]), dtype=probe.dtype, device=inputs.device)
-            grown_filled = torch.zeros(size, dtype=torch.bool, device=inputs.device)
-            if cache is not None:
-                grown[:, : cache.shape[1]], grown_filled[: len(filled)] = cache, filled
-            cache, filled = grown, grown_filled
-            self.feature_cache[stage] = (cache, filled)
-        new = ~filled[indices]
-        if new.any():
-            fresh, positions = inputs[new], indices[new]
-            for view in range(len(cache)):
-                cache[view, positions] = self.net.run(fresh.flip(-1) if view else fresh, 0, self.cache_end).to(cache.dtype)
-            filled[positions] = True
-        return cache
+        """The frozen activations of this batch's images: one kept view each, computing the views not kept yet."""
+        views = self.hparams.cache_views if stage == "train" else 1
+        cache, filled = self._split_cache(stage, views, int(indices.max()) + 1, inputs)
+        if views == 1 or self.current_epoch < views:
+            view = torch.full_like(indices, min(self.current_epoch, views - 1))
+        else:
+            view = torch.randint(0, views, indices.shape, device=indices.device)
+        missing = ~filled[view, indices]
+        if missing.any():
+            cache[view[missing], indices[missing]] = self.net.run(inputs[missing], 0, self.cache_end).to(cache.dtype)
+            filled[view[missing], indices[missing]] = True
+        return cache[view, indices]
 
     def logits(self, batch, stage: str) -> torch.Tensor:
         if not (self.hparams.cache_features and stage in ("train", "val")):
             return self(batch[0])
         inputs, _, indices = batch
-        cache = self.cached_features(inputs, indices, stage)
-        view = torch.randint(0, len(cache), (len(indices),), device=indices.device) if stage == "train" else 0
-        return self.net.run(cache[view, indices], self.cache_end)
+        return self.net.run(self.cached_features(inputs, indices, stage), self.cache_end)
