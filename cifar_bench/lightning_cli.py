@@ -111,6 +111,9 @@ class CifarBenchCLI(LightningCLI):
             ]
         if self.subcommand == "fit":
             self._resume_in_latest_version(config)
+            if config.get("ckpt_path") is not None:
+                # A resumed run writes into its own checkpoint folder on purpose.
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
     def _read_data_first(self) -> None:
         """Unpack (or download) and read the data before the Trainer starts: the logger creates its run

@@ -5,6 +5,7 @@ model-ready batches from the DataModule in a loop of one's own."""
 from __future__ import annotations
 
 import io
+import shutil
 
 import pytest
 import torch
@@ -53,6 +54,16 @@ def test_known_third_party_noise_is_silenced(fitted):
     output = result.stdout + result.stderr
     for noise in ("litlogger", "LeafSpec", "overridden `on_after_batch_transfer`", "v_num"):
         assert noise not in output
+
+
+def test_a_resumed_fit_does_not_warn_that_its_own_checkpoint_folder_is_not_empty(fitted, tmp_path):
+    root, _ = fitted
+    shutil.copytree(root / "logs", tmp_path / "logs")
+    args = cli_args("fit", "mlp", root / "data", tmp_path / "logs", "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    result = run_cli(*args, cwd=root / "cwd")
+    assert result.returncode == 0, result.stderr
+    assert "Restored all states" in result.stdout + result.stderr
+    assert "exists and is not empty" not in result.stdout + result.stderr
 
 
 def test_with_the_logger_off_nothing_lands_in_the_current_folder_outside_lightning_logs(fitted):
