@@ -126,12 +126,15 @@ class RunSummary(pl.Callback):
 
 class RecordEnvironment(pl.Callback):
     """Write ``environment.json`` into the run folder: commit, versions, machine, precision, and the wall
-    time of each fit session (a resumed run adds a session), so every result says what produced it."""
+    time of each fit session (a resumed run adds a session), so every result says what produced it.
+
+    The commit is read as the session starts, when the code is imported: the tree may move on during
+    a long run. Each session keeps its own; the top-level ``commit`` is the latest session's."""
 
     FILE = "environment.json"
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._started = time.time()
+        self._started, self._commit = time.time(), commit()
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -150,9 +153,9 @@ class RecordEnvironment(pl.Callback):
             return
         path = Path(log_dir) / self.FILE
         record = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
-        record.update(commit=commit(), machine=machine(), precision=str(trainer.precision))
+        record.update(commit=self._commit, machine=machine(), precision=str(trainer.precision))
         # The load average tells whether other work competed for the cores during the session.
-        session = {"started": self._started, "wall_s": time.time() - self._started, "epochs_done": trainer.current_epoch}
+        session = {"started": self._started, "commit": self._commit, "wall_s": time.time() - self._started, "epochs_done": trainer.current_epoch}
         record["sessions"].append({**session, "load_average_1min_at_end": os.getloadavg()[0], "interrupted": interrupted})
         record["wall_s"] = sum(session["wall_s"] for session in record["sessions"])
         path.write_text(json.dumps(record, indent=1) + "\n")

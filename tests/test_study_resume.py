@@ -3,6 +3,7 @@ from its last.ckpt in the same folder, and the table ends complete."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,10 +11,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import CONFIGS, REPO, snapshot, write_binary_version
+
+from cifar_bench import callbacks
+from cifar_bench.callbacks import RecordEnvironment
 
 pytestmark = pytest.mark.slow
 EPOCHS, TRAIN_IMAGES, BATCH = 6, 180, 16
@@ -76,3 +81,16 @@ def test_the_interrupted_run_continues_in_its_folder_to_its_last_epoch(resumed):
     assert final["epoch"] == EPOCHS - 1
     assert final["global_step"] == EPOCHS * -(-TRAIN_IMAGES // BATCH)
     assert list(resumed["root"].glob("logs/cnn/*")) == [run]
+
+
+def test_each_session_records_the_commit_it_started_from(tmp_path, monkeypatch):
+    """A long run outlives commits made meanwhile: each session keeps the code it imported, not the tree at its end."""
+    recorder = RecordEnvironment()
+    trainer = SimpleNamespace(logger=SimpleNamespace(log_dir=str(tmp_path)), precision="32-true", current_epoch=2)
+    for at_start, at_end in (("aaa", "bbb"), ("bbb", "ccc+changes")):
+        monkeypatch.setattr(callbacks, "commit", lambda value=at_start: value)
+        recorder.on_fit_start(trainer, None)
+        monkeypatch.setattr(callbacks, "commit", lambda value=at_end: value)
+        recorder.on_fit_end(trainer, None)
+    record = json.loads((tmp_path / "environment.json").read_text())
+    assert [session["commit"] for session in record["sessions"]] == ["aaa", "bbb"] and record["commit"] == "bbb"
