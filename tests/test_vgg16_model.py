@@ -206,6 +206,14 @@ def test_a_conv_only_file_loads_thirteen_layers_and_reports_fc6_to_fc8_as_random
     assert any("random init fc6, fc7, fc8" in message for message in messages)
 
 
+def test_without_weights_to_load_nothing_is_said_about_their_origin(monkeypatch):
+    """evaluate and predict build with weights 'none' before loading a checkpoint: no 'random init' line for them."""
+    messages: list[str] = []
+    monkeypatch.setattr("cifar_bench.models.vgg16.rank_zero_info", messages.append)
+    VGG16Classifier(trainable_layers=3, weights="none")
+    assert messages == []
+
+
 def resnet_file(folder: Path) -> Path:
     path = folder / "resnet18.pth"
     torch.save(resnet18(weights=None).state_dict(), path)

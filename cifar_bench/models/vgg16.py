@@ -71,10 +71,11 @@ class VGG16Classifier(CifarClassifier):
             raise CifarBenchError(f"trainable_layers must be in 1..{len(WEIGHT_LAYER_NAMES)} (got {trainable_layers})")
         self.net = VGG16()
         self.pretrained_layers, self.random_layers = load_vgg16_weights(self.net, weights)
-        rank_zero_info(
-            f"VGG16 weights from {weights}: pretrained {', '.join(self.pretrained_layers) or 'none'}; "
-            f"random init {', '.join(self.random_layers) or 'none'}"
-        )
+        if weights != "none":  # evaluate and predict build with "none" and then load a checkpoint: nothing to report
+            rank_zero_info(
+                f"VGG16 weights from {weights}: pretrained {', '.join(self.pretrained_layers) or 'none'}; "
+                f"random init {', '.join(self.random_layers) or 'none'}"
+            )
         if fold_fc6:
             self.net.fold_fc6(pretrained="fc6" in self.pretrained_layers)
         self.use_channels_last(channels_last)
