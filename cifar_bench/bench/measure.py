@@ -38,6 +38,9 @@ def epoch_images(datamodule: CIFAR10DataModule) -> int:
     return len(datamodule.arrays.train_labels) - datamodule.hparams.val_size
 
 
+UNCACHED = ["--model.init_args.cache_features", "false"]
+
+
 def cached_overrides(args) -> list[str]:
     """A cached VGG16 run over just enough training images for its timed steps, so that the cache build stays short."""
     train_size = (args.warmup + args.cache_steps) * BASELINE_BATCH
@@ -86,7 +89,8 @@ def lever_settings(name: str, args) -> dict[str, list[str]]:
 def bench_model(name: str, args, extra: list[str], console: Console, peaks: MatmulPeaks) -> dict:
     """Package (and its variants) against the study's loop for one model: training, then evaluation."""
     vgg = name.startswith("vgg16")
-    extra = [*extra, "--model.init_args.weights", args.weights] if vgg else extra
+    # The VGG16 configs cache features; the package arm times the whole network, the cached arm the cache.
+    extra = [*extra, "--model.init_args.weights", args.weights, *UNCACHED] if vgg else extra
     cli = package_cli(name, args.config_dir, extra)
     model, datamodule = cli.model, cli.datamodule
     per_epoch = epoch_images(datamodule)
