@@ -1,5 +1,5 @@
 #!/bin/bash
-# The VGG16 recipe probes behind configs/vgg16_last{2,3,5}.yaml: each config as shipped, with the
+# The VGG16 recipe probes behind configs/vgg16_last{2,3,5}.yaml: each config with the settings it names, the
 # cache on, on 5,000 training and 1,000 validation images for 12 epochs, one run at a time.
 # Usage, from anywhere: VGG16_WEIGHTS=/path/vgg16_features_imagenet1k_v1.pth results/recipe_probes/run.sh [probe names]
 # (no names: every probe).
@@ -26,8 +26,10 @@ Path(sys.argv[2]).write_text(json.dumps({"training_time_s": seconds, "curves": c
 }
 probe last5_sgd vgg16_last5 --model.pretrained_lr_scale 0.1 --model.warmup_epochs 1
 probe last2_sgd vgg16_last2 --model.warmup_epochs 1
-probe last3_sgd vgg16_last3 --model.warmup_epochs 1 --model.lr 0.01
+# vgg16_last3.yaml has since moved to AdamW: its SGD probes name the SGD settings they ran with.
+last3_sgd=(--model.optimizer sgd --model.weight_decay 5e-4 --model.warmup_epochs 1)
+probe last3_sgd vgg16_last3 "${last3_sgd[@]}" --model.lr 0.01
 # last3's first full run (lr 0.01, 10 epochs) ended below the study: its rate, probed on the same subset.
-probe last3_sgd_lr0.003 vgg16_last3 --model.lr 0.003
-probe last3_sgd_lr0.03 vgg16_last3 --model.lr 0.03
+probe last3_sgd_lr0.003 vgg16_last3 "${last3_sgd[@]}" --model.lr 0.003
+probe last3_sgd_lr0.03 vgg16_last3 "${last3_sgd[@]}" --model.lr 0.03
 probe last3_adamw_lr0.001 vgg16_last3 --model.optimizer adamw --model.lr 0.001 --model.weight_decay 0.05
