@@ -33,3 +33,6 @@ probe last3_sgd vgg16_last3 "${last3_sgd[@]}" --model.lr 0.01
 probe last3_sgd_lr0.003 vgg16_last3 "${last3_sgd[@]}" --model.lr 0.003
 probe last3_sgd_lr0.03 vgg16_last3 "${last3_sgd[@]}" --model.lr 0.03
 probe last3_adamw_lr0.001 vgg16_last3 --model.optimizer adamw --model.lr 0.001 --model.weight_decay 0.05
+# last3 (AdamW) overfits its two cached views and last5 (SGD) was still rising after 10 epochs: the next levers.
+probe last3_adamw_views4 vgg16_last3 --model.cache_views 4
+probe last5_adamw vgg16_last5 --model.optimizer adamw --model.lr 0.001 --model.weight_decay 0.05
