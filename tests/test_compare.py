@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -90,6 +91,14 @@ def test_the_table_states_its_total_training_time_with_one_run_per_model(tmp_pat
     markdown = (tmp_path / "out" / "comparison.md").read_text()
     # mlp's two seeds average 60.5 s and resnet's one run took 60 s: 120.5 s, shown rounded.
     assert "Training time of the table, one run per model: 2m 00s (2 models)" in markdown
+
+
+def test_piped_output_names_where_the_tables_went_on_one_unwrapped_line(tmp_path, tiny_data):
+    write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
+    out = tmp_path / ("a_long_results_folder_name_" * 3) / "[red]"
+    piped = Console(width=80, file=io.StringIO(), force_terminal=False)
+    compare(str(tmp_path), out=str(out), console=piped)
+    assert f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}\n" in piped.file.getvalue()
 
 
 def test_the_study_column_and_the_difference_to_it(hand_written):

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES, REQUIRED_FILES, TRAIN_BATCHES, CifarArrays, load_cifar10
 from cifar_bench.figures import image_grid_figure
-from cifar_bench.reports.output import print_whole, save_figure, write_json
+from cifar_bench.reports.output import print_plain, print_whole, save_figure, write_json
 
 CHANNELS = ("red", "green", "blue")
 
@@ -128,7 +128,7 @@ def analyze(
     console = console or Console()
     arrays = load_cifar10(data_dir, download)
     summary = describe(arrays)
-    console.print(f"CIFAR-10 read from {arrays.folder}")
+    print_plain(console, f"CIFAR-10 read from {arrays.folder}")
     for table in summary_tables(summary):
         print_whole(console, table)
     picked = first_of_each_class(arrays.train_labels, samples_per_class)
@@ -137,5 +137,5 @@ def analyze(
     summary["samples"] = {"file": "samples.png", "train_indices": picked.tolist()}
     save_figure(figure, out / "samples.png")
     write_json(out / "analysis.json", summary)
-    console.print(f"wrote {out / 'analysis.json'} and {out / 'samples.png'}")
+    print_plain(console, f"wrote {out / 'analysis.json'} and {out / 'samples.png'}")
     return summary

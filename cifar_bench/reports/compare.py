@@ -25,7 +25,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.evaluate import METRICS_FILE
 from cifar_bench.reports.evaluation_files import format_duration
 from cifar_bench.reports.intervals import t_interval, wilson_interval
-from cifar_bench.reports.output import print_whole, write_json, write_text
+from cifar_bench.reports.output import print_plain, print_whole, write_json, write_text
 from cifar_bench.reports.paired import paired_comparison, paired_lines
 from cifar_bench.reports.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 
@@ -237,17 +237,17 @@ def compare(
     for row in rows:
         table.add_row(*display_cells(row))
     print_whole(console, table)
-    console.print(total_time_line(rows), highlight=False, markup=False, soft_wrap=True)
+    print_plain(console, total_time_line(rows))
     paired = paired_comparison(list(pair), runs) if pair else None
     out = Path(out).expanduser() if out is not None else directory
     markdown = markdown_table(rows)
     if paired is not None:
         lines = paired_lines(paired)
-        console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
+        print_plain(console, "\n".join(lines))
         markdown += "\n" + "\n".join(lines) + "\n"
         write_json(out / "comparison_pair.json", paired)
     write_text(out / "comparison.md", markdown)
     write_text(out / "comparison.csv", csv_table(rows))
-    console.print(f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}")
+    print_plain(console, f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}")
     return rows
 

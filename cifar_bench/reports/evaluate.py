@@ -37,7 +37,7 @@ from cifar_bench.reports.evaluation_files import (
 )
 from cifar_bench.models import CifarClassifier
 from cifar_bench.models.metrics import classification_metrics
-from cifar_bench.reports.output import print_whole, save_figure, write_json, write_text
+from cifar_bench.reports.output import print_plain, print_whole, save_figure, write_json, write_text
 from cifar_bench.reports.runs import find_run, load_model, read_data
 
 EVALUATION_FOLDER = "evaluation"
@@ -215,5 +215,5 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions, console
     table.add_row("epochs trained", str(metrics["epochs_trained"]))
     table.add_row("training time", format_duration(metrics["training_time_s"]))
     print_whole(console, table)
-    console.print("\n".join(text), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"Reports written to {out}")
+    print_plain(console, "\n".join(text))
+    print_plain(console, f"Reports written to {out}")

@@ -80,3 +80,9 @@ def print_whole(console: Console, renderable) -> None:
         console.print(renderable)
     finally:
         console.width = width
+
+
+def print_plain(console: Console, text: str) -> None:
+    """Print text as written: a path is never wrapped across lines (piped output is 80 columns) nor
+    read as rich markup (a folder named ``[red]``)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)

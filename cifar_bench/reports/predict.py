@@ -27,7 +27,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER
 from cifar_bench.reports.runs import find_run, load_model, read_data
-from cifar_bench.reports.output import print_whole, write_text
+from cifar_bench.reports.output import print_plain, print_whole, write_text
 
 PREDICTIONS_CSV = "predictions.csv"
 GLOB_CHARACTERS = set("*?[")
@@ -130,7 +130,7 @@ def predict(
             reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
             raise CifarBenchError(f"no readable image among the inputs ({reasons}): pass PNG, JPEG, BMP or WebP files, folders or globs")
         if resized:
-            console.print(f"{resized} of {len(names)} images are not {SIZE}x{SIZE}: resized to {SIZE}x{SIZE} with antialiasing", highlight=False)
+            print_plain(console, f"{resized} of {len(names)} images are not {SIZE}x{SIZE}: resized to {SIZE}x{SIZE} with antialiasing")
     else:
         _, arrays = read_data(run, data_dir, download)
         images, labels = arrays.test_images, arrays.test_labels
@@ -146,7 +146,7 @@ def predict(
         for name, reason in skipped:
             table.add_row(Text(name), Text(reason))
         print_whole(console, table)
-    console.print(f"Predictions of {len(names)} images written to {csv_path}", highlight=False)
+    print_plain(console, f"Predictions of {len(names)} images written to {csv_path}")
     return {"files": names, "probabilities": probabilities, "labels": labels, "skipped": skipped, "csv": csv_path}
 
 

@@ -23,7 +23,7 @@ from rich.console import Console
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
-from cifar_bench.reports.output import write_json
+from cifar_bench.reports.output import print_plain, write_json
 
 
 def available_models(configs_dir: Path) -> list[str]:
@@ -88,7 +88,7 @@ def study(
         for seed in seeds:
             folder = run_folder(save_dir, model, seed)
             if (folder / EVALUATION_FOLDER / METRICS_FILE).is_file():
-                console.print(f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
+                print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
                 continue
             last = folder / "checkpoints" / "last.ckpt"
             console.rule(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else ""))
@@ -111,8 +111,8 @@ def study(
     rows = compare(save_dir, data_dir, console=console)
     if results is not None:
         copied = export_evidence(save_dir, Path(results))
-        console.print(f"Evidence of {copied} runs copied to {results} (no checkpoints)")
-    console.print(f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
+        print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
+    print_plain(console, f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
     return rows
 
 
