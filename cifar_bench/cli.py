@@ -23,7 +23,7 @@ import sys
 
 from jsonargparse import ArgumentError, ArgumentParser
 
-from cifar_bench.errors import CifarBenchError
+from cifar_bench.errors import INTERRUPTED_STATUS, CifarBenchError
 from cifar_bench.lightning_cli import quiet_third_party_noise, run_lightning_cli
 
 TRAINER_COMMANDS = ("fit", "validate", "test")
@@ -84,6 +84,19 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+RESUME_HINTS = {
+    "fit": "; the same command with --ckpt_path last continues from the last finished epoch",
+    "study": "; the same command run again continues from the last finished epoch",
+}
+
+
+def stop_interrupted(command: str) -> None:
+    """One line for a Ctrl-C, saying how to continue where there is something to continue, and the
+    status shells give an interrupted command."""
+    print(f"error: interrupted{RESUME_HINTS.get(command, '')}", file=sys.stderr)
+    sys.exit(INTERRUPTED_STATUS)
+
+
 def main(argv: list[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else argv
     command = words[0] if words else None
@@ -99,8 +112,12 @@ def main(argv: list[str] | None = None) -> None:
     except ArgumentError as error:
         fail(f"{parser_error_line(error)} (see cifar-bench {command} --help)")
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        stop_interrupted(command)
+    except SystemExit as exit:
+        # Lightning ends its graceful Ctrl-C shutdown with sys.exit(1), raised while handling the KeyboardInterrupt.
+        if isinstance(exit.__context__, KeyboardInterrupt):
+            stop_interrupted(command)
+        raise
     except pickle.UnpicklingError as error:
         reason = str(error).splitlines()[0]
         fail(f"refused to load a checkpoint holding more than tensors and plain values ({reason}); load only files you trust")

@@ -1,4 +1,5 @@
-"""The one exception type users see as a one-line message instead of a traceback."""
+"""The one exception type users see as a one-line message instead of a traceback, and the exit status
+of an interrupted command."""
 
 
 class CifarBenchError(Exception):
@@ -6,3 +7,7 @@ class CifarBenchError(Exception):
 
     The command-line entry point prints it as a single ``error: ...`` line and exits non-zero.
     """
+
+
+INTERRUPTED_STATUS = 130
+"""The exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it): ``study`` stops on it."""

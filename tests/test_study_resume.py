@@ -1,5 +1,6 @@
 """`cifar-bench study` run again after a kill: evaluated runs are skipped, the interrupted one continues
-from its last.ckpt in the same folder, and the table ends complete."""
+from its last.ckpt in the same folder, and the table ends complete. A Ctrl-C stops the study without
+recording a failure or writing a table."""
 
 from __future__ import annotations
 
@@ -24,18 +25,19 @@ pytestmark = pytest.mark.slow
 EPOCHS, TRAIN_IMAGES, BATCH = 6, 180, 16
 
 
-def study_command(root: Path) -> list[str]:
+def study_command(root: Path, models: str = "[mlp,cnn]", epochs: int = EPOCHS) -> list[str]:
     return [
-        sys.executable, "-m", "cifar_bench", "study", "--models", "[mlp,cnn]", "--seeds", "[0]",
+        sys.executable, "-m", "cifar_bench", "study", "--models", models, "--seeds", "[0]",
         "--configs_dir", str(root / "configs"), "--save_dir", str(root / "logs"), "--data_dir", str(root / "data"),
-        "--", "--trainer.max_epochs", str(EPOCHS), "--data.val_size", "20", "--data.batch_size", str(BATCH),
+        "--", "--trainer.max_epochs", str(epochs), "--data.val_size", "20", "--data.batch_size", str(BATCH),
         "--data.download", "false", "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
 
 
-def start(root: Path) -> subprocess.Popen:
+def start(root: Path, **study_options) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(study_command(root), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    command = study_command(root, **study_options)
+    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -94,3 +96,29 @@ def test_each_session_records_the_commit_it_started_from(tmp_path, monkeypatch):
         recorder.on_fit_end(trainer, None)
     record = json.loads((tmp_path / "environment.json").read_text())
     assert [session["commit"] for session in record["sessions"]] == ["aaa", "bbb"] and record["commit"] == "bbb"
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.parametrize("who", ["the terminal's process group", "the training alone"])
+def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp_path, who):
+    write_binary_version(tmp_path / "data")
+    shutil.copytree(CONFIGS, tmp_path / "configs")
+    study = start(tmp_path, models="[cnn]", epochs=100)
+    run = tmp_path / "logs" / "cnn" / "seed0"
+    wait_for(run / "checkpoints" / "last.ckpt", study)
+    if who == "the training alone":
+        os.kill(children(study.pid)[0], signal.SIGINT)
+    else:
+        os.killpg(study.pid, signal.SIGINT)
+    _, errors = study.communicate(timeout=120)
+    lines = errors.decode().strip().splitlines()
+    assert study.returncode == 130, errors.decode()
+    assert lines[-1] == "error: interrupted; the same command run again continues from the last finished epoch"
+    assert "Traceback" not in errors.decode()
+    assert not list((tmp_path / "logs").glob("**/failed-seed*.json")) and not (tmp_path / "logs" / "comparison.md").exists()
+    sessions = json.loads((run / "environment.json").read_text())["sessions"]
+    assert [session["interrupted"] for session in sessions] == ["KeyboardInterrupt"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] < 99

@@ -2,7 +2,8 @@
 
 Each training and each evaluation runs in its own process, so a model that fails (a bad setting, a
 missing weights file, a crash, running out of memory) is recorded as failed and the others go on;
-the closing comparison lists it as failed.
+the closing comparison lists it as failed. A Ctrl-C is not a failure: the study stops, records
+nothing as failed and leaves the table as it was.
 
 Each run has a fixed folder, ``<save_dir>/<model>/seed<N>/``, so the same command run again after an
 interruption skips evaluated runs, continues an interrupted one from its ``last.ckpt``, and starts
@@ -12,6 +13,7 @@ the rest: it ends with the same table as an uninterrupted study.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Optional
 import yaml
 from rich.console import Console
 
-from cifar_bench.errors import CifarBenchError
+from cifar_bench.errors import INTERRUPTED_STATUS, CifarBenchError
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
 from cifar_bench.reports.output import print_plain, write_json
@@ -42,9 +44,27 @@ def run_folder(save_dir: Path, model: str, seed: int) -> Path:
     return save_dir / model / f"seed{seed}"
 
 
+SHUTDOWN_GRACE_S = 60
+"""How long an interrupted study waits for its child to stop on its own before passing the Ctrl-C on."""
+
+
 def cifar_bench(*words: str) -> int:
-    """Run a cifar-bench command in a fresh process, its output streaming through; the exit status."""
-    return subprocess.run([sys.executable, "-m", "cifar_bench", *words]).returncode
+    """Run a cifar-bench command in a fresh process, its output streaming through; the exit status.
+
+    A Ctrl-C at the terminal reaches the child too, and a training needs a moment to record its
+    interrupted session: wait for it rather than kill it, and pass the signal on if only the study
+    got it. Then the study stops, interrupted.
+    """
+    child = subprocess.Popen([sys.executable, "-m", "cifar_bench", *words])
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        try:
+            child.wait(timeout=SHUTDOWN_GRACE_S)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGINT)
+            child.wait()
+        raise
 
 
 def study(
@@ -101,6 +121,8 @@ def study(
             if status == 0:
                 command, stage = ["evaluate", "--ckpt", str(folder)], "evaluate"
                 status = cifar_bench(*command)
+            if status in (INTERRUPTED_STATUS, -signal.SIGINT):
+                raise KeyboardInterrupt  # stop here: no failure recorded, no table of a half-done study
             marker = failure_marker(save_dir, model, seed)
             if status == 0:
                 marker.unlink(missing_ok=True)
