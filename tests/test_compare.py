@@ -101,6 +101,14 @@ def test_piped_output_names_where_the_tables_went_on_one_unwrapped_line(tmp_path
     assert f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}\n" in piped.file.getvalue()
 
 
+def test_a_failed_model_is_named_as_written_even_when_its_name_looks_like_markup(configs, tiny_data, tmp_path):
+    marked_up = shutil.copytree(configs, tmp_path / "configs")
+    shutil.move(marked_up / "broken.yaml", marked_up / "[b]broken.yaml")
+    piped = Console(width=80, file=io.StringIO(), force_terminal=False)
+    study(["[b]broken"], [0], marked_up, tmp_path / "logs", str(tiny_data), fit_args=TINY_FIT, console=piped)
+    assert "[b]broken (seed 0) failed in fit with exit status 2\n" in piped.file.getvalue()
+
+
 def test_the_study_column_and_the_difference_to_it(hand_written):
     study_mlp = STUDY_RESULTS["mlp"][0]
     assert hand_written["mlp"]["study_test_accuracy"] == study_mlp

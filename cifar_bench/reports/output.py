@@ -82,7 +82,7 @@ def print_whole(console: Console, renderable) -> None:
         console.width = width
 
 
-def print_plain(console: Console, text: str) -> None:
-    """Print text as written: a path is never wrapped across lines (piped output is 80 columns) nor
-    read as rich markup (a folder named ``[red]``)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+def print_plain(console: Console, text: str, style: str | None = None) -> None:
+    """Print text as written, in one style: a path is never wrapped across lines (piped output is 80
+    columns) nor read as rich markup (a folder named ``[red]``)."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)

@@ -127,7 +127,7 @@ def study(
             if status == 0:
                 marker.unlink(missing_ok=True)
                 continue
-            console.print(f"[red]{model} (seed {seed}) failed in {stage} with exit status {status}[/red]")
+            print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
             record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}
             write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
     rows = compare(save_dir, data_dir, console=console)
