@@ -34,10 +34,17 @@ def study_command(root: Path, models: str = "[mlp,cnn]", epochs: int = EPOCHS) -
     ]  # fmt: skip
 
 
+def listen_to_ctrl_c() -> None:
+    """A suite started in the background (nohup, &) passes on an ignored SIGINT: a terminal's study hears it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(root: Path, **study_options) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = study_command(root, **study_options)
-    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=listen_to_ctrl_c
+    )
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -108,12 +115,16 @@ def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp
     shutil.copytree(CONFIGS, tmp_path / "configs")
     study = start(tmp_path, models="[cnn]", epochs=100)
     run = tmp_path / "logs" / "cnn" / "seed0"
-    wait_for(run / "checkpoints" / "last.ckpt", study)
-    if who == "the training alone":
-        os.kill(children(study.pid)[0], signal.SIGINT)
-    else:
-        os.killpg(study.pid, signal.SIGINT)
-    _, errors = study.communicate(timeout=120)
+    try:
+        wait_for(run / "checkpoints" / "last.ckpt", study)
+        if who == "the training alone":
+            os.kill(children(study.pid)[0], signal.SIGINT)
+        else:
+            os.killpg(study.pid, signal.SIGINT)
+        _, errors = study.communicate(timeout=300)
+    finally:
+        if study.poll() is None:
+            os.killpg(study.pid, signal.SIGKILL)  # a failed test leaves no 100-epoch training behind
     lines = errors.decode().strip().splitlines()
     assert study.returncode == 130, errors.decode()
     assert lines[-1] == "error: interrupted; the same command run again continues from the last finished epoch"
