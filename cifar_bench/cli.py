@@ -10,21 +10,22 @@
 
 Every command other than the Trainer's is a plain function whose signature and docstring are its
 options and help (jsonargparse builds the parser), so a default is stated once, in the function.
-Its module is imported only when the command runs.
+Its module is imported only when the command runs, as is Lightning (and torch): a Ctrl-C during
+those imports ends as one line, not a traceback.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pickle
 import re
 import sys
 
 from jsonargparse import ArgumentError, ArgumentParser
 
-from cifar_bench.errors import INTERRUPTED_STATUS, CifarBenchError
-from cifar_bench.lightning_cli import quiet_third_party_noise, run_lightning_cli
+from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
 
 TRAINER_COMMANDS = ("fit", "validate", "test")
 # name: (module, function, whether its required parameters are positional)
@@ -84,16 +85,19 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+# How to go on after a Ctrl-C, for the commands that can.
 RESUME_HINTS = {
-    "fit": "; the same command with --ckpt_path last continues from the last finished epoch",
-    "study": "; the same command run again continues from the last finished epoch",
+    "fit": "the same command with --ckpt_path last continues from the last finished epoch",
+    "study": "the same command run again continues where it stopped",
 }
 
 
 def stop_interrupted(command: str) -> None:
-    """One line for a Ctrl-C, saying how to continue where there is something to continue, and the
-    status shells give an interrupted command."""
-    print(f"error: interrupted{RESUME_HINTS.get(command, '')}", file=sys.stderr)
+    """One line for a Ctrl-C, saying how to go on where there is a way, and the status shells give an
+    interrupted command. A command run by ``study`` stays silent: the study says it once."""
+    if not os.environ.get(STUDY_CHILD):
+        hint = RESUME_HINTS.get(command)
+        print("error: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
     sys.exit(INTERRUPTED_STATUS)
 
 
@@ -103,8 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     known = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)
     if command is None or (command not in known and not command.startswith("-")):
         fail(f"{'no command given' if command is None else f'unknown command {command!r}'}: choose one of {', '.join(known)}")
-    quiet_third_party_noise()
     try:
+        from cifar_bench.lightning_cli import quiet_third_party_noise, run_lightning_cli
+
+        quiet_third_party_noise()
         if command in FUNCTION_COMMANDS:
             run_function_command(command, words[1:])
         else:
@@ -113,9 +119,9 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{parser_error_line(error)} (see cifar-bench {command} --help)")
     except KeyboardInterrupt:
         stop_interrupted(command)
-    except SystemExit as exit:
+    except SystemExit as stop:
         # Lightning ends its graceful Ctrl-C shutdown with sys.exit(1), raised while handling the KeyboardInterrupt.
-        if isinstance(exit.__context__, KeyboardInterrupt):
+        if isinstance(stop.__context__, KeyboardInterrupt):
             stop_interrupted(command)
         raise
     except pickle.UnpicklingError as error:

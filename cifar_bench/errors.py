@@ -1,5 +1,5 @@
-"""The one exception type users see as a one-line message instead of a traceback, and the exit status
-of an interrupted command."""
+"""The one exception type users see as a one-line message instead of a traceback, and how an
+interrupted command ends."""
 
 
 class CifarBenchError(Exception):
@@ -11,3 +11,6 @@ class CifarBenchError(Exception):
 
 INTERRUPTED_STATUS = 130
 """The exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it): ``study`` stops on it."""
+
+STUDY_CHILD = "CIFAR_BENCH_STUDY_CHILD"
+"""Set in the environment of the commands ``study`` runs, so that an interrupted one leaves the saying to it."""

@@ -17,7 +17,7 @@ from rich.console import Console
 from cifar_bench.cli import main
 from cifar_bench.data import load_cifar10
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.reports.compare import RANDOM_MODEL, compare
+from cifar_bench.reports.compare import RANDOM_MODEL, compare, failure_marker
 from cifar_bench.reports.intervals import mcnemar_exact_p, t_interval, t_quantile, wilson_interval
 from cifar_bench.reports.reference import STUDY_RESULTS
 from cifar_bench.reports.study import study
@@ -104,9 +104,12 @@ def test_piped_output_names_where_the_tables_went_on_one_unwrapped_line(tmp_path
 def test_a_failed_model_is_named_as_written_even_when_its_name_looks_like_markup(configs, tiny_data, tmp_path):
     marked_up = shutil.copytree(configs, tmp_path / "configs")
     shutil.move(marked_up / "broken.yaml", marked_up / "[b]broken.yaml")
-    piped = Console(width=80, file=io.StringIO(), force_terminal=False)
+    piped = Console(width=200, file=io.StringIO(), force_terminal=False)
     study(["[b]broken"], [0], marked_up, tmp_path / "logs", str(tiny_data), fit_args=TINY_FIT, console=piped)
-    assert "[b]broken (seed 0) failed in fit with exit status 2\n" in piped.file.getvalue()
+    output = piped.file.getvalue()
+    assert " [b]broken, seed 0 " in output  # the rule above its run
+    assert "[b]broken (seed 0) failed in fit with exit status 2\n" in output
+    assert "│ [b]broken " in output  # its row of the table
 
 
 def test_the_study_column_and_the_difference_to_it(hand_written):
@@ -177,6 +180,14 @@ def test_a_model_that_fails_to_train_is_listed_as_failed_without_stopping_the_ot
     markdown = (studied["logs"] / "comparison.md").read_text()
     assert "| broken | 0 (2 failed) | failed | - | - | - | failed |" in markdown
     assert studied["rows"]["mlp"]["runs"] == 2  # trained after broken failed
+
+
+def test_a_rerun_that_finds_a_run_evaluated_drops_the_failure_an_earlier_attempt_left(configs, tiny_data, tmp_path):
+    write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
+    failure_marker(tmp_path, "mlp", 0).write_text("{}")
+    rows = study(["mlp"], [0], configs, tmp_path, str(tiny_data), console=Console(file=io.StringIO()))
+    assert not failure_marker(tmp_path, "mlp", 0).exists()
+    assert [(row["runs"], row["failed"]) for row in rows if row["model"] == "mlp"] == [(1, 0)]
 
 
 @pytest.mark.slow

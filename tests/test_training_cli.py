@@ -18,7 +18,8 @@ from pytorch_lightning import Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
 
-from cifar_bench.cli import main, run_lightning_cli
+from cifar_bench.cli import main
+from cifar_bench.lightning_cli import run_lightning_cli
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
 from cifar_bench.models import MLPClassifier
 

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cifar_bench.data import load_cifar10
 from cifar_bench.data.sources import NUM_CLASSES
@@ -235,7 +236,7 @@ def compare(
     for heading in HEADINGS:
         table.add_column(heading, justify="left" if heading == "Model" else "right")
     for row in rows:
-        table.add_row(*display_cells(row))
+        table.add_row(*map(Text, display_cells(row)))  # a model named like markup is shown as named
     print_whole(console, table)
     print_plain(console, total_time_line(rows))
     paired = paired_comparison(list(pair), runs) if pair else None

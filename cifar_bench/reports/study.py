@@ -12,6 +12,7 @@ the rest: it ends with the same table as an uninterrupted study.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -21,8 +22,9 @@ from typing import Optional
 
 import yaml
 from rich.console import Console
+from rich.text import Text
 
-from cifar_bench.errors import INTERRUPTED_STATUS, CifarBenchError
+from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
 from cifar_bench.reports.output import print_plain, write_json
@@ -44,27 +46,35 @@ def run_folder(save_dir: Path, model: str, seed: int) -> Path:
     return save_dir / model / f"seed{seed}"
 
 
-SHUTDOWN_GRACE_S = 60
-"""How long an interrupted study waits for its child to stop on its own before passing the Ctrl-C on."""
+# After a Ctrl-C: how long the child has to stop on the one it heard from the terminal, then to stop on
+# one passed on to it (it did not hear one: only the study was signalled), before it is killed.
+HEARD_IT_S, SHUTDOWN_S = 5, 60
 
 
 def cifar_bench(*words: str) -> int:
-    """Run a cifar-bench command in a fresh process, its output streaming through; the exit status.
-
-    A Ctrl-C at the terminal reaches the child too, and a training needs a moment to record its
-    interrupted session: wait for it rather than kill it, and pass the signal on if only the study
-    got it. Then the study stops, interrupted.
-    """
-    child = subprocess.Popen([sys.executable, "-m", "cifar_bench", *words])
+    """Run a cifar-bench command in a fresh process, its output streaming through; the exit status."""
+    child = subprocess.Popen([sys.executable, "-m", "cifar_bench", *words], env={**os.environ, STUDY_CHILD: "1"})
     try:
         return child.wait()
     except KeyboardInterrupt:
-        try:
-            child.wait(timeout=SHUTDOWN_GRACE_S)
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGINT)
-            child.wait()
+        stop_child(child)
         raise
+
+
+def stop_child(child: subprocess.Popen) -> None:
+    """Let an interrupted child stop on its own: a training needs a moment to record its interrupted
+    session. Further Ctrl-Cs meanwhile are ignored, so that none leaves the child running alone."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for timeout, next_step in ((HEARD_IT_S, lambda: child.send_signal(signal.SIGINT)), (SHUTDOWN_S, child.kill)):
+            try:
+                child.wait(timeout=timeout)
+                return
+            except subprocess.TimeoutExpired:
+                next_step()
+        child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def study(
@@ -108,10 +118,11 @@ def study(
         for seed in seeds:
             folder = run_folder(save_dir, model, seed)
             if (folder / EVALUATION_FOLDER / METRICS_FILE).is_file():
+                failure_marker(save_dir, model, seed).unlink(missing_ok=True)  # from a failure a later run made good
                 print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
                 continue
             last = folder / "checkpoints" / "last.ckpt"
-            console.rule(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else ""))
+            console.rule(Text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
             # The seed also draws the validation split and the batch order (data.seed), not only the weights.
             fit = ["fit", "--config", str(base), "--config", str(config), "--seed_everything", str(seed), "--data.seed", str(seed)]
             fit += ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.version", folder.name]
