@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 import tarfile
+import types
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,18 @@ def test_a_checkpoint_of_other_model_settings_is_refused_by_name_not_by_a_shape_
 
     with pytest.raises(CifarBenchError, match=r"does not fit this MLPClassifier \(it differs at net\.layers\.1"):
         MLPClassifier.load_from_checkpoint(workspace / "good.ckpt", map_location="cpu", weights_only=True, hidden=(64, 32))
+
+
+class StillImporting(types.ModuleType):
+    """A module whose names are not there yet: reading one is where a Ctrl-C during its import lands."""
+
+    def __getattr__(self, name):
+        raise KeyboardInterrupt
+
+
+def test_a_ctrl_c_while_lightning_is_still_importing_is_one_line_and_status_130(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cifar_bench.lightning_cli", StillImporting("cifar_bench.lightning_cli"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", "configs/mlp.yaml"])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "error: interrupted; the same command with --ckpt_path last continues from the last finished epoch\n"

@@ -101,6 +101,7 @@ def test_piped_output_names_where_the_tables_went_on_one_unwrapped_line(tmp_path
     assert f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}\n" in piped.file.getvalue()
 
 
+@pytest.mark.slow
 def test_a_failed_model_is_named_as_written_even_when_its_name_looks_like_markup(configs, tiny_data, tmp_path):
     marked_up = shutil.copytree(configs, tmp_path / "configs")
     shutil.move(marked_up / "broken.yaml", marked_up / "[b]broken.yaml")

@@ -110,7 +110,7 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-@pytest.mark.parametrize("who", ["the terminal's process group", "the training alone"])
+@pytest.mark.parametrize("who", ["the terminal's process group", "the training alone", "the study alone"])
 def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp_path, who):
     write_binary_version(tmp_path / "data")
     shutil.copytree(CONFIGS, tmp_path / "configs")
@@ -120,6 +120,8 @@ def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp
         wait_for(run / "checkpoints" / "last.ckpt", study)
         if who == "the training alone":
             os.kill(children(study.pid)[0], signal.SIGINT)
+        elif who == "the study alone":
+            os.kill(study.pid, signal.SIGINT)  # the study passes it on to the training
         else:
             os.killpg(study.pid, signal.SIGINT)
         _, errors = study.communicate(timeout=300)

@@ -116,9 +116,9 @@ def study(
         config = configs_dir / f"{model}.yaml"
         weights_args = ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
         for seed in seeds:
-            folder = run_folder(save_dir, model, seed)
+            folder, marker = run_folder(save_dir, model, seed), failure_marker(save_dir, model, seed)
             if (folder / EVALUATION_FOLDER / METRICS_FILE).is_file():
-                failure_marker(save_dir, model, seed).unlink(missing_ok=True)  # from a failure a later run made good
+                marker.unlink(missing_ok=True)  # from a failure a later run made good
                 print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
                 continue
             last = folder / "checkpoints" / "last.ckpt"
@@ -134,7 +134,6 @@ def study(
                 status = cifar_bench(*command)
             if status in (INTERRUPTED_STATUS, -signal.SIGINT):
                 raise KeyboardInterrupt  # stop here: no failure recorded, no table of a half-done study
-            marker = failure_marker(save_dir, model, seed)
             if status == 0:
                 marker.unlink(missing_ok=True)
                 continue
