@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.models import VGG16_Weights
 
 from cifar_bench.cli import main
-from cifar_bench.lightning_cli import run_lightning_cli
+from cifar_bench.lightning_cli import default_precision, run_lightning_cli
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
 from cifar_bench.models import MLPClassifier
 
@@ -213,3 +213,16 @@ def test_print_config_shows_the_merged_configuration(data_dir, tmp_path, capsys)
     assert config["model"]["init_args"]["batch_norm"] is True
     assert config["model"]["init_args"]["lr"] == 0.3
     assert config["trainer"]["logger"]["init_args"]["name"] == "cnn_bn_do"
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(False, False, "32-true"), (True, False, "bf16-mixed"), (False, True, "bf16-mixed")],
+)
+def test_cpu_precision_is_bf16_only_with_bf16_instructions(avx512_bf16, amx, expected, monkeypatch):
+    """oneDNN accepts bf16 on any AVX-512 CPU, but without AVX512_BF16 or AMX it is emulated and ~4x slower."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx2_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert default_precision("cpu") == expected
