@@ -21,7 +21,7 @@ space := $(empty) $(empty)
 # "0 1 2" -> [0,1,2]: the list syntax of cifar-bench's options
 list = [$(subst $(space),$(comma),$(strip $(1)))]
 
-.PHONY: help install train test test-fast analyze bench tensorboard clean evaluate predict compare study
+.PHONY: help install lint train test test-fast analyze bench tensorboard clean evaluate predict compare study
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ $(STAMP): setup.cfg setup.py
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with its dev extras
+
+lint: $(STAMP) ## ruff: lint checks and formatting (what CI runs before the tests)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 train: $(STAMP) ## train one model: make train MODEL=cnn [ARGS="--trainer.max_epochs 5"]
 	@if [ -z "$(MODEL)" ] || [ ! -f configs/$(MODEL).yaml ]; then \

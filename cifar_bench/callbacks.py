@@ -38,7 +38,9 @@ class StopOnNonFiniteLoss(pl.Callback):
         self._first_bad = torch.full((), -1, dtype=torch.long, device=pl_module.device)
         self._bad_value = torch.zeros((), device=pl_module.device)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
@@ -79,7 +81,13 @@ class RestoreRandomState(pl.Callback):
         state = {
             "torch": torch.get_rng_state(),
             "python": random.getstate(),
-            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)),
+            "numpy": (
+                name,
+                torch.from_numpy(keys.astype(np.int64)),
+                int(position),
+                int(has_gauss),
+                float(cached_gaussian),
+            ),
         }
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
@@ -110,10 +118,23 @@ class RunSummary(pl.Callback):
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         checkpoints = [callback for callback in trainer.callbacks if isinstance(callback, ModelCheckpoint)]
-        best = next((c for c in checkpoints if c.monitor and c.best_model_path and c.best_model_score is not None), None)
-        last = next((Path(c.dirpath) / "last.ckpt" for c in checkpoints if c.dirpath and (Path(c.dirpath) / "last.ckpt").is_file()), None)
+        best = next(
+            (c for c in checkpoints if c.monitor and c.best_model_path and c.best_model_score is not None), None
+        )
+        last = next(
+            (
+                Path(c.dirpath) / "last.ckpt"
+                for c in checkpoints
+                if c.dirpath and (Path(c.dirpath) / "last.ckpt").is_file()
+            ),
+            None,
+        )
         # The logger's own log_dir: Trainer.log_dir broadcasts, a collective rank 0 alone would wait on under DDP.
-        lines = [f"Run folder: {trainer.logger.log_dir}" if trainer.logger is not None else "No logger: no run folder was written"]
+        lines = [
+            f"Run folder: {trainer.logger.log_dir}"
+            if trainer.logger is not None
+            else "No logger: no run folder was written"
+        ]
         if best is not None:
             lines.append(f"Best checkpoint ({best.monitor} {float(best.best_model_score):.4f}): {best.best_model_path}")
         if last is not None:
@@ -155,7 +176,14 @@ class RecordEnvironment(pl.Callback):
         record = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
         record.update(commit=self._commit, machine=machine(), precision=str(trainer.precision))
         # The load average tells whether other work competed for the cores during the session.
-        session = {"started": self._started, "commit": self._commit, "wall_s": time.time() - self._started, "epochs_done": trainer.current_epoch}
-        record["sessions"].append({**session, "load_average_1min_at_end": os.getloadavg()[0], "interrupted": interrupted})
+        session = {
+            "started": self._started,
+            "commit": self._commit,
+            "wall_s": time.time() - self._started,
+            "epochs_done": trainer.current_epoch,
+        }
+        record["sessions"].append(
+            {**session, "load_average_1min_at_end": os.getloadavg()[0], "interrupted": interrupted}
+        )
         record["wall_s"] = sum(session["wall_s"] for session in record["sessions"])
         path.write_text(json.dumps(record, indent=1) + "\n")

@@ -23,7 +23,9 @@ def model_class_paths() -> list[str]:
     return [
         f"{MODELS_MODULE}.{name}"
         for name in models.__all__
-        if isinstance(cls := getattr(models, name), type) and issubclass(cls, models.CifarClassifier) and cls is not models.CifarClassifier
+        if isinstance(cls := getattr(models, name), type)
+        and issubclass(cls, models.CifarClassifier)
+        and cls is not models.CifarClassifier
     ]
 
 
@@ -43,7 +45,9 @@ def read_checkpoint(path: str | Path) -> dict:
     class_path = checkpoint.get("hyper_parameters", {}).get("_class_path")
     known = model_class_paths()
     if class_path is not None and class_path not in known:
-        raise CifarBenchError(f"{path} is a checkpoint of {class_path!r}, not of one of this package's models ({', '.join(known)}): {advice}")
+        raise CifarBenchError(
+            f"{path} is a checkpoint of {class_path!r}, not of one of this package's models ({', '.join(known)}): {advice}"
+        )
     return checkpoint
 
 

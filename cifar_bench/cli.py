@@ -46,7 +46,9 @@ def run_function_command(name: str, argv: list[str]) -> None:
     module, function_name, positional = FUNCTION_COMMANDS[name]
     function = getattr(importlib.import_module(module), function_name)
     takes_passthrough = PASSTHROUGH in inspect.signature(function).parameters
-    words, passthrough = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv and takes_passthrough else (argv, [])
+    words, passthrough = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv and takes_passthrough else (argv, [])
+    )
     summary = (inspect.getdoc(function) or "").split("\n", 1)[0]
     parser = ArgumentParser(prog=f"cifar-bench {name}", description=summary, exit_on_error=False)
     parser.add_function_arguments(function, as_group=False, as_positional=positional, skip=NOT_OPTIONS)
@@ -72,7 +74,9 @@ def parser_error_line(error: ArgumentError) -> str:
     key = text.split(":", 1)[0] if text.startswith("Parser key") else ""
     if "Does not validate against any of the Union subtypes" in text and "Errors:" in text:
         listed = text.split("Errors:", 1)[1].split("Given value type:", 1)[0]
-        reasons = [r for r in re.split(r"\n\s*- ", "\n" + listed) if r.strip() and "Expected a <class 'NoneType'>" not in r]
+        reasons = [
+            r for r in re.split(r"\n\s*- ", "\n" + listed) if r.strip() and "Expected a <class 'NoneType'>" not in r
+        ]
         if reasons:
             return " ".join(f"{key}: {reasons[0]}".split())
     return " ".join(text.split())
@@ -106,7 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     command = words[0] if words else None
     known = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)
     if command is None or (command not in known and not command.startswith("-")):
-        fail(f"{'no command given' if command is None else f'unknown command {command!r}'}: choose one of {', '.join(known)}")
+        fail(
+            f"{'no command given' if command is None else f'unknown command {command!r}'}: choose one of {', '.join(known)}"
+        )
     try:
         from cifar_bench.lightning_cli import quiet_third_party_noise, run_lightning_cli
 
@@ -126,7 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except pickle.UnpicklingError as error:
         reason = str(error).splitlines()[0]
-        fail(f"refused to load a checkpoint holding more than tensors and plain values ({reason}); load only files you trust")
+        fail(
+            f"refused to load a checkpoint holding more than tensors and plain values ({reason}); load only files you trust"
+        )
     except Exception as error:
         cause = user_error_in(error)
         if cause is None:

@@ -8,8 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 
 
@@ -21,7 +21,9 @@ def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str], title:
     return figure
 
 
-def image_grid_figure(images: torch.Tensor, titles: Sequence[str], colors: Sequence[str] | None = None, columns: int = 8):
+def image_grid_figure(
+    images: torch.Tensor, titles: Sequence[str], colors: Sequence[str] | None = None, columns: int = 8
+):
     """uint8 (N, 3, H, W) images in a grid, each with a title (coloured, e.g. red for a mistake)."""
     rows = max(1, -(-len(images) // columns))
     figure, axes_grid = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.6), squeeze=False)
@@ -34,7 +36,9 @@ def image_grid_figure(images: torch.Tensor, titles: Sequence[str], colors: Seque
     return figure
 
 
-def prediction_grid_figure(images: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]):
+def prediction_grid_figure(
+    images: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
+):
     """Sample predictions labelled 'pred (true)', mistakes in red."""
     titles = [f"{class_names[p]} ({class_names[t]})" for p, t in zip(predictions.tolist(), labels.tolist())]
     colors = ["green" if p == t else "red" for p, t in zip(predictions.tolist(), labels.tolist())]
@@ -70,7 +74,14 @@ def reliability_figure(bins: Sequence[dict], title: str = "Reliability diagram")
     full = [b for b in bins if b["images"]]
     axes.bar([b["lower"] for b in full], [b["accuracy"] for b in full], width=[b["upper"] - b["lower"] for b in full],
              align="edge", edgecolor="black", alpha=0.7, label="accuracy")  # fmt: skip
-    axes.plot([b["confidence"] for b in full], [b["confidence"] for b in full], "o", color="tab:red", markersize=3, label="mean confidence")
+    axes.plot(
+        [b["confidence"] for b in full],
+        [b["confidence"] for b in full],
+        "o",
+        color="tab:red",
+        markersize=3,
+        label="mean confidence",
+    )
     axes.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
     axes.legend(loc="upper left")

@@ -57,10 +57,16 @@ def default_precision(accelerator: str = "auto") -> str:
 
 def quiet_third_party_noise() -> None:
     """Silence exactly the messages of other packages that tell a user of this one nothing."""
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
     # The model, not the DataModule, prepares batches: that is the design, not a mistake.
-    warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a")
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
+    warnings.filterwarnings(
+        "ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a"
+    )
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -178,7 +184,9 @@ class CifarBenchCLI(LightningCLI):
             return
         args = logger.init_args
         if args.get("version") is None and "save_dir" in args:
-            args["version"] = latest_version_with_last_checkpoint(Path(args["save_dir"]), args.get("name") or "lightning_logs")
+            args["version"] = latest_version_with_last_checkpoint(
+                Path(args["save_dir"]), args.get("name") or "lightning_logs"
+            )
 
 
 def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:

@@ -88,7 +88,9 @@ def packed(data_dir: Path, version: str = "binary", suffix: str = "tar.gz", drop
     return archive
 
 
-def member(name: str, content: bytes = b"x", kind: bytes = tarfile.REGTYPE, target: str = "") -> tuple[tarfile.TarInfo, bytes]:
+def member(
+    name: str, content: bytes = b"x", kind: bytes = tarfile.REGTYPE, target: str = ""
+) -> tuple[tarfile.TarInfo, bytes]:
     """One extra archive member: a regular file by default, or a link (``target``) or special file."""
     info = tarfile.TarInfo(name)
     info.type, info.linkname, info.size = kind, target, len(content) if kind == tarfile.REGTYPE else 0
@@ -147,7 +149,13 @@ def _py2(value) -> bytes:
     if isinstance(value, dict):
         return b"}(" + b"".join(_py2(key) + _py2(item) for key, item in value.items()) + b"u"
     assert isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim == 2
-    dtype = b"cnumpy\ndtype\n" + _py2_str(b"u1") + b"K\x00K\x01\x87R(K\x03" + _py2_str(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + _py2_str(b"u1")
+        + b"K\x00K\x01\x87R(K\x03"
+        + _py2_str(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
     shape = _py2_int(value.shape[0]) + _py2_int(value.shape[1]) + b"\x86"
     reconstruct = b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _py2_str(b"b") + b"\x87R"
     return reconstruct + b"(K\x01" + shape + dtype + b"\x89" + _py2_str(value.tobytes()) + b"tb"
@@ -237,9 +245,21 @@ def cli_command(*words: str) -> list[str]:
 
 def cli_environment(*paths: Path) -> dict[str, str]:
     """This process's environment with ``paths``, then this checkout, first on PYTHONPATH."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([*map(str, paths), str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
-def run_cli(*words: str, cwd: Path | None = None, timeout: int = 600, paths: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+def run_cli(
+    *words: str, cwd: Path | None = None, timeout: int = 600, paths: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess:
     """``python -m cifar_bench WORDS`` in its own process, ``paths`` and this checkout first on the path."""
-    return subprocess.run(cli_command(*words), cwd=cwd or REPO, env=cli_environment(*paths), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        cli_command(*words),
+        cwd=cwd or REPO,
+        env=cli_environment(*paths),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

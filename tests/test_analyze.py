@@ -68,7 +68,12 @@ def test_channel_statistics_equal_numpy_over_the_training_pixels(analysed):
 
 def test_console_tables_show_splits_per_class_batch_imbalance_format_and_channels(analysed):
     batches, summary, text, _ = analysed
-    for title in ("Images per split and class", "Training images per class in each official batch", "Image format", "Per-channel statistics"):
+    for title in (
+        "Images per split and class",
+        "Training images per class in each official batch",
+        "Image format",
+        "Per-channel statistics",
+    ):
         assert title in text
     train, test = summary["per_class"]["train"], summary["per_class"]["test"]
     for name in CLASS_NAMES:
@@ -97,7 +102,18 @@ def test_sample_grid_is_a_png_of_the_first_images_of_every_class(analysed):
 def test_cli_analyze_prints_tables_and_writes_both_files(tmp_path):
     write_binary_version(tmp_path / "data", unbalanced_batches())
     result = subprocess.run(
-        [sys.executable, "-m", "cifar_bench", "analyze", "--data_dir", str(tmp_path / "data"), "--download", "false", "--out", str(tmp_path / "out")],
+        [
+            sys.executable,
+            "-m",
+            "cifar_bench",
+            "analyze",
+            "--data_dir",
+            str(tmp_path / "data"),
+            "--download",
+            "false",
+            "--out",
+            str(tmp_path / "out"),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

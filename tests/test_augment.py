@@ -32,7 +32,9 @@ def test_evaluation_batches_are_only_scaled_and_normalised_with_the_profile_stat
 
 
 def test_profiles_augment_and_normalise_as_the_study_did():
-    assert not PROFILES["plain"].augment and PROFILES["cifar_augmented"].augment and PROFILES["imagenet_augmented"].augment
+    assert (
+        not PROFILES["plain"].augment and PROFILES["cifar_augmented"].augment and PROFILES["imagenet_augmented"].augment
+    )
     assert (PROFILES["plain"].mean, PROFILES["plain"].std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     assert PROFILES["imagenet_augmented"].mean == (0.485, 0.456, 0.406)
     assert PROFILES["imagenet_augmented"].std == (0.229, 0.224, 0.225)
@@ -42,7 +44,9 @@ def test_profiles_augment_and_normalise_as_the_study_did():
 @pytest.mark.parametrize("name", [name for name, profile in PROFILES.items() if not profile.augment])
 def test_profiles_without_augmentation_leave_training_batches_unaugmented(name):
     images = uint8_images(32)
-    assert torch.equal(prepare_batch(images, PROFILES[name], train=True), prepare_batch(images, PROFILES[name], train=False))
+    assert torch.equal(
+        prepare_batch(images, PROFILES[name], train=True), prepare_batch(images, PROFILES[name], train=False)
+    )
 
 
 @pytest.mark.parametrize("name", [name for name, profile in PROFILES.items() if profile.augment])

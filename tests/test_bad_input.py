@@ -64,19 +64,29 @@ def workspace(tmp_path_factory) -> Path:
     (root / "planted" / "planted_module.py").write_text(PLANTED_MODULE)
 
     logs = root / "logs"
-    main(cli_args("fit", "mlp", root / "data", logs, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"))
+    main(
+        cli_args(
+            "fit", "mlp", root / "data", logs, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"
+        )
+    )
     run = logs / "mlp" / "version_0"
     (root / "good.ckpt").write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
     (root / "truncated.ckpt").write_bytes((root / "good.ckpt").read_bytes()[:4096])
     good = torch.load(root / "good.ckpt", map_location="cpu", weights_only=True)
     hyper_parameters = good["hyper_parameters"]
     checkpoints = {
-        "foreign": {**good, "hyper_parameters": {**hyper_parameters, "_class_path": "someone_elses_project.models.Net"}},
+        "foreign": {
+            **good,
+            "hyper_parameters": {**hyper_parameters, "_class_path": "someone_elses_project.models.Net"},
+        },
         "planted": {**good, "hyper_parameters": {**hyper_parameters, "_class_path": "planted_module.Net"}},
         "malicious": {**good, "payload": RunsCode()},
         "list": [good["state_dict"]],
         "tensor_hparams": {**good, "hyper_parameters": torch.zeros(3)},
-        "non_finite": {**good, "state_dict": {**good["state_dict"], "net.layers.4.bias": torch.full((256,), float("inf"))}},
+        "non_finite": {
+            **good,
+            "state_dict": {**good["state_dict"], "net.layers.4.bias": torch.full((256,), float("inf"))},
+        },
     }
     for name, checkpoint in checkpoints.items():
         torch.save(checkpoint, root / f"{name}.ckpt")
@@ -85,7 +95,9 @@ def workspace(tmp_path_factory) -> Path:
     for name, data_dir in {"nowhere": root / "nowhere", "archived": root / "archived"}.items():
         trained_elsewhere = shutil.copytree(run, root / "runs" / f"data_{name}" / "version_0")
         config = trained_elsewhere / "config.yaml"
-        config.write_text(config.read_text().replace(str(root / "data"), str(data_dir)).replace("download: false", "download: true"))
+        config.write_text(
+            config.read_text().replace(str(root / "data"), str(data_dir)).replace("download: false", "download: true")
+        )
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, root / "resnet.pth")
     shutil.rmtree(logs)
     return root
@@ -119,18 +131,38 @@ CASES = [
     ("unknown model class", lambda ws: fit(ws, "mlp", "data", "--model", "NoSuchModel"), "NoSuchModel"),
     ("unknown command", lambda ws: ["train", "mlp"], "unknown command 'train'"),
     ("misspelled option", lambda ws: fit(ws, "mlp", "data", "--data.batchsize", "8"), "unrecognized arguments"),
-    ("misspelled key in a config file", lambda ws: fit(ws, "mlp", "data", "--config", str(ws / "typo.yaml")), "batchsize"),
+    (
+        "misspelled key in a config file",
+        lambda ws: fit(ws, "mlp", "data", "--config", str(ws / "typo.yaml")),
+        "batchsize",
+    ),
     ("missing config file", lambda ws: fit(ws, "mlp", "data", "--config", str(ws / "nope.yaml")), "nope.yaml"),
     ("wrong type", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "abc"), "data.batch_size"),
     ("zero epochs", lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "0"), "max_epochs must be at least 1"),
-    ("negative epochs", lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "-3"), "max_epochs must be at least 1"),
+    (
+        "negative epochs",
+        lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "-3"),
+        "max_epochs must be at least 1",
+    ),
     ("zero batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "0"), "batch sizes must be positive"),
-    ("negative batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "-4"), "batch sizes must be positive"),
+    (
+        "negative batch size",
+        lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "-4"),
+        "batch sizes must be positive",
+    ),
     ("zero learning rate", lambda ws: fit(ws, "mlp", "data", "--model.lr", "0"), "learning rate must be positive"),
-    ("negative learning rate", lambda ws: fit(ws, "cnn", "data", "--model.lr", "-0.1"), "learning rate must be positive"),
+    (
+        "negative learning rate",
+        lambda ws: fit(ws, "cnn", "data", "--model.lr", "-0.1"),
+        "learning rate must be positive",
+    ),
     ("dropout of 1", lambda ws: fit(ws, "mlp", "data", "--model.dropout", "1.0"), "dropout must be in [0, 1)"),
     ("negative val_size", lambda ws: fit(ws, "mlp", "data", "--data.val_size", "-1"), "val_size must be 0 or more"),
-    ("val_size leaving no training data", lambda ws: fit(ws, "mlp", "data", "--data.val_size", "50000"), "leaves no training images"),
+    (
+        "val_size leaving no training data",
+        lambda ws: fit(ws, "mlp", "data", "--data.val_size", "50000"),
+        "leaves no training images",
+    ),
     ("trainable_layers 0", lambda ws: vgg(ws, "--model.trainable_layers", "0"), "trainable_layers must be in 1..16"),
     ("trainable_layers 17", lambda ws: vgg(ws, "--model.trainable_layers", "17"), "trainable_layers must be in 1..16"),
     ("data dir is a file", lambda ws: fit(ws, "mlp", "a_file"), "is a file, not a folder"),
@@ -141,28 +173,70 @@ CASES = [
     ("archive member escaping the target", lambda ws: fit(ws, "mlp", "escaping"), "refusing to unpack"),
     ("archive with a symlink member", lambda ws: fit(ws, "mlp", "symlink"), "refusing to unpack"),
     ("checkpoint of another project's model", lambda ws: with_checkpoint(ws, "foreign.ckpt"), "someone_elses_project"),
-    ("checkpoint naming an importable module", lambda ws: with_checkpoint(ws, "planted.ckpt"), "not of one of this package's models"),
-    ("checkpoint naming an importable module, resumed", lambda ws: fit(ws, "mlp", "data", "--ckpt_path", str(ws / "planted.ckpt")), "'planted_module.Net'"),
+    (
+        "checkpoint naming an importable module",
+        lambda ws: with_checkpoint(ws, "planted.ckpt"),
+        "not of one of this package's models",
+    ),
+    (
+        "checkpoint naming an importable module, resumed",
+        lambda ws: fit(ws, "mlp", "data", "--ckpt_path", str(ws / "planted.ckpt")),
+        "'planted_module.Net'",
+    ),
     ("checkpoint that runs code when unpickled", lambda ws: with_checkpoint(ws, "malicious.ckpt"), "refused to load"),
     ("checkpoint that is a list", lambda ws: with_checkpoint(ws, "list.ckpt"), "holds a list, not a checkpoint"),
-    ("checkpoint whose hyper_parameters are a tensor", lambda ws: with_checkpoint(ws, "tensor_hparams.ckpt"), "holds a Tensor as hyper_parameters"),
+    (
+        "checkpoint whose hyper_parameters are a tensor",
+        lambda ws: with_checkpoint(ws, "tensor_hparams.ckpt"),
+        "holds a Tensor as hyper_parameters",
+    ),
     ("truncated checkpoint", lambda ws: with_checkpoint(ws, "truncated.ckpt"), "truncated or not a checkpoint"),
     ("missing checkpoint", lambda ws: with_checkpoint(ws, "missing.ckpt"), "does not exist"),
-    ("evaluate: checkpoint naming an importable module", lambda ws: evaluate(ws, "planted"), "not of one of this package's models"),
+    (
+        "evaluate: checkpoint naming an importable module",
+        lambda ws: evaluate(ws, "planted"),
+        "not of one of this package's models",
+    ),
     ("evaluate: checkpoint that runs code when unpickled", lambda ws: evaluate(ws, "malicious"), "refused to load"),
     ("evaluate: checkpoint that is a list", lambda ws: evaluate(ws, "list"), "holds a list, not a checkpoint"),
-    ("evaluate: checkpoint whose hyper_parameters are a tensor", lambda ws: evaluate(ws, "tensor_hparams"), "holds a Tensor as hyper_parameters"),
-    ("evaluate: non-finite weights", lambda ws: evaluate(ws, "non_finite"), "non-finite weights (NaN or infinity in net.layers.4.bias)"),
-    ("evaluate: a run trained on data since gone, download on", lambda ws: evaluate(ws, "data_nowhere"), "pass --data_dir"),
+    (
+        "evaluate: checkpoint whose hyper_parameters are a tensor",
+        lambda ws: evaluate(ws, "tensor_hparams"),
+        "holds a Tensor as hyper_parameters",
+    ),
+    (
+        "evaluate: non-finite weights",
+        lambda ws: evaluate(ws, "non_finite"),
+        "non-finite weights (NaN or infinity in net.layers.4.bias)",
+    ),
+    (
+        "evaluate: a run trained on data since gone, download on",
+        lambda ws: evaluate(ws, "data_nowhere"),
+        "pass --data_dir",
+    ),
     ("evaluate: a run trained on data left packed", lambda ws: evaluate(ws, "data_archived"), "pass --data_dir"),
-    ("weights of another architecture", lambda ws: vgg(ws, "--model.weights", str(ws / "resnet.pth")), "not a torchvision VGG16 state dict"),
-    ("weights file that does not exist", lambda ws: vgg(ws, "--model.weights", str(ws / "nope.pth")), "neither 'imagenet', 'none' nor an existing file"),
-    ("log dir under a file", lambda ws: fit(ws, "mlp", "data", "--trainer.logger.init_args.save_dir", str(ws / "a_file/logs")), "cannot write logs"),
+    (
+        "weights of another architecture",
+        lambda ws: vgg(ws, "--model.weights", str(ws / "resnet.pth")),
+        "not a torchvision VGG16 state dict",
+    ),
+    (
+        "weights file that does not exist",
+        lambda ws: vgg(ws, "--model.weights", str(ws / "nope.pth")),
+        "neither 'imagenet', 'none' nor an existing file",
+    ),
+    (
+        "log dir under a file",
+        lambda ws: fit(ws, "mlp", "data", "--trainer.logger.init_args.save_dir", str(ws / "a_file/logs")),
+        "cannot write logs",
+    ),
 ]
 
 
 @pytest.mark.parametrize("argv, fragment", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_bad_input_is_one_error_line_exit_code_2_and_leaves_the_whole_tree_unchanged(workspace, argv, fragment, capsys, monkeypatch):
+def test_bad_input_is_one_error_line_exit_code_2_and_leaves_the_whole_tree_unchanged(
+    workspace, argv, fragment, capsys, monkeypatch
+):
     monkeypatch.chdir(workspace)
     monkeypatch.syspath_prepend(workspace / "planted")
     before = snapshot(workspace)
@@ -180,7 +254,9 @@ def test_bad_input_is_one_error_line_exit_code_2_and_leaves_the_whole_tree_uncha
 
 
 def test_make_train_with_an_unknown_model_lists_the_valid_names():
-    result = subprocess.run(["make", "-s", "train", "MODEL=resnet"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["make", "-s", "train", "MODEL=resnet"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0
     assert "unknown MODEL 'resnet'" in result.stderr
     for name in ("mlp", "cnn", "cnn_bn_do", "vgg16_last2", "vgg16_last3", "vgg16_last5"):
@@ -192,7 +268,9 @@ def test_a_checkpoint_of_other_model_settings_is_refused_by_name_not_by_a_shape_
     from cifar_bench.models import MLPClassifier
 
     with pytest.raises(CifarBenchError, match=r"does not fit this MLPClassifier \(it differs at net\.layers\.1"):
-        MLPClassifier.load_from_checkpoint(workspace / "good.ckpt", map_location="cpu", weights_only=True, hidden=(64, 32))
+        MLPClassifier.load_from_checkpoint(
+            workspace / "good.ckpt", map_location="cpu", weights_only=True, hidden=(64, 32)
+        )
 
 
 class StillImporting(types.ModuleType):
@@ -207,4 +285,7 @@ def test_a_ctrl_c_while_lightning_is_still_importing_is_one_line_and_status_130(
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", "configs/mlp.yaml"])
     assert exit_info.value.code == 130
-    assert capsys.readouterr().err == "error: interrupted; the same command with --ckpt_path last continues from the last finished epoch\n"
+    assert (
+        capsys.readouterr().err
+        == "error: interrupted; the same command with --ckpt_path last continues from the last finished epoch\n"
+    )

@@ -22,7 +22,16 @@ pytestmark = pytest.mark.slow  # real timed trainings of every model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Small batches, so that the tiny training split holds every timed step of the package.
-PACKAGE_ARGS = ["--data.val_size", "200", "--data.batch_size", "16", "--data.eval_batch_size", "100", "--trainer.accelerator", "cpu"]
+PACKAGE_ARGS = [
+    "--data.val_size",
+    "200",
+    "--data.batch_size",
+    "16",
+    "--data.eval_batch_size",
+    "100",
+    "--trainer.accelerator",
+    "cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +56,7 @@ def test_bench_records_the_machine_and_the_settings(results):
 
 
 def test_each_model_has_package_and_baseline_speeds_for_training_and_evaluation(results):
-    for name, row in results["models"].items():
+    for row in results["models"].values():
         for figures in (row["package"], row["baseline"], row["eval"]["package"], row["eval"]["baseline"]):
             assert figures["images_per_s"] > 0
             assert figures["epoch_s"] > 0
@@ -60,19 +69,29 @@ def test_each_model_has_package_and_baseline_speeds_for_training_and_evaluation(
 def test_ratios_are_package_over_baseline_speed(results):
     row = results["models"]["mlp"]
     ratios = row["ratios"]
-    assert ratios["train_images_per_s"] == pytest.approx(row["package"]["images_per_s"] / row["baseline"]["images_per_s"])
+    assert ratios["train_images_per_s"] == pytest.approx(
+        row["package"]["images_per_s"] / row["baseline"]["images_per_s"]
+    )
     assert ratios["epoch"] == pytest.approx(row["baseline"]["epoch_s"] / row["package"]["epoch_s"])
-    assert ratios["eval_images_per_s"] == pytest.approx(row["eval"]["package"]["images_per_s"] / row["eval"]["baseline"]["images_per_s"])
+    assert ratios["eval_images_per_s"] == pytest.approx(
+        row["eval"]["package"]["images_per_s"] / row["eval"]["baseline"]["images_per_s"]
+    )
     assert row["lightning_overhead"] == pytest.approx(1 - row["plain_fast_loop"]["step_s"] / row["package"]["step_s"])
 
 
 def test_vgg16_is_timed_with_and_without_the_feature_cache_and_the_cache_build_is_extrapolated(results):
     row = results["models"]["vgg16_last2"]
-    assert row["ratios"]["cached_vs_uncached_epoch"] == pytest.approx(row["package"]["epoch_s"] / row["package_cached"]["epoch_s"])
+    assert row["ratios"]["cached_vs_uncached_epoch"] == pytest.approx(
+        row["package"]["epoch_s"] / row["package_cached"]["epoch_s"]
+    )
     cache = row["cache"]
-    assert cache["images_encoded"] == 2 * (1 + 2) * 64 + 20  # two augmented views of every training image, and the validation images
+    assert (
+        cache["images_encoded"] == 2 * (1 + 2) * 64 + 20
+    )  # two augmented views of every training image, and the validation images
     assert cache["full_build_images"] == 2 * 800 + 200
-    assert cache["full_build_s_estimated"] == pytest.approx(cache["build_s"] * cache["full_build_images"] / cache["images_encoded"])
+    assert cache["full_build_s_estimated"] == pytest.approx(
+        cache["build_s"] * cache["full_build_images"] / cache["images_encoded"]
+    )
 
 
 def test_levers_time_vgg16_without_the_fc6_fold_beside_the_shipped_config(results):
@@ -107,7 +126,9 @@ def test_an_unknown_model_is_a_user_error(capsys):
 
 
 def test_training_flops_of_a_small_network_are_the_hand_count_and_leave_it_untouched():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 32 * 32, 10))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 32 * 32, 10)
+    )
     conv, linear = 2 * (4 * 32 * 32) * (3 * 3 * 3), 2 * (4 * 32 * 32) * 10  # per image: 2 FLOPs per multiply-add
     # Both layers: forward and weight gradient; the linear layer also the gradient of its input (the images need none).
     assert network_flops_per_image(net) == 2 * conv + 3 * linear
@@ -127,7 +148,9 @@ def test_achieved_flop_rate_is_flops_per_step_over_seconds_per_step_and_its_frac
 def test_each_training_arm_has_its_flop_rate_against_the_peak_of_its_precision(results):
     peaks = {peak["dtype"]: peak["gflop_s"] for peak in results["peaks"]}
     assert set(peaks) == {"float32", "bfloat16"} and all(value > 0 for value in peaks.values())
-    package = "bfloat16" if default_precision() == "bf16-mixed" else "float32"  # the configs' precision follows the hardware
+    package = (
+        "bfloat16" if default_precision() == "bf16-mixed" else "float32"
+    )  # the configs' precision follows the hardware
     for row in results["models"].values():
         arms = [(row["package"], package), (row["baseline"], "float32")]  # the study trained in fp32
         arms += [(row["package_cached"], package)] if "package_cached" in row else []
@@ -144,7 +167,15 @@ def test_cached_vgg16_counts_only_the_layers_after_the_cache(results):
     # Frozen fc6 forward only; fc7 forward and weight gradient; fc8 also the gradient of its input.
     assert row["package_cached"]["flops_per_image"] == fc6_folded + 2 * fc7 + 3 * fc8
     # Uncached, the 13 frozen convolutions run forward too: (side of the map, in, out channels) at CIFAR's 32x32.
-    convolutions = [(32, 3, 64), (32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256), (8, 256, 256)]
+    convolutions = [
+        (32, 3, 64),
+        (32, 64, 64),
+        (16, 64, 128),
+        (16, 128, 128),
+        (8, 128, 256),
+        (8, 256, 256),
+        (8, 256, 256),
+    ]
     convolutions += [(4, 256, 512), (4, 512, 512), (4, 512, 512), (2, 512, 512), (2, 512, 512), (2, 512, 512)]
     frozen = sum(2 * side * side * 9 * inputs * outputs for side, inputs, outputs in convolutions)
     assert row["package"]["flops_per_image"] == frozen + row["package_cached"]["flops_per_image"]

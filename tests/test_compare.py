@@ -22,7 +22,16 @@ from cifar_bench.reports.intervals import mcnemar_exact_p, t_interval, t_quantil
 from cifar_bench.reports.reference import STUDY_RESULTS
 from cifar_bench.reports.study import study
 
-TINY_FIT = ["--trainer.max_epochs", "1", "--data.val_size", "20", "--data.eval_batch_size", "64", "--data.download", "false"]
+TINY_FIT = [
+    "--trainer.max_epochs",
+    "1",
+    "--data.val_size",
+    "20",
+    "--data.eval_batch_size",
+    "64",
+    "--data.download",
+    "false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +40,10 @@ def configs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("configs")
     for name in ("base.yaml", "mlp.yaml"):
         shutil.copy(CONFIGS / name, folder / name)
-    broken = {"model": {"class_path": "cifar_bench.models.NoSuchClassifier"}, "trainer": {"logger": {"init_args": {"name": "broken"}}}}
+    broken = {
+        "model": {"class_path": "cifar_bench.models.NoSuchClassifier"},
+        "trainer": {"logger": {"init_args": {"name": "broken"}}},
+    }
     (folder / "broken.yaml").write_text(yaml.safe_dump(broken))
     return folder
 
@@ -123,9 +135,14 @@ def test_the_study_column_and_the_difference_to_it(hand_written):
 
 def test_one_run_gets_a_wilson_interval_on_its_test_images_and_several_a_t_interval(hand_written):
     assert hand_written["resnet"]["test_accuracy_ci_method"] == "wilson"
-    assert (hand_written["resnet"]["test_accuracy_ci_low"], hand_written["resnet"]["test_accuracy_ci_high"]) == pytest.approx(wilson_interval(900, 1000))
+    assert (
+        hand_written["resnet"]["test_accuracy_ci_low"],
+        hand_written["resnet"]["test_accuracy_ci_high"],
+    ) == pytest.approx(wilson_interval(900, 1000))
     assert hand_written["mlp"]["test_accuracy_ci_method"] == "t (2 runs)"
-    assert (hand_written["mlp"]["test_accuracy_ci_low"], hand_written["mlp"]["test_accuracy_ci_high"]) == pytest.approx(t_interval([0.50, 0.56]))
+    assert (hand_written["mlp"]["test_accuracy_ci_low"], hand_written["mlp"]["test_accuracy_ci_high"]) == pytest.approx(
+        t_interval([0.50, 0.56])
+    )
 
 
 def evaluated_runs(logs: Path, model: str) -> list[dict]:
@@ -164,7 +181,13 @@ def test_the_evidence_of_each_run_is_copied_without_checkpoints(studied):
     results = studied["results"]
     for seed in (0, 1):
         run = results / "mlp" / f"seed{seed}"
-        for name in ("config.yaml", "environment.json", "evaluation/metrics.json", "evaluation/summary.txt", "evaluation/curves.png"):
+        for name in (
+            "config.yaml",
+            "environment.json",
+            "evaluation/metrics.json",
+            "evaluation/summary.txt",
+            "evaluation/curves.png",
+        ):
             assert (run / name).is_file(), name
         environment = json.loads((run / "environment.json").read_text())
         assert environment["wall_s"] > 0 and environment["machine"]["cores"] and "torch" in environment["machine"]
@@ -200,7 +223,10 @@ def test_random_classifier_row_is_its_expected_accuracy_with_a_binomial_interval
     assert row["test_accuracy_ci_method"] == f"binomial ({images} images)"
     assert (row["weight_layers"], row["epochs_trained"]) == (0, 0)
     markdown = (studied["logs"] / "comparison.md").read_text()
-    assert f"| {RANDOM_MODEL} | 1 | 0.1000 | [{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}] |" in markdown
+    assert (
+        f"| {RANDOM_MODEL} | 1 | 0.1000 | [{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}] |"
+        in markdown
+    )
 
 
 def test_several_seeds_get_a_t_interval_and_one_run_a_wilson_interval(studied, tmp_path):
@@ -214,14 +240,20 @@ def test_several_seeds_get_a_t_interval_and_one_run_a_wilson_interval(studied, t
     shutil.copytree(studied["logs"] / "mlp" / "seed0" / "evaluation", tmp_path / "mlp" / "seed0" / "evaluation")
     (single,) = [r for r in compare(str(tmp_path), data_dir=str(studied["data_dir"])) if r["model"] == "mlp"]
     test = runs[0]["splits"]["test"]
-    assert (single["test_accuracy_ci_low"], single["test_accuracy_ci_high"]) == wilson_interval(test["correct"], test["images"])
+    assert (single["test_accuracy_ci_low"], single["test_accuracy_ci_high"]) == wilson_interval(
+        test["correct"], test["images"]
+    )
     with open(tmp_path / "comparison.csv", newline="") as handle:
-        assert {"test_accuracy_ci_low", "test_accuracy_ci_high", "test_accuracy_ci_method"} <= set(next(csv.DictReader(handle)))
+        assert {"test_accuracy_ci_low", "test_accuracy_ci_high", "test_accuracy_ci_method"} <= set(
+            next(csv.DictReader(handle))
+        )
 
 
 def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(studied, tmp_path):
     for seed in (0, 1):
-        shutil.copytree(studied["logs"] / "mlp" / f"seed{seed}" / "evaluation", tmp_path / "mlp" / f"seed{seed}" / "evaluation")
+        shutil.copytree(
+            studied["logs"] / "mlp" / f"seed{seed}" / "evaluation", tmp_path / "mlp" / f"seed{seed}" / "evaluation"
+        )
     other = tmp_path / "other" / "version_0" / "evaluation"
     shutil.copytree(studied["logs"] / "mlp" / "seed1" / "evaluation", other)
     metrics = json.loads((other / "metrics.json").read_text())

@@ -35,11 +35,22 @@ HOSTILE_ARRAYS = {
     ),
     "field-far-outside-the-array": (
         "labels",
-        crafted_array((40,), b"A" * 40 * FIELDS, "V8", (3, "|", None, ("x",), {"x": (np.dtype("i8"), 10**12)}, FIELDS, 1, 0)),
+        crafted_array(
+            (40,), b"A" * 40 * FIELDS, "V8", (3, "|", None, ("x",), {"x": (np.dtype("i8"), 10**12)}, FIELDS, 1, 0)
+        ),
     ),
-    "uint8-with-object-flags": ("data", crafted_array((40, 3072), b"A" * 40 * 3072, "u1", (3, "|", None, None, None, -1, -1, 63))),
-    "object-dtype": ("data", crafted_array((40, 3072), b"A" * 40 * 3072 * 8, "O8", (3, "|", None, None, None, -1, -1, 63))),
-    "subarray-dtype": ("data", crafted_array((40, 1), b"A" * 40 * 3072, "V3072", (3, "|", (np.dtype("u1"), (3072,)), None, None, 3072, 1, 0))),
+    "uint8-with-object-flags": (
+        "data",
+        crafted_array((40, 3072), b"A" * 40 * 3072, "u1", (3, "|", None, None, None, -1, -1, 63)),
+    ),
+    "object-dtype": (
+        "data",
+        crafted_array((40, 3072), b"A" * 40 * 3072 * 8, "O8", (3, "|", None, None, None, -1, -1, 63)),
+    ),
+    "subarray-dtype": (
+        "data",
+        crafted_array((40, 1), b"A" * 40 * 3072, "V3072", (3, "|", (np.dtype("u1"), (3072,)), None, None, 3072, 1, 0)),
+    ),
 }
 
 READ_EACH = """
@@ -71,20 +82,32 @@ def hostile_batches_read(tmp_path_factory) -> dict[str, str]:
         text=True,
         timeout=300,
     )
-    assert result.returncode == 0, f"the reader crashed (exit code {result.returncode}): {result.stdout}{result.stderr[-2000:]}"
+    assert result.returncode == 0, (
+        f"the reader crashed (exit code {result.returncode}): {result.stdout}{result.stderr[-2000:]}"
+    )
     return dict(line.split("\t", 1) for line in result.stdout.splitlines())
 
 
 @pytest.mark.parametrize("case", HOSTILE_ARRAYS)
 def test_numpy_state_beyond_plain_arrays_is_refused_without_building_it(hostile_batches_read, case):
-    assert re.fullmatch(rf"CifarBenchError: \S*/{case} is not a CIFAR-10 python batch \(refusing .*", hostile_batches_read[case])
+    assert re.fullmatch(
+        rf"CifarBenchError: \S*/{case} is not a CIFAR-10 python batch \(refusing .*", hostile_batches_read[case]
+    )
 
 
 @pytest.mark.parametrize(
     "blob, refused",
     [
-        pytest.param(b"\x80\x02cnumpy\ndtype\n}X\x08\x00\x00\x00__call__K\x01sb.", r"refusing to modify numpy\.dtype", id="build-on-a-global"),
-        pytest.param(pickle.dumps(crafted_array((1, 3072), bytes(3072)), protocol=2)[:-1] + b"Nb.", r"refusing a numpy array state", id="build-twice"),
+        pytest.param(
+            b"\x80\x02cnumpy\ndtype\n}X\x08\x00\x00\x00__call__K\x01sb.",
+            r"refusing to modify numpy\.dtype",
+            id="build-on-a-global",
+        ),
+        pytest.param(
+            pickle.dumps(crafted_array((1, 3072), bytes(3072)), protocol=2)[:-1] + b"Nb.",
+            r"refusing a numpy array state",
+            id="build-twice",
+        ),
     ],
 )
 def test_a_pickle_cannot_modify_the_stand_ins(python_copy, blob, refused):
@@ -106,10 +129,16 @@ def test_the_official_python2_pickles_load(tmp_path):
     folder.mkdir(parents=True)
     for name, (images, labels) in zip(PYTHON_FILES, batches):
         filenames = [b"image_%d.png" % index for index in range(len(labels))]
-        blob = python2_pickle({b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": images, b"filenames": filenames})
+        blob = python2_pickle(
+            {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": images, b"filenames": filenames}
+        )
         assert np.array_equal(pickle.loads(blob, encoding="bytes")[b"data"], images)  # numpy reads the blob as intended
         (folder / name).write_bytes(blob)
-    meta = {b"num_cases_per_batch": len(batches[0][1]), b"label_names": [name.encode() for name in CLASS_NAMES], b"num_vis": 3072}
+    meta = {
+        b"num_cases_per_batch": len(batches[0][1]),
+        b"label_names": [name.encode() for name in CLASS_NAMES],
+        b"num_vis": 3072,
+    }
     (folder / "batches.meta").write_bytes(python2_pickle(meta))
     loaded = load_cifar10(folder, download=False)
     assert_same_data(loaded, expected)
@@ -134,7 +163,9 @@ def test_an_archive_that_would_unpack_past_the_size_limit_is_refused_and_leaves_
     data_dir = tmp_path / "data"
     packed(data_dir, suffix="tar.bz2", extra=[member("zeros", bytes(2 << 20))])
     before = snapshot(tmp_path)
-    with pytest.raises(CifarBenchError, match=r"refusing to unpack .*cifar-10-binary\.tar\.bz2: it would unpack to more than 1 MiB"):
+    with pytest.raises(
+        CifarBenchError, match=r"refusing to unpack .*cifar-10-binary\.tar\.bz2: it would unpack to more than 1 MiB"
+    ):
         load_cifar10(data_dir, download=False)
     assert snapshot(tmp_path) == before
 
@@ -144,7 +175,9 @@ def test_an_archive_with_too_many_members_is_refused_and_leaves_nothing(tmp_path
     data_dir = tmp_path / "data"
     packed(data_dir, extra=[member(f"many/{index}") for index in range(30)])
     before = snapshot(tmp_path)
-    with pytest.raises(CifarBenchError, match=r"refusing to unpack .*cifar-10-binary\.tar\.gz: it holds more than 20 members"):
+    with pytest.raises(
+        CifarBenchError, match=r"refusing to unpack .*cifar-10-binary\.tar\.gz: it holds more than 20 members"
+    ):
         load_cifar10(data_dir, download=False)
     assert snapshot(tmp_path) == before
 
@@ -171,7 +204,9 @@ def test_bytes_written_beyond_what_the_headers_declare_count_against_the_limit(t
     "target, message",
     [
         pytest.param("data", r"cannot use data_dir .*Too many levels of symbolic links", id="symlink-loop"),
-        pytest.param("gone", r"cannot create data_dir .*File exists.*: pass a folder you can write to", id="dangling-symlink"),
+        pytest.param(
+            "gone", r"cannot create data_dir .*File exists.*: pass a folder you can write to", id="dangling-symlink"
+        ),
     ],
 )
 def test_a_data_dir_symlink_to_nowhere_is_one_error_even_when_downloading(tmp_path, monkeypatch, target, message):

@@ -47,7 +47,8 @@ def assert_holds(arrays, batches=None) -> None:
     """The loaded arrays are exactly the tiny official batches (five training batches, then test)."""
     batches = batches or tiny_batches()
     for (loaded_images, loaded_labels), (images, labels) in zip(
-        [(arrays.train_images, arrays.train_labels), (arrays.test_images, arrays.test_labels)], [joined(batches[:5]), joined(batches[5:])]
+        [(arrays.train_images, arrays.train_labels), (arrays.test_images, arrays.test_labels)],
+        [joined(batches[:5]), joined(batches[5:])],
     ):
         assert torch.equal(loaded_images, images) and loaded_images.dtype == torch.uint8
         assert torch.equal(loaded_labels, labels) and loaded_labels.dtype == torch.int64
@@ -167,7 +168,9 @@ def test_both_official_formats_give_identical_tensors(tmp_path):
 def test_class_names_are_read_from_the_meta_files(tmp_path):
     names = tuple(f"class-{name}" for name in CLASS_NAMES)
     python_folder = write_python_version(tmp_path)
-    (python_folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [n.encode() for n in names]}, protocol=2))
+    (python_folder / "batches.meta").write_bytes(
+        pickle.dumps({b"label_names": [n.encode() for n in names]}, protocol=2)
+    )
     binary_folder = write_binary_version(tmp_path)
     (binary_folder / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
     assert load_cifar10(python_folder, download=False).class_names == names
@@ -191,53 +194,244 @@ def meta_with(label_names):
 
 # Each case: what to put in data_dir (a path that does not exist yet), and what the error must say.
 BAD_INPUTS = [
-    pytest.param(lambda d: None, r"no CIFAR-10 copy or archive in .*download is off; provide CIFAR-10 in one of three ways", id="missing-folder"),
-    pytest.param(lambda d: d.mkdir(), r"no CIFAR-10 copy or archive in .*download is off; .*three ways", id="empty-folder"),
+    pytest.param(
+        lambda d: None,
+        r"no CIFAR-10 copy or archive in .*download is off; provide CIFAR-10 in one of three ways",
+        id="missing-folder",
+    ),
+    pytest.param(
+        lambda d: d.mkdir(), r"no CIFAR-10 copy or archive in .*download is off; .*three ways", id="empty-folder"
+    ),
     pytest.param(lambda d: d.write_text("notes"), r"is a file, not a folder", id="data-dir-is-a-file"),
-    pytest.param(lambda d: (write_binary_version(d) / "test_batch.bin").unlink(), r"is incomplete \(missing test_batch\.bin\)", id="extracted-copy-incomplete"),
-    pytest.param(lambda d: edited(write_python_version(d) / "data_batch_3", lambda b: b[: len(b) // 2]), r"data_batch_3 .*truncated", id="python-batch-truncated"),
-    pytest.param(lambda d: edited(write_python_version(d) / "data_batch_3", lambda b: b[:150]), r"data_batch_3 .*truncated", id="python-batch-cut-in-header"),
-    pytest.param(lambda d: edited(write_python_version(d) / "data_batch_1", lambda b: b"\x00" + b[1:]), r"data_batch_1 is not a CIFAR-10 python batch", id="python-batch-garbled"),
-    pytest.param(lambda d: edited(write_binary_version(d) / "data_batch_2.bin", lambda b: b[:-1000]), r"data_batch_2\.bin is truncated or corrupt: .*3073-byte records", id="binary-batch-cut-mid-record"),
-    pytest.param(lambda d: edited(write_binary_version(d) / "data_batch_2.bin", lambda b: b[:-3073]), r"differ in record count \(.*data_batch_2\.bin: 39", id="binary-batch-one-record-short"),
-    pytest.param(lambda d: edited(write_binary_version(d) / "test_batch.bin", lambda b: b""), r"test_batch\.bin is truncated or corrupt", id="binary-batch-empty"),
-    pytest.param(lambda d: edited(write_binary_version(d) / "data_batch_4.bin", lambda b: b"".join(b[i : i + 3073] + b"\0" for i in range(0, len(b), 3073))), r"data_batch_4\.bin .*3073-byte records", id="binary-wrong-record-size"),
-    pytest.param(lambda d: edited_python_batch(d, "data_batch_2", data=np.zeros((40, 3000), np.uint8)), r"data_batch_2 has no uint8 'data' array of shape \(N, 3072\)", id="python-wrong-record-size"),
-    pytest.param(lambda d: edited_python_batch(d, "data_batch_2", data=np.zeros((40, 3072), np.float32)), r"data_batch_2 has no uint8 'data' array", id="python-wrong-dtype"),
-    pytest.param(lambda d: edited_python_batch(d, "test_batch", labels=[0] * 39), r"test_batch holds 40 images but 39 labels", id="python-labels-missing"),
-    pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels=[10] * 40), r"data_batch_5 has a label out of range 0\.\.9", id="python-label-out-of-range"),
-    pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels=[-1] * 40), r"data_batch_5 has a label out of range", id="python-label-negative"),
-    pytest.param(lambda d: edited(write_binary_version(d) / "data_batch_1.bin", lambda b: b"\x0a" + b[1:]), r"data_batch_1\.bin has a label out of range 0\.\.9 \(found 0\.\.10\)", id="binary-label-out-of-range"),
-    pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b"cat\ndog\n"), r"list 2 classes, not 10", id="meta-wrong-class-count"),
-    pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b"\xff\xfe\x00"), r"cannot read class names from .*batches\.meta\.txt", id="meta-not-text"),
-    pytest.param(lambda d: edited_python_batch(d, "data_batch_2", data=crafted_array((10**12, 3072), bytes(40 * 3072))), r"data_batch_2 is not a CIFAR-10 python batch \(an array declares shape \(1000000000000, 3072\)", id="python-absurd-declared-shape"),
-    pytest.param(lambda d: edited_python_batch(d, "data_batch_2", data=Reduced(_codecs.encode, ("abc", "no-such-codec"))), r"data_batch_2 is not a CIFAR-10 python batch \(refusing codec 'no-such-codec'", id="python-unknown-codec"),
-    pytest.param(lambda d: edited(write_python_version(d) / "data_batch_4", lambda b: pickle.dumps({**pickle.loads(b), b"\xff\xfe": 0}, protocol=2)), r"data_batch_4 has a key that is not UTF-8 text", id="python-key-not-utf8"),
-    pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels=[10**5000] * 40), r"data_batch_5 has a label out of range 0\.\.9 \(found 10\.\.10\)", id="python-label-beyond-int64"),
-    pytest.param(lambda d: edited_python_batch(d, "data_batch_5", labels="0123"), r"data_batch_5 has no 'labels' list of integers", id="python-labels-not-a-list"),
-    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with(NAMES[:9])), r"list 9 classes, not 10", id="meta-nine-names"),
-    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([10**5000] * 10)), r"label names must be printable text, but .*batches\.meta holds a value of type int", id="meta-names-not-text"),
-    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with(7)), r"batches\.meta has no 'label_names' list", id="meta-names-not-a-list"),
-    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\xffcat"] + NAMES[1:])), r"label names must be printable text", id="meta-name-not-utf8"),
-    pytest.param(lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\x1b[31mairplane"] + NAMES[1:])), r"label names must be printable text, but .* holds b'\\x1b\[31mairplane'", id="meta-name-escape-sequence"),
-    pytest.param(lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b.replace(b"cat", b"c\x07at")), r"label names must be printable text, but .*batches\.meta\.txt holds 'c\\x07at'", id="meta-txt-control-character"),
-    pytest.param(lambda d: d.symlink_to(d), r"cannot use data_dir .*Too many levels of symbolic links", id="data-dir-symlink-loop"),
-    pytest.param(lambda d: packed(d, extra=[member("../evil")]), r"refusing to unpack .*'\.\./evil'", id="archive-member-escapes"),
-    pytest.param(lambda d: packed(d, extra=[member("/cifar-bench-absolute")]), r"refusing to unpack .*cifar-bench-absolute", id="archive-member-absolute"),
-    pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/link", kind=tarfile.SYMTYPE, target="/etc/passwd")]), r"refusing to unpack .*link or special file", id="archive-symlink-member"),
-    pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/hard", kind=tarfile.LNKTYPE, target=f"{BINARY_FOLDER}/data_batch_1.bin")]), r"refusing to unpack .*link or special file", id="archive-hardlink-member"),
-    pytest.param(lambda d: packed(d, extra=[member("fifo", kind=tarfile.FIFOTYPE)]), r"refusing to unpack .*link or special file", id="archive-special-member"),
-    pytest.param(lambda d: packed(d, drop=("data_batch_4.bin",)), r"lacks data_batch_4\.bin: it is incomplete", id="archive-missing-a-batch"),
-    pytest.param(lambda d: packed(d, "python", drop=(PYTHON_FOLDER,), extra=[member("README.txt")]), r"holds 0 of the folders", id="archive-without-official-folder"),
-    pytest.param(lambda d: (d.mkdir(), (d / "cifar-10-python.tar.gz").write_text("<!DOCTYPE html><html><body>Sign in</body></html>")), r"cifar-10-python\.tar\.gz is not a readable tar archive", id="html-page-saved-as-archive"),
-    pytest.param(lambda d: (d.mkdir(), (d / "cifar-10-binary.tar.xz").write_bytes(b"")), r"is not a readable tar archive", id="archive-empty-file"),
-    pytest.param(lambda d: edited(packed(d, suffix="tar.gz"), lambda b: b[: len(b) // 2]), r"cifar-10-binary\.tar\.gz is truncated or corrupt", id="archive-gz-truncated"),
-    pytest.param(lambda d: edited(packed(d, suffix="tar.xz"), lambda b: b[: len(b) // 2]), r"cifar-10-binary\.tar\.xz is truncated or corrupt", id="archive-xz-truncated"),
-    pytest.param(lambda d: edited(packed(d, suffix="tar.xz"), lambda b: b[: len(b) // 2] + bytes(64) + b[len(b) // 2 + 64 :]), r"cifar-10-binary\.tar\.xz is truncated or corrupt", id="archive-xz-corrupt"),
-    pytest.param(lambda d: edited(packed(d, suffix="tar"), lambda b: b[:5000]), r"cifar-10-binary\.tar is truncated or corrupt", id="archive-tar-truncated"),
-    pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/data_batch_2.bin", bytes(1000))]), r"cifar-10-binary\.tar\.gz is damaged and was not unpacked: .*\(cifar-10-batches-bin/data_batch_2\.bin is truncated", id="archive-with-a-truncated-batch"),
-    pytest.param(lambda d: packed(d, "python", extra=[member(f"{PYTHON_FOLDER}/test_batch", b"garbage")]), r"cifar-10-python\.tar\.gz is damaged and was not unpacked: .*\(cifar-10-batches-py/test_batch ", id="archive-with-an-invalid-batch"),
-    pytest.param(lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/batches.meta.txt", b"cat\n")]), r"cifar-10-binary\.tar\.gz is damaged and was not unpacked: .*list 1 classes", id="archive-with-a-bad-meta-file"),
+    pytest.param(
+        lambda d: (write_binary_version(d) / "test_batch.bin").unlink(),
+        r"is incomplete \(missing test_batch\.bin\)",
+        id="extracted-copy-incomplete",
+    ),
+    pytest.param(
+        lambda d: edited(write_python_version(d) / "data_batch_3", lambda b: b[: len(b) // 2]),
+        r"data_batch_3 .*truncated",
+        id="python-batch-truncated",
+    ),
+    pytest.param(
+        lambda d: edited(write_python_version(d) / "data_batch_3", lambda b: b[:150]),
+        r"data_batch_3 .*truncated",
+        id="python-batch-cut-in-header",
+    ),
+    pytest.param(
+        lambda d: edited(write_python_version(d) / "data_batch_1", lambda b: b"\x00" + b[1:]),
+        r"data_batch_1 is not a CIFAR-10 python batch",
+        id="python-batch-garbled",
+    ),
+    pytest.param(
+        lambda d: edited(write_binary_version(d) / "data_batch_2.bin", lambda b: b[:-1000]),
+        r"data_batch_2\.bin is truncated or corrupt: .*3073-byte records",
+        id="binary-batch-cut-mid-record",
+    ),
+    pytest.param(
+        lambda d: edited(write_binary_version(d) / "data_batch_2.bin", lambda b: b[:-3073]),
+        r"differ in record count \(.*data_batch_2\.bin: 39",
+        id="binary-batch-one-record-short",
+    ),
+    pytest.param(
+        lambda d: edited(write_binary_version(d) / "test_batch.bin", lambda b: b""),
+        r"test_batch\.bin is truncated or corrupt",
+        id="binary-batch-empty",
+    ),
+    pytest.param(
+        lambda d: edited(
+            write_binary_version(d) / "data_batch_4.bin",
+            lambda b: b"".join(b[i : i + 3073] + b"\0" for i in range(0, len(b), 3073)),
+        ),
+        r"data_batch_4\.bin .*3073-byte records",
+        id="binary-wrong-record-size",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "data_batch_2", data=np.zeros((40, 3000), np.uint8)),
+        r"data_batch_2 has no uint8 'data' array of shape \(N, 3072\)",
+        id="python-wrong-record-size",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "data_batch_2", data=np.zeros((40, 3072), np.float32)),
+        r"data_batch_2 has no uint8 'data' array",
+        id="python-wrong-dtype",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "test_batch", labels=[0] * 39),
+        r"test_batch holds 40 images but 39 labels",
+        id="python-labels-missing",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "data_batch_5", labels=[10] * 40),
+        r"data_batch_5 has a label out of range 0\.\.9",
+        id="python-label-out-of-range",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "data_batch_5", labels=[-1] * 40),
+        r"data_batch_5 has a label out of range",
+        id="python-label-negative",
+    ),
+    pytest.param(
+        lambda d: edited(write_binary_version(d) / "data_batch_1.bin", lambda b: b"\x0a" + b[1:]),
+        r"data_batch_1\.bin has a label out of range 0\.\.9 \(found 0\.\.10\)",
+        id="binary-label-out-of-range",
+    ),
+    pytest.param(
+        lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b"cat\ndog\n"),
+        r"list 2 classes, not 10",
+        id="meta-wrong-class-count",
+    ),
+    pytest.param(
+        lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b"\xff\xfe\x00"),
+        r"cannot read class names from .*batches\.meta\.txt",
+        id="meta-not-text",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "data_batch_2", data=crafted_array((10**12, 3072), bytes(40 * 3072))),
+        r"data_batch_2 is not a CIFAR-10 python batch \(an array declares shape \(1000000000000, 3072\)",
+        id="python-absurd-declared-shape",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "data_batch_2", data=Reduced(_codecs.encode, ("abc", "no-such-codec"))),
+        r"data_batch_2 is not a CIFAR-10 python batch \(refusing codec 'no-such-codec'",
+        id="python-unknown-codec",
+    ),
+    pytest.param(
+        lambda d: edited(
+            write_python_version(d) / "data_batch_4",
+            lambda b: pickle.dumps({**pickle.loads(b), b"\xff\xfe": 0}, protocol=2),
+        ),
+        r"data_batch_4 has a key that is not UTF-8 text",
+        id="python-key-not-utf8",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "data_batch_5", labels=[10**5000] * 40),
+        r"data_batch_5 has a label out of range 0\.\.9 \(found 10\.\.10\)",
+        id="python-label-beyond-int64",
+    ),
+    pytest.param(
+        lambda d: edited_python_batch(d, "data_batch_5", labels="0123"),
+        r"data_batch_5 has no 'labels' list of integers",
+        id="python-labels-not-a-list",
+    ),
+    pytest.param(
+        lambda d: edited(write_python_version(d) / "batches.meta", meta_with(NAMES[:9])),
+        r"list 9 classes, not 10",
+        id="meta-nine-names",
+    ),
+    pytest.param(
+        lambda d: edited(write_python_version(d) / "batches.meta", meta_with([10**5000] * 10)),
+        r"label names must be printable text, but .*batches\.meta holds a value of type int",
+        id="meta-names-not-text",
+    ),
+    pytest.param(
+        lambda d: edited(write_python_version(d) / "batches.meta", meta_with(7)),
+        r"batches\.meta has no 'label_names' list",
+        id="meta-names-not-a-list",
+    ),
+    pytest.param(
+        lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\xffcat"] + NAMES[1:])),
+        r"label names must be printable text",
+        id="meta-name-not-utf8",
+    ),
+    pytest.param(
+        lambda d: edited(write_python_version(d) / "batches.meta", meta_with([b"\x1b[31mairplane"] + NAMES[1:])),
+        r"label names must be printable text, but .* holds b'\\x1b\[31mairplane'",
+        id="meta-name-escape-sequence",
+    ),
+    pytest.param(
+        lambda d: edited(write_binary_version(d) / "batches.meta.txt", lambda b: b.replace(b"cat", b"c\x07at")),
+        r"label names must be printable text, but .*batches\.meta\.txt holds 'c\\x07at'",
+        id="meta-txt-control-character",
+    ),
+    pytest.param(
+        lambda d: d.symlink_to(d),
+        r"cannot use data_dir .*Too many levels of symbolic links",
+        id="data-dir-symlink-loop",
+    ),
+    pytest.param(
+        lambda d: packed(d, extra=[member("../evil")]), r"refusing to unpack .*'\.\./evil'", id="archive-member-escapes"
+    ),
+    pytest.param(
+        lambda d: packed(d, extra=[member("/cifar-bench-absolute")]),
+        r"refusing to unpack .*cifar-bench-absolute",
+        id="archive-member-absolute",
+    ),
+    pytest.param(
+        lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/link", kind=tarfile.SYMTYPE, target="/etc/passwd")]),
+        r"refusing to unpack .*link or special file",
+        id="archive-symlink-member",
+    ),
+    pytest.param(
+        lambda d: packed(
+            d, extra=[member(f"{BINARY_FOLDER}/hard", kind=tarfile.LNKTYPE, target=f"{BINARY_FOLDER}/data_batch_1.bin")]
+        ),
+        r"refusing to unpack .*link or special file",
+        id="archive-hardlink-member",
+    ),
+    pytest.param(
+        lambda d: packed(d, extra=[member("fifo", kind=tarfile.FIFOTYPE)]),
+        r"refusing to unpack .*link or special file",
+        id="archive-special-member",
+    ),
+    pytest.param(
+        lambda d: packed(d, drop=("data_batch_4.bin",)),
+        r"lacks data_batch_4\.bin: it is incomplete",
+        id="archive-missing-a-batch",
+    ),
+    pytest.param(
+        lambda d: packed(d, "python", drop=(PYTHON_FOLDER,), extra=[member("README.txt")]),
+        r"holds 0 of the folders",
+        id="archive-without-official-folder",
+    ),
+    pytest.param(
+        lambda d: (
+            d.mkdir(),
+            (d / "cifar-10-python.tar.gz").write_text("<!DOCTYPE html><html><body>Sign in</body></html>"),
+        ),
+        r"cifar-10-python\.tar\.gz is not a readable tar archive",
+        id="html-page-saved-as-archive",
+    ),
+    pytest.param(
+        lambda d: (d.mkdir(), (d / "cifar-10-binary.tar.xz").write_bytes(b"")),
+        r"is not a readable tar archive",
+        id="archive-empty-file",
+    ),
+    pytest.param(
+        lambda d: edited(packed(d, suffix="tar.gz"), lambda b: b[: len(b) // 2]),
+        r"cifar-10-binary\.tar\.gz is truncated or corrupt",
+        id="archive-gz-truncated",
+    ),
+    pytest.param(
+        lambda d: edited(packed(d, suffix="tar.xz"), lambda b: b[: len(b) // 2]),
+        r"cifar-10-binary\.tar\.xz is truncated or corrupt",
+        id="archive-xz-truncated",
+    ),
+    pytest.param(
+        lambda d: edited(packed(d, suffix="tar.xz"), lambda b: b[: len(b) // 2] + bytes(64) + b[len(b) // 2 + 64 :]),
+        r"cifar-10-binary\.tar\.xz is truncated or corrupt",
+        id="archive-xz-corrupt",
+    ),
+    pytest.param(
+        lambda d: edited(packed(d, suffix="tar"), lambda b: b[:5000]),
+        r"cifar-10-binary\.tar is truncated or corrupt",
+        id="archive-tar-truncated",
+    ),
+    pytest.param(
+        lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/data_batch_2.bin", bytes(1000))]),
+        r"cifar-10-binary\.tar\.gz is damaged and was not unpacked: .*\(cifar-10-batches-bin/data_batch_2\.bin is truncated",
+        id="archive-with-a-truncated-batch",
+    ),
+    pytest.param(
+        lambda d: packed(d, "python", extra=[member(f"{PYTHON_FOLDER}/test_batch", b"garbage")]),
+        r"cifar-10-python\.tar\.gz is damaged and was not unpacked: .*\(cifar-10-batches-py/test_batch ",
+        id="archive-with-an-invalid-batch",
+    ),
+    pytest.param(
+        lambda d: packed(d, extra=[member(f"{BINARY_FOLDER}/batches.meta.txt", b"cat\n")]),
+        r"cifar-10-binary\.tar\.gz is damaged and was not unpacked: .*list 1 classes",
+        id="archive-with-a-bad-meta-file",
+    ),
 ]
 
 
@@ -290,7 +484,9 @@ def test_an_archive_that_cannot_be_unpacked_in_place_says_to_use_a_writable_fold
         raise PermissionError(13, "Permission denied", str(data_dir))
 
     monkeypatch.setattr(archives.tempfile, "TemporaryDirectory", read_only)
-    with pytest.raises(CifarBenchError, match=r"cannot unpack cifar-10-binary\.tar\.gz into .*Permission denied.*writable folder"):
+    with pytest.raises(
+        CifarBenchError, match=r"cannot unpack cifar-10-binary\.tar\.gz into .*Permission denied.*writable folder"
+    ):
         load_cifar10(data_dir, download=False)
 
 
@@ -344,15 +540,24 @@ def test_a_temporary_folder_left_by_a_killed_unpack_is_ignored(tmp_path):
 # ---------------------------------------------------------------- the command line
 
 
-@pytest.mark.parametrize(
-    "case", ["missing-folder", "binary-batch-cut-mid-record", "archive-member-escapes"]
-)
+@pytest.mark.parametrize("case", ["missing-folder", "binary-batch-cut-mid-record", "archive-member-escapes"])
 def test_cli_reports_bad_data_as_one_error_line_and_exit_code_2(tmp_path, case):
     (build,) = [param.values[0] for param in BAD_INPUTS if param.id == case]
     data_dir = tmp_path / "data"
     build(data_dir)
     result = subprocess.run(
-        [sys.executable, "-m", "cifar_bench", "analyze", "--data_dir", str(data_dir), "--download", "false", "--out", str(tmp_path / "out")],
+        [
+            sys.executable,
+            "-m",
+            "cifar_bench",
+            "analyze",
+            "--data_dir",
+            str(data_dir),
+            "--download",
+            "false",
+            "--out",
+            str(tmp_path / "out"),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -63,7 +63,13 @@ def test_the_same_seed_gives_the_same_split_and_another_seed_another():
 @pytest.fixture
 def datamodule(python_copy):
     def make(**options) -> CIFAR10DataModule:
-        settings = {"data_dir": str(python_copy), "download": False, "val_size": 40, "batch_size": 16, "eval_batch_size": 32}
+        settings = {
+            "data_dir": str(python_copy),
+            "download": False,
+            "val_size": 40,
+            "batch_size": 16,
+            "eval_batch_size": 32,
+        }
         module = CIFAR10DataModule(**{**settings, **options})
         module.prepare_data()
         module.setup("fit")
@@ -147,7 +153,9 @@ def test_shuffled_order_changes_with_the_epoch_and_repeats_for_the_same_seed_and
 def test_ranks_of_a_distributed_run_share_out_every_image_in_equal_batch_counts():
     images = torch.zeros(51, 3, 32, 32, dtype=torch.uint8)
     labels = torch.zeros(51, dtype=torch.long)
-    ranks = [InMemoryBatches(images, labels, batch_size=4, shuffle=True, seed=0, rank=rank, world_size=2) for rank in (0, 1)]
+    ranks = [
+        InMemoryBatches(images, labels, batch_size=4, shuffle=True, seed=0, rank=rank, world_size=2) for rank in (0, 1)
+    ]
     for loader in ranks:
         loader.sampler.set_epoch(3)
     batches = [list(loader) for loader in ranks]
@@ -187,7 +195,6 @@ class Recorder(CifarClassifier):
         return self._record("predict", batch)
 
 
-
 @pytest.mark.parametrize("profile", ["plain", "cifar_augmented"])
 def test_the_model_augments_only_training_batches_and_only_with_an_augmenting_profile(datamodule, profile):
     module = datamodule()
@@ -214,5 +221,9 @@ def test_the_model_augments_only_training_batches_and_only_with_an_augmenting_pr
             unaugmented = prepare_batch(split_images[indices], PROFILES[profile], train=False)
             augmented = stage == "train" and PROFILES[profile].augment
             assert torch.equal(images, unaugmented) != augmented, stage
-    assert {stage: len(batches) for stage, batches in model.seen.items()} == {"train": 3, "val": 6, "test": 2 * 2, "predict": 2 * 2}
-
+    assert {stage: len(batches) for stage, batches in model.seen.items()} == {
+        "train": 3,
+        "val": 6,
+        "test": 2 * 2,
+        "predict": 2 * 2,
+    }

@@ -22,7 +22,18 @@ TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES
 
 
 def arguments(subcommand: str, data_dir: Path, logs: Path, *extra: str) -> list[str]:
-    return cli_args(subcommand, "mlp", data_dir, logs, "--trainer.precision", "32-true", *extra, val_size=VAL_IMAGES, batch_size=BATCH, eval_batch_size=4)
+    return cli_args(
+        subcommand,
+        "mlp",
+        data_dir,
+        logs,
+        "--trainer.precision",
+        "32-true",
+        *extra,
+        val_size=VAL_IMAGES,
+        batch_size=BATCH,
+        eval_batch_size=4,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +60,9 @@ def ddp_run(tmp_path_factory) -> tuple[Path, Path]:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
-        pytest.fail(f"two-process DDP did not finish in 180 s (a collective that not every rank joined?):\n{output[-3000:]}")
+        pytest.fail(
+            f"two-process DDP did not finish in 180 s (a collective that not every rank joined?):\n{output[-3000:]}"
+        )
     assert process.returncode == 0, output[-3000:]
     return data_dir, root / "logs" / "mlp" / "version_0"
 
@@ -65,11 +78,15 @@ def test_validation_metrics_are_reduced_over_the_whole_split_not_one_ranks_half(
     data_dir, run = ddp_run
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     events.Reload()
-    logged = {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"] if tag.startswith(("val/", "train/"))}
+    logged = {
+        tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"] if tag.startswith(("val/", "train/"))
+    }
     assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= set(logged)
 
     monkeypatch.setattr("sys.argv", ["cifar-bench"])
-    single = run_lightning_cli(arguments("validate", data_dir, tmp_path, "--ckpt_path", str(run / "checkpoints" / "last.ckpt")))
+    single = run_lightning_cli(
+        arguments("validate", data_dir, tmp_path, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"))
+    )
     images, labels = single.datamodule.split("val")
     # Both ranks together saw the whole split plus the padding image, exactly once each otherwise.
     seen = torch.cat([torch.arange(VAL_IMAGES), torch.tensor([0])])
@@ -77,9 +94,13 @@ def test_validation_metrics_are_reduced_over_the_whole_split_not_one_ranks_half(
         logits = single.model.eval()(single.model.prepare_inputs(images[seen]))
     assert logged["val/loss"] == pytest.approx(F.cross_entropy(logits, labels[seen]).item(), rel=1e-5)
     assert logged["val/acc"] == pytest.approx((logits.argmax(1) == labels[seen]).float().mean().item(), abs=1e-6)
-    whole_split = {tag: float(value) for tag, value in single.trainer.callback_metrics.items() if tag.startswith("val/")}
+    whole_split = {
+        tag: float(value) for tag, value in single.trainer.callback_metrics.items() if tag.startswith("val/")
+    }
     assert len(whole_split) > 30 and set(whole_split) <= set(logged)
 
     # Rank 0 alone (every other validation image) would have logged something else.
-    rank0_loss = F.cross_entropy(logits[: (VAL_IMAGES + 1) // 2 * 2 : 2], labels[seen][: (VAL_IMAGES + 1) // 2 * 2 : 2]).item()
+    rank0_loss = F.cross_entropy(
+        logits[: (VAL_IMAGES + 1) // 2 * 2 : 2], labels[seen][: (VAL_IMAGES + 1) // 2 * 2 : 2]
+    ).item()
     assert rank0_loss != pytest.approx(logged["val/loss"], rel=1e-3)

@@ -24,7 +24,18 @@ from cifar_bench.reports.evaluate import evaluate
 from cifar_bench.reports.evaluation_files import classification_report
 
 TRAIN_IMAGES, TEST_IMAGES = 200, 40  # the tiny copy: 5 batches of 40, and a test batch of 40
-CLASS_SIZES = (1, 2, 3, 4, 5, 6, 7, 5, 4, 3)  # images per class in each batch: support-weighted and macro averages differ
+CLASS_SIZES = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    5,
+    4,
+    3,
+)  # images per class in each batch: support-weighted and macro averages differ
 
 
 def imbalanced_batches() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -50,7 +61,9 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data) -> Path:
     """An MLP trained 2 epochs in full precision, so that this file can recompute its predictions exactly."""
-    return fit_tiny(tiny_data, tmp_path_factory.mktemp("logs"), "mlp", "--trainer.max_epochs", "2", "--trainer.precision", "32-true")
+    return fit_tiny(
+        tiny_data, tmp_path_factory.mktemp("logs"), "mlp", "--trainer.max_epochs", "2", "--trainer.precision", "32-true"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +105,10 @@ def independent_report(labels: np.ndarray, predictions: np.ndarray) -> dict:
         "recall": recall,
         "f1": f1,
         "macro": {"precision": precision.mean(), "recall": recall.mean(), "f1": f1.mean()},
-        "weighted": {name: (values * support).sum() / support.sum() for name, values in (("precision", precision), ("recall", recall), ("f1", f1))},
+        "weighted": {
+            name: (values * support).sum() / support.sum()
+            for name, values in (("precision", precision), ("recall", recall), ("f1", f1))
+        },
     }
 
 
@@ -158,11 +174,15 @@ def test_classification_report_file_rounds_the_independent_numbers(run, raw, spl
     assert list(rows)[:10] == list(CLASS_NAMES)
     for index, name in enumerate(CLASS_NAMES):
         reported = rows[name]
-        assert reported[:3] == pytest.approx([expected[key][index] for key in ("precision", "recall", "f1")], abs=0.005 + 1e-9)
+        assert reported[:3] == pytest.approx(
+            [expected[key][index] for key in ("precision", "recall", "f1")], abs=0.005 + 1e-9
+        )
         assert reported[3] == expected["support"][index]
     assert rows["accuracy"] == pytest.approx([expected["accuracy"], len(raw[f"{split}_labels"])], abs=0.005 + 1e-9)
     for heading, average in (("macro avg", "macro"), ("weighted avg", "weighted")):
-        assert rows[heading][:3] == pytest.approx([expected[average][key] for key in ("precision", "recall", "f1")], abs=0.005 + 1e-9)
+        assert rows[heading][:3] == pytest.approx(
+            [expected[average][key] for key in ("precision", "recall", "f1")], abs=0.005 + 1e-9
+        )
 
 
 def test_classification_report_reproduces_scikit_learns_documented_example():
@@ -203,7 +223,17 @@ def test_confusion_matrices_are_written_as_csv_with_class_names(run, metrics, ra
     np.testing.assert_array_equal(np.array(metrics["splits"][split]["confusion_matrix"]), expected)
 
 
-@pytest.mark.parametrize("name", ["confusion_train.png", "confusion_test.png", "sample_predictions.png", "curves.png", "reliability_train.png", "reliability_test.png"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "confusion_train.png",
+        "confusion_test.png",
+        "sample_predictions.png",
+        "curves.png",
+        "reliability_train.png",
+        "reliability_test.png",
+    ],
+)
 def test_figures_are_valid_png_images(run, evaluated, name):
     with Image.open(run / "evaluation" / name) as image:
         image.verify()
@@ -227,7 +257,11 @@ def test_metrics_json_describes_the_model_and_the_run(run, metrics):
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     parameters = 3072 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
     assert metrics["model"] == "mlp" and metrics["model_class"] == "cifar_bench.models.MLPClassifier"
-    assert (metrics["weight_layers"], metrics["trainable_params"], metrics["total_params"]) == (3, parameters, parameters)
+    assert (metrics["weight_layers"], metrics["trainable_params"], metrics["total_params"]) == (
+        3,
+        parameters,
+        parameters,
+    )
     assert metrics["checkpoint"] == str((run / "checkpoints" / "last.ckpt").resolve())
     assert metrics["checkpoint_epoch"] == checkpoint["epoch"] + 1
     assert (metrics["seed"], metrics["precision"], metrics["transform_profile"]) == (0, "32-true", "plain")
@@ -346,7 +380,13 @@ def test_a_vgg16_run_loads_without_its_pretrained_weights_source(tmp_path):
     hyper_parameters = {**model.hparams, "weights": str(tmp_path / "deleted_vgg16_weights.pth")}
     run = tmp_path / "vgg16_last2" / "version_0"
     (run / "checkpoints").mkdir(parents=True)
-    checkpoint = {"state_dict": state_dict, "hyper_parameters": hyper_parameters, "epoch": 29, "global_step": 1, "pytorch-lightning_version": pl.__version__}
+    checkpoint = {
+        "state_dict": state_dict,
+        "hyper_parameters": hyper_parameters,
+        "epoch": 29,
+        "global_step": 1,
+        "pytorch-lightning_version": pl.__version__,
+    }
     torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
     (run / "config.yaml").write_text(yaml.safe_dump({"model": {"class_path": "cifar_bench.models.VGG16Classifier"}}))
     loaded, bookkeeping = load_model(find_run(run))
@@ -361,14 +401,25 @@ def independent_calibration(logits: np.ndarray, labels: np.ndarray, n_bins: int 
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == labels
     index = np.minimum(np.floor(confidence * n_bins).astype(int), n_bins - 1)
-    ece = sum(abs(confidence[index == b].mean() - correct[index == b].mean()) * (index == b).mean() for b in range(n_bins) if (index == b).any())
+    ece = sum(
+        abs(confidence[index == b].mean() - correct[index == b].mean()) * (index == b).mean()
+        for b in range(n_bins)
+        if (index == b).any()
+    )
     top3 = (np.argsort(-probabilities, axis=1)[:, :3] == labels[:, None]).any(axis=1).mean()
-    return {"ece": ece, "top3_accuracy": top3, "accuracy": correct.mean(), "counts": np.bincount(index, minlength=n_bins)}
+    return {
+        "ece": ece,
+        "top3_accuracy": top3,
+        "accuracy": correct.mean(),
+        "counts": np.bincount(index, minlength=n_bins),
+    }
 
 
 @pytest.fixture(scope="module")
 def with_tta(run, tmp_path_factory) -> dict:
-    return evaluate(str(run), batch_size=64, tta=True, out=str(tmp_path_factory.mktemp("tta")), console=Console(width=200))
+    return evaluate(
+        str(run), batch_size=64, tta=True, out=str(tmp_path_factory.mktemp("tta")), console=Console(width=200)
+    )
 
 
 def mlp_logits(run: Path, flip: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -379,7 +430,10 @@ def mlp_logits(run: Path, flip: bool = False) -> dict[str, tuple[np.ndarray, np.
         pixels = torch.from_numpy(np.concatenate([images for images, _ in chosen])).view(-1, 3, 32, 32)
         pixels = pixels.flip(-1) if flip else pixels
         with torch.no_grad():
-            result[split] = (model(pixels.float() / 255).numpy().astype(np.float64), np.concatenate([labels for _, labels in chosen]))
+            result[split] = (
+                model(pixels.float() / 255).numpy().astype(np.float64),
+                np.concatenate([labels for _, labels in chosen]),
+            )
     return result
 
 
@@ -395,7 +449,9 @@ def test_calibration_error_top3_and_reliability_bins_equal_an_independent_comput
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_flip_tta_averages_the_logits_of_each_image_and_its_mirror_beside_the_plain_figures(run, metrics, with_tta, split):
+def test_flip_tta_averages_the_logits_of_each_image_and_its_mirror_beside_the_plain_figures(
+    run, metrics, with_tta, split
+):
     (plain, labels), (mirrored, _) = mlp_logits(run)[split], mlp_logits(run, flip=True)[split]
     expected = independent_calibration((plain + mirrored) / 2, labels)
     reported = with_tta["splits"][split]
@@ -417,4 +473,6 @@ def test_tensorboards_hparams_tab_lists_the_hyperparameters_with_the_final_valid
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert {"lr", "optimizer", "hidden"} <= set(session.hparams) and "hp_metric" not in events.Tags()["scalars"]
     for tag in ("acc", "f1_macro"):  # a 0 placeholder at fit start, then every validation's value
-        assert [e.value for e in events.Scalars(f"hp/val_{tag}")] == [0.0] + [e.value for e in events.Scalars(f"val/{tag}")]
+        assert [e.value for e in events.Scalars(f"hp/val_{tag}")] == [0.0] + [
+            e.value for e in events.Scalars(f"val/{tag}")
+        ]

@@ -17,7 +17,12 @@ from cifar_bench.models import CNNClassifier, MLPClassifier
 
 def quiet_trainer(**options) -> pl.Trainer:
     return pl.Trainer(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **options
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **options,
     )
 
 

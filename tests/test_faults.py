@@ -64,13 +64,17 @@ def assert_resumes_like_the_uninterrupted_run(data_dir: Path, logs: Path, uninte
 
 
 @pytest.mark.parametrize("where, epoch, batch", [("train", 1, 2), ("val", 1, 1)], ids=["mid-epoch", "mid-validation"])
-def test_a_killed_run_resumed_from_last_ends_exactly_like_an_uninterrupted_one(data_dir, tmp_path, uninterrupted, where, epoch, batch):
+def test_a_killed_run_resumed_from_last_ends_exactly_like_an_uninterrupted_one(
+    data_dir, tmp_path, uninterrupted, where, epoch, batch
+):
     killed = fit(data_dir, tmp_path, "run", callback("KillAt", where=where, epoch=epoch, batch=batch))
     assert killed.returncode == -9, "the run should have been killed"
     assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
 
 
-def test_a_run_killed_while_writing_last_ckpt_keeps_the_previous_one_and_resumes_exactly(data_dir, tmp_path, uninterrupted):
+def test_a_run_killed_while_writing_last_ckpt_keeps_the_previous_one_and_resumes_exactly(
+    data_dir, tmp_path, uninterrupted
+):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     killed = fit(data_dir, tmp_path, "run", callback("KillWhileWriting", epoch=1, scratch=str(scratch)))

@@ -28,7 +28,9 @@ def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("habits")
     write_binary_version(root / "data")
     (root / "cwd").mkdir()
-    result = run_cli(*cli_args("fit", "mlp", root / "data", root / "logs", "--trainer.max_epochs", "1"), cwd=root / "cwd")
+    result = run_cli(
+        *cli_args("fit", "mlp", root / "data", root / "logs", "--trainer.max_epochs", "1"), cwd=root / "cwd"
+    )
     return root, result
 
 
@@ -69,7 +71,9 @@ def test_a_resumed_fit_does_not_warn_that_its_own_checkpoint_folder_is_not_empty
 def test_with_the_logger_off_nothing_lands_in_the_current_folder_outside_lightning_logs(fitted):
     root, _ = fitted
     cwd = root / "cwd"
-    words = cli_args("fit", "mlp", root / "data", root / "logs", "--trainer.max_epochs", "1", "--trainer.logger", "false")
+    words = cli_args(
+        "fit", "mlp", root / "data", root / "logs", "--trainer.max_epochs", "1", "--trainer.logger", "false"
+    )
     at = words.index("--trainer.default_root_dir")
     result = run_cli(*words[:at], *words[at + 2 :], cwd=cwd)
     assert result.returncode == 0, result.stderr

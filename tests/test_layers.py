@@ -29,7 +29,12 @@ def module_name(path: Path) -> str:
 
 def layer_of(module: str) -> int:
     """The layer of the longest listed prefix of a module name."""
-    candidates = [(len(prefix), index) for index, layer in enumerate(LAYERS) for prefix in layer if module == prefix or module.startswith(prefix + ".")]
+    candidates = [
+        (len(prefix), index)
+        for index, layer in enumerate(LAYERS)
+        for prefix in layer
+        if module == prefix or module.startswith(prefix + ".")
+    ]
     return max(candidates)[1]
 
 
@@ -41,7 +46,11 @@ def package_imports(path: Path) -> set[str]:
             imported.add(node.module)
         elif isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names if alias.name.startswith("cifar_bench"))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("cifar_bench.reports"):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith("cifar_bench.reports")
+        ):
             imported.add(node.value)  # the CLI imports report commands by name
     return imported
 

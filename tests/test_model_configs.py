@@ -14,8 +14,12 @@ CONV5 = 512 * 512 * 9 + 512  # one of conv5_2, conv5_3
 FC6_FOLDED, FC7, FC8 = 512 * 4096 + 4096, 4096 * 4096 + 4096, 4096 * 10 + 10
 VGG16_TOTAL = 14_714_688 + FC6_FOLDED + FC7 + FC8  # torchvision's 13 convolutions, then the three linear layers
 CNN_CONVS = [(3, 32), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)]
-CNN_WEIGHTS = sum(9 * c_in * c_out for c_in, c_out in CNN_CONVS) + (2048 * 512 + 512) + (512 * 256 + 256) + (256 * 10 + 10)
-CNN_CHANNELS = sum(c_out for _, c_out in CNN_CONVS)  # conv biases without BatchNorm; with it, BatchNorm's weight and bias
+CNN_WEIGHTS = (
+    sum(9 * c_in * c_out for c_in, c_out in CNN_CONVS) + (2048 * 512 + 512) + (512 * 256 + 256) + (256 * 10 + 10)
+)
+CNN_CHANNELS = sum(
+    c_out for _, c_out in CNN_CONVS
+)  # conv biases without BatchNorm; with it, BatchNorm's weight and bias
 
 # model: (trainable, total)
 PARAMETERS = {
@@ -40,13 +44,21 @@ def configured(model: str, **overrides) -> cifar_bench.models.CifarClassifier:
     """The model as its config builds it (VGG16 without weights), shapes only: no memory, no time."""
     config = yaml.safe_load((CONFIGS / f"{model}.yaml").read_text())["model"]
     cls = getattr(cifar_bench.models, config["class_path"].rsplit(".", 1)[1])
-    init_args = {**config.get("init_args", {}), **({"weights": "none"} if model.startswith("vgg16") else {}), **overrides}
+    init_args = {
+        **config.get("init_args", {}),
+        **({"weights": "none"} if model.startswith("vgg16") else {}),
+        **overrides,
+    }
     with torch.device("meta"):
         return cls(**init_args)
 
 
 def test_every_config_is_in_the_tables():
-    assert sorted(PARAMETERS) == sorted(PROFILES) == sorted(path.stem for path in CONFIGS.glob("*.yaml") if path.stem != "base")
+    assert (
+        sorted(PARAMETERS)
+        == sorted(PROFILES)
+        == sorted(path.stem for path in CONFIGS.glob("*.yaml") if path.stem != "base")
+    )
 
 
 @pytest.mark.parametrize("model", sorted(PARAMETERS))

@@ -26,7 +26,11 @@ def test_a_link_planted_at_the_old_temporary_name_is_never_written_through(tmp_p
     assert (out / "summary.txt").read_text() == "report\n"
 
 
-@pytest.mark.parametrize("write", [lambda path: write_json(path, {"a": 1}), lambda path: save_figure(plt.figure(), path)], ids=["json", "figure"])
+@pytest.mark.parametrize(
+    "write",
+    [lambda path: write_json(path, {"a": 1}), lambda path: save_figure(plt.figure(), path)],
+    ids=["json", "figure"],
+)
 def test_a_link_planted_at_the_report_name_is_replaced_and_its_target_left_alone(tmp_path, write):
     victim = tmp_path / "victim"
     victim.write_text("precious\n")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_evaluate  # its helpers only (a module object is not collected again)
 import torch
 from PIL import Image
 from rich.console import Console
 from torchvision.transforms.functional import resize
 
-import test_evaluate  # its helpers only (a module object is not collected again)
 from cifar_bench.cli import main
 from cifar_bench.data import load_cifar10
 from cifar_bench.data.images import as_uint8_batch
@@ -84,7 +84,12 @@ def test_folders_globs_modes_and_sizes_are_read_and_undecodable_files_skipped_wi
     (photos / "notes.txt").write_text("not an image")
     rgb.resize((32, 32)).save(tmp_path / "extra.webp")
     screen = console()
-    result = predict(str(run), [str(photos), str(tmp_path / "*.webp"), str(tmp_path / "missing.png")], out=str(tmp_path / "p.csv"), console=screen)
+    result = predict(
+        str(run),
+        [str(photos), str(tmp_path / "*.webp"), str(tmp_path / "missing.png")],
+        out=str(tmp_path / "p.csv"),
+        console=screen,
+    )
     names = sorted(Path(name).name for name in result["files"])
     assert names == ["alpha.png", "big.jpg", "extra.webp", "gray.bmp", "palette.png"]
     assert result["probabilities"].shape == (5, 10)

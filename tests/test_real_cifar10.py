@@ -17,7 +17,9 @@ CIFAR10_DIR = os.environ.get("CIFAR10_DIR")
 
 pytestmark = [
     pytest.mark.real_data,
-    pytest.mark.skipif(not CIFAR10_DIR, reason="real-data test: set CIFAR10_DIR to a folder holding CIFAR-10 or its archive"),
+    pytest.mark.skipif(
+        not CIFAR10_DIR, reason="real-data test: set CIFAR10_DIR to a folder holding CIFAR-10 or its archive"
+    ),
 ]
 
 
@@ -29,7 +31,12 @@ def cifar10():
 def test_real_cifar10_has_5000_train_and_1000_test_images_per_class(cifar10):
     assert class_counts(cifar10.train_labels) == [5000] * 10
     assert class_counts(cifar10.test_labels) == [1000] * 10
-    assert tuple(cifar10.train_images.shape) == (50000, 3, 32, 32) and tuple(cifar10.test_images.shape) == (10000, 3, 32, 32)
+    assert tuple(cifar10.train_images.shape) == (50000, 3, 32, 32) and tuple(cifar10.test_images.shape) == (
+        10000,
+        3,
+        32,
+        32,
+    )
     assert cifar10.train_batch_sizes == (10000,) * 5
 
 

@@ -23,10 +23,14 @@ def relative_gradients(net: nn.Module) -> list[float]:
     """||grad|| / ||weight|| of each weight layer after one backward pass on a random batch."""
     torch.manual_seed(0)
     F.cross_entropy(net(torch.randn(64, 3, 32, 32)), torch.randint(0, 10, (64,))).backward()
-    return [(m.weight.grad.norm() / m.weight.norm()).item() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [
+        (m.weight.grad.norm() / m.weight.norm()).item() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
 
 
-@pytest.mark.parametrize("build", [ConvNet9, lambda: ConvNet9(batch_norm=True, dropout=0.25), MLP], ids=["cnn", "cnn_bn_do", "mlp"])
+@pytest.mark.parametrize(
+    "build", [ConvNet9, lambda: ConvNet9(batch_norm=True, dropout=0.25), MLP], ids=["cnn", "cnn_bn_do", "mlp"]
+)
 def test_every_layer_starts_with_a_gradient_well_above_the_weight_decays_pull(build):
     torch.manual_seed(0)
     assert min(relative_gradients(build())) > 4 * WEIGHT_DECAY
@@ -100,7 +104,9 @@ def groups_by_layer(model: VGG16Classifier) -> dict[str, dict]:
 
 
 def test_trained_pretrained_layers_learn_at_their_scale_and_random_ones_at_the_full_rate(monkeypatch):
-    model = vgg_loaded_with(monkeypatch, list(WEIGHT_LAYER_NAMES[:13]), trainable_layers=5, lr=0.01, pretrained_lr_scale=0.1)
+    model = vgg_loaded_with(
+        monkeypatch, list(WEIGHT_LAYER_NAMES[:13]), trainable_layers=5, lr=0.01, pretrained_lr_scale=0.1
+    )
     groups = groups_by_layer(model)
     assert set(groups) == {"conv5_2", "conv5_3", "fc6", "fc7", "fc8"}
     assert {name: group["lr"] for name, group in groups.items()} == pytest.approx(
@@ -112,19 +118,25 @@ def test_trained_pretrained_layers_learn_at_their_scale_and_random_ones_at_the_f
 def test_a_random_fc6_is_folded_as_a_fresh_layer_and_gets_no_x49_rule(monkeypatch):
     model = vgg_loaded_with(monkeypatch, list(WEIGHT_LAYER_NAMES[:13]), trainable_layers=3, lr=0.01)
     fc6 = model.net.classifier[0].weight
-    assert fc6.std().item() == pytest.approx(math.sqrt(2 / 512), rel=0.05)  # He init for 512 inputs, not a sum of 49 blocks
+    assert fc6.std().item() == pytest.approx(
+        math.sqrt(2 / 512), rel=0.05
+    )  # He init for 512 inputs, not a sum of 49 blocks
     assert groups_by_layer(model)["fc6"]["lr"] == pytest.approx(0.01)
 
 
 def test_a_pretrained_fc6_keeps_the_x49_rule_at_its_pretrained_scale(monkeypatch):
-    model = vgg_loaded_with(monkeypatch, list(WEIGHT_LAYER_NAMES[:15]), trainable_layers=3, lr=0.01, pretrained_lr_scale=0.5)
+    model = vgg_loaded_with(
+        monkeypatch, list(WEIGHT_LAYER_NAMES[:15]), trainable_layers=3, lr=0.01, pretrained_lr_scale=0.5
+    )
     groups = groups_by_layer(model)
     assert groups["fc6"]["lr"] == pytest.approx(0.01 * 0.5 * FC6_COPIES)
     assert groups["fc6"]["weight_decay"] == pytest.approx(5e-4 / FC6_COPIES)
     assert groups["fc7"]["lr"] == pytest.approx(0.005) and groups["fc8"]["lr"] == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("options", [{"warmup_epochs": -1}, {"label_smoothing": 1.0}], ids=["negative-warmup", "smoothing-1"])
+@pytest.mark.parametrize(
+    "options", [{"warmup_epochs": -1}, {"label_smoothing": 1.0}], ids=["negative-warmup", "smoothing-1"]
+)
 def test_impossible_recipe_settings_are_clear_errors(options):
     from cifar_bench.errors import CifarBenchError
 

@@ -44,7 +44,13 @@ def start(root: Path, **study_options) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = study_command(root, **study_options)
     return subprocess.Popen(
-        command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=listen_to_ctrl_c
+        command,
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=listen_to_ctrl_c,
     )
 
 
@@ -66,11 +72,19 @@ def resumed(tmp_path_factory) -> dict:
     wait_for(root / "logs" / "cnn" / "seed0" / "checkpoints" / "last.ckpt", first)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    interrupted_at = torch.load(root / "logs" / "cnn" / "seed0" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    interrupted_at = torch.load(root / "logs" / "cnn" / "seed0" / "checkpoints" / "last.ckpt", weights_only=True)[
+        "epoch"
+    ]
     mlp_before = snapshot(root / "logs" / "mlp")
     second = start(root)
     _, errors = second.communicate(timeout=600)
-    return {"root": root, "status": second.returncode, "errors": errors.decode(), "mlp_before": mlp_before, "interrupted_at": interrupted_at}
+    return {
+        "root": root,
+        "status": second.returncode,
+        "errors": errors.decode(),
+        "mlp_before": mlp_before,
+        "interrupted_at": interrupted_at,
+    }
 
 
 def test_the_rerun_finishes_the_study(resumed):
@@ -131,9 +145,14 @@ def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp
         study.wait()
     errors = errors.decode()
     assert study.returncode == 130, errors
-    assert errors.strip().splitlines()[-1] == "error: interrupted; the same command run again continues where it stopped"
+    assert (
+        errors.strip().splitlines()[-1] == "error: interrupted; the same command run again continues where it stopped"
+    )
     assert errors.count("error:") == 1 and "Traceback" not in errors
-    assert not list((tmp_path / "logs").glob("**/failed-seed*.json")) and not (tmp_path / "logs" / "comparison.md").exists()
+    assert (
+        not list((tmp_path / "logs").glob("**/failed-seed*.json"))
+        and not (tmp_path / "logs" / "comparison.md").exists()
+    )
     sessions = json.loads((run / "environment.json").read_text())["sessions"]
     assert [session["interrupted"] for session in sessions] == ["KeyboardInterrupt"]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 0  # whole, resumable

@@ -19,8 +19,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.models import VGG16_Weights
 
 from cifar_bench.cli import main
-from cifar_bench.lightning_cli import default_precision, run_lightning_cli
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
+from cifar_bench.lightning_cli import default_precision, run_lightning_cli
 from cifar_bench.models import MLPClassifier
 
 MODELS = sorted(path.stem for path in CONFIGS.glob("*.yaml") if path.stem != "base")
@@ -93,7 +93,9 @@ def trained(data_dir, tmp_path_factory):
     """One epoch of the MLP with a learning rate and batch size given on the command line."""
     logs = tmp_path_factory.mktemp("logs")
     cli = run_lightning_cli(
-        arguments("fit", "mlp", data_dir, logs, "--trainer.max_epochs", "1", "--model.lr", "0.123", "--data.batch_size", "16")
+        arguments(
+            "fit", "mlp", data_dir, logs, "--trainer.max_epochs", "1", "--model.lr", "0.123", "--data.batch_size", "16"
+        )
     )
     return cli, logs / "mlp" / "version_0"
 
@@ -167,7 +169,9 @@ def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(da
 def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(data_dir, tmp_path):
     steps_per_epoch = -(-TRAIN_IMAGES // BATCH)
     run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "1"))
-    resumed = run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
+    resumed = run_lightning_cli(
+        arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    )
     assert [path.name for path in (tmp_path / "mlp").iterdir()] == ["version_0"]
     run = tmp_path / "mlp" / "version_0"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

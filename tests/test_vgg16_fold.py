@@ -41,7 +41,10 @@ def feature_batches(count: int, size: int = 8) -> list[tuple[torch.Tensor, torch
     """What the frozen convolutions hand on at 32x32: ReLU'd (N, 512, 1, 1) maps, and labels."""
     generator = torch.Generator().manual_seed(2)
     return [
-        (torch.randn(size, 512, 1, 1, generator=generator, dtype=torch.float64).relu(), torch.randint(0, 10, (size,), generator=generator))
+        (
+            torch.randn(size, 512, 1, 1, generator=generator, dtype=torch.float64).relu(),
+            torch.randint(0, 10, (size,), generator=generator),
+        )
         for _ in range(count)
     ]
 
@@ -76,7 +79,12 @@ def test_folded_fc6_is_a_512_to_4096_layer_computing_the_same_logits(unfolded):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_training_a_folded_fc6_follows_the_unfolded_trajectory(unfolded, optimizer):
-    options = {"optimizer": optimizer, "lr": 0.05 if optimizer == "sgd" else 1e-3, "momentum": 0.9, "weight_decay": 5e-3}
+    options = {
+        "optimizer": optimizer,
+        "lr": 0.05 if optimizer == "sgd" else 1e-3,
+        "momentum": 0.9,
+        "weight_decay": 5e-3,
+    }
     plain, folded = vgg(unfolded, False, **options), vgg(unfolded, True, **options)
     start = folded_weight(folded).clone()
     data = feature_batches(3)

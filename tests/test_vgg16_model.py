@@ -113,7 +113,11 @@ def test_training_keeps_one_view_per_epoch_as_augmented_then_draws_among_them():
         # Later epochs never run the convolutions: each image gets one of its two kept views at random.
         model._trainer = SimpleNamespace(current_epoch=5)
         drawn = torch.stack([model.logits((torch.zeros_like(views[0]), labels, indices), "train") for _ in range(8)])
-        kept = [[v for v in range(2) if torch.allclose(drawn[d, i], expected[v][i], atol=1e-4)] for d in range(8) for i in range(4)]
+        kept = [
+            [v for v in range(2) if torch.allclose(drawn[d, i], expected[v][i], atol=1e-4)]
+            for d in range(8)
+            for i in range(4)
+        ]
         assert all(len(match) == 1 for match in kept) and {match[0] for match in kept} == {0, 1}
 
 
@@ -122,7 +126,9 @@ def test_a_view_missing_after_a_resume_is_computed_from_the_batch_in_hand():
     model._trainer = SimpleNamespace(current_epoch=7)  # resumed late: nothing kept yet
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        assert torch.allclose(model.logits((inputs, torch.zeros(2), torch.tensor([0, 1])), "train"), model(inputs), atol=1e-4)
+        assert torch.allclose(
+            model.logits((inputs, torch.zeros(2), torch.tensor([0, 1])), "train"), model(inputs), atol=1e-4
+        )
     assert model.feature_cache["train"][1].sum(dim=0).tolist() == [1, 1]
 
 
@@ -192,8 +198,12 @@ def imagenet_features(reference: VGG16, folder: Path) -> Path:
     return Path(IMAGENET_FEATURES)
 
 
-@pytest.mark.parametrize("conv_only_file", [conv_only_cut, imagenet_features], ids=["cut of a full file", "VGG16_WEIGHTS"])
-def test_a_conv_only_file_loads_thirteen_layers_and_reports_fc6_to_fc8_as_random(reference, tmp_path, monkeypatch, conv_only_file):
+@pytest.mark.parametrize(
+    "conv_only_file", [conv_only_cut, imagenet_features], ids=["cut of a full file", "VGG16_WEIGHTS"]
+)
+def test_a_conv_only_file_loads_thirteen_layers_and_reports_fc6_to_fc8_as_random(
+    reference, tmp_path, monkeypatch, conv_only_file
+):
     path = conv_only_file(reference, tmp_path)
     expected = torch.load(path, weights_only=True)
     messages: list[str] = []
@@ -201,7 +211,9 @@ def test_a_conv_only_file_loads_thirteen_layers_and_reports_fc6_to_fc8_as_random
     monkeypatch.setattr("cifar_bench.models.vgg16.rank_zero_info", messages.append)
     model = VGG16Classifier(trainable_layers=3, weights=str(path))
     assert model.random_layers == FC_LAYERS
-    assert model.pretrained_layers == [f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)]
+    assert model.pretrained_layers == [
+        f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)
+    ]
     assert torch.equal(model.net.features[28].weight, expected["features.28.weight"])
     assert any("random init fc6, fc7, fc8" in message for message in messages)
 

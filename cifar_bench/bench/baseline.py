@@ -52,7 +52,9 @@ def study_network(model: CifarClassifier) -> nn.Module:
 
 
 def study_loader(images: torch.Tensor, labels: torch.Tensor, profile: TransformProfile, train: bool) -> DataLoader:
-    return DataLoader(PilImages(images, labels, study_transform(profile, train)), batch_size=BASELINE_BATCH, shuffle=True)
+    return DataLoader(
+        PilImages(images, labels, study_transform(profile, train)), batch_size=BASELINE_BATCH, shuffle=True
+    )
 
 
 def study_device() -> torch.device:

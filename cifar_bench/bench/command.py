@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,10 +16,11 @@ from rich.console import Console
 
 from cifar_bench.bench.baseline import study_device
 from cifar_bench.bench.harness import package_cli, predict_everything
-from cifar_bench.environment import machine
-from cifar_bench.bench.measure import accuracy_check as measure_accuracy, bench_model, sweep
+from cifar_bench.bench.measure import accuracy_check as measure_accuracy
+from cifar_bench.bench.measure import bench_model, sweep
 from cifar_bench.bench.roofline import MatmulPeaks
 from cifar_bench.bench.tables import check_targets, print_tables
+from cifar_bench.environment import machine
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.output import write_json
 
@@ -26,7 +28,7 @@ MODELS = ("mlp", "cnn", "cnn_bn_do", "vgg16_last2", "vgg16_last3", "vgg16_last5"
 
 
 def bench(
-    models: list[str] = list(MODELS),
+    models: tuple[str, ...] = MODELS,
     data_dir: str = "data",
     download: bool = True,
     config_dir: str = "configs",
@@ -41,16 +43,16 @@ def bench(
     cache_steps: PositiveInt = 20,
     cache_val_size: PositiveInt = 500,
     weights: str = "none",
-    batch_sizes: list[PositiveInt] = [],
-    threads: list[PositiveInt] = [],
+    batch_sizes: tuple[PositiveInt, ...] = (),
+    threads: tuple[PositiveInt, ...] = (),
     levers: bool = False,
-    sweep_models: list[str] = ["mlp", "cnn", "cnn_bn_do"],
+    sweep_models: tuple[str, ...] = ("mlp", "cnn", "cnn_bn_do"),
     evaluate_batch_size: PositiveInt = 1000,
     accuracy_check: bool = False,
     accuracy_model: str = "cnn_bn_do",
     accuracy_images: PositiveInt = 10_000,
     accuracy_epochs: PositiveInt = 3,
-    fit_args: list[str] = [],
+    fit_args: Sequence[str] = (),
     console: Console | None = None,
 ) -> dict:
     """Time the package against the study's plain loop, same networks, same machine; write bench.json.
@@ -92,7 +94,9 @@ def bench(
     named = [*args.models, *args.sweep_models, *([args.accuracy_model] if args.accuracy_check else [])]
     unknown = [name for name in named if not (args.config_dir / f"{name}.yaml").is_file()]
     if unknown:
-        raise CifarBenchError(f"no config for {', '.join(unknown)} in {args.config_dir}: choose among {', '.join(MODELS)}")
+        raise CifarBenchError(
+            f"no config for {', '.join(unknown)} in {args.config_dir}: choose among {', '.join(MODELS)}"
+        )
     extra = ["--data.data_dir", args.data_dir, "--data.download", str(args.download).lower(), *extra]
     started = time.perf_counter()
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
@@ -111,7 +115,10 @@ def bench(
     results["peaks"] = peaks.records()
     if "cnn" in args.models:
         console.print("evaluate: cnn over every image")
-        results["evaluate"] = {"model": "cnn", **predict_everything(package_cli("cnn", args.config_dir, extra), args.evaluate_batch_size)}
+        results["evaluate"] = {
+            "model": "cnn",
+            **predict_everything(package_cli("cnn", args.config_dir, extra), args.evaluate_batch_size),
+        }
     if args.batch_sizes or args.threads:
         results["sweeps"] = []
         for name in args.sweep_models:
@@ -126,4 +133,3 @@ def bench(
     print_tables(results, console)
     console.print(f"wrote {args.out / 'bench.json'} ({results['seconds']:.0f} s)")
     return results
-

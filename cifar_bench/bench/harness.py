@@ -58,7 +58,9 @@ def stamp(device: torch.device) -> float:
 def seconds_per_step(stamps: list[float], warmup: int) -> float:
     """Mean step time from the end of the warm-up to the last stamp."""
     if len(stamps) <= warmup:
-        raise CifarBenchError(f"only {len(stamps)} steps ran, {warmup} of them warm-up: use fewer warm-up steps or more data")
+        raise CifarBenchError(
+            f"only {len(stamps)} steps ran, {warmup} of them warm-up: use fewer warm-up steps or more data"
+        )
     return (stamps[-1] - stamps[warmup - 1]) / (len(stamps) - warmup)
 
 
@@ -89,10 +91,25 @@ class StepTimer(Callback):
 # --- the package's path ----------------------------------------------------------------------------
 def package_cli(name: str, config_dir: Path, extra: Iterable[str]) -> CifarBenchCLI:
     """Model and DataModule exactly as ``cifar-bench fit --config base.yaml --config <name>.yaml [extra]`` builds them."""
-    args = ["--config", str(config_dir / "base.yaml"), "--config", str(config_dir / f"{name}.yaml"), "--trainer.logger", "false", *extra]
+    args = [
+        "--config",
+        str(config_dir / "base.yaml"),
+        "--config",
+        str(config_dir / f"{name}.yaml"),
+        "--trainer.logger",
+        "false",
+        *extra,
+    ]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
-        cli = CifarBenchCLI(CifarClassifier, CIFAR10DataModule, subclass_mode_model=True, run=False, args=args, save_config_callback=None)
+        cli = CifarBenchCLI(
+            CifarClassifier,
+            CIFAR10DataModule,
+            subclass_mode_model=True,
+            run=False,
+            args=args,
+            save_config_callback=None,
+        )
     cli.datamodule.setup("fit")
     return cli
 
@@ -108,7 +125,11 @@ def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:
     per_epoch = warmup + steps
     filling_epochs = cli.model.hparams.cache_views if cli.model.hparams.get("cache_features", False) else 0
     trainer = cli.instantiate_trainer(
-        **QUIET_TRAINER, max_epochs=filling_epochs + 1, limit_train_batches=per_epoch, limit_val_batches=0, callbacks=[timer]
+        **QUIET_TRAINER,
+        max_epochs=filling_epochs + 1,
+        limit_train_batches=per_epoch,
+        limit_val_batches=0,
+        callbacks=[timer],
     )
     trainer.fit(cli.model, datamodule=cli.datamodule)
     timed = timer.stamps[-per_epoch:]
@@ -159,12 +180,17 @@ class WholeDataset(CIFAR10DataModule):
     """Predicts over every image, the 50,000 training and the 10,000 test images, as ``evaluate`` does."""
 
     def predict_dataloader(self):
-        return [self._batches("train", self.hparams.eval_batch_size, False), self._batches("test", self.hparams.eval_batch_size, False)]
+        return [
+            self._batches("train", self.hparams.eval_batch_size, False),
+            self._batches("test", self.hparams.eval_batch_size, False),
+        ]
 
 
 def predict_everything(cli: CifarBenchCLI, batch_size: int) -> dict:
     """Wall time of ``trainer.predict`` over all 60,000 images (data already in memory)."""
-    whole = WholeDataset(**{**init_arguments(cli.datamodule.hparams), "val_size": 0, "train_size": None, "eval_batch_size": batch_size})
+    whole = WholeDataset(
+        **{**init_arguments(cli.datamodule.hparams), "val_size": 0, "train_size": None, "eval_batch_size": batch_size}
+    )
     whole.setup("predict")
     trainer = cli.instantiate_trainer(**QUIET_TRAINER, callbacks=[])
     start = time.perf_counter()

@@ -27,7 +27,13 @@ from cifar_bench.bench.harness import (
     summary,
     threads,
 )
-from cifar_bench.bench.roofline import MatmulPeaks, network_flops_per_image, package_flops_per_image, precision_dtype, roofline
+from cifar_bench.bench.roofline import (
+    MatmulPeaks,
+    network_flops_per_image,
+    package_flops_per_image,
+    precision_dtype,
+    roofline,
+)
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.lightning_cli import CifarBenchCLI
 from cifar_bench.models import VGG16Classifier
@@ -44,14 +50,23 @@ UNCACHED = ["--model.init_args.cache_features", "false"]
 def cached_overrides(args) -> list[str]:
     """A cached VGG16 run over just enough training images for its timed steps, so that the cache build stays short."""
     train_size = (args.warmup + args.cache_steps) * BASELINE_BATCH
-    return ["--model.init_args.cache_features", "true", "--data.train_size", str(train_size), "--data.val_size", str(args.cache_val_size)]
+    return [
+        "--model.init_args.cache_features",
+        "true",
+        "--data.train_size",
+        str(train_size),
+        "--data.val_size",
+        str(args.cache_val_size),
+    ]
 
 
 def train_budget(cli: CifarBenchCLI, args) -> tuple[int, int]:
     """(timed steps, warm-up steps): about as many images at any batch size; full VGG16 steps are dear, cached ones cheap."""
     hp, size = cli.model.hparams, cli.datamodule.hparams.batch_size
     if isinstance(cli.model, VGG16Classifier):
-        return (args.cache_steps, args.warmup) if hp.cache_features and hp.fold_fc6 else (args.vgg_steps, args.vgg_warmup)
+        return (
+            (args.cache_steps, args.warmup) if hp.cache_features and hp.fold_fc6 else (args.vgg_steps, args.vgg_warmup)
+        )
     return max(3, args.steps * BASELINE_BATCH // size), max(1, args.warmup * BASELINE_BATCH // size)
 
 
@@ -106,9 +121,13 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
     else:
         arms["plain_fast_loop"] = lambda: plain_fast_loop(cli, steps, warmup)
     levers = lever_settings(name, args) if args.levers else {}
-    lever_clis = {label: package_cli(name, args.config_dir, [*extra, *overrides]) for label, overrides in levers.items()}
+    lever_clis = {
+        label: package_cli(name, args.config_dir, [*extra, *overrides]) for label, overrides in levers.items()
+    }
     arms.update({f"lever: {label}": training_arm(lever_cli, args) for label, lever_cli in lever_clis.items()})
-    arms["baseline"] = lambda: study_train(study_net, train_loader, model.hparams.lr, model.hparams.momentum, steps, warmup)
+    arms["baseline"] = lambda: study_train(
+        study_net, train_loader, model.hparams.lr, model.hparams.momentum, steps, warmup
+    )
     console.print(f"[bold]{name}[/]: training ({', '.join(arms)}), {args.repeats} repeats")
     train = interleaved(arms, args.repeats)
 
@@ -116,9 +135,12 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
     eval_clis = {"package": cli}
     if args.levers and name == "cnn":
         for size in (64, 1000):
-            eval_clis[f"eval batch {size}"] = package_cli(name, args.config_dir, [*extra, "--data.eval_batch_size", str(size)])
+            eval_clis[f"eval batch {size}"] = package_cli(
+                name, args.config_dir, [*extra, "--data.eval_batch_size", str(size)]
+            )
     eval_arms: dict[str, Callable] = {
-        label: (lambda c=c: package_eval(c, eval_batches(images, c.datamodule.hparams.eval_batch_size))) for label, c in eval_clis.items()
+        label: (lambda c=c: package_eval(c, eval_batches(images, c.datamodule.hparams.eval_batch_size)))
+        for label, c in eval_clis.items()
     }
     eval_arms["baseline"] = lambda: study_eval(study_net, eval_loader, math.ceil(images / BASELINE_BATCH))
     console.print(f"[bold]{name}[/]: evaluation ({', '.join(eval_arms)})")
@@ -135,7 +157,8 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
         "package": summary(step_times(train["package"]), batch, per_epoch),
         "baseline": summary(train["baseline"], BASELINE_BATCH, per_epoch),
         "eval": {
-            label: summary(evaluation[label], c.datamodule.hparams.eval_batch_size, per_epoch) for label, c in eval_clis.items()
+            label: summary(evaluation[label], c.datamodule.hparams.eval_batch_size, per_epoch)
+            for label, c in eval_clis.items()
         }
         | {"baseline": summary(evaluation["baseline"], BASELINE_BATCH, per_epoch)},
     }
@@ -162,21 +185,31 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
             "full_build_images": full,
             "full_build_s_estimated": full * build / encoded,
         }
-        result["ratios"]["cached_vs_uncached_epoch"] = result["package"]["epoch_s"] / result["package_cached"]["epoch_s"]
-        result["ratios"]["cached_epoch_vs_baseline"] = result["baseline"]["epoch_s"] / result["package_cached"]["epoch_s"]
+        result["ratios"]["cached_vs_uncached_epoch"] = (
+            result["package"]["epoch_s"] / result["package_cached"]["epoch_s"]
+        )
+        result["ratios"]["cached_epoch_vs_baseline"] = (
+            result["baseline"]["epoch_s"] / result["package_cached"]["epoch_s"]
+        )
     add_rooflines(result, cli, study_net, cached.model if vgg else None, peaks)
     if levers:
         result["levers"] = {label: summary(step_times(train[f"lever: {label}"]), batch, per_epoch) for label in levers}
     return result
 
 
-def add_rooflines(result: dict, cli: CifarBenchCLI, study_net: nn.Module, cached_model: VGG16Classifier | None, peaks: MatmulPeaks) -> None:
+def add_rooflines(
+    result: dict, cli: CifarBenchCLI, study_net: nn.Module, cached_model: VGG16Classifier | None, peaks: MatmulPeaks
+) -> None:
     """Achieved GFLOP/s and fraction of the matching peak: the run's precision for the package, fp32 for the study's loop."""
     package_peak = peaks.gflop_s(cli.trainer.strategy.root_device, precision_dtype(result["precision"]))
     result["package"] |= roofline(result["package"], package_flops_per_image(cli.model), package_peak)
     if cached_model is not None:
-        result["package_cached"] |= roofline(result["package_cached"], package_flops_per_image(cached_model), package_peak)
-    result["baseline"] |= roofline(result["baseline"], network_flops_per_image(study_net), peaks.gflop_s(study_device(), torch.float32))
+        result["package_cached"] |= roofline(
+            result["package_cached"], package_flops_per_image(cached_model), package_peak
+        )
+    result["baseline"] |= roofline(
+        result["baseline"], network_flops_per_image(study_net), peaks.gflop_s(study_device(), torch.float32)
+    )
 
 
 # --- sweeps, accuracy, the 60,000-image evaluation -----------------------------------------------------
@@ -186,7 +219,9 @@ def sweep(name: str, args, extra: list[str]) -> list[dict]:
     size, current = default.datamodule.hparams.batch_size, torch.get_num_threads()
     settings = {}
     for b in args.batch_sizes:
-        settings[(b, current)] = training_arm(package_cli(name, args.config_dir, [*extra, "--data.batch_size", str(b)]), args)
+        settings[(b, current)] = training_arm(
+            package_cli(name, args.config_dir, [*extra, "--data.batch_size", str(b)]), args
+        )
     for count in args.threads:
         settings.setdefault((size, count), training_arm(default, args, count))
     runs = interleaved({f"batch {b}, threads {count}": arm for (b, count), arm in settings.items()}, args.repeats)
@@ -201,8 +236,12 @@ def accuracy_check(args, extra: list[str], console: Console) -> dict:
     """Test accuracy of one model trained in fp32 and in bf16-mixed, same seed, same subset, same epochs."""
     results = {}
     for precision in ("32-true", "bf16-mixed"):
-        console.print(f"accuracy check: {args.accuracy_model}, {precision}, {args.accuracy_epochs} epochs on {args.accuracy_images} images")
-        cli = package_cli(args.accuracy_model, args.config_dir, [*extra, "--data.train_size", str(args.accuracy_images)])
+        console.print(
+            f"accuracy check: {args.accuracy_model}, {precision}, {args.accuracy_epochs} epochs on {args.accuracy_images} images"
+        )
+        cli = package_cli(
+            args.accuracy_model, args.config_dir, [*extra, "--data.train_size", str(args.accuracy_images)]
+        )
         trainer = cli.instantiate_trainer(
             **QUIET_TRAINER, precision=precision, max_epochs=args.accuracy_epochs, limit_val_batches=0, callbacks=[]
         )

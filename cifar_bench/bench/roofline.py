@@ -83,7 +83,10 @@ class MatmulPeaks:
         return self.measured[key]["gflop_s"]
 
     def records(self) -> list[dict]:
-        return [{"device": device, "dtype": dtype, "threads": count, **peak} for (device, dtype, count), peak in self.measured.items()]
+        return [
+            {"device": device, "dtype": dtype, "threads": count, **peak}
+            for (device, dtype, count), peak in self.measured.items()
+        ]
 
 
 @contextmanager
@@ -98,7 +101,9 @@ def without_side_effects(net: nn.Module):
             module.training = mode
 
 
-def training_flops_per_image(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, net: nn.Module) -> float:
+def training_flops_per_image(
+    forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, net: nn.Module
+) -> float:
     """FLOPs of one forward and backward of ``forward`` over ``inputs``, per input.
 
     Gradients go to ``net``'s trainable parameters through ``torch.autograd.grad``, so no ``.grad`` is
@@ -133,4 +138,9 @@ def package_flops_per_image(model: CifarClassifier) -> float:
 def roofline(figures: dict, flops_per_image: float, peak_gflop_s: float) -> dict:
     """Achieved GFLOP/s of a summary's median step (FLOPs per step / seconds per step) and its fraction of the peak."""
     achieved = flops_per_image * figures["batch_size"] / figures["step_s"] / 1e9
-    return {"flops_per_image": flops_per_image, "gflop_s": achieved, "peak_gflop_s": peak_gflop_s, "fraction_of_peak": achieved / peak_gflop_s}
+    return {
+        "flops_per_image": flops_per_image,
+        "gflop_s": achieved,
+        "peak_gflop_s": peak_gflop_s,
+        "fraction_of_peak": achieved / peak_gflop_s,
+    }

@@ -9,14 +9,23 @@ from rich.table import Table
 
 from cifar_bench.reports.output import print_whole
 
-
 TARGETS = (
     # (what, where in the results, at least / at most, threshold)
     ("cnn training vs baseline", ("models", "cnn", "ratios", "train_images_per_s"), ">=", 3.0),
     ("cnn_bn_do training vs baseline", ("models", "cnn_bn_do", "ratios", "train_images_per_s"), ">=", 3.0),
     ("mlp epoch vs baseline", ("models", "mlp", "ratios", "epoch"), ">=", 10.0),
-    ("vgg16_last2 cached vs uncached epoch", ("models", "vgg16_last2", "ratios", "cached_vs_uncached_epoch"), ">=", 20.0),
-    ("vgg16_last3 cached vs uncached epoch", ("models", "vgg16_last3", "ratios", "cached_vs_uncached_epoch"), ">=", 20.0),
+    (
+        "vgg16_last2 cached vs uncached epoch",
+        ("models", "vgg16_last2", "ratios", "cached_vs_uncached_epoch"),
+        ">=",
+        20.0,
+    ),
+    (
+        "vgg16_last3 cached vs uncached epoch",
+        ("models", "vgg16_last3", "ratios", "cached_vs_uncached_epoch"),
+        ">=",
+        20.0,
+    ),
     ("cnn Lightning overhead", ("models", "cnn", "lightning_overhead"), "<=", 0.05),
     ("cnn evaluate, 60,000 images (s)", ("evaluate", "seconds"), "<=", 30.0),
 )
@@ -84,7 +93,17 @@ def print_tables(results: dict, console: Console) -> None:
                 )
             )
     columns = (
-        *("training", "precision", "img/s", "study img/s", "x study", "GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak"),
+        *(
+            "training",
+            "precision",
+            "img/s",
+            "study img/s",
+            "x study",
+            "GFLOP/s",
+            "% of peak",
+            "study GFLOP/s",
+            "study % of peak",
+        ),
         *("epoch s", "study epoch s", "Lightning overhead"),
     )
     print_whole(console, table("Training: package vs the study's loop (batch 64)", columns, rows))
@@ -119,13 +138,31 @@ def print_tables(results: dict, console: Console) -> None:
         for label, figures in row.get("levers", {}).items()
     ]
     if rows:
-        print_whole(console, table("Levers: one setting changed from the shipped config", ("model", "setting", "train img/s", "x shipped"), rows))
+        print_whole(
+            console,
+            table(
+                "Levers: one setting changed from the shipped config",
+                ("model", "setting", "train img/s", "x shipped"),
+                rows,
+            ),
+        )
     if results.get("sweeps"):
         rows = [
-            (row["model"], str(row["batch_size"]), str(row["threads"]), speed(row["images_per_s"]), f"{row['epoch_s']:.1f}")
+            (
+                row["model"],
+                str(row["batch_size"]),
+                str(row["threads"]),
+                speed(row["images_per_s"]),
+                f"{row['epoch_s']:.1f}",
+            )
             for row in results["sweeps"]
         ]
-        print_whole(console, table("Package epoch time vs batch size and threads", ("model", "batch", "threads", "img/s", "epoch s"), rows))
+        print_whole(
+            console,
+            table(
+                "Package epoch time vs batch size and threads", ("model", "batch", "threads", "img/s", "epoch s"), rows
+            ),
+        )
     if results.get("evaluate"):
         evaluation = results["evaluate"]
         console.print(
@@ -142,7 +179,11 @@ def print_tables(results: dict, console: Console) -> None:
     limit = 1.5 * info["cores"]
     busy = [name for name, row in models.items() if max(row.get("load_average", [0])) > limit]
     if busy:
-        console.print(f"[yellow]warning[/]: the machine was busy (load average above {limit:g}) while timing {', '.join(busy)}: run again")
+        console.print(
+            f"[yellow]warning[/]: the machine was busy (load average above {limit:g}) while timing {', '.join(busy)}: run again"
+        )
     for target in results["targets"]:
         mark = "[green]met[/]" if target["met"] else "[red]missed[/]"
-        console.print(f"target {target['target']} {target['relation']} {target['threshold']}: {target['value']:.3g} {mark}")
+        console.print(
+            f"target {target['target']} {target['relation']} {target['threshold']}: {target['value']:.3g} {mark}"
+        )

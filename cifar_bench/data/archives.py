@@ -96,14 +96,22 @@ def unpack_atomically(archive: Path, data_dir: Path, settle: Callable[[Path], Pa
             raise _refused(archive, one_line(error))
         except OSError as error:
             if error.errno is None:  # gzip and bz2 report damaged data as OSError without an errno
-                raise CifarBenchError(f"{archive} is truncated or corrupt ({one_line(error)}): delete it and fetch it again")
-            raise CifarBenchError(f"cannot unpack {archive} into {data_dir} ({one_line(error)}): free space or fix permissions")
+                raise CifarBenchError(
+                    f"{archive} is truncated or corrupt ({one_line(error)}): delete it and fetch it again"
+                )
+            raise CifarBenchError(
+                f"cannot unpack {archive} into {data_dir} ({one_line(error)}): free space or fix permissions"
+            )
         except _ARCHIVE_READ_ERRORS as error:
-            raise CifarBenchError(f"{archive} is truncated or corrupt ({one_line(error)}): delete it and fetch it again")
+            raise CifarBenchError(
+                f"{archive} is truncated or corrupt ({one_line(error)}): delete it and fetch it again"
+            )
         folder = settle(Path(scratch))
         target = data_dir / folder.name
         try:
             os.rename(folder, target)
         except OSError as error:
-            raise CifarBenchError(f"cannot move the unpacked {target.name}/ into place ({one_line(error)}): remove what is at {target}")
+            raise CifarBenchError(
+                f"cannot move the unpacked {target.name}/ into place ({one_line(error)}): remove what is at {target}"
+            )
     return target

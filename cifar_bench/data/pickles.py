@@ -49,7 +49,9 @@ class _PlainDtype:
     def __setstate__(self, state: object) -> None:
         plain = isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[2:] == _PLAIN_DTYPE_STATE_TAIL
         if not plain or _text(state[1]) not in _BYTE_ORDERS:
-            raise pickle.UnpicklingError("refusing a numpy dtype with fields, offsets or flags: official batches have none")
+            raise pickle.UnpicklingError(
+                "refusing a numpy dtype with fields, offsets or flags: official batches have none"
+            )
         self.dtype = self.dtype.newbyteorder(_text(state[1]))
 
 
@@ -60,7 +62,9 @@ def _built(raw: object, dtype: object, shape: object) -> np.ndarray:
     if not isinstance(raw, (bytes, bytearray)):
         raise pickle.UnpicklingError("refusing an array whose data is not raw bytes")
     if not (isinstance(shape, tuple) and len(shape) in (1, 2) and all(type(n) is int and n >= 0 for n in shape)):
-        raise pickle.UnpicklingError("refusing an array shape other than 1-D or 2-D sizes: official batches hold no other")
+        raise pickle.UnpicklingError(
+            "refusing an array shape other than 1-D or 2-D sizes: official batches hold no other"
+        )
     declared = math.prod(shape) * dtype.dtype.itemsize
     if declared != len(raw):
         raise pickle.UnpicklingError(f"an array declares shape {shape} ({declared} bytes) but holds {len(raw)} bytes")
@@ -165,7 +169,9 @@ def _key(path: Path, key: object) -> object:
     try:
         return key.decode("utf-8")
     except UnicodeDecodeError:
-        raise CifarBenchError(f"{path} has a key that is not UTF-8 text ({shown(key)}): replace it with an official copy") from None
+        raise CifarBenchError(
+            f"{path} has a key that is not UTF-8 text ({shown(key)}): replace it with an official copy"
+        ) from None
 
 
 def load_batch_pickle(path: Path, content: bytes) -> dict:
@@ -173,11 +179,15 @@ def load_batch_pickle(path: Path, content: bytes) -> dict:
     try:
         loaded = _BatchUnpickler(io.BytesIO(content), encoding="bytes").load()
     except pickle.UnpicklingError as error:
-        raise CifarBenchError(f"{path} is not a CIFAR-10 python batch ({error}): replace it with an official copy") from None
+        raise CifarBenchError(
+            f"{path} is not a CIFAR-10 python batch ({error}): replace it with an official copy"
+        ) from None
     except MemoryError:
         raise CifarBenchError(f"{path} does not fit in memory: it is not an official batch, replace it") from None
     except Exception as error:  # only the stand-ins run, so anything else raised means damaged data
-        raise CifarBenchError(f"{path} is truncated or corrupt ({type(error).__name__}): replace it with an official copy") from None
+        raise CifarBenchError(
+            f"{path} is truncated or corrupt ({type(error).__name__}): replace it with an official copy"
+        ) from None
     if not isinstance(loaded, dict):
         raise CifarBenchError(f"{path} is not a CIFAR-10 python batch (no dictionary inside): replace it")
     return {_key(path, key): _resolved(path, value) for key, value in loaded.items()}

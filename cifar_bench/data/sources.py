@@ -67,7 +67,9 @@ def _read_bytes(path: Path) -> bytes:
 
 def _checked(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     if len(images) == 0 or len(images) != len(labels):
-        raise CifarBenchError(f"{path} holds {len(images)} images but {len(labels)} labels: replace it with an official copy")
+        raise CifarBenchError(
+            f"{path} holds {len(images)} images but {len(labels)} labels: replace it with an official copy"
+        )
     if labels.min() < 0 or labels.max() >= NUM_CLASSES:
         raise CifarBenchError(
             f"{path} has a label out of range 0..{NUM_CLASSES - 1} (found {int(labels.min())}..{int(labels.max())}): "
@@ -93,7 +95,9 @@ def read_python_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     data = content.get("data")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
         shape = data.shape if isinstance(data, np.ndarray) else None
-        raise CifarBenchError(f"{path} has no uint8 'data' array of shape (N, {IMAGE_BYTES}) (found {shape}): replace it")
+        raise CifarBenchError(
+            f"{path} has no uint8 'data' array of shape (N, {IMAGE_BYTES}) (found {shape}): replace it"
+        )
     return _checked(path, data, _python_labels(path, content.get("labels")))
 
 
@@ -137,7 +141,9 @@ def _class_names(folder: Path) -> tuple[str, ...]:
     else:
         return CLASS_NAMES
     if len(names) != NUM_CLASSES:
-        raise CifarBenchError(f"class names in {folder} list {len(names)} classes, not {NUM_CLASSES}: replace the meta file")
+        raise CifarBenchError(
+            f"class names in {folder} list {len(names)} classes, not {NUM_CLASSES}: replace the meta file"
+        )
     readable = [_label_name(name) for name in names]
     if None in readable:
         found = shown(names[readable.index(None)])
@@ -179,7 +185,9 @@ def _official_folder(archive: Path, scratch: Path) -> Path:
         )
     missing = _missing_files(extracted[0])
     if missing:
-        raise CifarBenchError(f"{archive} lacks {', '.join(missing)}: it is incomplete, fetch the official archive again")
+        raise CifarBenchError(
+            f"{archive} lacks {', '.join(missing)}: it is incomplete, fetch the official archive again"
+        )
     try:
         read_folder(extracted[0])
     except CifarBenchError as error:
@@ -224,7 +232,9 @@ def locate(data_dir: str | Path, download: bool = True, unpack: bool = True) -> 
     except FileNotFoundError:
         pass  # created below when downloading
     except OSError as error:  # a symlink loop, or a folder above it that cannot be searched
-        raise CifarBenchError(f"cannot use data_dir {data_dir} ({one_line(error)}): point it at a real folder you can read")
+        raise CifarBenchError(
+            f"cannot use data_dir {data_dir} ({one_line(error)}): point it at a real folder you can read"
+        )
     if data_dir.exists() and not data_dir.is_dir():
         raise CifarBenchError(f"data_dir {data_dir} is a file, not a folder: pass the folder that holds CIFAR-10")
     if data_dir.name in REQUIRED_FILES:
@@ -248,7 +258,9 @@ def locate(data_dir: str | Path, download: bool = True, unpack: bool = True) -> 
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise CifarBenchError(f"cannot create data_dir {data_dir} ({one_line(error)}): pass a folder you can write to")
+            raise CifarBenchError(
+                f"cannot create data_dir {data_dir} ({one_line(error)}): pass a folder you can write to"
+            )
         return _download(data_dir)
     raise CifarBenchError(f"no CIFAR-10 copy or archive in {data_dir.resolve()} and download is off; {HOW_TO_PROVIDE}")
 

@@ -116,7 +116,10 @@ class CifarClassifier(pl.LightningModule):
         batch, was_training = as_uint8_batch(images), self.training
         self.eval()
         try:
-            chunks = [self(self.prepare_inputs(batch[i : i + batch_size])).float().softmax(dim=1).cpu() for i in range(0, len(batch), batch_size)]
+            chunks = [
+                self(self.prepare_inputs(batch[i : i + batch_size])).float().softmax(dim=1).cpu()
+                for i in range(0, len(batch), batch_size)
+            ]
         finally:
             self.train(was_training)
         return torch.cat(chunks)
@@ -236,22 +239,32 @@ class CifarClassifier(pl.LightningModule):
         trainable, total = self.parameter_counts()
         if self.logger is not None:
             self.logger.log_metrics(
-                {"model/weight_layers": self.weight_layers, "model/trainable_params": trainable, "model/total_params": total},
+                {
+                    "model/weight_layers": self.weight_layers,
+                    "model/trainable_params": trainable,
+                    "model/total_params": total,
+                },
                 step=0,
             )
             # With default_hp_metric false (base.yaml), this is what lists the run in the HPARAMS tab.
             self.logger.log_hyperparams(self.hparams, {"hp/val_acc": 0, "hp/val_f1_macro": 0})
-        self.print(f"{type(self).__name__}: {self.weight_layers} weight layers, {trainable:,} of {total:,} parameters trained")
+        self.print(
+            f"{type(self).__name__}: {self.weight_layers} weight layers, {trainable:,} of {total:,} parameters trained"
+        )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse, with one clear message, a checkpoint written by another model or other settings."""
         own = type(self).__name__
         recorded = str(checkpoint.get("hyper_parameters", {}).get("_class_path", own)).rsplit(".", 1)[-1]
         if recorded != own:
-            raise CifarBenchError(f"the checkpoint is of a {recorded} model, not {own}: use the config of the run that wrote it")
+            raise CifarBenchError(
+                f"the checkpoint is of a {recorded} model, not {own}: use the config of the run that wrote it"
+            )
         theirs = checkpoint.get("state_dict", {})
         ours = self.state_dict()
-        differing = sorted(k for k in set(ours) | set(theirs) if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape)
+        differing = sorted(
+            k for k in set(ours) | set(theirs) if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape
+        )
         if differing:
             raise CifarBenchError(
                 f"the checkpoint does not fit this {own} (it differs at {', '.join(differing[:3])}): "
@@ -267,14 +280,22 @@ class CifarClassifier(pl.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         groups = [
-            {**{key: value for key, value in group.items() if key != "lr_scale"}, "lr": hp.lr * group.get("lr_scale", 1.0)}
+            {
+                **{key: value for key, value in group.items() if key != "lr_scale"},
+                "lr": hp.lr * group.get("lr_scale", 1.0),
+            }
             for group in self.parameter_groups()
         ]
         # Fused kernels update every tensor in one pass; PyTorch's default on the CPU is a slow per-tensor loop.
         fused = self.device.type in ("cpu", "cuda") or None
         if hp.optimizer == "sgd":
             optimizer = torch.optim.SGD(
-                groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0, weight_decay=hp.weight_decay, fused=fused
+                groups,
+                lr=hp.lr,
+                momentum=hp.momentum,
+                nesterov=hp.momentum > 0,
+                weight_decay=hp.weight_decay,
+                fused=fused,
             )
         else:
             adam = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW

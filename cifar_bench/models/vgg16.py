@@ -98,13 +98,22 @@ class VGG16Classifier(CifarClassifier):
         trained = [p for p in self.parameters() if p.requires_grad]
         groups = [
             {"params": [p for p in trained if id(p) not in pretrained]},
-            {"params": [p for p in trained if id(p) in pretrained and p is not folded], "lr_scale": hp.pretrained_lr_scale},
+            {
+                "params": [p for p in trained if id(p) in pretrained and p is not folded],
+                "lr_scale": hp.pretrained_lr_scale,
+            },
         ]
         if folded is not None and folded.requires_grad:
             if hp.optimizer == "adam" and hp.weight_decay > 0:
-                rank_zero_warn("Adam with weight decay on a folded fc6 only approximates the unfolded network; AdamW or SGD match it")
+                rank_zero_warn(
+                    "Adam with weight decay on a folded fc6 only approximates the unfolded network; AdamW or SGD match it"
+                )
             groups.append(
-                {"params": [folded], "lr_scale": hp.pretrained_lr_scale * FC6_COPIES, "weight_decay": hp.weight_decay / FC6_COPIES}
+                {
+                    "params": [folded],
+                    "lr_scale": hp.pretrained_lr_scale * FC6_COPIES,
+                    "weight_decay": hp.weight_decay / FC6_COPIES,
+                }
             )
         return [group for group in groups if group["params"]]
 
@@ -117,7 +126,9 @@ class VGG16Classifier(CifarClassifier):
     def on_fit_end(self) -> None:
         self.feature_cache = {}
 
-    def _split_cache(self, stage: str, views: int, needed: int, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _split_cache(
+        self, stage: str, views: int, needed: int, inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The split's (views, images, ...) activations and (views, images) filled flags, grown to ``needed`` images."""
         cache, filled = self.feature_cache.get(stage, (None, None))
         if cache is not None and filled.shape[1] >= needed:

@@ -89,7 +89,9 @@ class VGG16(nn.Module):
             return 0
         last_frozen = self.weight_layers()[frozen_weight_layers - 1][1]
         end = next(i for i, layer in enumerate(layers) if layer is last_frozen) + 1
-        while end < len(layers) and isinstance(layers[end], (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.Flatten)):
+        while end < len(layers) and isinstance(
+            layers[end], (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.Flatten)
+        ):
             end += 1
         return end
 

@@ -58,7 +58,15 @@ def describe(arrays: CifarArrays) -> dict:
     batches = []
     for name, labels in zip(batch_files, arrays.train_labels.split(list(arrays.train_batch_sizes))):
         counts = class_counts(labels)
-        batches.append({"file": name, "images": len(labels), "per_class": dict(zip(names, counts)), "min": min(counts), "max": max(counts)})
+        batches.append(
+            {
+                "file": name,
+                "images": len(labels),
+                "per_class": dict(zip(names, counts)),
+                "min": min(counts),
+                "max": max(counts),
+            }
+        )
     mean, std = channel_mean_std(arrays.train_images)
     return {
         "folder": str(arrays.folder),
@@ -87,7 +95,9 @@ def summary_tables(summary: dict) -> list[Table]:
         splits.add_row(name, str(train[name]), str(test[name]), str(train[name] + test[name]))
     totals = summary["images"]
     splits.add_section()
-    splits.add_row("all", str(totals["train"]), str(totals["test"]), str(totals["train"] + totals["test"]), style="bold")
+    splits.add_row(
+        "all", str(totals["train"]), str(totals["test"]), str(totals["train"] + totals["test"]), style="bold"
+    )
 
     batches = summary["train_batches"]
     per_batch = Table(title="Training images per class in each official batch (not balanced)")
@@ -114,7 +124,11 @@ def summary_tables(summary: dict) -> list[Table]:
 
 
 def analyze(
-    data_dir: str = "data", download: bool = True, out: str = "reports/analysis", samples_per_class: int = 10, console: Optional[Console] = None
+    data_dir: str = "data",
+    download: bool = True,
+    out: str = "reports/analysis",
+    samples_per_class: int = 10,
+    console: Optional[Console] = None,
 ) -> dict:
     """Describe the CIFAR-10 dataset (the study's Part 2): tables on screen, analysis.json and samples.png.
 

@@ -42,7 +42,9 @@ def probability_metrics(logits: torch.Tensor, labels: torch.Tensor, prefix: str 
     probabilities = logits.float().softmax(dim=1)
     return {
         f"{prefix}accuracy": float(MulticlassAccuracy(NUM_CLASSES, average="micro")(probabilities, labels)),
-        f"{prefix}top3_accuracy": float(MulticlassAccuracy(NUM_CLASSES, top_k=3, average="micro")(probabilities, labels)),
+        f"{prefix}top3_accuracy": float(
+            MulticlassAccuracy(NUM_CLASSES, top_k=3, average="micro")(probabilities, labels)
+        ),
         f"{prefix}ece": float(MulticlassCalibrationError(NUM_CLASSES, n_bins=N_BINS, norm="l1")(probabilities, labels)),
     }
 

@@ -52,7 +52,19 @@ COLUMNS = (
     "training_time_s_mean",
     "training_time_s_std",
 )
-HEADINGS = ("Model", "Runs", "Test accuracy", "Test 95% CI", "Study", "Difference", "Train accuracy", "Weight layers", "Epochs", "Trainable / total params", "Training time")
+HEADINGS = (
+    "Model",
+    "Runs",
+    "Test accuracy",
+    "Test 95% CI",
+    "Study",
+    "Difference",
+    "Train accuracy",
+    "Weight layers",
+    "Epochs",
+    "Trainable / total params",
+    "Training time",
+)
 
 
 def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
@@ -92,7 +104,11 @@ def accuracy_interval(runs: list[dict]) -> dict:
         low, high = wilson_interval(test["correct"], test["images"])
         return {"test_accuracy_ci_low": low, "test_accuracy_ci_high": high, "test_accuracy_ci_method": "wilson"}
     low, high = t_interval([run["splits"]["test"]["accuracy"] for run in runs])
-    return {"test_accuracy_ci_low": low, "test_accuracy_ci_high": high, "test_accuracy_ci_method": f"t ({len(runs)} runs)"}
+    return {
+        "test_accuracy_ci_low": low,
+        "test_accuracy_ci_high": high,
+        "test_accuracy_ci_method": f"t ({len(runs)} runs)",
+    }
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -112,7 +128,9 @@ def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
     if not runs:
         return row
     for split in ("test", "train"):
-        row[f"{split}_accuracy_mean"], row[f"{split}_accuracy_std"] = mean_std([run["splits"][split]["accuracy"] for run in runs])
+        row[f"{split}_accuracy_mean"], row[f"{split}_accuracy_std"] = mean_std(
+            [run["splits"][split]["accuracy"] for run in runs]
+        )
     row.update(accuracy_interval(runs))
     if row["study_test_accuracy"] is not None:
         row["difference_to_study"] = row["test_accuracy_mean"] - row["study_test_accuracy"]
@@ -161,12 +179,16 @@ def display_cells(row: dict) -> list[str]:
     runs = str(row["runs"]) + (f" ({row['failed']} failed)" if row["failed"] else "")
     params = "-" if row.get("trainable_params") is None else f"{row['trainable_params']:,} / {row['total_params']:,}"
     time = row.get("training_time_s_mean")
-    time_cell = format_duration(time) + (f" ± {format_duration(row['training_time_s_std'])}" if row.get("training_time_s_std") else "")
+    time_cell = format_duration(time) + (
+        f" ± {format_duration(row['training_time_s_std'])}" if row.get("training_time_s_std") else ""
+    )
     return [
         row["model"],
         runs,
         _accuracy_cell(row, "test"),
-        "-" if row.get("test_accuracy_ci_low") is None else f"[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}]",
+        "-"
+        if row.get("test_accuracy_ci_low") is None
+        else f"[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}]",
         "-" if row.get("study_test_accuracy") is None else f"{row['study_test_accuracy']:.2f}",
         "-" if row.get("difference_to_study") is None else f"{row['difference_to_study']:+.4f}",
         _accuracy_cell(row, "train"),
@@ -230,7 +252,10 @@ def compare(
     if data_dir is None:
         data_dir = next((group[0]["data_dir"] for group in runs.values() if group[0].get("data_dir")), "data")
     rows = [random_row(data_dir)]
-    rows += [model_row(model, runs.get(model, []), failures.get(model, [])) for model in sorted(runs.keys() | failures.keys())]
+    rows += [
+        model_row(model, runs.get(model, []), failures.get(model, []))
+        for model in sorted(runs.keys() | failures.keys())
+    ]
 
     table = Table(title=f"Results & comparisons ({directory})")
     for heading in HEADINGS:
@@ -251,4 +276,3 @@ def compare(
     write_text(out / "comparison.csv", csv_table(rows))
     print_plain(console, f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}")
     return rows
-

@@ -23,8 +23,10 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, 
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.lightning_cli import default_precision
 from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
+from cifar_bench.lightning_cli import default_precision
+from cifar_bench.models import CifarClassifier
+from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.reports.calibration import calibration_metrics
 from cifar_bench.reports.evaluation_files import (
     SPLITS,
@@ -35,8 +37,6 @@ from cifar_bench.reports.evaluation_files import (
     write_confusion_csv,
     write_predictions,
 )
-from cifar_bench.models import CifarClassifier
-from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.reports.output import print_plain, print_whole, save_figure, write_json, write_text
 from cifar_bench.reports.runs import find_run, load_model, read_data
 
@@ -130,7 +130,9 @@ def evaluate(
     data_dir, arrays = read_data(run, data_dir, download)
     trained_in = str((run.config.get("trainer") or {}).get("precision") or "32-true")
     # bf16 on hardware without bf16 kernels is emulated, tens of times slower: evaluate such runs in fp32.
-    precision = precision or (trained_in if "bf16" not in trained_in or default_precision(accelerator) == "bf16-mixed" else "32-true")
+    precision = precision or (
+        trained_in if "bf16" not in trained_in or default_precision(accelerator) == "bf16-mixed" else "32-true"
+    )
     try:
         fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
     except (ValueError, RuntimeError, MisconfigurationException) as error:
@@ -167,7 +169,9 @@ def evaluate(
         "splits": splits,
         "curves": curves,
     }
-    write_outputs(Path(out) if out is not None else run.folder / EVALUATION_FOLDER, metrics, images, labels, predictions, console)
+    write_outputs(
+        Path(out) if out is not None else run.folder / EVALUATION_FOLDER, metrics, images, labels, predictions, console
+    )
     return metrics
 
 
@@ -185,13 +189,19 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions, console
         title = f"{metrics['model']}: {split} reliability (ECE {values['ece']:.4f})"
         save_figure(reliability_figure(values["reliability"], title), out / f"reliability_{split}.png")
         text += [f"{split.capitalize()} accuracy: {values['accuracy']:.4f} ({values['correct']}/{values['images']})"]
-        text += [f"{split.capitalize()} top-3 accuracy: {values['top3_accuracy']:.4f}, expected calibration error: {values['ece']:.4f}"]
+        text += [
+            f"{split.capitalize()} top-3 accuracy: {values['top3_accuracy']:.4f}, expected calibration error: {values['ece']:.4f}"
+        ]
         if "tta_accuracy" in values:
-            text += [f"{split.capitalize()} with flip TTA: accuracy {values['tta_accuracy']:.4f}, top-3 {values['tta_top3_accuracy']:.4f}, ECE {values['tta_ece']:.4f}"]
+            text += [
+                f"{split.capitalize()} with flip TTA: accuracy {values['tta_accuracy']:.4f}, top-3 {values['tta_top3_accuracy']:.4f}, ECE {values['tta_ece']:.4f}"
+            ]
         text += [""]
         text += per_class_lines(split, values) + ["", f"[{split.capitalize()}]:", report]
     sample = slice(0, SAMPLE_IMAGES)
-    grid = prediction_grid_figure(images["test"][sample], predictions["test"][sample], labels["test"][sample], class_names)
+    grid = prediction_grid_figure(
+        images["test"][sample], predictions["test"][sample], labels["test"][sample], class_names
+    )
     save_figure(grid, out / "sample_predictions.png")
     if metrics["epochs_trained"] is not None:
         save_figure(curves_figure(metrics["curves"], f"{metrics['model']}: training curves"), out / "curves.png")

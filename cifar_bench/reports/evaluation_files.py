@@ -28,15 +28,23 @@ def classification_report(metrics: dict, digits: int = 2) -> str:
     """scikit-learn's classification_report layout, filled with the numbers of ``split_metrics``."""
     width = max(len(name) for name in (*metrics["per_class"], "weighted avg"))
     row = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
-    report = ("{:>{width}s} " + " {:>9}" * 4).format("", "precision", "recall", "f1-score", "support", width=width) + "\n\n"
+    report = ("{:>{width}s} " + " {:>9}" * 4).format(
+        "", "precision", "recall", "f1-score", "support", width=width
+    ) + "\n\n"
     for name, values in metrics["per_class"].items():
-        report += row.format(name, values["precision"], values["recall"], values["f1"], values["support"], width=width, digits=digits)
+        report += row.format(
+            name, values["precision"], values["recall"], values["f1"], values["support"], width=width, digits=digits
+        )
     report += "\n"
     accuracy_row = "{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f}" + " {:>9}\n"
-    report += accuracy_row.format("accuracy", "", "", metrics["accuracy"], metrics["images"], width=width, digits=digits)
+    report += accuracy_row.format(
+        "accuracy", "", "", metrics["accuracy"], metrics["images"], width=width, digits=digits
+    )
     for heading, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
         values = metrics[key]
-        report += row.format(heading, values["precision"], values["recall"], values["f1"], metrics["images"], width=width, digits=digits)
+        report += row.format(
+            heading, values["precision"], values["recall"], values["f1"], metrics["images"], width=width, digits=digits
+        )
     return report
 
 

@@ -26,7 +26,9 @@ def load_test_predictions(run: dict) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as content:
             return content["test_labels"].astype(np.int64), content["test_predictions"].astype(np.int64)
     except (OSError, KeyError, ValueError) as error:
-        raise CifarBenchError(f"{path} is missing or unreadable ({type(error).__name__}): run evaluate again for {run['run']}")
+        raise CifarBenchError(
+            f"{path} is missing or unreadable ({type(error).__name__}): run evaluate again for {run['run']}"
+        )
 
 
 def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
@@ -36,7 +38,9 @@ def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
     chosen = [first_seed_run(model, runs) for model in pair]
     (labels_a, predictions_a), (labels_b, predictions_b) = (load_test_predictions(run) for run in chosen)
     if not np.array_equal(labels_a, labels_b):
-        raise CifarBenchError(f"{pair[0]} and {pair[1]} were evaluated on different test images: evaluate both on the same data")
+        raise CifarBenchError(
+            f"{pair[0]} and {pair[1]} were evaluated on different test images: evaluate both on the same data"
+        )
     result = paired_difference(labels_a.tolist(), predictions_a.tolist(), predictions_b.tolist())
     several = [model for model in pair if len(runs[model]) > 1]
     return {
@@ -44,7 +48,9 @@ def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
         "second": pair[1],
         "first_run": chosen[0]["run"],
         "second_run": chosen[1]["run"],
-        "note": f"several seeds of {' and '.join(several)}: the first seed's run of each is compared" if several else "",
+        "note": f"several seeds of {' and '.join(several)}: the first seed's run of each is compared"
+        if several
+        else "",
         **result,
     }
 

@@ -26,8 +26,8 @@ from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER
-from cifar_bench.reports.runs import find_run, load_model, read_data
 from cifar_bench.reports.output import print_plain, print_whole, write_text
+from cifar_bench.reports.runs import find_run, load_model, read_data
 
 PREDICTIONS_CSV = "predictions.csv"
 GLOB_CHARACTERS = set("*?[")
@@ -82,7 +82,9 @@ def predictions_csv(names: list[str], probabilities: torch.Tensor, labels: torch
     for i, name in enumerate(names):
         true = "" if labels is None else CLASS_NAMES[int(labels[i])]
         row = probabilities[i].tolist()
-        writer.writerow([name, true, CLASS_NAMES[int(best.indices[i])], f"{float(best.values[i]):.6f}", *(f"{p:.6f}" for p in row)])
+        writer.writerow(
+            [name, true, CLASS_NAMES[int(best.indices[i])], f"{float(best.values[i]):.6f}", *(f"{p:.6f}" for p in row)]
+        )
     return buffer.getvalue()
 
 
@@ -127,10 +129,17 @@ def predict(
         names, images, unreadable, resized = read_images(files)
         skipped += unreadable
         if images is None:
-            reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
-            raise CifarBenchError(f"no readable image among the inputs ({reasons}): pass PNG, JPEG, BMP or WebP files, folders or globs")
+            reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped[:3]) + (
+                " ..." if len(skipped) > 3 else ""
+            )
+            raise CifarBenchError(
+                f"no readable image among the inputs ({reasons}): pass PNG, JPEG, BMP or WebP files, folders or globs"
+            )
         if resized:
-            print_plain(console, f"{resized} of {len(names)} images are not {SIZE}x{SIZE}: resized to {SIZE}x{SIZE} with antialiasing")
+            print_plain(
+                console,
+                f"{resized} of {len(names)} images are not {SIZE}x{SIZE}: resized to {SIZE}x{SIZE} with antialiasing",
+            )
     else:
         _, arrays = read_data(run, data_dir, download)
         images, labels = arrays.test_images, arrays.test_labels
@@ -152,7 +161,9 @@ def predict(
 
 def print_table(console: Console, model: str, names: list[str], probabilities: torch.Tensor, labels, show: int) -> None:
     shown = min(len(names), max(show, 0))
-    title = f"{model}: predictions" + (f" (first {shown} of {len(names)}; all in the CSV)" if shown < len(names) else "")
+    title = f"{model}: predictions" + (
+        f" (first {shown} of {len(names)}; all in the CSV)" if shown < len(names) else ""
+    )
     table = Table(title=title)
     for heading in ("file", *(("true",) if labels is not None else ()), "predicted", "probability", "top 3"):
         table.add_column(heading, justify="right" if heading == "probability" else "left")
@@ -160,5 +171,7 @@ def print_table(console: Console, model: str, names: list[str], probabilities: t
     for i in range(shown):
         top3 = ", ".join(f"{CLASS_NAMES[int(c)]} {float(p):.3f}" for p, c in zip(top.values[i], top.indices[i]))
         true = (CLASS_NAMES[int(labels[i])],) if labels is not None else ()
-        table.add_row(Text(names[i]), *true, CLASS_NAMES[int(top.indices[i, 0])], f"{float(top.values[i, 0]):.4f}", top3)
+        table.add_row(
+            Text(names[i]), *true, CLASS_NAMES[int(top.indices[i, 0])], f"{float(top.values[i, 0]):.4f}", top3
+        )
     print_whole(console, table)

@@ -37,7 +37,9 @@ def find_run(ckpt: str | Path) -> Run:
     if path.is_dir():
         folder, checkpoint = path, path / "checkpoints" / "last.ckpt"
         if not checkpoint.is_file():
-            raise CifarBenchError(f"run folder {path} has no checkpoints/last.ckpt: pass --ckpt a .ckpt file of a finished run")
+            raise CifarBenchError(
+                f"run folder {path} has no checkpoints/last.ckpt: pass --ckpt a .ckpt file of a finished run"
+            )
     elif path.is_file():
         checkpoint = path
         folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
@@ -65,7 +67,9 @@ def model_class(run: Run) -> type[CifarClassifier]:
     candidate = getattr(sys.modules.get(module_name), name, None)
     if not (isinstance(candidate, type) and issubclass(candidate, CifarClassifier)):
         known = ", ".join(model_class_paths())
-        raise CifarBenchError(f"{run.folder / 'config.yaml'} names an unknown model {class_path!r}: expected one of {known}")
+        raise CifarBenchError(
+            f"{run.folder / 'config.yaml'} names an unknown model {class_path!r}: expected one of {known}"
+        )
     return candidate
 
 
@@ -79,7 +83,9 @@ def load_model(run: Run) -> tuple[CifarClassifier, dict]:
         # NaN or infinite weights predict one class everywhere: an accuracy of 0.10 that says nothing.
         broken = first_non_finite(checkpoint.get("state_dict", {}))
         if broken is not None:
-            raise CifarBenchError(f"{run.checkpoint} holds non-finite weights (NaN or infinity in {broken}): evaluate an earlier checkpoint of the run")
+            raise CifarBenchError(
+                f"{run.checkpoint} holds non-finite weights (NaN or infinity in {broken}): evaluate an earlier checkpoint of the run"
+            )
         model = cls.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True, **overrides)
     except (RuntimeError, KeyError, ValueError, TypeError, EOFError) as error:  # an UnpicklingError is main's to refuse
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -79,13 +80,13 @@ def stop_child(child: subprocess.Popen) -> None:
 
 def study(
     models: Optional[list[str]] = None,
-    seeds: list[int] = [0],
+    seeds: tuple[int, ...] = (0,),
     configs_dir: str = "configs",
     save_dir: str = "lightning_logs",
     data_dir: Optional[str] = None,
     vgg_weights: Optional[str] = None,
     results: Optional[str] = None,
-    fit_args: list[str] = [],
+    fit_args: Sequence[str] = (),
     console: Optional[Console] = None,
 ) -> list[dict]:
     """Train every model with its config, evaluate each, end with the comparison table.
@@ -114,7 +115,9 @@ def study(
     data_args = ["--data.data_dir", data_dir] if data_dir is not None else []
     for model in models:
         config = configs_dir / f"{model}.yaml"
-        weights_args = ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
+        weights_args = (
+            ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
+        )
         for seed in seeds:
             folder, marker = run_folder(save_dir, model, seed), failure_marker(save_dir, model, seed)
             if (folder / EVALUATION_FOLDER / METRICS_FILE).is_file():
@@ -124,8 +127,23 @@ def study(
             last = folder / "checkpoints" / "last.ckpt"
             console.rule(Text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
             # The seed also draws the validation split and the batch order (data.seed), not only the weights.
-            fit = ["fit", "--config", str(base), "--config", str(config), "--seed_everything", str(seed), "--data.seed", str(seed)]
-            fit += ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.version", folder.name]
+            fit = [
+                "fit",
+                "--config",
+                str(base),
+                "--config",
+                str(config),
+                "--seed_everything",
+                str(seed),
+                "--data.seed",
+                str(seed),
+            ]
+            fit += [
+                "--trainer.logger.init_args.save_dir",
+                str(save_dir),
+                "--trainer.logger.init_args.version",
+                folder.name,
+            ]
             fit += [*data_args, *weights_args, *fit_args, *(["--ckpt_path", str(last)] if last.is_file() else [])]
             command, stage = fit, "fit"
             status = cifar_bench(*command)
@@ -138,7 +156,13 @@ def study(
                 marker.unlink(missing_ok=True)
                 continue
             print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
-            record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}
+            record = {
+                "model": model,
+                "seed": seed,
+                "stage": stage,
+                "exit_status": status,
+                "command": ["cifar-bench", *command],
+            }
             write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
     rows = compare(save_dir, data_dir, console=console)
     if results is not None:
@@ -151,7 +175,10 @@ def study(
 EVIDENCE = (
     "config.yaml",
     "environment.json",
-    *(f"{EVALUATION_FOLDER}/{name}" for name in (METRICS_FILE, "summary.txt", "curves.png", "confusion_test.png", "reliability_test.png")),
+    *(
+        f"{EVALUATION_FOLDER}/{name}"
+        for name in (METRICS_FILE, "summary.txt", "curves.png", "confusion_test.png", "reliability_test.png")
+    ),
 )
 
 
@@ -168,4 +195,3 @@ def export_evidence(save_dir: Path, results: Path) -> int:
     for name in ("comparison.md", "comparison.csv"):
         shutil.copyfile(save_dir / name, results / name)
     return len(runs)
-
