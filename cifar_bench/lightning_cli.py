@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -18,15 +19,22 @@ from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from cifar_bench.checkpoints import read_checkpoint
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.model_configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.models import CifarClassifier
 
-# Every run starts from configs/base.yaml (where the package sits in its repository), so that
-# `cifar-bench fit --config configs/cnn.yaml` alone works; later --config files and flags override it.
-BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
+CONFIG_OPTIONS = ("--config", "-c")
 
 
-def default_config_files() -> list[str]:
-    return [str(BASE_CONFIG)] if BASE_CONFIG.is_file() else []
+def with_packaged_configs(words: list[str]) -> list[str]:
+    """The command line with each ``--config NAME`` (a bare model name) pointing at the packaged config."""
+    resolved = []
+    for index, word in enumerate(words):
+        if index and words[index - 1] in CONFIG_OPTIONS:
+            word = resolve_config_argument(word)
+        elif word.startswith("--config="):
+            word = "--config=" + resolve_config_argument(word.removeprefix("--config="))
+        resolved.append(word)
+    return resolved
 
 
 def cpu_has_native_bf16() -> bool:
@@ -109,7 +117,8 @@ class CifarBenchCLI(LightningCLI):
         parser.set_defaults({"trainer.precision": default_precision()})
 
     def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
+        words = sys.argv[1:] if args is None else args
+        super().parse_arguments(parser, with_packaged_configs(list(words)) if isinstance(words, list) else args)
         # LightningCLI reads the checkpoint's hyperparameters right after parsing: check it first.
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         self._check_checkpoint(config.get("ckpt_path"))
@@ -199,7 +208,9 @@ def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
         parser_kwargs={
             "prog": "cifar-bench",
             "exit_on_error": False,
-            **{command: {"default_config_files": default_config_files()} for command in CifarBenchCLI.subcommands()},
+            # Every run starts from base.yaml, so that a model's config alone is a whole configuration;
+            # later --config files and flags override it.
+            **{command: {"default_config_files": [str(BASE_CONFIG)]} for command in CifarBenchCLI.subcommands()},
         },
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},

@@ -21,9 +21,11 @@ from torchvision.models import VGG16_Weights
 from cifar_bench.cli import main
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
 from cifar_bench.lightning_cli import default_precision, run_lightning_cli
+from cifar_bench.model_configs import model_names
 from cifar_bench.models import MLPClassifier
+from cifar_bench.reports.reference import STUDY_RESULTS
 
-MODELS = sorted(path.stem for path in CONFIGS.glob("*.yaml") if path.stem != "base")
+MODELS = model_names()
 WEIGHT_LAYERS = {"mlp": 3, "cnn": 9, "cnn_bn_do": 9, "vgg16_last2": 16, "vgg16_last3": 16, "vgg16_last5": 16}
 # VGG16 builds 138M parameters: random weights (no download), tiny batches; one variant uses the cache.
 QUICK = {
@@ -230,3 +232,21 @@ def test_cpu_precision_is_bf16_only_with_bf16_instructions(avx512_bf16, amx, exp
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     assert default_precision("cpu") == expected
+
+
+# --- a model by name, from any folder ----------------------------------------------------------------
+
+
+def test_a_config_named_by_its_model_is_the_packaged_one_from_any_folder(data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", "cnn_bn_do", "--model.lr", "0.3", "--print_config"])
+    assert exit_info.value.code == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["init_args"]["batch_norm"] is True
+    assert config["trainer"]["logger"]["init_args"]["name"] == "cnn_bn_do"
+    assert config["trainer"]["callbacks"], "base.yaml applies as well"
+
+
+def test_the_study_results_are_kept_for_exactly_the_configured_models():
+    assert sorted(STUDY_RESULTS) == model_names()
