@@ -55,12 +55,14 @@ def default_precision(accelerator: str = "auto") -> str:
 
     A GPU with bf16 support, or a CPU with bf16 instructions (AVX512_BF16 or AMX), runs bf16 1.5-2x
     faster than fp32 at the same accuracy; a CPU without them emulates bf16 4x (AVX-512) to 60x (AVX2:
-    a 1024^3 matmul 0.12 s in fp32, 7.6 s in bf16) slower than fp32. ``--trainer.precision`` overrides
-    the choice.
+    a 1024^3 matmul 0.12 s in fp32, 7.6 s in bf16) slower than fp32. Used only where no config or flag
+    sets ``trainer.precision``.
     """
-    if accelerator != "cpu" and torch.cuda.is_available():
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    if accelerator in ("auto", "cpu"):
+        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    return "32-true"  # another accelerator (mps, tpu...): Lightning's own default
 
 
 def quiet_third_party_noise() -> None:
@@ -113,9 +115,6 @@ class CifarBenchCLI(LightningCLI):
     Trainer runs: bad input then leaves nothing behind, not even the logger's run folder.
     """
 
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.set_defaults({"trainer.precision": default_precision()})
-
     def parse_arguments(self, parser, args) -> None:
         words = sys.argv[1:] if args is None else args
         super().parse_arguments(parser, with_packaged_configs(list(words)) if isinstance(words, list) else args)
@@ -126,8 +125,8 @@ class CifarBenchCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         self._check_trainer_settings(config.trainer)
-        if config.trainer.get("precision") == default_precision() and config.trainer.get("accelerator") == "cpu":
-            config.trainer.precision = default_precision("cpu")  # the default was chosen for a GPU that will not run
+        if config.trainer.get("precision") is None:  # set by no config and no flag: the hardware's fast one
+            config.trainer.precision = default_precision(config.trainer.get("accelerator") or "auto")
         unusable = []
         if config.trainer.get("enable_progress_bar") is False:
             unusable.append("ProgressBar")

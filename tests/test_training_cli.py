@@ -18,6 +18,7 @@ from pytorch_lightning import Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
 
+from cifar_bench import lightning_cli
 from cifar_bench.cli import main
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
 from cifar_bench.lightning_cli import default_precision, run_lightning_cli
@@ -232,6 +233,32 @@ def test_cpu_precision_is_bf16_only_with_bf16_instructions(avx512_bf16, amx, exp
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     assert default_precision("cpu") == expected
+
+
+def test_the_default_precision_follows_the_accelerator_that_will_run(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(lightning_cli, "cpu_has_native_bf16", lambda: False)
+    assert (default_precision("auto"), default_precision("gpu"), default_precision("cpu")) == (
+        "bf16-mixed",
+        "bf16-mixed",
+        "32-true",
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [((), "32-true"), (("--trainer.precision", "bf16-mixed"), "bf16-mixed")]
+)
+def test_a_cpu_run_on_a_machine_with_a_bf16_gpu_keeps_the_precision_given_or_gets_the_cpus(
+    given, expected, data_dir, tmp_path, monkeypatch
+):
+    """The default is the accelerator's that will run (not the GPU's), and a precision given is never replaced."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(lightning_cli, "cpu_has_native_bf16", lambda: False)
+    extra = ("--trainer.accelerator", "cpu", "--trainer.fast_dev_run", "1", "--trainer.enable_model_summary", "false")
+    cli = run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, *extra, *given))
+    assert cli.trainer.precision == expected
 
 
 # --- a model by name, from any folder ----------------------------------------------------------------
