@@ -98,6 +98,22 @@ def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None
     return max(versions, default=None)
 
 
+def read_data_first(trainer, datamodule, stage: str) -> None:
+    """Unpack (or download) and read the data before the Trainer starts, in the process that prepares it.
+
+    The logger creates its run folder and an events file as the Trainer starts, before Lightning's own
+    data hooks run: bad data read first leaves no run folder behind. Only the process Lightning would
+    prepare the data in does it (local rank 0, or global rank 0 without ``prepare_data_per_node``), as
+    the DataModule's contract says; the other DDP ranks read it in Lightning's own setup, which waits
+    at a barrier until the data is prepared.
+    """
+    preparing_rank = trainer.local_rank if datamodule.prepare_data_per_node else trainer.global_rank
+    if preparing_rank != 0:
+        return
+    datamodule.prepare_data()
+    datamodule.setup(stage)  # the Trainer's own call then finds the data read
+
+
 class CifarBenchCLI(LightningCLI):
     """LightningCLI with a few conveniences over the configs.
 
@@ -143,10 +159,7 @@ class CifarBenchCLI(LightningCLI):
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
     def _read_data_first(self) -> None:
-        """Unpack (or download) and read the data before the Trainer starts: the logger creates its run
-        folder and an events file as the Trainer starts, before Lightning's own data hooks run."""
-        self.datamodule.prepare_data()
-        self.datamodule.setup(self.subcommand)  # the Trainer's own call then finds the data read
+        read_data_first(self.trainer, self.datamodule, self.subcommand)
 
     before_fit = before_validate = before_test = _read_data_first
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, PER_BATCH, cli_args, write_binary_version
+from conftest import CONFIGS, PER_BATCH, cli_args, packed, write_binary_version
 from pytorch_lightning import Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
@@ -21,7 +21,8 @@ from torchvision.models import VGG16_Weights
 from cifar_bench import lightning_cli
 from cifar_bench.cli import main
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
-from cifar_bench.lightning_cli import default_precision, run_lightning_cli
+from cifar_bench.data.sources import BINARY_FOLDER
+from cifar_bench.lightning_cli import default_precision, read_data_first, run_lightning_cli
 from cifar_bench.model_configs import model_names
 from cifar_bench.models import MLPClassifier
 from cifar_bench.reports.reference import STUDY_RESULTS
@@ -259,6 +260,31 @@ def test_a_cpu_run_on_a_machine_with_a_bf16_gpu_keeps_the_precision_given_or_get
     extra = ("--trainer.accelerator", "cpu", "--trainer.fast_dev_run", "1", "--trainer.enable_model_summary", "false")
     cli = run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, *extra, *given))
     assert cli.trainer.precision == expected
+
+
+# --- the data is read first, only where Lightning would prepare it --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("local_rank", "node_rank", "per_node", "prepares"),
+    [(0, 0, True, True), (1, 0, True, False), (0, 1, True, True), (0, 1, False, False), (1, 1, False, False)],
+)
+def test_only_the_rank_that_prepares_the_data_unpacks_and_reads_it_before_the_trainer_starts(
+    local_rank, node_rank, per_node, prepares, tmp_path, monkeypatch
+):
+    """The other DDP ranks read it in Lightning's own setup, after its barrier: an archive half unpacked by
+    rank 0 is never read, nor unpacked twice at once."""
+    archive = packed(tmp_path / "data")
+    ranks = {"LOCAL_RANK": local_rank, "NODE_RANK": node_rank, "WORLD_SIZE": 4}
+    for name, value in {**ranks, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}.items():
+        monkeypatch.setenv(name, str(value))
+    trainer = Trainer(accelerator="cpu", strategy="ddp", devices=2, num_nodes=2, logger=False)
+    assert (trainer.local_rank, trainer.node_rank) == (local_rank, node_rank)
+    datamodule = CIFAR10DataModule(str(archive.parent), download=False, val_size=20)
+    datamodule.prepare_data_per_node = per_node
+    read_data_first(trainer, datamodule, "fit")
+    assert (datamodule.arrays is not None) == prepares
+    assert (archive.parent / BINARY_FOLDER).is_dir() == prepares
 
 
 # --- a model by name, from any folder ----------------------------------------------------------------
