@@ -106,6 +106,11 @@ def stop_interrupted(command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Large CPU tensors on transparent huge pages: a step that allocates big activations and gradients
+    # afresh page-faults far less (VGG16's trained fc layers step about twice as fast on a CPU). PyTorch
+    # reads this once, at its first allocation: so here, before torch is imported, and the processes a
+    # study starts inherit it. THP_MEM_ALLOC_ENABLE=0 opts out.
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     words = sys.argv[1:] if argv is None else argv
     command = words[0] if words else None
     known = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)
