@@ -40,6 +40,10 @@ FUNCTION_COMMANDS = {
 # Arguments after "--" go, unparsed, to this parameter of a command that has it (study, bench: to every fit).
 PASSTHROUGH = "fit_args"
 NOT_OPTIONS = {"console", PASSTHROUGH}
+# A list parameter that also takes the bare words of the command line, as a shell glob expands to them:
+# `cifar-bench predict --ckpt RUN cat.png photos/ shots/*.jpg`, as well as `--inputs [cat.png,photos/]`.
+BARE_WORDS = {"predict": "inputs"}
+BARE_DEST = "bare_words"
 
 
 def run_function_command(name: str, argv: list[str]) -> None:
@@ -52,8 +56,15 @@ def run_function_command(name: str, argv: list[str]) -> None:
     summary = (inspect.getdoc(function) or "").split("\n", 1)[0]
     parser = ArgumentParser(prog=f"cifar-bench {name}", description=summary, exit_on_error=False)
     parser.add_function_arguments(function, as_group=False, as_positional=positional, skip=NOT_OPTIONS)
+    listed = BARE_WORDS.get(name)
+    if listed:
+        help_text = f"{listed} as plain words (what a shell glob expands to), added to --{listed}"
+        parser.add_argument(BARE_DEST, nargs="*", type=str, default=[], metavar=listed.upper(), help=help_text)
     options = parser.parse_args(words).as_dict()
     options.pop("config", None)
+    bare = options.pop(BARE_DEST, None)
+    if bare:
+        options[listed] = [*(options[listed] or []), *bare]
     function(**options, **({PASSTHROUGH: passthrough} if takes_passthrough else {}))
 
 
