@@ -79,18 +79,26 @@ def user_error_in(error: BaseException) -> CifarBenchError | None:
 
 
 def parser_error_line(error: ArgumentError) -> str:
-    """jsonargparse's message on one line; for a class that failed to validate, only its own reason
-    (not the list of every alternative type it tried)."""
-    text = str(error)
-    key = text.split(":", 1)[0] if text.startswith("Parser key") else ""
-    if "Does not validate against any of the Union subtypes" in text and "Errors:" in text:
-        listed = text.split("Errors:", 1)[1].split("Given value type:", 1)[0]
-        reasons = [
-            r for r in re.split(r"\n\s*- ", "\n" + listed) if r.strip() and "Expected a <class 'NoneType'>" not in r
-        ]
-        if reasons:
-            return " ".join(f"{key}: {reasons[0]}".split())
-    return " ".join(text.split())
+    """jsonargparse's message on one line, read off the chain of exceptions it raises ``from`` one another.
+
+    Each level that names where the value sits (a parser key, a class path) heads its message with a line
+    ending in ':'; the root cause is the reason itself. For a value that fits none of a Union's types the
+    chain follows the first type tried, so the line gives one reason, not the list of every alternative.
+    """
+    chain = [error]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    headers = []
+    for link in chain[:-1]:
+        lines = message_of(link).strip().splitlines()
+        if len(lines) > 1 and lines[0].endswith(":") and lines[0] not in headers:
+            headers.append(lines[0])
+    return " ".join(" ".join([*headers, message_of(chain[-1])]).split())
+
+
+def message_of(error: BaseException) -> str:
+    """An exception's own message (``str`` of a KeyError would add quotes)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
 
 
 def fail(message: str) -> None:
