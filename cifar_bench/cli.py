@@ -1,9 +1,11 @@
 """The ``cifar-bench`` command: LightningCLI for fit/validate/test, plus the study's commands.
 
     cifar-bench fit --config configs/cnn.yaml --trainer.max_epochs 5
+    cifar-bench fit --config cnn            # the packaged config, from any folder
     cifar-bench analyze --data_dir data
     cifar-bench evaluate --ckpt lightning_logs/cnn/version_0/checkpoints/last.ckpt
     cifar-bench predict --ckpt lightning_logs/cnn/version_0 --inputs [cat.png,photos/]
+    cifar-bench predict --ckpt lightning_logs/cnn/version_0 cat.png photos/ shots/*.jpg
     cifar-bench compare lightning_logs
     cifar-bench study --seeds [0,1,2] -- --trainer.max_epochs 5
     cifar-bench bench --models [cnn,mlp]
