@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -18,15 +19,22 @@ from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from cifar_bench.checkpoints import read_checkpoint
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.model_configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.models import CifarClassifier
 
-# Every run starts from configs/base.yaml (where the package sits in its repository), so that
-# `cifar-bench fit --config configs/cnn.yaml` alone works; later --config files and flags override it.
-BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
+CONFIG_OPTIONS = ("--config", "-c")
 
 
-def default_config_files() -> list[str]:
-    return [str(BASE_CONFIG)] if BASE_CONFIG.is_file() else []
+def with_packaged_configs(words: list[str]) -> list[str]:
+    """The command line with each ``--config NAME`` (a bare model name) pointing at the packaged config."""
+    resolved = []
+    for index, word in enumerate(words):
+        if index and words[index - 1] in CONFIG_OPTIONS:
+            word = resolve_config_argument(word)
+        elif word.startswith("--config="):
+            word = "--config=" + resolve_config_argument(word.removeprefix("--config="))
+        resolved.append(word)
+    return resolved
 
 
 def cpu_has_native_bf16() -> bool:
@@ -47,12 +55,14 @@ def default_precision(accelerator: str = "auto") -> str:
 
     A GPU with bf16 support, or a CPU with bf16 instructions (AVX512_BF16 or AMX), runs bf16 1.5-2x
     faster than fp32 at the same accuracy; a CPU without them emulates bf16 4x (AVX-512) to 60x (AVX2:
-    a 1024^3 matmul 0.12 s in fp32, 7.6 s in bf16) slower than fp32. ``--trainer.precision`` overrides
-    the choice.
+    a 1024^3 matmul 0.12 s in fp32, 7.6 s in bf16) slower than fp32. Used only where no config or flag
+    sets ``trainer.precision``.
     """
-    if accelerator != "cpu" and torch.cuda.is_available():
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    if accelerator in ("auto", "cpu"):
+        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    return "32-true"  # another accelerator (mps, tpu...): Lightning's own default
 
 
 def quiet_third_party_noise() -> None:
@@ -88,6 +98,22 @@ def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None
     return max(versions, default=None)
 
 
+def read_data_first(trainer, datamodule, stage: str) -> None:
+    """Unpack (or download) and read the data before the Trainer starts, in the process that prepares it.
+
+    The logger creates its run folder and an events file as the Trainer starts, before Lightning's own
+    data hooks run: bad data read first leaves no run folder behind. Only the process Lightning would
+    prepare the data in does it (local rank 0, or global rank 0 without ``prepare_data_per_node``), as
+    the DataModule's contract says; the other DDP ranks read it in Lightning's own setup, which waits
+    at a barrier until the data is prepared.
+    """
+    preparing_rank = trainer.local_rank if datamodule.prepare_data_per_node else trainer.global_rank
+    if preparing_rank != 0:
+        return
+    datamodule.prepare_data()
+    datamodule.setup(stage)  # the Trainer's own call then finds the data read
+
+
 class CifarBenchCLI(LightningCLI):
     """LightningCLI with a few conveniences over the configs.
 
@@ -105,11 +131,9 @@ class CifarBenchCLI(LightningCLI):
     Trainer runs: bad input then leaves nothing behind, not even the logger's run folder.
     """
 
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.set_defaults({"trainer.precision": default_precision()})
-
     def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
+        words = sys.argv[1:] if args is None else args
+        super().parse_arguments(parser, with_packaged_configs(list(words)) if isinstance(words, list) else args)
         # LightningCLI reads the checkpoint's hyperparameters right after parsing: check it first.
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         self._check_checkpoint(config.get("ckpt_path"))
@@ -117,8 +141,8 @@ class CifarBenchCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         self._check_trainer_settings(config.trainer)
-        if config.trainer.get("precision") == default_precision() and config.trainer.get("accelerator") == "cpu":
-            config.trainer.precision = default_precision("cpu")  # the default was chosen for a GPU that will not run
+        if config.trainer.get("precision") is None:  # set by no config and no flag: the hardware's fast one
+            config.trainer.precision = default_precision(config.trainer.get("accelerator") or "auto")
         unusable = []
         if config.trainer.get("enable_progress_bar") is False:
             unusable.append("ProgressBar")
@@ -135,10 +159,7 @@ class CifarBenchCLI(LightningCLI):
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
     def _read_data_first(self) -> None:
-        """Unpack (or download) and read the data before the Trainer starts: the logger creates its run
-        folder and an events file as the Trainer starts, before Lightning's own data hooks run."""
-        self.datamodule.prepare_data()
-        self.datamodule.setup(self.subcommand)  # the Trainer's own call then finds the data read
+        read_data_first(self.trainer, self.datamodule, self.subcommand)
 
     before_fit = before_validate = before_test = _read_data_first
 
@@ -199,7 +220,9 @@ def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
         parser_kwargs={
             "prog": "cifar-bench",
             "exit_on_error": False,
-            **{command: {"default_config_files": default_config_files()} for command in CifarBenchCLI.subcommands()},
+            # Every run starts from base.yaml, so that a model's config alone is a whole configuration;
+            # later --config files and flags override it.
+            **{command: {"default_config_files": [str(BASE_CONFIG)]} for command in CifarBenchCLI.subcommands()},
         },
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},

@@ -20,6 +20,7 @@ import torch
 from conftest import REPO, cli_args, snapshot, write_archive, write_binary_version
 
 from cifar_bench.cli import main
+from cifar_bench.model_configs import model_names
 
 IMPORT_MARKER = "IMPORTED"
 PLANTED_MODULE = f"""from pathlib import Path
@@ -137,6 +138,17 @@ CASES = [
         "batchsize",
     ),
     ("missing config file", lambda ws: fit(ws, "mlp", "data", "--config", str(ws / "nope.yaml")), "nope.yaml"),
+    (
+        "unknown model named as the config",
+        lambda ws: fit(ws, "mlp", "data", "--config", "resnet"),
+        f"unknown model 'resnet': choose one of {', '.join(model_names())}",
+    ),
+    ("mistyped precision", lambda ws: fit(ws, "mlp", "data", "--trainer.precision", "17"), "trainer.precision"),
+    (
+        "mistyped option of the model class",
+        lambda ws: fit(ws, "mlp", "data", "--model.lr", "abc"),
+        "Parser key \"lr\": Expected a <class 'float'>. Got value: abc",
+    ),
     ("wrong type", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "abc"), "data.batch_size"),
     ("zero epochs", lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "0"), "max_epochs must be at least 1"),
     (
@@ -259,7 +271,7 @@ def test_make_train_with_an_unknown_model_lists_the_valid_names():
     )
     assert result.returncode != 0
     assert "unknown MODEL 'resnet'" in result.stderr
-    for name in ("mlp", "cnn", "cnn_bn_do", "vgg16_last2", "vgg16_last3", "vgg16_last5"):
+    for name in model_names():
         assert name in result.stderr
 
 

@@ -100,6 +100,35 @@ def test_folders_globs_modes_and_sizes_are_read_and_undecodable_files_skipped_wi
     assert text.strip().splitlines()[-1].endswith("p.csv")
 
 
+@pytest.fixture
+def typed_inputs(tmp_path, monkeypatch) -> Path:
+    """cat.png, photos/ with two images, shots/ with two JPEGs and a text file; the current folder."""
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    for name in ("cat.png", "photos/a.png", "photos/b.bmp", "shots/1.jpg", "shots/2.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        image.save(tmp_path / name)
+    (tmp_path / "shots" / "notes.txt").write_text("not an image")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        # `cifar-bench predict --ckpt RUN cat.png photos/ shots/*.jpg` after the shell expanded the glob
+        ["cat.png", "photos/", "shots/1.jpg", "shots/2.jpg"],
+        ["--inputs", "[cat.png,photos/,shots/*.jpg]"],
+        ["--inputs", "[cat.png,photos/]", "shots/1.jpg", "shots/2.jpg"],
+    ],
+    ids=["words as a shell expands a glob", "a list", "a list and words"],
+)
+def test_inputs_are_taken_as_a_shell_user_types_them_or_as_a_list(run, typed_inputs, words):
+    main(["predict", "--ckpt", str(run), "--out", "p.csv", *words])
+    expected = ["cat.png", "photos/a.png", "photos/b.bmp", "shots/1.jpg", "shots/2.jpg"]
+    assert [row["file"] for row in read_csv(typed_inputs / "p.csv")] == expected
+
+
 def test_no_readable_image_is_one_error_line(run, tmp_path, capsys):
     (tmp_path / "broken.jpg").write_bytes(b"garbage")
     with pytest.raises(SystemExit) as exit_info:

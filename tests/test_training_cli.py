@@ -13,17 +13,21 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, PER_BATCH, cli_args, write_binary_version
+from conftest import CONFIGS, PER_BATCH, cli_args, packed, write_binary_version
 from pytorch_lightning import Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
 
+from cifar_bench import lightning_cli
 from cifar_bench.cli import main
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
-from cifar_bench.lightning_cli import default_precision, run_lightning_cli
+from cifar_bench.data.sources import BINARY_FOLDER
+from cifar_bench.lightning_cli import default_precision, read_data_first, run_lightning_cli
+from cifar_bench.model_configs import model_names
 from cifar_bench.models import MLPClassifier
+from cifar_bench.reports.reference import STUDY_RESULTS
 
-MODELS = sorted(path.stem for path in CONFIGS.glob("*.yaml") if path.stem != "base")
+MODELS = model_names()
 WEIGHT_LAYERS = {"mlp": 3, "cnn": 9, "cnn_bn_do": 9, "vgg16_last2": 16, "vgg16_last3": 16, "vgg16_last5": 16}
 # VGG16 builds 138M parameters: random weights (no download), tiny batches; one variant uses the cache.
 QUICK = {
@@ -230,3 +234,72 @@ def test_cpu_precision_is_bf16_only_with_bf16_instructions(avx512_bf16, amx, exp
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     assert default_precision("cpu") == expected
+
+
+def test_the_default_precision_follows_the_accelerator_that_will_run(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(lightning_cli, "cpu_has_native_bf16", lambda: False)
+    assert (default_precision("auto"), default_precision("gpu"), default_precision("cpu")) == (
+        "bf16-mixed",
+        "bf16-mixed",
+        "32-true",
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [((), "32-true"), (("--trainer.precision", "bf16-mixed"), "bf16-mixed")]
+)
+def test_a_cpu_run_on_a_machine_with_a_bf16_gpu_keeps_the_precision_given_or_gets_the_cpus(
+    given, expected, data_dir, tmp_path, monkeypatch
+):
+    """The default is the accelerator's that will run (not the GPU's), and a precision given is never replaced."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(lightning_cli, "cpu_has_native_bf16", lambda: False)
+    extra = ("--trainer.accelerator", "cpu", "--trainer.fast_dev_run", "1", "--trainer.enable_model_summary", "false")
+    cli = run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, *extra, *given))
+    assert cli.trainer.precision == expected
+
+
+# --- the data is read first, only where Lightning would prepare it --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("local_rank", "node_rank", "per_node", "prepares"),
+    [(0, 0, True, True), (1, 0, True, False), (0, 1, True, True), (0, 1, False, False), (1, 1, False, False)],
+)
+def test_only_the_rank_that_prepares_the_data_unpacks_and_reads_it_before_the_trainer_starts(
+    local_rank, node_rank, per_node, prepares, tmp_path, monkeypatch
+):
+    """The other DDP ranks read it in Lightning's own setup, after its barrier: an archive half unpacked by
+    rank 0 is never read, nor unpacked twice at once."""
+    archive = packed(tmp_path / "data")
+    ranks = {"LOCAL_RANK": local_rank, "NODE_RANK": node_rank, "WORLD_SIZE": 4}
+    for name, value in {**ranks, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}.items():
+        monkeypatch.setenv(name, str(value))
+    trainer = Trainer(accelerator="cpu", strategy="ddp", devices=2, num_nodes=2, logger=False)
+    assert (trainer.local_rank, trainer.node_rank) == (local_rank, node_rank)
+    datamodule = CIFAR10DataModule(str(archive.parent), download=False, val_size=20)
+    datamodule.prepare_data_per_node = per_node
+    read_data_first(trainer, datamodule, "fit")
+    assert (datamodule.arrays is not None) == prepares
+    assert (archive.parent / BINARY_FOLDER).is_dir() == prepares
+
+
+# --- a model by name, from any folder ----------------------------------------------------------------
+
+
+def test_a_config_named_by_its_model_is_the_packaged_one_from_any_folder(data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", "cnn_bn_do", "--model.lr", "0.3", "--print_config"])
+    assert exit_info.value.code == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["init_args"]["batch_norm"] is True
+    assert config["trainer"]["logger"]["init_args"]["name"] == "cnn_bn_do"
+    assert config["trainer"]["callbacks"], "base.yaml applies as well"
+
+
+def test_the_study_results_are_kept_for_exactly_the_configured_models():
+    assert sorted(STUDY_RESULTS) == model_names()

@@ -22,16 +22,17 @@ from cifar_bench.bench.roofline import MatmulPeaks
 from cifar_bench.bench.tables import check_targets, print_tables
 from cifar_bench.environment import machine
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.model_configs import CONFIG_DIR, model_names
 from cifar_bench.reports.output import write_json
 
-MODELS = ("mlp", "cnn", "cnn_bn_do", "vgg16_last2", "vgg16_last3", "vgg16_last5")
+MODELS = tuple(model_names())
 
 
 def bench(
     models: tuple[str, ...] = MODELS,
     data_dir: str = "data",
     download: bool = True,
-    config_dir: str = "configs",
+    config_dir: str = str(CONFIG_DIR),
     out: str = "bench",
     repeats: PositiveInt = 3,
     steps: PositiveInt = 40,
@@ -61,7 +62,7 @@ def bench(
         models: models to time.
         data_dir: folder holding CIFAR-10 or an official archive.
         download: fetch CIFAR-10 when no copy is found.
-        config_dir: folder of base.yaml and the model configs.
+        config_dir: folder of base.yaml and the model configs (default: the package's).
         out: where bench.json goes.
         repeats: repeats per measurement; figures are medians.
         steps: timed training steps per repeat, after the warm-up.

@@ -55,17 +55,15 @@ class InMemoryBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        drop_last: bool = False,
     ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.drop_last = batch_size, drop_last
+        self.batch_size = batch_size
         # Lightning inspects these two DataLoader attributes: set_epoch on ``sampler``, no batch sampler.
         self.sampler = EpochPermutation(len(labels), shuffle, seed, rank, world_size)
         self.batch_sampler = None
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.sampler), self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
+        return -(-len(self.sampler) // self.batch_size)  # the last batch may be smaller
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         indices = self.sampler.indices()

@@ -26,14 +26,16 @@ from rich.console import Console
 from rich.text import Text
 
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
+from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
 from cifar_bench.reports.output import print_plain, write_json
 
 
-def available_models(configs_dir: Path) -> list[str]:
-    """Every model config beside base.yaml, by name."""
-    return sorted(path.stem for path in configs_dir.glob("*.yaml") if path.stem != "base")
+def own_base_config(configs_dir: Path) -> list[str]:
+    """``--config`` of a base.yaml in configs_dir other than the package's (which every fit applies anyway)."""
+    base = configs_dir / BASE_CONFIG.name
+    return ["--config", str(base)] if base.is_file() and base.resolve() != BASE_CONFIG.resolve() else []
 
 
 def takes_pretrained_weights(config: Path) -> bool:
@@ -81,7 +83,7 @@ def stop_child(child: subprocess.Popen) -> None:
 def study(
     models: Optional[list[str]] = None,
     seeds: tuple[int, ...] = (0,),
-    configs_dir: str = "configs",
+    configs_dir: Optional[str] = None,
     save_dir: str = "lightning_logs",
     data_dir: Optional[str] = None,
     vgg_weights: Optional[str] = None,
@@ -94,7 +96,8 @@ def study(
     Args:
         models: model configs to run, e.g. [mlp,cnn] (default: all in configs_dir).
         seeds: one run per seed, e.g. [0,1,2]; the seed draws the weights, the validation split and the batch order.
-        configs_dir: folder holding base.yaml and one YAML per model.
+        configs_dir: folder of one YAML per model, and optionally a base.yaml applied over the package's
+            (default: the package's configs).
         save_dir: where runs, their evaluations and the comparison go.
         data_dir: folder holding CIFAR-10 (default: the configs' data.data_dir).
         vgg_weights: local VGG16 weights file for the VGG16 models (offline machines).
@@ -103,11 +106,10 @@ def study(
         fit_args: arguments for every `cifar-bench fit`, given after --, e.g. -- --trainer.max_epochs 2.
     """
     console = console or Console()
-    configs_dir, save_dir = Path(configs_dir), Path(save_dir)
-    base = configs_dir / "base.yaml"
-    if not base.is_file():
-        raise CifarBenchError(f"no {base}: run the study from the repository root, or pass --configs_dir")
-    known = available_models(configs_dir)
+    configs_dir, save_dir = Path(configs_dir) if configs_dir is not None else CONFIG_DIR, Path(save_dir)
+    known = model_names(configs_dir)
+    if not known:
+        raise CifarBenchError(f"no model configs (*.yaml) in {configs_dir}: pass a --configs_dir that holds some")
     models = models or known
     unknown = [model for model in models if model not in known]
     if unknown:
@@ -126,13 +128,10 @@ def study(
                 continue
             last = folder / "checkpoints" / "last.ckpt"
             console.rule(Text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
+            # Every fit starts from the package's base.yaml; a configs_dir may add its own over it.
+            fit = ["fit", *own_base_config(configs_dir), "--config", str(config)]
             # The seed also draws the validation split and the batch order (data.seed), not only the weights.
-            fit = [
-                "fit",
-                "--config",
-                str(base),
-                "--config",
-                str(config),
+            fit += [
                 "--seed_everything",
                 str(seed),
                 "--data.seed",
