@@ -164,7 +164,7 @@ def study(
                 "command": ["cifar-bench", *command],
             }
             write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
-    rows = compare(save_dir, data_dir, console=console)
+    rows = compare(save_dir, console=console)
     if results is not None:
         copied = export_evidence(save_dir, Path(results))
         print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
