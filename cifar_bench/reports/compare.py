@@ -248,6 +248,16 @@ def csv_table(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def print_table(console: Console, directory: Path, rows: list[dict]) -> None:
+    table = Table(title=f"Results & comparisons ({directory})")
+    for heading in HEADINGS:
+        table.add_column(heading, justify="left" if heading == "Model" else "right")
+    for row in rows:
+        table.add_row(*map(Text, display_cells(row)))  # a model named like markup is shown as named
+    print_whole(console, table)
+    print_plain(console, total_time_line(rows))
+
+
 def compare(
     directory: str,
     out: Optional[str] = None,
@@ -279,14 +289,7 @@ def compare(
         model_row(model, runs.get(model, []), failures.get(model, []))
         for model in sorted(runs.keys() | failures.keys())
     ]
-
-    table = Table(title=f"Results & comparisons ({directory})")
-    for heading in HEADINGS:
-        table.add_column(heading, justify="left" if heading == "Model" else "right")
-    for row in rows:
-        table.add_row(*map(Text, display_cells(row)))  # a model named like markup is shown as named
-    print_whole(console, table)
-    print_plain(console, total_time_line(rows))
+    print_table(console, directory, rows)
     paired = paired_comparison(list(pair), runs) if pair else None
     out = Path(out).expanduser() if out is not None else directory
     markdown = markdown_table(rows)
