@@ -347,6 +347,20 @@ def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(run_copy):
         evaluate(run_copy)
 
 
+def test_the_model_is_rebuilt_with_every_saved_setting_and_refused_by_name_when_one_does_not_fit(run_copy):
+    from cifar_bench.reports.runs import find_run, load_model
+
+    path = run_copy / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model, _ = load_model(find_run(run_copy))
+    saved = {key: value for key, value in checkpoint["hyper_parameters"].items() if not key.startswith("_")}
+    assert {key: model.hparams[key] for key in saved} == saved  # lr, momentum... reach the base class too
+    checkpoint["hyper_parameters"]["dropout"] = 1.5
+    torch.save(checkpoint, path)
+    with pytest.raises(CifarBenchError, match=r"holds settings MLPClassifier does not take \(dropout must be in"):
+        load_model(find_run(run_copy))
+
+
 def test_the_command_line_reports_a_missing_checkpoint_as_one_error_line(run_copy, capsys):
     shutil.rmtree(run_copy / "checkpoints")
     with pytest.raises(SystemExit) as exit_info:

@@ -71,6 +71,15 @@ def model_class(run: Run) -> type[CifarClassifier]:
     return cls
 
 
+def constructor_arguments(cls: type, hyper_parameters: dict) -> dict:
+    """The saved hyperparameters ``cls`` takes: its named parameters, or every one but jsonargparse's own
+    (``_class_path``, ``_instantiator``) when it passes ``**kwargs`` on to the base class."""
+    parameters = inspect.signature(cls).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return {key: value for key, value in hyper_parameters.items() if not str(key).startswith("_")}
+    return {key: value for key, value in hyper_parameters.items() if key in parameters}
+
+
 def load_model(run: Run) -> tuple[CifarClassifier, dict]:
     """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step).
 
@@ -79,14 +88,13 @@ def load_model(run: Run) -> tuple[CifarClassifier, dict]:
     """
     cls = model_class(run)
     checkpoint = read_checkpoint(run.checkpoint, expected=cls)
-    accepted = inspect.signature(cls).parameters
-    settings = {key: value for key, value in checkpoint.get("hyper_parameters", {}).items() if key in accepted}
+    settings = constructor_arguments(cls, checkpoint.get("hyper_parameters", {}))
     # The state dict carries every weight: pretrained sources (a download, a local file) are not needed.
-    if "weights" in accepted:
+    if "weights" in inspect.signature(cls).parameters:
         settings["weights"] = "none"
     try:
         model = cls(**settings)
-    except (CifarBenchError, TypeError, ValueError) as error:
+    except (CifarBenchError, RuntimeError, KeyError, TypeError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CifarBenchError(
             f"{run.checkpoint} holds settings {cls.__name__} does not take ({reason}): "
