@@ -4,7 +4,8 @@ Predicts all 50,000 training images (none held out, none augmented) and the test
 writes, into ``<run>/evaluation/``: accuracies, per-class accuracy lines in the study's form, a
 classification report per split in scikit-learn's layout, confusion matrices (PNG and CSV), a grid
 of sample predictions, the training curves read back from the run's TensorBoard events, the raw
-predictions, and ``metrics.json`` with every number, so that ``compare`` never parses text.
+predictions, and ``metrics.json`` with every number, so that ``compare`` never parses text (its
+training time is the run's environment.json's, the one source of it).
 Nothing else in the run folder is touched.
 """
 
