@@ -149,13 +149,25 @@ class RecordEnvironment(pl.Callback):
     """Write ``environment.json`` into the run folder: commit, versions, machine, precision, and the wall
     time of each fit session (a resumed run adds a session), so every result says what produced it.
 
+    Its ``wall_s``, the sum of the sessions', is the run's training time wherever one is reported
+    (evaluate, compare). A session counts from the fit's start to its end or interruption (Ctrl-C, a
+    non-finite loss); it is rewritten at every epoch end, so a session killed outright (SIGKILL, a lost
+    machine) still counts up to its last finished epoch, the one its checkpoint kept, and says
+    ``"interrupted": "no end recorded"``. Event-file spans, the alternative, miss each interrupted
+    session's tail after its last logged scalar.
+
     The commit is read as the session starts, when the code is imported: the tree may move on during
     a long run. Each session keeps its own; the top-level ``commit`` is the latest session's."""
 
     FILE = "environment.json"
+    NO_END = "no end recorded"
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._started, self._commit = time.time(), commit()
+        self._started, self._commit, self._written = time.time(), commit(), False
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record(trainer, interrupted=self.NO_END)
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -163,7 +175,7 @@ class RecordEnvironment(pl.Callback):
 
     @rank_zero_only
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        """An interrupted session (Ctrl-C, a non-finite loss) counts too; a SIGKILL cannot be recorded."""
+        """An interrupted session (Ctrl-C, a non-finite loss) counts too."""
         if hasattr(self, "_started"):
             self._record(trainer, interrupted=type(exception).__name__)
 
@@ -181,9 +193,25 @@ class RecordEnvironment(pl.Callback):
             "commit": self._commit,
             "wall_s": time.time() - self._started,
             "epochs_done": trainer.current_epoch,
+            "load_average_1min_at_end": os.getloadavg()[0],
+            "interrupted": interrupted,
         }
-        record["sessions"].append(
-            {**session, "load_average_1min_at_end": os.getloadavg()[0], "interrupted": interrupted}
-        )
-        record["wall_s"] = sum(session["wall_s"] for session in record["sessions"])
-        path.write_text(json.dumps(record, indent=1) + "\n")
+        # This session's earlier epoch-end entry is replaced, not added to.
+        record["sessions"] = record["sessions"][: -1 if self._written else None] + [session]
+        record["wall_s"] = sum(entry["wall_s"] for entry in record["sessions"])
+        # Written whole or not at all: a kill mid-write must not leave the next session an unreadable file.
+        partial = path.with_name(f".{self.FILE}.partial")
+        partial.write_text(json.dumps(record, indent=1) + "\n")
+        os.replace(partial, path)
+        self._written = True
+
+
+def recorded_training_time(run_folder: Path) -> float | None:
+    """The run's training time, the sum of its fit sessions' wall times in ``environment.json``; None for a
+    run without one (trained before it was recorded, or without the callback) or with an unreadable one."""
+    path = Path(run_folder) / RecordEnvironment.FILE
+    try:
+        wall_s = json.loads(path.read_text()).get("wall_s")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(wall_s) if isinstance(wall_s, (int, float)) and not isinstance(wall_s, bool) and wall_s >= 0 else None

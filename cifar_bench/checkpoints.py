@@ -1,12 +1,17 @@
-"""Reading a checkpoint without trusting it: tensors and plain values only, and nothing it names imported.
+"""Whether a file is one of this package's checkpoints, decided here and only here, without trusting it:
+tensors and plain values only, and nothing it names imported.
 
-Lightning hands a checkpoint's ``hyper_parameters._class_path`` to jsonargparse, which imports that
-module before anything checks it; a checkpoint whose top level or hyperparameters are not dicts ends
-in an AttributeError traceback. Both are refused here, before Lightning sees the file.
+Every path that loads a checkpoint asks ``check_checkpoint``: ``fit``/``test --ckpt_path`` before Lightning
+reads the file (``read_checkpoint``) and again, with the model built, in the model's ``on_load_checkpoint``;
+``evaluate`` and ``predict`` through ``reports/runs.py``. Lightning hands a checkpoint's
+``hyper_parameters._class_path`` to jsonargparse, which imports that module before anything checks it, and
+a checkpoint whose top level or hyperparameters are not dicts ends in an AttributeError traceback: both
+are refused before Lightning sees the file.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import torch
@@ -14,41 +19,89 @@ import torch
 from cifar_bench.errors import CifarBenchError
 
 MODELS_MODULE = "cifar_bench.models"
+ADVICE = "pass a .ckpt file written by cifar-bench fit"
 
 
-def model_class_paths() -> list[str]:
-    """The class paths a checkpoint of this package records: its models, as the configs name them."""
+def model_classes() -> dict[str, type]:
+    """This package's models by the class path its configs and checkpoints record (``cifar_bench.models.X``)."""
     import cifar_bench.models as models
 
-    return [
-        f"{MODELS_MODULE}.{name}"
+    return {
+        f"{MODELS_MODULE}.{name}": cls
         for name in models.__all__
         if isinstance(cls := getattr(models, name), type)
         and issubclass(cls, models.CifarClassifier)
         and cls is not models.CifarClassifier
-    ]
+    }
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint at ``path``, loaded weights_only with its tensors left on disk (mmap).
+def known_model(class_path: object) -> type | None:
+    """The model class a class path names, among this package's models only (compared by name: nothing is imported)."""
+    return model_classes().get(class_path) if isinstance(class_path, str) else None
 
-    Refuses a file whose top level, ``hyper_parameters`` or ``state_dict`` is not a dict, and one
-    whose model class path is not one of this package's models (compared by name: nothing is imported).
+
+def read_checkpoint(path: str | Path, expected: type | None = None) -> dict:
+    """The checkpoint at ``path``, loaded weights_only with its tensors left on disk (mmap), once
+    ``check_checkpoint`` has accepted it (as one of ``expected``'s, when given)."""
+    if not zipfile.is_zipfile(path):
+        raise CifarBenchError(f"{path} is truncated or not a checkpoint: {ADVICE}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:  # an UnpicklingError is main's
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CifarBenchError(f"{path} is truncated or not a checkpoint ({reason}): {ADVICE}")
+    return check_checkpoint(checkpoint, str(path), expected=expected)
+
+
+def check_checkpoint(checkpoint: object, source: str, expected: type | None = None, model=None) -> dict:
+    """``checkpoint`` if it is one of this package's, else one CifarBenchError naming ``source``.
+
+    Its top level, ``hyper_parameters`` and ``state_dict`` must be dicts, the model class it records (if
+    any) one of this package's models, and every floating-point weight finite: NaN or infinite weights
+    predict one class everywhere, and resume into a NaN loss. Given ``expected`` (a model class) or
+    ``model`` (a built model), it must be a checkpoint of that class; given ``model``, its weights must
+    have that model's names and shapes too.
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    advice = "pass a .ckpt file written by cifar-bench fit"
     if not isinstance(checkpoint, dict):
-        raise CifarBenchError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint: {advice}")
+        raise CifarBenchError(f"{source} holds a {type(checkpoint).__name__}, not a checkpoint: {ADVICE}")
     for key in ("hyper_parameters", "state_dict"):
         if not isinstance(checkpoint.get(key, {}), dict):
-            raise CifarBenchError(f"{path} holds a {type(checkpoint[key]).__name__} as {key}, not a dict: {advice}")
+            raise CifarBenchError(f"{source} holds a {type(checkpoint[key]).__name__} as {key}, not a dict: {ADVICE}")
     class_path = checkpoint.get("hyper_parameters", {}).get("_class_path")
-    known = model_class_paths()
-    if class_path is not None and class_path not in known:
+    recorded = known_model(class_path)
+    if class_path is not None and recorded is None:
+        known = ", ".join(model_classes())
         raise CifarBenchError(
-            f"{path} is a checkpoint of {class_path!r}, not of one of this package's models ({', '.join(known)}): {advice}"
+            f"{source} is a checkpoint of {class_path!r}, not of one of this package's models ({known}): {ADVICE}"
+        )
+    expected = type(model) if model is not None else expected
+    if expected is not None and recorded is not None and recorded is not expected:
+        raise CifarBenchError(
+            f"{source} is not a checkpoint of {expected.__name__} but of {recorded.__name__}: "
+            "use the config of the run that wrote it"
+        )
+    state_dict = checkpoint.get("state_dict", {})
+    broken = first_non_finite(state_dict)
+    if broken is not None:
+        raise CifarBenchError(
+            f"{source} holds non-finite weights (NaN or infinity in {broken}): use an earlier checkpoint of the run"
+        )
+    differing = [] if model is None else differing_weights(model.state_dict(), state_dict)
+    if differing:
+        raise CifarBenchError(
+            f"{source} does not fit this {expected.__name__} (it differs at {', '.join(differing[:3])}): "
+            "use the model settings of the run that wrote it"
         )
     return checkpoint
+
+
+def differing_weights(ours: dict, theirs: dict) -> list[str]:
+    """The names, sorted, of weights that one state dict lacks or holds in another shape (or not as a tensor)."""
+    return sorted(
+        name
+        for name in set(ours) | set(theirs)
+        if name not in ours or not isinstance(theirs.get(name), torch.Tensor) or ours[name].shape != theirs[name].shape
+    )
 
 
 def first_non_finite(state_dict: dict) -> str | None:

@@ -11,7 +11,8 @@
     cifar-bench bench --models [cnn,mlp]
 
 Every command other than the Trainer's is a plain function whose signature and docstring are its
-options and help (jsonargparse builds the parser), so a default is stated once, in the function.
+options and help (jsonargparse builds the parser), so a default is stated once, in the function; or,
+where a signature would hold too many (bench), in the fields of the settings dataclass it takes.
 Its module is imported only when the command runs, as is Lightning (and torch): a Ctrl-C during
 those imports ends as one line, not a traceback.
 """
@@ -51,13 +52,16 @@ BARE_DEST = "bare_words"
 def run_function_command(name: str, argv: list[str]) -> None:
     module, function_name, positional = FUNCTION_COMMANDS[name]
     function = getattr(importlib.import_module(module), function_name)
-    takes_passthrough = PASSTHROUGH in inspect.signature(function).parameters
+    # A command with too many options for a readable signature (bench) takes them as one settings dataclass.
+    settings = inspect.signature(function, eval_str=True).parameters.get("settings")
+    options_of = settings.annotation if settings is not None else function
+    takes_passthrough = PASSTHROUGH in inspect.signature(options_of).parameters
     words, passthrough = (
         (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv and takes_passthrough else (argv, [])
     )
     summary = (inspect.getdoc(function) or "").split("\n", 1)[0]
     parser = ArgumentParser(prog=f"cifar-bench {name}", description=summary, exit_on_error=False)
-    parser.add_function_arguments(function, as_group=False, as_positional=positional, skip=NOT_OPTIONS)
+    parser.add_function_arguments(options_of, as_group=False, as_positional=positional, skip=NOT_OPTIONS)
     listed = BARE_WORDS.get(name)
     if listed:
         help_text = f"{listed} as plain words (what a shell glob expands to), added to --{listed}"
@@ -67,7 +71,8 @@ def run_function_command(name: str, argv: list[str]) -> None:
     bare = options.pop(BARE_DEST, None)
     if bare:
         options[listed] = [*(options[listed] or []), *bare]
-    function(**options, **({PASSTHROUGH: passthrough} if takes_passthrough else {}))
+    options |= {PASSTHROUGH: passthrough} if takes_passthrough else {}
+    function(options_of(**options)) if settings is not None else function(**options)
 
 
 def user_error_in(error: BaseException) -> CifarBenchError | None:

@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
@@ -187,16 +186,13 @@ class CifarBenchCLI(LightningCLI):
 
     @staticmethod
     def _check_checkpoint(ckpt_path: str | None) -> None:
-        """A checkpoint path must be a torch.save zip archive of one of this package's models (read before
-        Lightning imports the class it names); 'last' and 'best' are Lightning's to resolve."""
+        """A checkpoint path must exist, and ``read_checkpoint`` accept it (before Lightning imports the class
+        it names); 'last' and 'best' are Lightning's to resolve."""
         if ckpt_path is None or ckpt_path in ("last", "best", "hpc", "registry"):
             return
-        path = Path(ckpt_path)
-        if not path.is_file():
+        if not Path(ckpt_path).is_file():
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
-        if not zipfile.is_zipfile(path):
-            raise CifarBenchError(f"checkpoint {ckpt_path} is truncated or not a checkpoint: pass another .ckpt file")
-        read_checkpoint(path)
+        read_checkpoint(ckpt_path)
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:

@@ -203,6 +203,16 @@ CASES = [
         "holds a Tensor as hyper_parameters",
     ),
     ("truncated checkpoint", lambda ws: with_checkpoint(ws, "truncated.ckpt"), "truncated or not a checkpoint"),
+    (
+        "checkpoint with non-finite weights",
+        lambda ws: with_checkpoint(ws, "non_finite.ckpt"),
+        "non-finite weights (NaN or infinity in net.layers.4.bias)",
+    ),
+    (
+        "predict: checkpoint naming an importable module",
+        lambda ws: ["predict", "--ckpt", str(ws / "runs" / "planted" / "version_0")],
+        "not of one of this package's models",
+    ),
     ("missing checkpoint", lambda ws: with_checkpoint(ws, "missing.ckpt"), "does not exist"),
     (
         "evaluate: checkpoint naming an importable module",

@@ -12,7 +12,7 @@ from conftest import tiny_batches, write_binary_version
 from rich.console import Console
 from torch import nn
 
-from cifar_bench.bench import bench
+from cifar_bench.bench import BenchSettings, bench
 from cifar_bench.bench.roofline import network_flops_per_image, roofline
 from cifar_bench.bench.tables import print_tables
 from cifar_bench.cli import main
@@ -38,13 +38,13 @@ PACKAGE_ARGS = [
 def results(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("bench")
     write_binary_version(root, tiny_batches(per_batch=200))  # 1,000 training images, 200 test images
-    written = bench(
-        models=["mlp", "vgg16_last2"], sweep_models=["mlp"], data_dir=str(root), download=False, config_dir=str(CONFIGS),
+    settings = BenchSettings(
+        models=("mlp", "vgg16_last2"), sweep_models=("mlp",), data_dir=str(root), download=False, config_dir=str(CONFIGS),
         out=str(root / "out"), repeats=1, steps=2, warmup=1, eval_images=100, vgg_eval_images=100, vgg_steps=1, vgg_warmup=1,
-        cache_steps=2, cache_val_size=20, batch_sizes=[16, 32], threads=[1], levers=True,
-        accuracy_check=True, accuracy_model="mlp", accuracy_images=64, accuracy_epochs=1,
-        fit_args=PACKAGE_ARGS, console=Console(file=io.StringIO()),
+        cache_steps=2, cache_val_size=20, batch_sizes=(16, 32), threads=(1,), levers=True,
+        accuracy_check=True, accuracy_model="mlp", accuracy_images=64, accuracy_epochs=1, fit_args=PACKAGE_ARGS,
     )  # fmt: skip
+    written = bench(settings, console=Console(file=io.StringIO()))
     assert json.loads((root / "out" / "bench.json").read_text()) == json.loads(json.dumps(written))
     return written
 

@@ -238,7 +238,7 @@ def test_several_seeds_get_a_t_interval_and_one_run_a_wilson_interval(studied, t
     assert row["test_accuracy_ci_high"] == pytest.approx(accuracies.mean() + half)
     assert row["test_accuracy_ci_method"] == "t (2 runs)"
     shutil.copytree(studied["logs"] / "mlp" / "seed0" / "evaluation", tmp_path / "mlp" / "seed0" / "evaluation")
-    (single,) = [r for r in compare(str(tmp_path), data_dir=str(studied["data_dir"])) if r["model"] == "mlp"]
+    (single,) = [r for r in compare(str(tmp_path)) if r["model"] == "mlp"]
     test = runs[0]["splits"]["test"]
     assert (single["test_accuracy_ci_low"], single["test_accuracy_ci_high"]) == wilson_interval(
         test["correct"], test["images"]
@@ -262,7 +262,7 @@ def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(
         arrays = {key: content[key] for key in content.files}
     arrays["test_predictions"] = arrays["test_labels"].copy()  # 'other' is right everywhere
     np.savez_compressed(other / "predictions.npz", **arrays)
-    compare(str(tmp_path), data_dir=str(studied["data_dir"]), pair=["other", "mlp"], console=Console(width=200))
+    compare(str(tmp_path), pair=["other", "mlp"], console=Console(width=200))
     result = json.loads((tmp_path / "comparison_pair.json").read_text())
     with np.load(tmp_path / "mlp" / "seed0" / "evaluation" / "predictions.npz") as content:
         wrong = int((content["test_predictions"] != content["test_labels"]).sum())
@@ -274,7 +274,7 @@ def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(
     assert "first seed's run" in result["note"] and result["second_run"].endswith("seed0")
     assert "Paired comparison on the same" in (tmp_path / "comparison.md").read_text()
     with pytest.raises(CifarBenchError, match="no evaluated run here"):
-        compare(str(tmp_path), data_dir=str(studied["data_dir"]), pair=["mlp", "resnet"], console=Console(width=200))
+        compare(str(tmp_path), pair=["mlp", "resnet"], console=Console(width=200))
 
 
 def test_interval_arithmetic_against_textbook_values():
@@ -298,10 +298,30 @@ def test_comparison_csv_holds_every_row_with_numbers(studied):
     assert (rows["mlp"]["runs"], rows["broken"]["failed"], rows["broken"]["test_accuracy_mean"]) == ("2", "2", "")
 
 
-def test_compare_needs_the_data_for_the_random_row_and_says_so(tmp_path, tiny_data):
-    write_metrics(tmp_path, "mlp", 0, test=0.5, train=0.6, data_dir=tiny_data)
-    with pytest.raises(CifarBenchError, match="Random classifier row needs the CIFAR-10 labels"):
-        compare(str(tmp_path), data_dir=str(tmp_path / "mlp"), out=str(tmp_path))
+def test_compare_needs_no_data_the_random_row_counts_the_test_images_the_runs_were_evaluated_on(tmp_path, monkeypatch):
+    """No data_dir anywhere, none in the metrics, and none in the working folder: the counts come from metrics.json."""
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, "mlp", 0, test=0.5, train=0.6, data_dir=tmp_path / "no_such_data")
+    write_metrics(tmp_path, "cnn", 0, test=0.8, train=0.9, data_dir=tmp_path / "no_such_data")
+    for path in tmp_path.rglob("metrics.json"):
+        metrics = json.loads(path.read_text())
+        del metrics["data_dir"]
+        path.write_text(json.dumps(metrics))
+    rows = {row["model"]: row for row in compare(str(tmp_path), console=Console(file=io.StringIO()))}
+    random = rows[RANDOM_MODEL]
+    assert (random["test_accuracy_ci_low"], random["test_accuracy_ci_high"]) == wilson_interval(100, 1000)
+    assert random["test_accuracy_ci_method"] == "binomial (1000 images)"
+    assert not (tmp_path / "no_such_data").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_metrics_json_without_the_test_counts_is_refused_by_name(tmp_path):
+    write_metrics(tmp_path, "mlp", 0, test=0.5, train=0.6, data_dir=tmp_path)
+    path = tmp_path / "mlp" / "seed0" / "evaluation" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    del metrics["splits"]["test"]["images"]
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(CifarBenchError, match="was not written by cifar-bench evaluate"):
+        compare(str(tmp_path), console=Console(file=io.StringIO()))
 
 
 def test_compare_on_a_folder_without_evaluated_runs_is_one_error_line(tmp_path, capsys):

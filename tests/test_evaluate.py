@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -248,9 +249,17 @@ def test_curves_are_the_per_epoch_scalars_of_the_run_event_files(run, metrics):
         logged = events.Scalars(tag)
         assert metrics["curves"][tag]["epoch"] == [epoch_at[event.step] for event in logged] == [1, 2]
         assert metrics["curves"][tag]["value"] == pytest.approx([event.value for event in logged])
-    wall_times = [event.wall_time for tag in events.Tags()["scalars"] for event in events.Scalars(tag)]
     assert metrics["epochs_trained"] == 2
-    assert 0 < metrics["training_time_s"] == pytest.approx(max(wall_times) - min(wall_times))
+
+
+def test_training_time_is_the_sum_of_the_fit_sessions_recorded_in_environment_json(run, metrics, run_copy, tiny_data):
+    sessions = json.loads((run / "environment.json").read_text())["sessions"]
+    assert [session["interrupted"] for session in sessions] == [None]
+    assert 0 < metrics["training_time_s"] == pytest.approx(sum(session["wall_s"] for session in sessions))
+    (run_copy / "environment.json").unlink()  # a run trained before environment.json was written
+    older = evaluate(str(run_copy), data_dir=str(tiny_data), batch_size=64, console=Console(file=io.StringIO()))
+    assert older["training_time_s"] is None
+    assert "No training time" in (run_copy / "evaluation" / "summary.txt").read_text()
 
 
 def test_metrics_json_describes_the_model_and_the_run(run, metrics):
@@ -334,8 +343,22 @@ def test_a_checkpoint_of_another_model_is_a_clear_error(run_copy):
 
 def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(run_copy):
     (run_copy / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CifarBenchError, match="is not a checkpoint of MLPClassifier"):
+    with pytest.raises(CifarBenchError, match="last.ckpt is truncated or not a checkpoint"):
         evaluate(run_copy)
+
+
+def test_the_model_is_rebuilt_with_every_saved_setting_and_refused_by_name_when_one_does_not_fit(run_copy):
+    from cifar_bench.reports.runs import find_run, load_model
+
+    path = run_copy / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model, _ = load_model(find_run(run_copy))
+    saved = {key: value for key, value in checkpoint["hyper_parameters"].items() if not key.startswith("_")}
+    assert {key: model.hparams[key] for key in saved} == saved  # lr, momentum... reach the base class too
+    checkpoint["hyper_parameters"]["dropout"] = 1.5
+    torch.save(checkpoint, path)
+    with pytest.raises(CifarBenchError, match=r"holds settings MLPClassifier does not take \(dropout must be in"):
+        load_model(find_run(run_copy))
 
 
 def test_the_command_line_reports_a_missing_checkpoint_as_one_error_line(run_copy, capsys):

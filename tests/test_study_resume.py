@@ -120,6 +120,31 @@ def test_each_session_records_the_commit_it_started_from(tmp_path, monkeypatch):
     assert [session["commit"] for session in record["sessions"]] == ["aaa", "bbb"] and record["commit"] == "bbb"
 
 
+def test_a_killed_session_still_counts_to_its_last_epoch_end_and_training_time_is_the_sessions_sum(
+    tmp_path, monkeypatch
+):
+    """A SIGKILL runs no hook: the epoch-end rewrite is what the killed session leaves behind."""
+    recorder = RecordEnvironment()
+    trainer = SimpleNamespace(logger=SimpleNamespace(log_dir=str(tmp_path)), precision="32-true", current_epoch=0)
+    clock = iter([100.0, 130.0, 160.0, 1000.0, 1050.0])  # start, two epoch ends (then killed); start, end
+    monkeypatch.setattr(callbacks.time, "time", lambda: next(clock))
+    monkeypatch.setattr(callbacks, "commit", lambda: "aaa")
+    recorder.on_fit_start(trainer, None)
+    for epoch in (1, 2):
+        trainer.current_epoch = epoch
+        recorder.on_train_epoch_end(trainer, None)
+    recorder.on_fit_start(trainer, None)
+    recorder.on_fit_end(trainer, None)
+    record = json.loads((tmp_path / "environment.json").read_text())
+    assert [(s["wall_s"], s["epochs_done"], s["interrupted"]) for s in record["sessions"]] == [
+        (60.0, 2, RecordEnvironment.NO_END),
+        (50.0, 2, None),
+    ]
+    assert record["wall_s"] == callbacks.recorded_training_time(tmp_path) == 110.0
+    (tmp_path / "environment.json").write_text("{not json")
+    assert callbacks.recorded_training_time(tmp_path) is None
+
+
 def children(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 

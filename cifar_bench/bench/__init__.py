@@ -2,10 +2,10 @@
 
 harness.py times steps and runs the package through its configs, baseline.py is the study's loop,
 roofline.py relates both to the machine's matmul peak, measure.py times one model's arms, tables.py
-prints the results and command.py holds the command (its options are its signature) and writes
+prints the results and command.py holds the command (its options are the fields of ``BenchSettings``) and writes
 ``bench.json``. Nothing here imports cifar_bench.cli, which only dispatches to ``bench``.
 """
 
-from cifar_bench.bench.command import bench
+from cifar_bench.bench.command import BenchSettings, bench
 
-__all__ = ["bench"]
+__all__ = ["BenchSettings", "bench"]

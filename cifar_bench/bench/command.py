@@ -1,4 +1,4 @@
-"""``cifar-bench bench``: its options, the run over every model named, and ``bench.json``."""
+"""``cifar-bench bench``: its options (``BenchSettings``), the run over every model named, and ``bench.json``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from jsonargparse.typing import PositiveInt
@@ -28,35 +28,10 @@ from cifar_bench.reports.output import write_json
 MODELS = tuple(model_names())
 
 
-def bench(
-    models: tuple[str, ...] = MODELS,
-    data_dir: str = "data",
-    download: bool = True,
-    config_dir: str = str(CONFIG_DIR),
-    out: str = "bench",
-    repeats: PositiveInt = 3,
-    steps: PositiveInt = 40,
-    warmup: PositiveInt = 3,
-    eval_images: PositiveInt = 1500,
-    vgg_steps: PositiveInt = 5,
-    vgg_warmup: PositiveInt = 2,
-    vgg_eval_images: PositiveInt = 500,
-    cache_steps: PositiveInt = 20,
-    cache_val_size: PositiveInt = 500,
-    weights: str = "none",
-    batch_sizes: tuple[PositiveInt, ...] = (),
-    threads: tuple[PositiveInt, ...] = (),
-    levers: bool = False,
-    sweep_models: tuple[str, ...] = ("mlp", "cnn", "cnn_bn_do"),
-    evaluate_batch_size: PositiveInt = 1000,
-    accuracy_check: bool = False,
-    accuracy_model: str = "cnn_bn_do",
-    accuracy_images: PositiveInt = 10_000,
-    accuracy_epochs: PositiveInt = 3,
-    fit_args: Sequence[str] = (),
-    console: Console | None = None,
-) -> dict:
-    """Time the package against the study's plain loop, same networks, same machine; write bench.json.
+@dataclass(frozen=True)
+class BenchSettings:
+    """The options of ``cifar-bench bench``: the command line is built from these fields and their
+    descriptions, so a default is stated once, here; bench.json records them under ``settings``.
 
     Args:
         models: models to time.
@@ -84,53 +59,107 @@ def bench(
         accuracy_images: training images of the accuracy check (a stratified subset).
         accuracy_epochs: epochs of the accuracy check.
         fit_args: arguments for every package run, given after --, e.g. -- --trainer.precision 32-true.
+    """
+
+    models: tuple[str, ...] = MODELS
+    data_dir: str = "data"
+    download: bool = True
+    config_dir: str = str(CONFIG_DIR)
+    out: str = "bench"
+    repeats: PositiveInt = 3
+    steps: PositiveInt = 40
+    warmup: PositiveInt = 3
+    eval_images: PositiveInt = 1500
+    vgg_steps: PositiveInt = 5
+    vgg_warmup: PositiveInt = 2
+    vgg_eval_images: PositiveInt = 500
+    cache_steps: PositiveInt = 20
+    cache_val_size: PositiveInt = 500
+    weights: str = "none"
+    batch_sizes: tuple[PositiveInt, ...] = ()
+    threads: tuple[PositiveInt, ...] = ()
+    levers: bool = False
+    sweep_models: tuple[str, ...] = ("mlp", "cnn", "cnn_bn_do")
+    evaluate_batch_size: PositiveInt = 1000
+    accuracy_check: bool = False
+    accuracy_model: str = "cnn_bn_do"
+    accuracy_images: PositiveInt = 10_000
+    accuracy_epochs: PositiveInt = 3
+    fit_args: Sequence[str] = ()
+
+    def named_models(self) -> list[str]:
+        """Every model the settings name: timed, swept, and the accuracy check's."""
+        return [*self.models, *self.sweep_models, *([self.accuracy_model] if self.accuracy_check else [])]
+
+    def recorded(self) -> dict:
+        """The settings as bench.json records them (the package-run arguments go under ``extra_args``)."""
+        return {key: value for key, value in asdict(self).items() if key != "fit_args"}
+
+
+def bench(settings: BenchSettings, console: Console | None = None) -> dict:
+    """Time the package against the study's plain loop, same networks, same machine; write bench.json.
 
     Returns the results, as written to bench.json.
     """
-    options = dict(locals())
-    extra, console = options.pop("fit_args"), options.pop("console") or Console()
-    args = SimpleNamespace(**{**options, "config_dir": Path(config_dir), "out": Path(out)})
+    console = console or Console()
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    named = [*args.models, *args.sweep_models, *([args.accuracy_model] if args.accuracy_check else [])]
-    unknown = [name for name in named if not (args.config_dir / f"{name}.yaml").is_file()]
+    unknown = [name for name in settings.named_models() if not (Path(settings.config_dir) / f"{name}.yaml").is_file()]
     if unknown:
         raise CifarBenchError(
-            f"no config for {', '.join(unknown)} in {args.config_dir}: choose among {', '.join(MODELS)}"
+            f"no config for {', '.join(unknown)} in {settings.config_dir}: choose among {', '.join(MODELS)}"
         )
-    extra = ["--data.data_dir", args.data_dir, "--data.download", str(args.download).lower(), *extra]
+    extra = [
+        "--data.data_dir",
+        settings.data_dir,
+        "--data.download",
+        str(settings.download).lower(),
+        *settings.fit_args,
+    ]
     started = time.perf_counter()
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
-    results: dict = {"machine": machine(), "settings": settings, "extra_args": extra}
+    results: dict = {"machine": machine(), "settings": settings.recorded(), "extra_args": extra}
     console.print("matmul peak: fp32 and bf16")
     peaks = MatmulPeaks()
     for dtype in (torch.float32, torch.bfloat16):
         peaks.gflop_s(study_device(), dtype)
-    results["models"] = {}
-    for name in args.models:
-        load_before = os.getloadavg()[0]
-        results["models"][name] = bench_model(name, args, extra, console, peaks)
-        # Other processes on these cores slow multi-threaded steps far more than Python-bound ones.
-        results["models"][name]["load_average"] = [load_before, os.getloadavg()[0]]
-        gc.collect()  # trainers and models refer to each other: free one model's gigabytes before the next
+    results["models"] = time_models(settings, extra, console, peaks)
     results["peaks"] = peaks.records()
-    if "cnn" in args.models:
+    results |= further_measurements(settings, extra, console)
+    results["targets"] = check_targets(results)
+    results["seconds"] = time.perf_counter() - started
+    write_json(Path(settings.out) / "bench.json", results)
+    print_tables(results, console)
+    console.print(f"wrote {Path(settings.out) / 'bench.json'} ({results['seconds']:.0f} s)")
+    return results
+
+
+def time_models(settings: BenchSettings, extra: list[str], console: Console, peaks: MatmulPeaks) -> dict:
+    """Every model's figures (``bench_model``), one model after the other."""
+    models = {}
+    for name in settings.models:
+        load_before = os.getloadavg()[0]
+        models[name] = bench_model(name, settings, extra, console, peaks)
+        # Other processes on these cores slow multi-threaded steps far more than Python-bound ones.
+        models[name]["load_average"] = [load_before, os.getloadavg()[0]]
+        gc.collect()  # trainers and models refer to each other: free one model's gigabytes before the next
+    return models
+
+
+def further_measurements(settings: BenchSettings, extra: list[str], console: Console) -> dict:
+    """What the settings add to the models' figures: the 60,000-image evaluation, the sweeps, the accuracy check."""
+    results: dict = {}
+    if "cnn" in settings.models:
         console.print("evaluate: cnn over every image")
         results["evaluate"] = {
             "model": "cnn",
-            **predict_everything(package_cli("cnn", args.config_dir, extra), args.evaluate_batch_size),
+            **predict_everything(package_cli("cnn", settings.config_dir, extra), settings.evaluate_batch_size),
         }
-    if args.batch_sizes or args.threads:
+    if settings.batch_sizes or settings.threads:
         results["sweeps"] = []
-        for name in args.sweep_models:
-            console.print(f"sweep: {name}, batch sizes {args.batch_sizes}, threads {args.threads}")
-            results["sweeps"] += sweep(name, args, extra)
+        for name in settings.sweep_models:
+            console.print(f"sweep: {name}, batch sizes {settings.batch_sizes}, threads {settings.threads}")
+            results["sweeps"] += sweep(name, settings, extra)
             gc.collect()
-    if args.accuracy_check:
-        results["accuracy_check"] = measure_accuracy(args, extra, console)
-    results["targets"] = check_targets(results)
-    results["seconds"] = time.perf_counter() - started
-    write_json(args.out / "bench.json", results)
-    print_tables(results, console)
-    console.print(f"wrote {args.out / 'bench.json'} ({results['seconds']:.0f} s)")
+    if settings.accuracy_check:
+        results["accuracy_check"] = measure_accuracy(settings, extra, console)
     return results

@@ -89,13 +89,13 @@ class StepTimer(Callback):
 
 
 # --- the package's path ----------------------------------------------------------------------------
-def package_cli(name: str, config_dir: Path, extra: Iterable[str]) -> CifarBenchCLI:
+def package_cli(name: str, config_dir: str | Path, extra: Iterable[str]) -> CifarBenchCLI:
     """Model and DataModule exactly as ``cifar-bench fit --config base.yaml --config <name>.yaml [extra]`` builds them."""
     args = [
         "--config",
-        str(config_dir / "base.yaml"),
+        str(Path(config_dir) / "base.yaml"),
         "--config",
-        str(config_dir / f"{name}.yaml"),
+        str(Path(config_dir) / f"{name}.yaml"),
         "--trainer.logger",
         "false",
         *extra,

@@ -107,59 +107,77 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
     # The VGG16 configs cache features; the package arm times the whole network, the cached arm the cache.
     extra = [*extra, "--model.init_args.weights", args.weights, *UNCACHED] if vgg else extra
     cli = package_cli(name, args.config_dir, extra)
-    model, datamodule = cli.model, cli.datamodule
-    per_epoch = epoch_images(datamodule)
-    study_net = study_network(model)
-    steps, warmup = train_budget(cli, args)
-    train_loader = study_loader(*datamodule.split("train"), model.transform_profile, train=True)
-    eval_loader = study_loader(*datamodule.split("val"), model.transform_profile, train=False)
+    study_net = study_network(cli.model)
+    arms, cached, levers = training_arms(name, cli, study_net, args, extra)
+    console.print(f"[bold]{name}[/]: training ({', '.join(arms)}), {args.repeats} repeats")
+    train = interleaved(arms, args.repeats)
+    eval_arms, eval_batch_sizes = evaluation_arms(name, cli, study_net, args, extra)
+    console.print(f"[bold]{name}[/]: evaluation ({', '.join(eval_arms)})")
+    result = speed_figures(name, cli, train, interleaved(eval_arms, args.repeats), eval_batch_sizes)
+    if cached is not None:
+        add_cache_figures(result, train["package_cached"], cached, cli.datamodule)
+    add_rooflines(result, cli, study_net, cached.model if cached is not None else None, peaks)
+    batch, per_epoch = cli.datamodule.hparams.batch_size, result["epoch_images"]
+    if levers:
+        result["levers"] = {label: summary(step_times(train[f"lever: {label}"]), batch, per_epoch) for label in levers}
+    return result
 
+
+def training_arms(name: str, cli: CifarBenchCLI, study_net: nn.Module, args, extra: list[str]):
+    """The training arms of one model (the package; its cached run for VGG16, else the bare loop; the levers;
+    the study's loop), the cached run's CLI (None but for VGG16) and the levers' labels."""
+    model, datamodule = cli.model, cli.datamodule
+    steps, warmup = train_budget(cli, args)
     arms: dict[str, Callable] = {"package": training_arm(cli, args)}
-    if vgg:
+    cached = None
+    if name.startswith("vgg16"):
         cached = package_cli(name, args.config_dir, [*extra, *cached_overrides(args)])
         arms["package_cached"] = training_arm(cached, args)
     else:
         arms["plain_fast_loop"] = lambda: plain_fast_loop(cli, steps, warmup)
     levers = lever_settings(name, args) if args.levers else {}
-    lever_clis = {
-        label: package_cli(name, args.config_dir, [*extra, *overrides]) for label, overrides in levers.items()
-    }
-    arms.update({f"lever: {label}": training_arm(lever_cli, args) for label, lever_cli in lever_clis.items()})
-    arms["baseline"] = lambda: study_train(
-        study_net, train_loader, model.hparams.lr, model.hparams.momentum, steps, warmup
-    )
-    console.print(f"[bold]{name}[/]: training ({', '.join(arms)}), {args.repeats} repeats")
-    train = interleaved(arms, args.repeats)
+    for label, overrides in levers.items():
+        arms[f"lever: {label}"] = training_arm(package_cli(name, args.config_dir, [*extra, *overrides]), args)
+    train_loader = study_loader(*datamodule.split("train"), model.transform_profile, train=True)
+    hp = model.hparams
+    arms["baseline"] = lambda: study_train(study_net, train_loader, hp.lr, hp.momentum, steps, warmup)
+    return arms, cached, list(levers)
 
-    images = args.vgg_eval_images if vgg else args.eval_images
+
+def evaluation_arms(name: str, cli: CifarBenchCLI, study_net: nn.Module, args, extra: list[str]):
+    """The evaluation arms of one model (the package, at other eval batch sizes with the levers for cnn, and
+    the study's loop) and the package arms' batch sizes."""
+    images = args.vgg_eval_images if name.startswith("vgg16") else args.eval_images
     eval_clis = {"package": cli}
     if args.levers and name == "cnn":
         for size in (64, 1000):
-            eval_clis[f"eval batch {size}"] = package_cli(
-                name, args.config_dir, [*extra, "--data.eval_batch_size", str(size)]
-            )
-    eval_arms: dict[str, Callable] = {
+            overrides = [*extra, "--data.eval_batch_size", str(size)]
+            eval_clis[f"eval batch {size}"] = package_cli(name, args.config_dir, overrides)
+    sizes = {label: c.datamodule.hparams.eval_batch_size for label, c in eval_clis.items()}
+    arms: dict[str, Callable] = {
         label: (lambda c=c: package_eval(c, eval_batches(images, c.datamodule.hparams.eval_batch_size)))
         for label, c in eval_clis.items()
     }
-    eval_arms["baseline"] = lambda: study_eval(study_net, eval_loader, math.ceil(images / BASELINE_BATCH))
-    console.print(f"[bold]{name}[/]: evaluation ({', '.join(eval_arms)})")
-    evaluation = interleaved(eval_arms, args.repeats)
+    eval_loader = study_loader(*cli.datamodule.split("val"), cli.model.transform_profile, train=False)
+    arms["baseline"] = lambda: study_eval(study_net, eval_loader, math.ceil(images / BASELINE_BATCH))
+    return arms, sizes
 
-    def step_times(runs: list) -> list[float]:
-        return [run["step_s"] if isinstance(run, dict) else run for run in runs]
 
-    batch = datamodule.hparams.batch_size
+def step_times(runs: list) -> list[float]:
+    """Seconds per step of each repeat (a package run reports more than its step time)."""
+    return [run["step_s"] if isinstance(run, dict) else run for run in runs]
+
+
+def speed_figures(name: str, cli: CifarBenchCLI, train: dict, evaluation: dict, eval_batch_sizes: dict) -> dict:
+    """Training and evaluation speeds of the package and the study's loop, and their ratios."""
+    batch, per_epoch = cli.datamodule.hparams.batch_size, epoch_images(cli.datamodule)
     result = {
         "config": f"configs/{name}.yaml",
         "precision": str(cli.trainer.precision),
         "epoch_images": per_epoch,
         "package": summary(step_times(train["package"]), batch, per_epoch),
         "baseline": summary(train["baseline"], BASELINE_BATCH, per_epoch),
-        "eval": {
-            label: summary(evaluation[label], c.datamodule.hparams.eval_batch_size, per_epoch)
-            for label, c in eval_clis.items()
-        }
+        "eval": {label: summary(evaluation[label], size, per_epoch) for label, size in eval_batch_sizes.items()}
         | {"baseline": summary(evaluation["baseline"], BASELINE_BATCH, per_epoch)},
     }
     result["ratios"] = {
@@ -170,31 +188,28 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
     if "plain_fast_loop" in train:
         result["plain_fast_loop"] = summary(train["plain_fast_loop"], batch, per_epoch)
         result["lightning_overhead"] = 1 - result["plain_fast_loop"]["step_s"] / result["package"]["step_s"]
-    if vgg:
-        cached_runs = train["package_cached"]
-        result["package_cached"] = summary(step_times(cached_runs), batch, per_epoch)
-        # The cache holds cache_views augmented views of every training image, and the validation images.
-        views = cached.model.hparams.cache_views
-        encoded = views * len(cached.datamodule.train_index) + len(cached.datamodule.val_index)
-        build = statistics.median(run["cache_build_s"] for run in cached_runs)
-        full = views * per_epoch + datamodule.hparams.val_size
-        result["cache"] = {
-            "images_encoded": encoded,
-            "build_s": build,
-            "images_per_s": encoded / build,
-            "full_build_images": full,
-            "full_build_s_estimated": full * build / encoded,
-        }
-        result["ratios"]["cached_vs_uncached_epoch"] = (
-            result["package"]["epoch_s"] / result["package_cached"]["epoch_s"]
-        )
-        result["ratios"]["cached_epoch_vs_baseline"] = (
-            result["baseline"]["epoch_s"] / result["package_cached"]["epoch_s"]
-        )
-    add_rooflines(result, cli, study_net, cached.model if vgg else None, peaks)
-    if levers:
-        result["levers"] = {label: summary(step_times(train[f"lever: {label}"]), batch, per_epoch) for label in levers}
     return result
+
+
+def add_cache_figures(result: dict, cached_runs: list[dict], cached: CifarBenchCLI, datamodule) -> None:
+    """The cached VGG16 run's speed, the cache build's, and what a full build would take."""
+    batch, per_epoch = datamodule.hparams.batch_size, result["epoch_images"]
+    result["package_cached"] = summary(step_times(cached_runs), batch, per_epoch)
+    # The cache holds cache_views augmented views of every training image, and the validation images.
+    views = cached.model.hparams.cache_views
+    encoded = views * len(cached.datamodule.train_index) + len(cached.datamodule.val_index)
+    build = statistics.median(run["cache_build_s"] for run in cached_runs)
+    full = views * per_epoch + datamodule.hparams.val_size
+    result["cache"] = {
+        "images_encoded": encoded,
+        "build_s": build,
+        "images_per_s": encoded / build,
+        "full_build_images": full,
+        "full_build_s_estimated": full * build / encoded,
+    }
+    cached_epoch = result["package_cached"]["epoch_s"]
+    result["ratios"]["cached_vs_uncached_epoch"] = result["package"]["epoch_s"] / cached_epoch
+    result["ratios"]["cached_epoch_vs_baseline"] = result["baseline"]["epoch_s"] / cached_epoch
 
 
 def add_rooflines(

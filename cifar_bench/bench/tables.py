@@ -65,65 +65,70 @@ def table(title: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> Table:
 
 
 def print_tables(results: dict, console: Console) -> None:
+    """Every table and line of a bench run, as the terminal shows it (whole, even when piped)."""
     info = results["machine"]
-    models = results["models"]
     console.print(
         f"[bold]cifar-bench bench[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}"
     )
     peaks = ", ".join(f"{peak['device']} {peak['dtype']} {peak['gflop_s']:,.1f}" for peak in results["peaks"])
     console.print(f"matmul peak (GFLOP/s, {results['peaks'][0]['threads']} threads): {peaks}")
+    for build in (training_table, cache_table, evaluation_table, levers_table, sweeps_table):
+        built = build(results)
+        if built is not None:
+            print_whole(console, built)
+    for line in closing_lines(results):
+        console.print(line)
+
+
+TRAINING_COLUMNS = (
+    *("training", "precision", "img/s", "study img/s", "x study"),
+    *("GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak"),
+    *("epoch s", "study epoch s", "Lightning overhead"),
+)
+
+
+def training_table(results: dict) -> Table:
     rows = []
-    for name, row in models.items():
-        overhead = row.get("lightning_overhead")
+    for name, row in results["models"].items():
+        overhead, baseline = row.get("lightning_overhead"), row["baseline"]
         for label, figures in ((name, row["package"]), (f"{name} cached", row.get("package_cached"))):
             if figures is None:
                 continue
             rows.append(
                 (
-                    label,
-                    row["precision"],
-                    speed(figures["images_per_s"]),
-                    speed(row["baseline"]["images_per_s"]),
-                    f"{figures['images_per_s'] / row['baseline']['images_per_s']:.1f}",
+                    *(label, row["precision"], speed(figures["images_per_s"]), speed(baseline["images_per_s"])),
+                    f"{figures['images_per_s'] / baseline['images_per_s']:.1f}",
                     *flop_rate(figures),
-                    *flop_rate(row["baseline"]),
-                    f"{figures['epoch_s']:.1f}",
-                    f"{row['baseline']['epoch_s']:.1f}",
+                    *flop_rate(baseline),
+                    *(f"{figures['epoch_s']:.1f}", f"{baseline['epoch_s']:.1f}"),
                     "" if overhead is None or label != name else f"{overhead:.1%}",
                 )
             )
-    columns = (
-        *(
-            "training",
-            "precision",
-            "img/s",
-            "study img/s",
-            "x study",
-            "GFLOP/s",
-            "% of peak",
-            "study GFLOP/s",
-            "study % of peak",
-        ),
-        *("epoch s", "study epoch s", "Lightning overhead"),
-    )
-    print_whole(console, table("Training: package vs the study's loop (batch 64)", columns, rows))
-    cached = [(name, row) for name, row in models.items() if "cache" in row]
-    if cached:
-        rows = [
-            (
-                name,
-                f"{row['package']['epoch_s']:.1f}",
-                f"{row['package_cached']['epoch_s']:.1f}",
-                f"{row['ratios']['cached_vs_uncached_epoch']:.1f}",
-                f"{row['cache']['images_per_s']:,.0f}",
-                f"{row['cache']['full_build_s_estimated']:.0f}",
-            )
-            for name, row in cached
-        ]
-        columns = ("VGG16 feature cache", "epoch s", "cached epoch s", "x faster", "build img/s", "full build s (est.)")
-        print_whole(console, table("VGG16 with the frozen-prefix cache", columns, rows))
+    return table("Training: package vs the study's loop (batch 64)", TRAINING_COLUMNS, rows)
+
+
+def cache_table(results: dict) -> Table | None:
+    cached = [(name, row) for name, row in results["models"].items() if "cache" in row]
+    if not cached:
+        return None
+    rows = [
+        (
+            name,
+            f"{row['package']['epoch_s']:.1f}",
+            f"{row['package_cached']['epoch_s']:.1f}",
+            f"{row['ratios']['cached_vs_uncached_epoch']:.1f}",
+            f"{row['cache']['images_per_s']:,.0f}",
+            f"{row['cache']['full_build_s_estimated']:.0f}",
+        )
+        for name, row in cached
+    ]
+    columns = ("VGG16 feature cache", "epoch s", "cached epoch s", "x faster", "build img/s", "full build s (est.)")
+    return table("VGG16 with the frozen-prefix cache", columns, rows)
+
+
+def evaluation_table(results: dict) -> Table:
     rows = []
-    for name, row in models.items():
+    for name, row in results["models"].items():
         study = row["eval"]["baseline"]["images_per_s"]
         for label, figures in row["eval"].items():
             if label != "baseline":
@@ -131,59 +136,57 @@ def print_tables(results: dict, console: Console) -> None:
                 ratio = f"{figures['images_per_s'] / study:.1f}"
                 rows.append((label, str(figures["batch_size"]), speed(figures["images_per_s"]), speed(study), ratio))
     columns = ("evaluation", "batch", "img/s", "study img/s", "x study")
-    print_whole(console, table("Evaluation: package vs the study's loop (batch 64)", columns, rows))
+    return table("Evaluation: package vs the study's loop (batch 64)", columns, rows)
+
+
+def levers_table(results: dict) -> Table | None:
     rows = [
         (name, label, speed(figures["images_per_s"]), f"{figures['images_per_s'] / row['package']['images_per_s']:.2f}")
-        for name, row in models.items()
+        for name, row in results["models"].items()
         for label, figures in row.get("levers", {}).items()
     ]
-    if rows:
-        print_whole(
-            console,
-            table(
-                "Levers: one setting changed from the shipped config",
-                ("model", "setting", "train img/s", "x shipped"),
-                rows,
-            ),
-        )
-    if results.get("sweeps"):
-        rows = [
-            (
-                row["model"],
-                str(row["batch_size"]),
-                str(row["threads"]),
-                speed(row["images_per_s"]),
-                f"{row['epoch_s']:.1f}",
-            )
-            for row in results["sweeps"]
-        ]
-        print_whole(
-            console,
-            table(
-                "Package epoch time vs batch size and threads", ("model", "batch", "threads", "img/s", "epoch s"), rows
-            ),
-        )
+    if not rows:
+        return None
+    columns = ("model", "setting", "train img/s", "x shipped")
+    return table("Levers: one setting changed from the shipped config", columns, rows)
+
+
+def sweeps_table(results: dict) -> Table | None:
+    if not results.get("sweeps"):
+        return None
+    rows = [
+        (row["model"], str(row["batch_size"]), str(row["threads"]), speed(row["images_per_s"]), f"{row['epoch_s']:.1f}")
+        for row in results["sweeps"]
+    ]
+    columns = ("model", "batch", "threads", "img/s", "epoch s")
+    return table("Package epoch time vs batch size and threads", columns, rows)
+
+
+def closing_lines(results: dict) -> list[str]:
+    """The 60,000-image evaluation, the accuracy check, a busy-machine warning and the targets, as lines."""
+    lines = []
     if results.get("evaluate"):
         evaluation = results["evaluate"]
-        console.print(
+        lines.append(
             f"evaluate {evaluation['model']}: {evaluation['images']:,} images in {evaluation['seconds']:.1f} s "
             f"(batch {evaluation['batch_size']})"
         )
     if results.get("accuracy_check"):
         check = results["accuracy_check"]
-        console.print(
+        lines.append(
             f"accuracy check ({check['model']}, {check['epochs']} epochs on {check['train_images']:,} images): "
             f"test accuracy fp32 {check['32-true']['test_acc']:.4f}, bf16-mixed {check['bf16-mixed']['test_acc']:.4f}"
         )
     # The bench itself keeps about one core per thread busy; half as much again means others competed.
-    limit = 1.5 * info["cores"]
-    busy = [name for name, row in models.items() if max(row.get("load_average", [0])) > limit]
+    limit = 1.5 * results["machine"]["cores"]
+    busy = [name for name, row in results["models"].items() if max(row.get("load_average", [0])) > limit]
     if busy:
-        console.print(
+        lines.append(
             f"[yellow]warning[/]: the machine was busy (load average above {limit:g}) while timing {', '.join(busy)}: run again"
         )
     for target in results["targets"]:
         mark = "[green]met[/]" if target["met"] else "[red]missed[/]"
-        console.print(
+        lines.append(
             f"target {target['target']} {target['relation']} {target['threshold']}: {target['value']:.3g} {mark}"
         )
+    return lines

@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from cifar_bench.checkpoints import check_checkpoint
 from cifar_bench.data.augment import PROFILES, TransformProfile, prepare_batch
 from cifar_bench.data.images import as_uint8_batch
 from cifar_bench.data.sources import CLASS_NAMES, NUM_CLASSES
@@ -253,23 +254,9 @@ class CifarClassifier(pl.LightningModule):
         )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse, with one clear message, a checkpoint written by another model or other settings."""
-        own = type(self).__name__
-        recorded = str(checkpoint.get("hyper_parameters", {}).get("_class_path", own)).rsplit(".", 1)[-1]
-        if recorded != own:
-            raise CifarBenchError(
-                f"the checkpoint is of a {recorded} model, not {own}: use the config of the run that wrote it"
-            )
-        theirs = checkpoint.get("state_dict", {})
-        ours = self.state_dict()
-        differing = sorted(
-            k for k in set(ours) | set(theirs) if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape
-        )
-        if differing:
-            raise CifarBenchError(
-                f"the checkpoint does not fit this {own} (it differs at {', '.join(differing[:3])}): "
-                "use the model settings of the run that wrote it"
-            )
+        """Lightning's hook on every load (a resumed fit, ``load_from_checkpoint``): refuse, with one clear
+        message, a checkpoint that is not of this model with these settings (``check_checkpoint`` decides)."""
+        check_checkpoint(checkpoint, "the checkpoint", model=self)
 
     # --- optimisation ------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:

@@ -3,7 +3,8 @@
 Reads every ``metrics.json`` that ``evaluate`` wrote under a folder, groups runs of one model (e.g.
 several seeds) into one row with mean ± std and a 95% interval (Wilson for one run, t across
 several), marks models whose study run failed, and adds the Random classifier row: its expected
-accuracy, 1/10, with the binomial interval of a uniform guesser on that many test images.
+accuracy, 1/10, with the binomial interval of a uniform guesser on as many test images as the runs
+were evaluated on (read from their metrics.json: compare needs no data).
 ``--pair [A,B]`` adds a paired comparison of two models on the same test images.
 """
 
@@ -20,7 +21,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cifar_bench.data import load_cifar10
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.evaluate import METRICS_FILE
@@ -82,13 +82,32 @@ def _read_json(path: Path) -> dict:
     return content
 
 
+def is_evaluation(metrics: dict) -> bool:
+    """Whether a metrics.json holds what compare reads: a model name, and per split its accuracy (and for
+    the test split the correct answers out of how many images)."""
+    splits = metrics.get("splits")
+    if not isinstance(metrics.get("model"), str) or not isinstance(splits, dict):
+        return False
+    test, train = splits.get("test"), splits.get("train")
+    numbers = (int, float)
+    return (
+        isinstance(test, dict)
+        and isinstance(train, dict)
+        and isinstance(test.get("accuracy"), numbers)
+        and isinstance(train.get("accuracy"), numbers)
+        and isinstance(test.get("correct"), int)
+        and isinstance(test.get("images"), int)
+        and test["images"] > 0
+    )
+
+
 def collect(directory: Path) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
     """Evaluated runs and recorded failures under ``directory``, each grouped by model name."""
     runs: dict[str, list[dict]] = {}
     failures: dict[str, list[dict]] = {}
     for path in sorted(directory.rglob(METRICS_FILE)):
         metrics = _read_json(path)
-        if not {"model", "splits"} <= metrics.keys():
+        if not is_evaluation(metrics):
             raise CifarBenchError(f"{path} was not written by cifar-bench evaluate: run evaluate again, or delete it")
         runs.setdefault(metrics["model"], []).append({**metrics, "evaluation_folder": str(path.parent)})
     for path in sorted(directory.rglob(FAILURE_GLOB)):
@@ -135,28 +154,28 @@ def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
     if row["study_test_accuracy"] is not None:
         row["difference_to_study"] = row["test_accuracy_mean"] - row["study_test_accuracy"]
     for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params"):
-        row[key] = _distinct(run[key] for run in runs)
-    times = [run["training_time_s"] for run in runs if run.get("training_time_s") is not None]
+        row[key] = _distinct(run.get(key) for run in runs)
+    times = [run["training_time_s"] for run in runs if isinstance(run.get("training_time_s"), (int, float))]
     if times:
         row["training_time_s_mean"], row["training_time_s_std"] = mean_std(times)
     return row
 
 
-def random_row(data_dir: str | Path) -> dict:
-    try:
-        arrays = load_cifar10(data_dir, download=False)
-    except CifarBenchError as error:
-        raise CifarBenchError(f"the Random classifier row needs the CIFAR-10 labels (pass --data_dir): {error}")
-    images = len(arrays.test_labels)
-    low, high = wilson_interval(images / NUM_CLASSES, images)
-    return {
+def evaluated_test_images(runs: dict[str, list[dict]]) -> int | None:
+    """How many test images the runs were evaluated on (each metrics.json says); the most common count
+    if they differ, the larger on a tie."""
+    counts = [run["splits"]["test"]["images"] for group in runs.values() for run in group]
+    return max(counts, key=lambda count: (counts.count(count), count)) if counts else None
+
+
+def random_row(images: int | None) -> dict:
+    """Uniform guessing: its expected accuracy, and the binomial interval of such a guesser on ``images``
+    test images (none without evaluated runs)."""
+    row = {
         "model": RANDOM_MODEL,
         "runs": 1,
         "failed": 0,
         "test_accuracy_mean": 1 / NUM_CLASSES,  # the expected accuracy of uniform guessing, not one seeded draw
-        "test_accuracy_ci_low": low,
-        "test_accuracy_ci_high": high,
-        "test_accuracy_ci_method": f"binomial ({images} images)",
         "study_test_accuracy": STUDY_RANDOM_ACCURACY,
         "train_accuracy_mean": 1 / NUM_CLASSES,
         "weight_layers": 0,
@@ -164,6 +183,14 @@ def random_row(data_dir: str | Path) -> dict:
         "trainable_params": 0,
         "total_params": 0,
     }
+    if images is not None:
+        low, high = wilson_interval(images / NUM_CLASSES, images)
+        row |= {
+            "test_accuracy_ci_low": low,
+            "test_accuracy_ci_high": high,
+            "test_accuracy_ci_method": f"binomial ({images} images)",
+        }
+    return row
 
 
 def _accuracy_cell(row: dict, split: str) -> str:
@@ -221,9 +248,18 @@ def csv_table(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def print_table(console: Console, directory: Path, rows: list[dict]) -> None:
+    table = Table(title=f"Results & comparisons ({directory})")
+    for heading in HEADINGS:
+        table.add_column(heading, justify="left" if heading == "Model" else "right")
+    for row in rows:
+        table.add_row(*map(Text, display_cells(row)))  # a model named like markup is shown as named
+    print_whole(console, table)
+    print_plain(console, total_time_line(rows))
+
+
 def compare(
     directory: str,
-    data_dir: Optional[str] = None,
     out: Optional[str] = None,
     pair: Optional[list[str]] = None,
     console: Optional[Console] = None,
@@ -232,7 +268,6 @@ def compare(
 
     Args:
         directory: folder searched for evaluated runs (the logger's save_dir, e.g. lightning_logs).
-        data_dir: CIFAR-10 for the Random classifier row (default: the runs' data_dir).
         out: where comparison.md and comparison.csv go (default: DIRECTORY).
         pair: two models to compare on the same test images, e.g. [cnn,cnn_bn_do]: the accuracy
             difference with its 95% interval and McNemar's exact p (first seed's run of each);
@@ -249,21 +284,12 @@ def compare(
         raise CifarBenchError(
             f"no evaluated runs under {directory}: run `cifar-bench evaluate --ckpt <run>/checkpoints/last.ckpt` first"
         )
-    if data_dir is None:
-        data_dir = next((group[0]["data_dir"] for group in runs.values() if group[0].get("data_dir")), "data")
-    rows = [random_row(data_dir)]
+    rows = [random_row(evaluated_test_images(runs))]
     rows += [
         model_row(model, runs.get(model, []), failures.get(model, []))
         for model in sorted(runs.keys() | failures.keys())
     ]
-
-    table = Table(title=f"Results & comparisons ({directory})")
-    for heading in HEADINGS:
-        table.add_column(heading, justify="left" if heading == "Model" else "right")
-    for row in rows:
-        table.add_row(*map(Text, display_cells(row)))  # a model named like markup is shown as named
-    print_whole(console, table)
-    print_plain(console, total_time_line(rows))
+    print_table(console, directory, rows)
     paired = paired_comparison(list(pair), runs) if pair else None
     out = Path(out).expanduser() if out is not None else directory
     markdown = markdown_table(rows)

@@ -4,7 +4,8 @@ Predicts all 50,000 training images (none held out, none augmented) and the test
 writes, into ``<run>/evaluation/``: accuracies, per-class accuracy lines in the study's form, a
 classification report per split in scikit-learn's layout, confusion matrices (PNG and CSV), a grid
 of sample predictions, the training curves read back from the run's TensorBoard events, the raw
-predictions, and ``metrics.json`` with every number, so that ``compare`` never parses text.
+predictions, and ``metrics.json`` with every number, so that ``compare`` never parses text (its
+training time is the run's environment.json's, the one source of it).
 Nothing else in the run folder is touched.
 """
 
@@ -21,6 +22,7 @@ from rich.table import Table
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
+from cifar_bench.callbacks import recorded_training_time
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
@@ -38,7 +40,7 @@ from cifar_bench.reports.evaluation_files import (
     write_predictions,
 )
 from cifar_bench.reports.output import print_plain, print_whole, save_figure, write_json, write_text
-from cifar_bench.reports.runs import find_run, load_model, read_data
+from cifar_bench.reports.runs import Run, find_run, load_model, read_data
 
 EVALUATION_FOLDER = "evaluation"
 METRICS_FILE = "metrics.json"
@@ -128,28 +130,57 @@ def evaluate(
     run = find_run(ckpt)
     model, checkpoint = load_model(run)
     data_dir, arrays = read_data(run, data_dir, download)
+    precision = precision or evaluation_precision(run, accelerator)
+    fabric = evaluation_fabric(accelerator, precision)
+    labels = {"train": arrays.train_labels, "test": arrays.test_labels}
+    images = {"train": arrays.train_images, "test": arrays.test_images}
+    splits, predictions = evaluate_splits(model, images, labels, arrays.class_names, fabric, batch_size, tta)
+    metrics = {
+        **describe_run(run, model, checkpoint),
+        "precision": precision,
+        "data_dir": str(Path(data_dir).expanduser().resolve()),
+        **training_record(run.folder),
+        "class_names": list(arrays.class_names),
+        "splits": splits,
+    }
+    out_folder = Path(out) if out is not None else run.folder / EVALUATION_FOLDER
+    text = write_outputs(out_folder, metrics, images, labels, predictions)
+    print_results(console, metrics, text, out_folder)
+    return metrics
+
+
+def evaluation_precision(run: Run, accelerator: str) -> str:
+    """The precision the run trained in, but fp32 for a bf16 run where this hardware only emulates bf16
+    (tens of times slower)."""
     trained_in = str((run.config.get("trainer") or {}).get("precision") or "32-true")
-    # bf16 on hardware without bf16 kernels is emulated, tens of times slower: evaluate such runs in fp32.
-    precision = precision or (
-        trained_in if "bf16" not in trained_in or default_precision(accelerator) == "bf16-mixed" else "32-true"
-    )
+    if "bf16" not in trained_in or default_precision(accelerator) == "bf16-mixed":
+        return trained_in
+    return "32-true"
+
+
+def evaluation_fabric(accelerator: str, precision: str) -> Fabric:
     try:
-        fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
+        return Fabric(accelerator=accelerator, devices=1, precision=precision)
     except (ValueError, RuntimeError, MisconfigurationException) as error:
         raise CifarBenchError(f"cannot run on accelerator {accelerator!r} with precision {precision!r}: {error}")
 
-    labels = {"train": arrays.train_labels, "test": arrays.test_labels}
-    images = {"train": arrays.train_images, "test": arrays.test_images}
-    logits = {split: predict_logits(model, images[split], fabric, batch_size) for split in SPLITS}
-    predictions = {split: logits[split].argmax(dim=1) for split in SPLITS}
-    splits = {split: split_metrics(predictions[split], labels[split], arrays.class_names) for split in SPLITS}
+
+def evaluate_splits(model, images, labels, class_names, fabric: Fabric, batch_size: int, tta: bool):
+    """Per split, every number of its report (flip TTA's beside them when asked), and its predictions."""
+    splits, predictions = {}, {}
     for split in SPLITS:
+        logits = predict_logits(model, images[split], fabric, batch_size)
+        predictions[split] = logits.argmax(dim=1)
+        splits[split] = split_metrics(predictions[split], labels[split], class_names)
         flipped = predict_logits(model, images[split].flip(-1), fabric, batch_size) if tta else None
-        splits[split].update(calibration_metrics(logits[split], labels[split], flipped))
-    curves, training_time = read_history(run.folder)
+        splits[split].update(calibration_metrics(logits, labels[split], flipped))
+    return splits, predictions
+
+
+def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
+    """What was evaluated: the run, its checkpoint, and the model's size."""
     trainable, total = model.parameter_counts()
-    trained_epochs = curves["train/loss"]["epoch"]
-    metrics = {
+    return {
         "model": run.model_name,
         "model_class": run.config["model"]["class_path"],
         "run": str(run.folder),
@@ -157,60 +188,78 @@ def evaluate(
         "checkpoint_epoch": None if checkpoint["epoch"] is None else checkpoint["epoch"] + 1,
         "checkpoint_global_step": checkpoint["global_step"],
         "seed": run.config.get("seed_everything"),
-        "precision": precision,
         "transform_profile": model.transform_profile.name,
-        "data_dir": str(Path(data_dir).expanduser().resolve()),
         "weight_layers": model.weight_layers,
         "trainable_params": trainable,
         "total_params": total,
+    }
+
+
+def training_record(folder: Path) -> dict:
+    """The training curves (event files), how many epochs they cover and the training time (environment.json)."""
+    curves = read_history(folder)
+    trained_epochs = curves["train/loss"]["epoch"]
+    return {
         "epochs_trained": max(trained_epochs) if trained_epochs else None,
-        "training_time_s": training_time,
-        "class_names": list(arrays.class_names),
-        "splits": splits,
+        "training_time_s": recorded_training_time(folder),
         "curves": curves,
     }
-    write_outputs(
-        Path(out) if out is not None else run.folder / EVALUATION_FOLDER, metrics, images, labels, predictions, console
-    )
-    return metrics
 
 
-def write_outputs(out: Path, metrics: dict, images, labels, predictions, console: Console) -> None:
-    class_names = tuple(metrics["class_names"])
+def split_lines(split: str, values: dict) -> list[str]:
+    """The summary's lines of one split: accuracies, calibration, then the study's per-class lines and the report."""
+    name = split.capitalize()
+    lines = [
+        f"{name} accuracy: {values['accuracy']:.4f} ({values['correct']}/{values['images']})",
+        f"{name} top-3 accuracy: {values['top3_accuracy']:.4f}, expected calibration error: {values['ece']:.4f}",
+    ]
+    if "tta_accuracy" in values:
+        lines.append(
+            f"{name} with flip TTA: accuracy {values['tta_accuracy']:.4f}, "
+            f"top-3 {values['tta_top3_accuracy']:.4f}, ECE {values['tta_ece']:.4f}"
+        )
+    return [*lines, "", *per_class_lines(split, values), "", f"[{name}]:", classification_report(values)]
+
+
+def write_split_files(out: Path, metrics: dict, split: str) -> None:
+    """One split's classification report, confusion matrix (CSV, PNG) and reliability diagram."""
+    values, class_names = metrics["splits"][split], tuple(metrics["class_names"])
+    write_text(out / f"classification_report_{split}.txt", classification_report(values))
+    confusion = values["confusion_matrix"]
+    write_confusion_csv(out / f"confusion_{split}.csv", confusion, class_names)
+    title = f"{metrics['model']}: {split} confusion matrix"
+    save_figure(confusion_figure(torch.tensor(confusion), class_names, title), out / f"confusion_{split}.png")
+    title = f"{metrics['model']}: {split} reliability (ECE {values['ece']:.4f})"
+    save_figure(reliability_figure(values["reliability"], title), out / f"reliability_{split}.png")
+
+
+def write_outputs(out: Path, metrics: dict, images, labels, predictions) -> list[str]:
+    """Every file of the evaluation folder; returns the summary's lines."""
     text = []
     for split in SPLITS:
-        values = metrics["splits"][split]
-        report = classification_report(values)
-        write_text(out / f"classification_report_{split}.txt", report)
-        confusion = values["confusion_matrix"]
-        write_confusion_csv(out / f"confusion_{split}.csv", confusion, class_names)
-        title = f"{metrics['model']}: {split} confusion matrix"
-        save_figure(confusion_figure(torch.tensor(confusion), class_names, title), out / f"confusion_{split}.png")
-        title = f"{metrics['model']}: {split} reliability (ECE {values['ece']:.4f})"
-        save_figure(reliability_figure(values["reliability"], title), out / f"reliability_{split}.png")
-        text += [f"{split.capitalize()} accuracy: {values['accuracy']:.4f} ({values['correct']}/{values['images']})"]
-        text += [
-            f"{split.capitalize()} top-3 accuracy: {values['top3_accuracy']:.4f}, expected calibration error: {values['ece']:.4f}"
-        ]
-        if "tta_accuracy" in values:
-            text += [
-                f"{split.capitalize()} with flip TTA: accuracy {values['tta_accuracy']:.4f}, top-3 {values['tta_top3_accuracy']:.4f}, ECE {values['tta_ece']:.4f}"
-            ]
-        text += [""]
-        text += per_class_lines(split, values) + ["", f"[{split.capitalize()}]:", report]
+        write_split_files(out, metrics, split)
+        text += split_lines(split, metrics["splits"][split])
     sample = slice(0, SAMPLE_IMAGES)
     grid = prediction_grid_figure(
-        images["test"][sample], predictions["test"][sample], labels["test"][sample], class_names
+        images["test"][sample], predictions["test"][sample], labels["test"][sample], tuple(metrics["class_names"])
     )
     save_figure(grid, out / "sample_predictions.png")
     if metrics["epochs_trained"] is not None:
         save_figure(curves_figure(metrics["curves"], f"{metrics['model']}: training curves"), out / "curves.png")
     else:
         text.append(f"No epoch-level training curves in the event files of {metrics['run']}: curves.png not drawn.")
+    if metrics["training_time_s"] is None:
+        text.append(
+            f"No training time: {metrics['run']} has no readable environment.json (a run trained before it was "
+            "recorded, or without the RecordEnvironment callback)."
+        )
     write_predictions(out / "predictions.npz", labels, predictions)
     write_text(out / "summary.txt", "\n".join(text) + "\n")
     write_json(out / METRICS_FILE, metrics)
+    return text
 
+
+def print_results(console: Console, metrics: dict, text: list[str], out: Path) -> None:
     table = Table(title=f"{metrics['model']}: {Path(metrics['checkpoint']).name} of {Path(metrics['run']).name}")
     table.add_column("")
     table.add_column("value", justify="right")

@@ -48,26 +48,21 @@ def classification_report(metrics: dict, digits: int = 2) -> str:
     return report
 
 
-def read_history(folder: Path) -> tuple[dict[str, dict[str, list[float]]], float | None]:
-    """Per-epoch curves from the run's TensorBoard event files, and the training time they span.
+def read_history(folder: Path) -> dict[str, dict[str, list[float]]]:
+    """Per-epoch curves from the run's TensorBoard event files (one per fit session of a resumed run).
 
     Lightning logs an ``epoch`` scalar at the same step as every epoch-level metric, which maps steps
-    to (1-based) epochs. A resumed run adds an event file per session; training time is the sum of
-    each session's span, so the pause between sessions does not count.
+    to (1-based) epochs. The training time is not read here but from environment.json (see
+    ``RecordEnvironment``): event spans miss each interrupted session's tail.
     """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     points: dict[str, dict[int, float]] = {tag: {} for tag in CURVE_TAGS}
     epoch_at: dict[int, int] = {}
-    seconds = 0.0
-    files = sorted(folder.glob("events.out.tfevents.*"))
-    for file in files:
+    for file in sorted(folder.glob("events.out.tfevents.*")):
         events = EventAccumulator(str(file), size_guidance={"scalars": 0})
         events.Reload()
         tags = events.Tags()["scalars"]
-        wall_times = [event.wall_time for tag in tags for event in events.Scalars(tag)]
-        if wall_times:
-            seconds += max(wall_times) - min(wall_times)
         if "epoch" in tags:
             epoch_at.update({event.step: int(event.value) + 1 for event in events.Scalars("epoch")})
         for tag in CURVE_TAGS:
@@ -77,7 +72,7 @@ def read_history(folder: Path) -> tuple[dict[str, dict[str, list[float]]], float
     for tag, values in points.items():
         steps = [step for step in sorted(values) if step in epoch_at]
         curves[tag] = {"epoch": [epoch_at[step] for step in steps], "value": [values[step] for step in steps]}
-    return curves, (seconds if files else None)
+    return curves
 
 
 def write_confusion_csv(path: Path, confusion: list[list[int]], class_names: tuple[str, ...]) -> Path:

@@ -125,21 +125,7 @@ def predict(
     skipped: list[tuple[str, str]] = []
     labels = None
     if inputs:
-        files, skipped = image_files(list(inputs))
-        names, images, unreadable, resized = read_images(files)
-        skipped += unreadable
-        if images is None:
-            reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped[:3]) + (
-                " ..." if len(skipped) > 3 else ""
-            )
-            raise CifarBenchError(
-                f"no readable image among the inputs ({reasons}): pass PNG, JPEG, BMP or WebP files, folders or globs"
-            )
-        if resized:
-            print_plain(
-                console,
-                f"{resized} of {len(names)} images are not {SIZE}x{SIZE}: resized to {SIZE}x{SIZE} with antialiasing",
-            )
+        names, images, skipped = read_inputs(list(inputs), console)
     else:
         _, arrays = read_data(run, data_dir, download)
         images, labels = arrays.test_images, arrays.test_labels
@@ -148,15 +134,39 @@ def predict(
     csv_path = Path(out).expanduser() if out is not None else run.folder / EVALUATION_FOLDER / PREDICTIONS_CSV
     write_text(csv_path, predictions_csv(names, probabilities, labels))
     print_table(console, run.model_name, names, probabilities, labels, show)
-    if skipped:
-        table = Table(title="Skipped")
-        table.add_column("input")
-        table.add_column("reason")
-        for name, reason in skipped:
-            table.add_row(Text(name), Text(reason))
-        print_whole(console, table)
+    print_skipped(console, skipped)
     print_plain(console, f"Predictions of {len(names)} images written to {csv_path}")
     return {"files": names, "probabilities": probabilities, "labels": labels, "skipped": skipped, "csv": csv_path}
+
+
+def read_inputs(inputs: list[str], console: Console) -> tuple[list[str], torch.Tensor, list[tuple[str, str]]]:
+    """(names, uint8 (N, 3, 32, 32) images, (input, reason) of those skipped) of the image files the inputs
+    name; one error when none is readable, and a line saying how many were resized."""
+    files, skipped = image_files(inputs)
+    names, images, unreadable, resized = read_images(files)
+    skipped += unreadable
+    if images is None:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+        raise CifarBenchError(
+            f"no readable image among the inputs ({reasons}): pass PNG, JPEG, BMP or WebP files, folders or globs"
+        )
+    if resized:
+        print_plain(
+            console,
+            f"{resized} of {len(names)} images are not {SIZE}x{SIZE}: resized to {SIZE}x{SIZE} with antialiasing",
+        )
+    return names, images, skipped
+
+
+def print_skipped(console: Console, skipped: list[tuple[str, str]]) -> None:
+    if not skipped:
+        return
+    table = Table(title="Skipped")
+    table.add_column("input")
+    table.add_column("reason")
+    for name, reason in skipped:
+        table.add_row(Text(name), Text(reason))
+    print_whole(console, table)
 
 
 def print_table(console: Console, model: str, names: list[str], probabilities: torch.Tensor, labels, show: int) -> None:

@@ -5,16 +5,15 @@ its checkpoint (weights_only, only this package's models, finite weights) and th
 from __future__ import annotations
 
 import inspect
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from cifar_bench.checkpoints import first_non_finite, model_class_paths, read_checkpoint
+from cifar_bench.checkpoints import check_checkpoint, known_model, model_classes, read_checkpoint
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.models import CifarClassifier  # also puts the study's classes in sys.modules
+from cifar_bench.models import CifarClassifier
 
 
 @dataclass(frozen=True)
@@ -61,37 +60,48 @@ def find_run(ckpt: str | Path) -> Run:
 
 
 def model_class(run: Run) -> type[CifarClassifier]:
-    """The LightningModule class named by the run's config, among those already imported (no code is loaded)."""
+    """The model class the run's config names, among this package's models (no code is loaded)."""
     class_path = (run.config.get("model") or {}).get("class_path")
-    module_name, _, name = str(class_path).rpartition(".")
-    candidate = getattr(sys.modules.get(module_name), name, None)
-    if not (isinstance(candidate, type) and issubclass(candidate, CifarClassifier)):
-        known = ", ".join(model_class_paths())
+    cls = known_model(class_path)
+    if cls is None:
+        known = ", ".join(model_classes())
         raise CifarBenchError(
             f"{run.folder / 'config.yaml'} names an unknown model {class_path!r}: expected one of {known}"
         )
-    return candidate
+    return cls
+
+
+def constructor_arguments(cls: type, hyper_parameters: dict) -> dict:
+    """The saved hyperparameters ``cls`` takes: its named parameters, or every one but jsonargparse's own
+    (``_class_path``, ``_instantiator``) when it passes ``**kwargs`` on to the base class."""
+    parameters = inspect.signature(cls).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return {key: value for key, value in hyper_parameters.items() if not str(key).startswith("_")}
+    return {key: value for key, value in hyper_parameters.items() if key in parameters}
 
 
 def load_model(run: Run) -> tuple[CifarClassifier, dict]:
-    """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step)."""
+    """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step).
+
+    The model is built from the checkpoint's hyperparameters and given its weights here, not by Lightning's
+    ``load_from_checkpoint``: the file is read once, and ``check_checkpoint`` is the only judge of it.
+    """
     cls = model_class(run)
+    checkpoint = read_checkpoint(run.checkpoint, expected=cls)
+    settings = constructor_arguments(cls, checkpoint.get("hyper_parameters", {}))
     # The state dict carries every weight: pretrained sources (a download, a local file) are not needed.
-    overrides = {"weights": "none"} if "weights" in inspect.signature(cls).parameters else {}
+    if "weights" in inspect.signature(cls).parameters:
+        settings["weights"] = "none"
     try:
-        checkpoint = read_checkpoint(run.checkpoint)
-        # NaN or infinite weights predict one class everywhere: an accuracy of 0.10 that says nothing.
-        broken = first_non_finite(checkpoint.get("state_dict", {}))
-        if broken is not None:
-            raise CifarBenchError(
-                f"{run.checkpoint} holds non-finite weights (NaN or infinity in {broken}): evaluate an earlier checkpoint of the run"
-            )
-        model = cls.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True, **overrides)
-    except (RuntimeError, KeyError, ValueError, TypeError, EOFError) as error:  # an UnpicklingError is main's to refuse
+        model = cls(**settings)
+    except (CifarBenchError, RuntimeError, KeyError, TypeError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CifarBenchError(
-            f"{run.checkpoint} is not a checkpoint of {cls.__name__} ({reason}): pass a checkpoint of the run the config describes"
+            f"{run.checkpoint} holds settings {cls.__name__} does not take ({reason}): "
+            "pass a checkpoint of the run the config describes"
         )
+    check_checkpoint(checkpoint, str(run.checkpoint), model=model)
+    model.load_state_dict(checkpoint.get("state_dict", {}))
     return model.eval(), {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
 
 

@@ -107,68 +107,74 @@ def study(
     """
     console = console or Console()
     configs_dir, save_dir = Path(configs_dir) if configs_dir is not None else CONFIG_DIR, Path(save_dir)
-    known = model_names(configs_dir)
-    if not known:
-        raise CifarBenchError(f"no model configs (*.yaml) in {configs_dir}: pass a --configs_dir that holds some")
-    models = models or known
-    unknown = [model for model in models if model not in known]
-    if unknown:
-        raise CifarBenchError(f"unknown model {', '.join(unknown)}: choose among {', '.join(known)}")
     data_args = ["--data.data_dir", data_dir] if data_dir is not None else []
-    for model in models:
+    for model in chosen_models(configs_dir, models):
         config = configs_dir / f"{model}.yaml"
         weights_args = (
             ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
         )
         for seed in seeds:
-            folder, marker = run_folder(save_dir, model, seed), failure_marker(save_dir, model, seed)
-            if (folder / EVALUATION_FOLDER / METRICS_FILE).is_file():
-                marker.unlink(missing_ok=True)  # from a failure a later run made good
-                print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
-                continue
-            last = folder / "checkpoints" / "last.ckpt"
-            console.rule(Text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
-            # Every fit starts from the package's base.yaml; a configs_dir may add its own over it.
-            fit = ["fit", *own_base_config(configs_dir), "--config", str(config)]
-            # The seed also draws the validation split and the batch order (data.seed), not only the weights.
-            fit += [
-                "--seed_everything",
-                str(seed),
-                "--data.seed",
-                str(seed),
-            ]
-            fit += [
-                "--trainer.logger.init_args.save_dir",
-                str(save_dir),
-                "--trainer.logger.init_args.version",
-                folder.name,
-            ]
-            fit += [*data_args, *weights_args, *fit_args, *(["--ckpt_path", str(last)] if last.is_file() else [])]
-            command, stage = fit, "fit"
-            status = cifar_bench(*command)
-            if status == 0:
-                command, stage = ["evaluate", "--ckpt", str(folder)], "evaluate"
-                status = cifar_bench(*command)
-            if status in (INTERRUPTED_STATUS, -signal.SIGINT):
-                raise KeyboardInterrupt  # stop here: no failure recorded, no table of a half-done study
-            if status == 0:
-                marker.unlink(missing_ok=True)
-                continue
-            print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
-            record = {
-                "model": model,
-                "seed": seed,
-                "stage": stage,
-                "exit_status": status,
-                "command": ["cifar-bench", *command],
-            }
-            write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
-    rows = compare(save_dir, data_dir, console=console)
+            settings = [*data_args, *weights_args, *fit_args]
+            train_and_evaluate(configs_dir, save_dir, model, seed, settings, console)
+    rows = compare(save_dir, console=console)
     if results is not None:
         copied = export_evidence(save_dir, Path(results))
         print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
     print_plain(console, f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
     return rows
+
+
+def chosen_models(configs_dir: Path, models: Optional[list[str]]) -> list[str]:
+    """The models asked for (default: every config in configs_dir), refused before anything trains if one has no config."""
+    known = model_names(configs_dir)
+    if not known:
+        raise CifarBenchError(f"no model configs (*.yaml) in {configs_dir}: pass a --configs_dir that holds some")
+    unknown = [model for model in models or () if model not in known]
+    if unknown:
+        raise CifarBenchError(f"unknown model {', '.join(unknown)}: choose among {', '.join(known)}")
+    return models or known
+
+
+def fit_command(configs_dir: Path, save_dir: Path, model: str, seed: int, settings: list[str]) -> list[str]:
+    """``cifar-bench fit`` of one model and seed into its fixed run folder, continued from its last.ckpt if any."""
+    folder = run_folder(save_dir, model, seed)
+    last = folder / "checkpoints" / "last.ckpt"
+    # The seed also draws the validation split and the batch order (data.seed), not only the weights.
+    return [
+        # Every fit starts from the package's base.yaml; a configs_dir may add its own over it.
+        *("fit", *own_base_config(configs_dir), "--config", str(configs_dir / f"{model}.yaml")),
+        *("--seed_everything", str(seed), "--data.seed", str(seed)),
+        *("--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.version", folder.name),
+        *settings,
+        *(["--ckpt_path", str(last)] if last.is_file() else []),
+    ]
+
+
+def train_and_evaluate(
+    configs_dir: Path, save_dir: Path, model: str, seed: int, settings: list[str], console: Console
+) -> None:
+    """Train and evaluate one model and seed, each in its own process, unless it was evaluated already;
+    a failure is recorded beside the run (``failed-seed<N>.json``), a Ctrl-C stops the study."""
+    folder, marker = run_folder(save_dir, model, seed), failure_marker(save_dir, model, seed)
+    if (folder / EVALUATION_FOLDER / METRICS_FILE).is_file():
+        marker.unlink(missing_ok=True)  # from a failure a later run made good
+        print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
+        return
+    last = folder / "checkpoints" / "last.ckpt"
+    console.rule(Text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
+    command, stage = fit_command(configs_dir, save_dir, model, seed, settings), "fit"
+    status = cifar_bench(*command)
+    if status == 0:
+        command, stage = ["evaluate", "--ckpt", str(folder)], "evaluate"
+        status = cifar_bench(*command)
+    if status in (INTERRUPTED_STATUS, -signal.SIGINT):
+        raise KeyboardInterrupt  # stop here: no failure recorded, no table of a half-done study
+    if status == 0:
+        marker.unlink(missing_ok=True)
+        return
+    print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
+    record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}
+    write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
 
 
 EVIDENCE = (
