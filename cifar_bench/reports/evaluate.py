@@ -23,7 +23,13 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, 
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
+from cifar_bench.figures import (
+    SAMPLE_IMAGES,
+    confusion_figure,
+    curves_figure,
+    prediction_grid_figure,
+    reliability_figure,
+)
 from cifar_bench.lightning_cli import default_precision
 from cifar_bench.models import CifarClassifier
 from cifar_bench.models.metrics import classification_metrics
@@ -42,17 +48,13 @@ from cifar_bench.reports.runs import find_run, load_model, read_data
 
 EVALUATION_FOLDER = "evaluation"
 METRICS_FILE = "metrics.json"
-SAMPLE_IMAGES = 32
 
 
-def predict_logits(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:
-    """Float32 logits of uint8 images, prepared by the model as for validation (normalised, never augmented)."""
-    module = fabric.setup_module(model)
-    logits = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            logits.append(module(model.prepare_inputs(images[start : start + batch_size])).float().cpu())
-    return torch.cat(logits)
+def logits_in_precision(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:
+    """``model.predict_logits`` on the Fabric's device, in its precision (autocast, converted weights)."""
+    fabric.setup_module(model)
+    with fabric.autocast():
+        return model.predict_logits(images, batch_size=batch_size)
 
 
 def report_metrics() -> MetricCollection:
@@ -60,7 +62,6 @@ def report_metrics() -> MetricCollection:
     return MetricCollection(
         {
             **classification_metrics(),
-            "class_recall": MulticlassRecall(NUM_CLASSES, average=None),
             "precision_weighted": MulticlassPrecision(NUM_CLASSES, average="weighted"),
             "recall_weighted": MulticlassRecall(NUM_CLASSES, average="weighted"),
             "f1_weighted": MulticlassF1Score(NUM_CLASSES, average="weighted"),
@@ -79,7 +80,7 @@ def split_metrics(predictions: torch.Tensor, labels: torch.Tensor, class_names: 
             "support": int(support[i]),
             "accuracy": float(values["class_acc"][i]),
             "precision": float(values["class_precision"][i]),
-            "recall": float(values["class_recall"][i]),
+            "recall": float(values["class_acc"][i]),
             "f1": float(values["class_f1"][i]),
         }
         for i, name in enumerate(class_names)
@@ -140,11 +141,11 @@ def evaluate(
 
     labels = {"train": arrays.train_labels, "test": arrays.test_labels}
     images = {"train": arrays.train_images, "test": arrays.test_images}
-    logits = {split: predict_logits(model, images[split], fabric, batch_size) for split in SPLITS}
+    logits = {split: logits_in_precision(model, images[split], fabric, batch_size) for split in SPLITS}
     predictions = {split: logits[split].argmax(dim=1) for split in SPLITS}
     splits = {split: split_metrics(predictions[split], labels[split], arrays.class_names) for split in SPLITS}
     for split in SPLITS:
-        flipped = predict_logits(model, images[split].flip(-1), fabric, batch_size) if tta else None
+        flipped = logits_in_precision(model, images[split].flip(-1), fabric, batch_size) if tta else None
         splits[split].update(calibration_metrics(logits[split], labels[split], flipped))
     curves, training_time = read_history(run.folder)
     trainable, total = model.parameter_counts()
