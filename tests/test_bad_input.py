@@ -128,6 +128,11 @@ def evaluate(ws: Path, run: str, *extra: str) -> list[str]:
     return ["evaluate", "--ckpt", str(ws / "runs" / run / "version_0"), *extra]
 
 
+# Ranges are the constructors' jsonargparse types: the parser names the key, the type and its restriction.
+BATCH_SIZE_RANGE = '"data.batch_size": Not of type PositiveInt'
+LR_RANGE = '"lr": Not of type PositiveFloat'
+TRAINABLE_LAYERS_RANGE = '"trainable_layers": Not of type IntFrom1To16'
+
 CASES = [
     ("unknown model class", lambda ws: fit(ws, "mlp", "data", "--model", "NoSuchModel"), "NoSuchModel"),
     ("unknown command", lambda ws: ["train", "mlp"], "unknown command 'train'"),
@@ -156,27 +161,27 @@ CASES = [
         lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "-3"),
         "max_epochs must be at least 1",
     ),
-    ("zero batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "0"), "batch sizes must be positive"),
+    ("zero batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "0"), BATCH_SIZE_RANGE),
+    ("negative batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "-4"), BATCH_SIZE_RANGE),
+    ("zero learning rate", lambda ws: fit(ws, "mlp", "data", "--model.lr", "0"), LR_RANGE),
+    ("negative learning rate", lambda ws: fit(ws, "cnn", "data", "--model.lr", "-0.1"), LR_RANGE),
     (
-        "negative batch size",
-        lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "-4"),
-        "batch sizes must be positive",
+        "dropout of 1",
+        lambda ws: fit(ws, "mlp", "data", "--model.dropout", "1.0"),
+        '"dropout": Not of type FloatFrom0Below1: 1.0 does not conform to restriction v>=0.0 and v<1.0',
     ),
-    ("zero learning rate", lambda ws: fit(ws, "mlp", "data", "--model.lr", "0"), "learning rate must be positive"),
     (
-        "negative learning rate",
-        lambda ws: fit(ws, "cnn", "data", "--model.lr", "-0.1"),
-        "learning rate must be positive",
+        "negative val_size",
+        lambda ws: fit(ws, "mlp", "data", "--data.val_size", "-1"),
+        '"data.val_size": Not of type NonNegativeInt',
     ),
-    ("dropout of 1", lambda ws: fit(ws, "mlp", "data", "--model.dropout", "1.0"), "dropout must be in [0, 1)"),
-    ("negative val_size", lambda ws: fit(ws, "mlp", "data", "--data.val_size", "-1"), "val_size must be 0 or more"),
     (
         "val_size leaving no training data",
         lambda ws: fit(ws, "mlp", "data", "--data.val_size", "50000"),
         "leaves no training images",
     ),
-    ("trainable_layers 0", lambda ws: vgg(ws, "--model.trainable_layers", "0"), "trainable_layers must be in 1..16"),
-    ("trainable_layers 17", lambda ws: vgg(ws, "--model.trainable_layers", "17"), "trainable_layers must be in 1..16"),
+    ("trainable_layers 0", lambda ws: vgg(ws, "--model.trainable_layers", "0"), TRAINABLE_LAYERS_RANGE),
+    ("trainable_layers 17", lambda ws: vgg(ws, "--model.trainable_layers", "17"), TRAINABLE_LAYERS_RANGE),
     ("data dir is a file", lambda ws: fit(ws, "mlp", "a_file"), "is a file, not a folder"),
     ("no data and download off", lambda ws: fit(ws, "mlp", "empty"), "download is off"),
     ("truncated batch", lambda ws: fit(ws, "mlp", "truncated/cifar-10-batches-bin"), "data_batch_2.bin is truncated"),

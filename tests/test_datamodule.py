@@ -107,8 +107,12 @@ def test_val_size_zero_validates_on_the_test_set_as_the_study_did(datamodule):
     "options, message",
     [
         pytest.param({"val_size": 200}, r"val_size 200 leaves no training images", id="val-size-too-large"),
-        pytest.param({"val_size": -1}, r"val_size must be 0 or more", id="val-size-negative"),
-        pytest.param({"batch_size": 0}, r"batch sizes must be positive", id="batch-size-zero"),
+        pytest.param(
+            {"val_size": -1}, r"val_size=-1 is out of range \(int restricted to be ≥0\)", id="val-size-negative"
+        ),
+        pytest.param(
+            {"batch_size": 0}, r"batch_size=0 is out of range \(int restricted to be >0\)", id="batch-size-zero"
+        ),
     ],
 )
 def test_bad_settings_are_clear_errors(datamodule, options, message):

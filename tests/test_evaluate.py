@@ -376,7 +376,7 @@ def test_prediction_never_augments_even_for_a_model_trained_with_augmentation():
 
     from cifar_bench.data.augment import CIFAR10_MEAN, CIFAR10_STD
     from cifar_bench.models import CNNClassifier
-    from cifar_bench.reports.evaluate import predict_logits
+    from cifar_bench.reports.evaluate import logits_in_precision
 
     torch.manual_seed(0)
     model = CNNClassifier(widths=(4, 8, 8), hidden=(16, 16)).eval()
@@ -386,7 +386,7 @@ def test_prediction_never_augments_even_for_a_model_trained_with_augmentation():
         expected = model((images.float() / 255 - mean) / std)
     fabric = Fabric(accelerator="cpu", devices=1, precision="32-true")
     for _ in range(2):
-        torch.testing.assert_close(predict_logits(model, images, fabric, batch_size=16), expected)
+        torch.testing.assert_close(logits_in_precision(model, images, fabric, batch_size=16), expected)
 
 
 def test_a_vgg16_run_loads_without_its_pretrained_weights_source(tmp_path):

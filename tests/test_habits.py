@@ -1,6 +1,6 @@
 """What a Lightning user types and expects works: the overlay config alone, nothing written into the
 current folder, tables whole when piped, a fit that says where its results went, quiet output, and
-model-ready batches from the DataModule in a loop of one's own."""
+predictions of the DataModule's batches in a loop of one's own."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from conftest import cli_args, run_cli, write_binary_version
+from pytorch_lightning import Trainer
 from pytorch_lightning.utilities.model_summary import summarize
 from rich.console import Console
 from rich.table import Table
@@ -102,13 +103,21 @@ def test_tables_are_printed_whole_when_output_is_not_a_terminal():
     assert console.width == 80
 
 
-def test_a_loop_of_ones_own_gets_model_ready_batches_from_the_datamodule(tmp_path):
+def test_a_loop_of_ones_own_predicts_datamodule_batches_as_the_trainer_does(tmp_path):
+    """``predict_logits`` evaluates (Dropout and BatchNorm in eval mode, no augmentation) whatever mode the
+    model is in, and leaves that mode as it was; ``trainer.predict`` gives the same probabilities."""
     write_binary_version(tmp_path)
     datamodule = CIFAR10DataModule(tmp_path, download=False, val_size=20, eval_batch_size=16)
     datamodule.setup("fit")
-    model = CNNClassifier()
-    inputs, labels = next(iter(model.ready_batches(datamodule.val_dataloader())))
-    images, expected_labels, _ = next(iter(datamodule.val_dataloader()))
-    assert inputs.dtype == torch.float32 and inputs.shape == (16, 3, 32, 32)
-    assert torch.equal(labels, expected_labels)
-    torch.testing.assert_close(inputs, model.prepare_inputs(images))
+    torch.manual_seed(0)
+    model = CNNClassifier(widths=(4, 8, 8), hidden=(16, 16), batch_norm=True, dropout=0.5)
+    images, _, _ = next(iter(datamodule.val_dataloader()))
+    logits = model.predict_logits(images)
+    assert model.training and logits.dtype == torch.float32 and logits.shape == (16, 10)
+    model.eval()
+    with torch.no_grad():
+        expected = model(model.prepare_inputs(images))
+    torch.testing.assert_close(logits, expected)
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (first, *_) = trainer.predict(model, dataloaders=datamodule.val_dataloader())
+    torch.testing.assert_close(first, model.predict(images))

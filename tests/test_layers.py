@@ -11,7 +11,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "cifar_bench"
 # Lower first; a module may import only from its own layer or a lower one.
 LAYERS = [
-    {"cifar_bench", "cifar_bench.errors", "cifar_bench.environment", "cifar_bench.model_configs"},
+    {
+        "cifar_bench",
+        "cifar_bench.errors",
+        "cifar_bench.environment",
+        "cifar_bench.model_configs",
+        "cifar_bench.arguments",
+    },
     {"cifar_bench.data"},
     {"cifar_bench.networks", "cifar_bench.figures"},
     {"cifar_bench.models", "cifar_bench.checkpoints"},

@@ -45,7 +45,7 @@ def test_cnn_variants_share_their_weight_layers_and_differ_only_by_batchnorm_and
 
 def test_vgg16_has_sixteen_named_weight_layers_and_a_ten_way_head():
     net = VGG16().eval()
-    layers = net.weight_layers()
+    layers = net.named_weight_layers()
     assert [name for name, _ in layers] == list(WEIGHT_LAYER_NAMES)
     assert count_weight_layers(net) == 16
     assert sum(isinstance(m, nn.Conv2d) for _, m in layers) == 13

@@ -99,7 +99,7 @@ def vgg_loaded_with(monkeypatch, pretrained: list[str], **options) -> VGG16Class
 
 def groups_by_layer(model: VGG16Classifier) -> dict[str, dict]:
     optimizer = model.configure_optimizers()
-    names = {id(p): name for name, layer in model.net.weight_layers() for p in layer.parameters()}
+    names = {id(p): name for name, layer in model.net.named_weight_layers() for p in layer.parameters()}
     return {names[id(p)]: group for group in optimizer.param_groups for p in group["params"]}
 
 

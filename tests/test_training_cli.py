@@ -209,7 +209,10 @@ def test_an_invalid_model_option_ends_in_a_one_line_error(data_dir, tmp_path, ca
     with pytest.raises(SystemExit) as exit_info:
         main(arguments("fit", "mlp", data_dir, tmp_path, "--model.lr", "-1"))
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: learning rate must be positive (got -1.0)"
+    assert capsys.readouterr().err.strip() == (
+        "error: Parser key \"model\": Problem with given class_path 'cifar_bench.models.MLPClassifier': Parser key "
+        '"lr": Not of type PositiveFloat: -1 does not conform to restriction v>0 (see cifar-bench fit --help)'
+    )
 
 
 def test_print_config_shows_the_merged_configuration(data_dir, tmp_path, capsys):

@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from cifar_bench.models import VGG16Classifier
-from cifar_bench.models import vgg16 as vgg16_model
 from cifar_bench.models.base import CifarClassifier
-from cifar_bench.networks.vgg16 import FC6_COPIES, WEIGHT_LAYER_NAMES
+from cifar_bench.networks.vgg16 import FC6_COPIES, WEIGHT_LAYER_NAMES, folded_fc6_weight, load_vgg16_state
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +24,17 @@ def unfolded() -> VGG16Classifier:
 
 
 def vgg(unfolded: VGG16Classifier, fold: bool, **hparams) -> VGG16Classifier:
-    """A copy of the same network, folded (after the float64 conversion) or not, with these optimizer settings."""
-    model = copy.deepcopy(unfolded)
-    model.hparams.update(hparams)
+    """The same network, folded (a folded model loading the float64 weights) or a copy, with these optimizer settings."""
     if fold:
-        model.net.fold_fc6()
+        model = VGG16Classifier(trainable_layers=3, weights="none", lr_schedule="constant").double()
+        assert load_vgg16_state(model.net, unfolded.net.state_dict(), "the unfolded model") == (
+            list(WEIGHT_LAYER_NAMES),
+            [],
+        )
+        model.pretrained_layers = unfolded.pretrained_layers
+    else:
+        model = copy.deepcopy(unfolded)
+    model.hparams.update(hparams)
     return model
 
 
@@ -66,7 +71,7 @@ def train(model: VGG16Classifier, data) -> None:
 
 def folded_weight(model: VGG16Classifier) -> torch.Tensor:
     weight = model.net.classifier[0].weight.detach()
-    return weight if model.net.fc6_folded else weight.view(weight.shape[0], -1, FC6_COPIES).sum(-1)
+    return weight if model.net.fc6_folded else folded_fc6_weight(weight)
 
 
 def test_folded_fc6_is_a_512_to_4096_layer_computing_the_same_logits(unfolded):
@@ -112,13 +117,12 @@ def test_a_frozen_folded_fc6_gets_no_optimizer_group():
     assert not any(p is model.net.classifier[0].weight for p in groups[0]["params"])
 
 
-def test_loaded_fc6_weights_are_folded_after_loading(monkeypatch):
-    def load_pattern(net, source):
-        with torch.no_grad():
-            net.classifier[0].weight.copy_(torch.arange(25088.0).repeat(4096, 1))
-        return ["fc6"], []
-
-    monkeypatch.setattr(vgg16_model, "load_vgg16_weights", load_pattern)
-    model = VGG16Classifier(trainable_layers=2, weights="some file")
+def test_a_folded_model_builds_no_unfolded_fc6_and_folds_pretrained_fc6_weights_as_they_load(tmp_path):
+    fc6 = torch.arange(25088.0).repeat(4096, 1)
+    torch.save({"classifier.0.weight": fc6, "classifier.0.bias": torch.ones(4096)}, tmp_path / "fc6.pth")
+    model = VGG16Classifier(trainable_layers=2, weights=str(tmp_path / "fc6.pth"))
+    assert model.pretrained_layers == ["fc6"]
+    assert not any(p.numel() >= 25088 * 4096 for p in model.parameters())
     expected = torch.arange(25088.0).view(512, FC6_COPIES).sum(-1)
     torch.testing.assert_close(model.net.classifier[0].weight[0], expected)
+    torch.testing.assert_close(model.net.classifier[0].bias, torch.ones(4096))

@@ -15,7 +15,7 @@ from jsonargparse.typing import PositiveInt
 from rich.console import Console
 
 from cifar_bench.bench.baseline import study_device
-from cifar_bench.bench.harness import package_cli, predict_everything
+from cifar_bench.bench.harness import evaluate_everything, package_cli
 from cifar_bench.bench.measure import accuracy_check as measure_accuracy
 from cifar_bench.bench.measure import bench_model, sweep
 from cifar_bench.bench.roofline import MatmulPeaks
@@ -53,7 +53,7 @@ class BenchSettings:
         threads: sweep: epoch time with these thread counts, e.g. [1,2].
         levers: also time settings that differ in one lever (precision, memory format, fc6 fold, eval batch).
         sweep_models: models of the sweeps.
-        evaluate_batch_size: batch of the 60,000-image prediction (when cnn is timed).
+        evaluate_batch_size: batch of evaluate's 60,000-image inference (when cnn is timed).
         accuracy_check: also train fp32 and bf16-mixed on a subset and compare test accuracy.
         accuracy_model: model of the accuracy check.
         accuracy_images: training images of the accuracy check (a stratified subset).
@@ -152,7 +152,7 @@ def further_measurements(settings: BenchSettings, extra: list[str], console: Con
         console.print("evaluate: cnn over every image")
         results["evaluate"] = {
             "model": "cnn",
-            **predict_everything(package_cli("cnn", settings.config_dir, extra), settings.evaluate_batch_size),
+            **evaluate_everything(package_cli("cnn", settings.config_dir, extra), settings.evaluate_batch_size),
         }
     if settings.batch_sizes or settings.threads:
         results["sweeps"] = []

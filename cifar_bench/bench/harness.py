@@ -1,4 +1,4 @@
-"""Timing that every arm shares, and the package's own arms: train, evaluate and predict through the configs.
+"""Timing that every arm shares, and the package's own arms: train and validate through the configs, and evaluate.
 
 The package path is the product itself: configs/base.yaml and configs/<model>.yaml through CifarBenchCLI,
 so DataModule, model, precision and Trainer are those of ``cifar-bench fit``. Speeds are timed between the
@@ -18,12 +18,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from lightning_fabric import Fabric
 from pytorch_lightning.callbacks import Callback
 
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.lightning_cli import CifarBenchCLI
 from cifar_bench.models import CifarClassifier
+from cifar_bench.reports.evaluate import logits_in_precision
 
 BASELINE_BATCH = 64
 QUIET_TRAINER = {
@@ -176,27 +178,17 @@ def plain_fast_loop(cli: CifarBenchCLI, steps: int, warmup: int) -> float:
     return seconds_per_step(stamps, warmup)
 
 
-class WholeDataset(CIFAR10DataModule):
-    """Predicts over every image, the 50,000 training and the 10,000 test images, as ``evaluate`` does."""
-
-    def predict_dataloader(self):
-        return [
-            self._batches("train", self.hparams.eval_batch_size, False),
-            self._batches("test", self.hparams.eval_batch_size, False),
-        ]
-
-
-def predict_everything(cli: CifarBenchCLI, batch_size: int) -> dict:
-    """Wall time of ``trainer.predict`` over all 60,000 images (data already in memory)."""
-    whole = WholeDataset(
-        **{**init_arguments(cli.datamodule.hparams), "val_size": 0, "train_size": None, "eval_batch_size": batch_size}
-    )
-    whole.setup("predict")
-    trainer = cli.instantiate_trainer(**QUIET_TRAINER, callbacks=[])
+def evaluate_everything(cli: CifarBenchCLI, batch_size: int) -> dict:
+    """Wall time of evaluate's inference over all 60,000 images, the 50,000 training and the 10,000 test
+    images (data already in memory): ``logits_in_precision``, in the precision the config trains in."""
+    arrays, model = cli.datamodule.arrays, cli.model
+    fabric = Fabric(accelerator="auto", devices=1, precision=str(cli.trainer.precision))
     start = time.perf_counter()
-    outputs = trainer.predict(cli.model, datamodule=whole)
+    logits = [
+        logits_in_precision(model, images, fabric, batch_size) for images in (arrays.train_images, arrays.test_images)
+    ]
     seconds = time.perf_counter() - start
-    images = sum(len(batch) for loader in outputs for batch in loader)
+    images = sum(len(split) for split in logits)
     return {"images": images, "batch_size": batch_size, "seconds": seconds, "images_per_s": images / seconds}
 
 

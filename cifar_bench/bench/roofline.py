@@ -23,11 +23,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cifar_bench.bench.harness import stamp
+from cifar_bench.data.sources import IMAGE_SHAPE
 from cifar_bench.models import CifarClassifier
 
 # Images in the counted batch: FLOPs grow linearly with the batch, so a small one gives the exact per-image count.
 COUNTED_IMAGES = 2
-IMAGE_SHAPE = (3, 32, 32)
 PEAK_MATRIX_SIZES = (512, 768, 1024, 1536, 2048, 3072, 4096)
 PEAK_REPEATS = 5
 # Long enough that timer resolution and the first call's setup vanish, short enough to measure twice per run.

@@ -11,7 +11,9 @@ from typing import Optional
 
 import pytorch_lightning as pl
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 
+from cifar_bench.arguments import refuse_out_of_range
 from cifar_bench.data.loader import InMemoryBatches
 from cifar_bench.data.sources import NUM_CLASSES, CifarArrays, locate, read_folder
 from cifar_bench.errors import CifarBenchError
@@ -52,27 +54,22 @@ class CIFAR10DataModule(pl.LightningDataModule):
         seed: fixes the validation split and the shuffling order.
 
     Loaders yield ``(uint8 images, labels, indices)``; ``indices`` are positions within the split (a
-    model may cache per-image results by them). ``model.ready_batches(loader)`` gives model input.
+    model may cache per-image results by them); the model prepares the images (``model.prepare_inputs``).
     """
 
     def __init__(
         self,
         data_dir: str = "data",
         download: bool = True,
-        val_size: int = 5000,
-        train_size: Optional[int] = None,
-        batch_size: int = 64,
-        eval_batch_size: int = 500,
+        val_size: NonNegativeInt = 5000,
+        train_size: Optional[PositiveInt] = None,
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt = 500,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise CifarBenchError(f"batch sizes must be positive (got {batch_size} and {eval_batch_size})")
-        if val_size < 0:
-            raise CifarBenchError(f"val_size must be 0 or more (got {val_size})")
-        if train_size is not None and train_size < 1:
-            raise CifarBenchError(f"train_size must be positive or null (got {train_size})")
         self.save_hyperparameters()
+        refuse_out_of_range(type(self), self.hparams)
         self.data_dir = Path(data_dir)
         self.arrays: Optional[CifarArrays] = None
         self.train_index = self.val_index = torch.empty(0, dtype=torch.long)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from cifar_bench.models.base import CifarClassifier, checked_dropout
+from cifar_bench.arguments import FloatFrom0Below1
+from cifar_bench.models.base import CifarClassifier
 from cifar_bench.networks import ConvNet9
 
 
 class CNNClassifier(CifarClassifier):
     """Six convolutions and three linear layers; ``batch_norm``/``dropout`` make the cnn_bn_do variant.
 
-    ``channels_last``: keep the convolution weights NHWC, the faster layout on CPU (oneDNN) and GPU.
+    Args:
+        widths: channels of the three convolution blocks (two 3x3 convolutions each).
+        hidden: widths of the two hidden linear layers.
+        batch_norm: BatchNorm after every convolution (the cnn_bn_do variant).
+        dropout: Dropout probability after every pooling step and hidden linear layer (0 for the plain CNN).
+        channels_last: keep the convolution weights NHWC, the faster layout on CPU (oneDNN) and GPU.
     """
 
     def __init__(
@@ -17,10 +23,10 @@ class CNNClassifier(CifarClassifier):
         widths: tuple[int, int, int] = (32, 64, 128),
         hidden: tuple[int, int] = (512, 256),
         batch_norm: bool = False,
-        dropout: float = 0.0,
+        dropout: FloatFrom0Below1 = 0.0,
         channels_last: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.net = ConvNet9(widths=widths, hidden=hidden, batch_norm=batch_norm, dropout=checked_dropout(dropout))
+        self.net = ConvNet9(widths=widths, hidden=hidden, batch_norm=batch_norm, dropout=dropout)
         self.use_channels_last(channels_last)

@@ -19,6 +19,11 @@ from cifar_bench.data.sources import NUM_CLASSES
 PER_CLASS = ("class_acc", "class_precision", "class_f1")
 
 
+def confusion_matrix() -> MulticlassConfusionMatrix:
+    """Counts of (true class, predicted class): rows are the true class."""
+    return MulticlassConfusionMatrix(NUM_CLASSES)
+
+
 def classification_metrics() -> dict[str, Metric]:
     """Overall accuracy, macro precision/recall/F1, their per-class values (accuracy of a class is its
     recall), and the confusion matrix (rows: true class)."""
@@ -30,7 +35,7 @@ def classification_metrics() -> dict[str, Metric]:
         "class_acc": MulticlassRecall(NUM_CLASSES, average=None),
         "class_precision": MulticlassPrecision(NUM_CLASSES, average=None),
         "class_f1": MulticlassF1Score(NUM_CLASSES, average=None),
-        "confusion": MulticlassConfusionMatrix(NUM_CLASSES),
+        "confusion": confusion_matrix(),
     }
 
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import torch
+from jsonargparse.typing import PositiveFloat, PositiveInt, restricted_number_type
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from cifar_bench.data.augment import PROFILES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models.base import CifarClassifier
 from cifar_bench.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
+
+WeightLayerCount = restricted_number_type(
+    f"IntFrom1To{len(WEIGHT_LAYER_NAMES)}",
+    int,
+    [(">=", 1), ("<=", len(WEIGHT_LAYER_NAMES))],
+    docstring=f"int restricted to be ≥1 and ≤{len(WEIGHT_LAYER_NAMES)}",
+)
 
 
 class VGG16Classifier(CifarClassifier):
@@ -29,11 +37,11 @@ class VGG16Classifier(CifarClassifier):
     Frozen fully connected layers still run every step (they are cheap); test and predict always run
     the whole network.
 
-    ``fold_fc6``: at 32x32 the pooling before fc6 only copies a 1x1 map 49 times, so fc6 is folded
-    into an equivalent 512 -> 4096 layer once the weights are loaded (103M -> 2M weights). When a
-    pretrained fc6 is trained, its folded weight gets 49x the learning rate and 1/49 of the weight
-    decay: with SGD or AdamW (or Adam without weight decay) that follows the unfolded network's
-    trajectory exactly. A random fc6 (conv-only weights) is initialised folded and trained as is.
+    ``fold_fc6``: at 32x32 the pooling before fc6 only copies a 1x1 map 49 times, so fc6 is built as
+    an equivalent 512 -> 4096 layer (103M -> 2M weights) and pretrained fc6 weights are folded as they
+    load. When a pretrained fc6 is trained, its folded weight gets 49x the learning rate and 1/49 of
+    the weight decay: with SGD or AdamW (or Adam without weight decay) that follows the unfolded
+    network's trajectory exactly. A random fc6 (conv-only weights) is initialised folded and trained as is.
 
     ``pretrained_lr_scale``: trained layers that start from pretrained weights learn at this fraction
     of the learning rate, so a random head's large early gradients do not wreck them.
@@ -53,34 +61,26 @@ class VGG16Classifier(CifarClassifier):
 
     def __init__(
         self,
-        trainable_layers: int = 2,
+        trainable_layers: WeightLayerCount = 2,
         weights: str = "imagenet",
         cache_features: bool = False,
-        cache_views: int = 2,
+        cache_views: PositiveInt = 2,
         fold_fc6: bool = True,
         channels_last: bool = True,
-        pretrained_lr_scale: float = 1.0,
+        pretrained_lr_scale: PositiveFloat = 1.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if pretrained_lr_scale <= 0:
-            raise CifarBenchError(f"pretrained_lr_scale must be positive (got {pretrained_lr_scale})")
-        if cache_views < 1:
-            raise CifarBenchError(f"cache_views must be at least 1 (got {cache_views})")
-        if not 1 <= trainable_layers <= len(WEIGHT_LAYER_NAMES):
-            raise CifarBenchError(f"trainable_layers must be in 1..{len(WEIGHT_LAYER_NAMES)} (got {trainable_layers})")
-        self.net = VGG16()
+        self.net = VGG16(fold_fc6=fold_fc6)
         self.pretrained_layers, self.random_layers = load_vgg16_weights(self.net, weights)
         if weights != "none":  # evaluate and predict build with "none" and then load a checkpoint: nothing to report
             rank_zero_info(
                 f"VGG16 weights from {weights}: pretrained {', '.join(self.pretrained_layers) or 'none'}; "
                 f"random init {', '.join(self.random_layers) or 'none'}"
             )
-        if fold_fc6:
-            self.net.fold_fc6(pretrained="fc6" in self.pretrained_layers)
         self.use_channels_last(channels_last)
         frozen = len(WEIGHT_LAYER_NAMES) - trainable_layers
-        for _, layer in self.net.weight_layers()[:frozen]:
+        for _, layer in self.net.named_weight_layers()[:frozen]:
             layer.requires_grad_(False)
         self.prefix_end = self.net.prefix_length(frozen)
         self.cache_end = min(self.prefix_end, len(self.net.features))
@@ -92,7 +92,7 @@ class VGG16Classifier(CifarClassifier):
         """Trained layers in up to three groups: random ones at the learning rate, pretrained ones at
         ``pretrained_lr_scale`` of it, and a pretrained folded fc6 additionally at lr x49, weight decay /49."""
         hp = self.hparams
-        names = dict(self.net.weight_layers())
+        names = dict(self.net.named_weight_layers())
         pretrained = {id(p) for name in self.pretrained_layers for p in names[name].parameters()}
         folded = self.net.classifier[0].weight if self.net.fc6_folded and "fc6" in self.pretrained_layers else None
         trained = [p for p in self.parameters() if p.requires_grad]

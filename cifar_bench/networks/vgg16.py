@@ -2,7 +2,7 @@
 
 The flat view (13 conv blocks' layers, adaptive pooling, flatten, the classifier) lets a model run
 the frozen prefix once and the trainable tail many times; state-dict keys stay torchvision's, so
-ImageNet weights and local files load unchanged (fold fc6 only after loading them).
+ImageNet weights and local files load unchanged (a folded fc6 folds the loaded weight).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights, vgg16
+from torchvision.models import VGG16_Weights
+from torchvision.models.vgg import cfgs, make_layers
 
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.networks.init import init_layer, init_layers
+from cifar_bench.networks.init import init_layers
 
 WEIGHT_LAYER_NAMES = (
     "conv1_1", "conv1_2",
@@ -30,14 +31,34 @@ FC6_COPIES = 49
 
 
 class VGG16(nn.Module):
-    """VGG16 (13 conv + 3 fully connected weight layers) whose final layer predicts ``num_classes``."""
+    """VGG16 (13 conv + 3 fully connected weight layers) whose final layer predicts ``num_classes``.
 
-    def __init__(self, num_classes: int = 10) -> None:
+    ``fold_fc6``: build pooling + fc6 (25088 -> 4096) as the equivalent 512 -> 4096 layer, for 32x32
+    inputs. At 32x32 the last feature map is 1x1 and the pooling feeds fc6 ``FC6_COPIES`` copies of
+    each of the 512 channels, so fc6 sums 49 column blocks applied to the same vector: their sum is the
+    same map at 1/49 of the multiply-adds and parameters, and the 102M-weight layer is never built.
+    A pretrained fc6 is folded as it loads (``load_vgg16_state``); a random one gets an initialisation
+    of its own size, not a sum of 49 random blocks (7x too large). For the same training trajectory
+    under SGD, train a pretrained folded weight with ``FC6_COPIES`` times the learning rate and
+    1/``FC6_COPIES`` of the weight decay (``VGG16Classifier.parameter_groups``). Larger inputs no
+    longer fit a folded fc6 (a shape error).
+    """
+
+    def __init__(self, num_classes: int = 10, fold_fc6: bool = False) -> None:
         super().__init__()
-        base = vgg16(weights=None)
-        base.classifier[6] = nn.Linear(base.classifier[6].in_features, num_classes)
-        self.features, self.avgpool, self.classifier = base.features, base.avgpool, base.classifier
+        # torchvision's layer layout, so that state-dict keys stay torchvision's (features.N, classifier.N).
+        self.features = make_layers(cfgs["D"])
+        self.avgpool = nn.Identity() if fold_fc6 else nn.AdaptiveAvgPool2d((7, 7))
         self.flatten = nn.Flatten()
+        self.classifier = nn.Sequential(
+            nn.Linear(512 if fold_fc6 else 512 * FC6_COPIES, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(4096, num_classes),
+        )
         init_layers(self.layers)
 
     @property
@@ -48,33 +69,8 @@ class VGG16(nn.Module):
     def fc6_folded(self) -> bool:
         return isinstance(self.avgpool, nn.Identity)
 
-    def fold_fc6(self, pretrained: bool = True) -> None:
-        """Replace pooling + fc6 (25088 -> 4096) by an equivalent 512 -> 4096 fc6, for 32x32 inputs.
-
-        At 32x32 the pooling feeds fc6 49 copies of each of the 512 channels, so fc6 sums 49 column
-        blocks applied to the same vector: their sum is the same map at 1/49 of the multiply-adds and
-        parameters. For the same training trajectory under SGD, train a pretrained folded weight with
-        ``FC6_COPIES`` times the learning rate and 1/``FC6_COPIES`` of the weight decay (see
-        ``VGG16Classifier.parameter_groups``). A random fc6 (``pretrained`` False) has no trajectory to
-        keep: the folded layer gets a fresh initialisation of its own size instead of a sum of 49
-        random blocks (7x too large). Larger inputs no longer fit fc6 (a shape error).
-        """
-        if self.fc6_folded:
-            return
-        fc6 = self.classifier[0]
-        channels = fc6.in_features // FC6_COPIES
-        folded = nn.Linear(channels, fc6.out_features, device=fc6.weight.device, dtype=fc6.weight.dtype)
-        if pretrained:
-            with torch.no_grad():
-                folded.weight.copy_(fc6.weight.view(fc6.out_features, channels, FC6_COPIES).sum(-1))
-                folded.bias.copy_(fc6.bias)
-        else:
-            init_layer(folded)
-        folded.requires_grad_(fc6.weight.requires_grad)
-        self.classifier[0] = folded
-        self.avgpool = nn.Identity()
-
-    def weight_layers(self) -> list[tuple[str, nn.Module]]:
+    def named_weight_layers(self) -> list[tuple[str, nn.Module]]:
+        """(name, layer) of the 16 weight layers in network order: conv1_1 ... fc8."""
         modules = [m for m in self.layers if isinstance(m, (nn.Conv2d, nn.Linear))]
         return list(zip(WEIGHT_LAYER_NAMES, modules))
 
@@ -87,7 +83,7 @@ class VGG16(nn.Module):
         layers = self.layers
         if frozen_weight_layers == 0:
             return 0
-        last_frozen = self.weight_layers()[frozen_weight_layers - 1][1]
+        last_frozen = self.named_weight_layers()[frozen_weight_layers - 1][1]
         end = next(i for i, layer in enumerate(layers) if layer is last_frozen) + 1
         while end < len(layers) and isinstance(
             layers[end], (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.Flatten)
@@ -128,21 +124,33 @@ def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
 
 
 def load_vgg16_weights(net: VGG16, source: str) -> tuple[list[str], list[str]]:
-    """Load 'imagenet', 'none' or a local (full or partial) state dict; return (pretrained, random) layer names.
-
-    An ImageNet fc8 (1000 classes) is skipped, since the 10-way head replaces it. Keys VGG16 does not
-    have, or tensors of another shape, mean the file is for another architecture: a clear error.
-    """
+    """Load 'imagenet', 'none' or a local (full or partial) state dict; return (pretrained, random) layer names."""
     if source == "none":
-        return [], [name for name, _ in net.weight_layers()]
-    state = _read_state_dict(source)
+        return [], [name for name, _ in net.named_weight_layers()]
+    return load_vgg16_state(net, _read_state_dict(source), source)
+
+
+def folded_fc6_weight(weight: torch.Tensor) -> torch.Tensor:
+    """An unfolded fc6 weight (4096, 512 x 49) as the folded layer's (4096, 512): the sum of its 49 column blocks."""
+    return weight.view(weight.shape[0], -1, FC6_COPIES).sum(-1)
+
+
+def load_vgg16_state(net: VGG16, state: dict[str, torch.Tensor], source: str) -> tuple[list[str], list[str]]:
+    """Load a (full or partial) torchvision VGG16 state dict; return (pretrained, random) layer names.
+
+    An unfolded fc6 is folded into a folded network as it loads. An ImageNet fc8 (1000 classes) is
+    skipped, since the 10-way head replaces it. Keys VGG16 does not have, or tensors of another shape,
+    mean the state dict is for another architecture: a clear error naming ``source``.
+    """
     own = net.state_dict()
     unknown = sorted(set(state) - set(own))
     if unknown:
         raise CifarBenchError(
             f"weights {source} are not a torchvision VGG16 state dict (unexpected keys such as {', '.join(unknown[:3])})"
         )
-    head = "classifier.6."
+    fc6, head = "classifier.0.weight", "classifier.6."
+    if net.fc6_folded and fc6 in state and state[fc6].shape[1:] == (512 * FC6_COPIES,):
+        state = {**state, fc6: folded_fc6_weight(state[fc6])}
     loadable = {}
     for key, tensor in state.items():
         if tensor.shape == own[key].shape:
@@ -155,6 +163,6 @@ def load_vgg16_weights(net: VGG16, source: str) -> tuple[list[str], list[str]]:
     net.load_state_dict(loadable, strict=False)
     keys_of = {id(module): prefix for prefix, module in net.named_modules()}
     pretrained, random = [], []
-    for name, module in net.weight_layers():
+    for name, module in net.named_weight_layers():
         (pretrained if f"{keys_of[id(module)]}.weight" in loadable else random).append(name)
     return pretrained, random

@@ -25,7 +25,13 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, 
 from cifar_bench.callbacks import recorded_training_time
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
+from cifar_bench.figures import (
+    SAMPLE_IMAGES,
+    confusion_figure,
+    curves_figure,
+    prediction_grid_figure,
+    reliability_figure,
+)
 from cifar_bench.lightning_cli import default_precision
 from cifar_bench.models import CifarClassifier
 from cifar_bench.models.metrics import classification_metrics
@@ -44,17 +50,13 @@ from cifar_bench.reports.runs import Run, find_run, load_model, read_data
 
 EVALUATION_FOLDER = "evaluation"
 METRICS_FILE = "metrics.json"
-SAMPLE_IMAGES = 32
 
 
-def predict_logits(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:
-    """Float32 logits of uint8 images, prepared by the model as for validation (normalised, never augmented)."""
-    module = fabric.setup_module(model)
-    logits = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            logits.append(module(model.prepare_inputs(images[start : start + batch_size])).float().cpu())
-    return torch.cat(logits)
+def logits_in_precision(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:
+    """``model.predict_logits`` on the Fabric's device, in its precision (autocast, converted weights)."""
+    fabric.setup_module(model)
+    with fabric.autocast():
+        return model.predict_logits(images, batch_size=batch_size)
 
 
 def report_metrics() -> MetricCollection:
@@ -62,7 +64,6 @@ def report_metrics() -> MetricCollection:
     return MetricCollection(
         {
             **classification_metrics(),
-            "class_recall": MulticlassRecall(NUM_CLASSES, average=None),
             "precision_weighted": MulticlassPrecision(NUM_CLASSES, average="weighted"),
             "recall_weighted": MulticlassRecall(NUM_CLASSES, average="weighted"),
             "f1_weighted": MulticlassF1Score(NUM_CLASSES, average="weighted"),
@@ -81,7 +82,7 @@ def split_metrics(predictions: torch.Tensor, labels: torch.Tensor, class_names: 
             "support": int(support[i]),
             "accuracy": float(values["class_acc"][i]),
             "precision": float(values["class_precision"][i]),
-            "recall": float(values["class_recall"][i]),
+            "recall": float(values["class_acc"][i]),
             "f1": float(values["class_f1"][i]),
         }
         for i, name in enumerate(class_names)
@@ -169,10 +170,10 @@ def evaluate_splits(model, images, labels, class_names, fabric: Fabric, batch_si
     """Per split, every number of its report (flip TTA's beside them when asked), and its predictions."""
     splits, predictions = {}, {}
     for split in SPLITS:
-        logits = predict_logits(model, images[split], fabric, batch_size)
+        logits = logits_in_precision(model, images[split], fabric, batch_size)
         predictions[split] = logits.argmax(dim=1)
         splits[split] = split_metrics(predictions[split], labels[split], class_names)
-        flipped = predict_logits(model, images[split].flip(-1), fabric, batch_size) if tta else None
+        flipped = logits_in_precision(model, images[split].flip(-1), fabric, batch_size) if tta else None
         splits[split].update(calibration_metrics(logits, labels[split], flipped))
     return splits, predictions
 

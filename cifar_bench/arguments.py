@@ -1,0 +1,48 @@
+"""Argument ranges stated once, as jsonargparse types in the constructors' signatures.
+
+The command line's parser refuses a value outside its type's range (and ``--help`` names the type);
+``refuse_out_of_range`` refuses the same values, as one clear ``CifarBenchError``, when a constructor is
+called from Python, where annotations are not enforced.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+
+from jsonargparse.typing import restricted_number_type
+
+from cifar_bench.errors import CifarBenchError
+
+FloatFrom0Below1 = restricted_number_type(
+    "FloatFrom0Below1", float, [(">=", 0.0), ("<", 1.0)], docstring="float restricted to be ≥0 and <1"
+)
+
+
+def restricted_type(annotation) -> type | None:
+    """The jsonargparse number type of an annotation (also inside ``Optional``), None for any other."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, (int, float)) and candidate not in (int, float, bool):
+            return candidate
+    return None
+
+
+def refuse_out_of_range(cls: type, arguments: Mapping[str, object]) -> None:
+    """Check constructor arguments against the number types declared by ``cls`` and its bases' ``__init__``."""
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass.__module__.split(".")[0] != "cifar_bench":
+            continue
+        for name, annotation in typing.get_type_hints(init).items():
+            kind = restricted_type(annotation)
+            value = arguments.get(name)
+            if kind is None or value is None:
+                continue
+            try:
+                kind(value)
+            except (ValueError, TypeError):
+                raise CifarBenchError(
+                    f"{cls.__name__}: {name}={value!r} is out of range ({kind.__doc__ or kind.__name__}): "
+                    "pass a value in that range"
+                ) from None
