@@ -152,7 +152,7 @@ CASES = [
     (
         "mistyped option of the model class",
         lambda ws: fit(ws, "mlp", "data", "--model.lr", "abc"),
-        "Parser key \"lr\": Expected a <class 'float'>. Got value: abc",
+        "Parser key \"lr\": could not convert string to float: 'abc'",
     ),
     ("wrong type", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "abc"), "data.batch_size"),
     ("zero epochs", lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "0"), "max_epochs must be at least 1"),
