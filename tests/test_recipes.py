@@ -36,17 +36,6 @@ def test_every_layer_starts_with_a_gradient_well_above_the_weight_decays_pull(bu
     assert min(relative_gradients(build())) > 4 * WEIGHT_DECAY
 
 
-def test_pytorchs_default_init_left_the_plain_cnns_convolutions_below_the_weight_decay():
-    """The statistic the init is judged by, on the init it replaced: the test above would fail there."""
-    torch.manual_seed(0)
-    net = ConvNet9()
-    for layer in net.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            layer.reset_parameters()
-    convolutions = relative_gradients(net)[:6]
-    assert min(convolutions) < WEIGHT_DECAY
-
-
 def test_the_plain_cnns_convolutions_learn_at_the_pace_of_its_hidden_linear_layers():
     torch.manual_seed(0)
     gradients = relative_gradients(ConvNet9())
