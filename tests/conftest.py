@@ -1,10 +1,12 @@
-"""Tiny CIFAR-10 copies in the official formats, written by the tests themselves."""
+"""Shared set-up: tiny CIFAR-10 copies in the official formats written by the tests themselves, the
+command line as a user types it, and one tiny MLP trained once for the whole session."""
 
 from __future__ import annotations
 
 import io
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -173,9 +175,9 @@ def python_copy(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    """A data_dir holding the tiny python version, shared by a module's tests (a module may override it)."""
+    """A data_dir holding the tiny python version, shared by every test that only reads it."""
     root = tmp_path_factory.mktemp("data")
     write_python_version(root)
     return root
@@ -209,7 +211,8 @@ def snapshot(root: Path, outside: str | None = None) -> dict[str, object]:
     return state
 
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 CONFIGS = REPO / "configs"
 
 
@@ -263,3 +266,54 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+# --- one tiny MLP, trained once per session ----------------------------------------------------------
+
+CLASS_SIZES = (1, 2, 3, 4, 5, 6, 7, 5, 4, 3)  # images per class in each batch: weighted and macro averages differ
+
+
+def imbalanced_batches() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The tiny batches relabelled with unequal class sizes (40 images each): what ``trained_mlp`` learns from."""
+    rng = np.random.default_rng(1)
+    return [(images, rng.permutation(np.repeat(np.arange(10), CLASS_SIZES))) for images, _ in tiny_batches()]
+
+
+@pytest.fixture(scope="session")
+def imbalanced_data(tmp_path_factory) -> Path:
+    """A data_dir holding the python version of ``imbalanced_batches()``; read only."""
+    root = tmp_path_factory.mktemp("imbalanced_data")
+    write_python_version(root, imbalanced_batches())
+    return root
+
+
+def fit_tiny(data_dir: Path, logs: Path, model: str = "mlp", *extra: str) -> Path:
+    """Train a model on a tiny copy through the command line, in this process; returns its run folder."""
+    from cifar_bench.cli import main
+
+    main(cli_args("fit", model, data_dir, logs, "--trainer.enable_model_summary", "false", *extra, eval_batch_size=64))
+    (run,) = (logs / model).glob("version_*")
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(tmp_path_factory, imbalanced_data) -> Path:
+    """The run folder (``<logs>/mlp/version_0``) of an MLP trained 2 epochs in full precision on
+    ``imbalanced_data``, so that predictions can be recomputed exactly. Shared by the whole session:
+    never write into it; ``copy_run`` gives a copy to change or evaluate."""
+    return fit_tiny(
+        imbalanced_data,
+        tmp_path_factory.mktemp("trained_mlp"),
+        "mlp",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.precision",
+        "32-true",
+        "--trainer.enable_progress_bar",
+        "false",
+    )
+
+
+def copy_run(run: Path, logs: Path) -> Path:
+    """A copy of a run folder as ``<logs>/<model>/version_0`` (the logger's layout), without its evaluation."""
+    return Path(shutil.copytree(run, logs / run.parent.name / "version_0", ignore=shutil.ignore_patterns("evaluation")))
