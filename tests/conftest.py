@@ -168,6 +168,15 @@ def python2_pickle(content: dict) -> bytes:
     return b"\x80\x02" + _py2(content) + b"."
 
 
+@pytest.fixture(autouse=True, scope="session")
+def bare_sys_argv():
+    """The command line is run in this process with its words given (``main(args)``): LightningCLI warns
+    when sys.argv (here pytest's own arguments) is there as well."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", ["cifar-bench"])
+        yield
+
+
 @pytest.fixture
 def python_copy(tmp_path) -> Path:
     """A data_dir holding an extracted python version."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import json
 import math
-from pathlib import Path
 
 import pytest
-from conftest import tiny_batches, write_binary_version
+from conftest import CONFIGS, tiny_batches, write_binary_version
 from rich.console import Console
 from torch import nn
 
@@ -20,7 +19,6 @@ from cifar_bench.lightning_cli import default_precision
 
 pytestmark = pytest.mark.slow  # real timed trainings of every model
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Small batches, so that the tiny training split holds every timed step of the package.
 PACKAGE_ARGS = [
     "--data.val_size",

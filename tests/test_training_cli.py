@@ -35,14 +35,6 @@ VAL_IMAGES, BATCH = 20, 8
 TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES  # the tiny copy's five training batches, less validation
 
 
-@pytest.fixture(autouse=True, scope="module")
-def bare_sys_argv():
-    """LightningCLI warns when both ``args`` and sys.argv (here pytest's own arguments) are present."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("sys.argv", ["cifar-bench"])
-        yield
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cifar")

@@ -35,8 +35,10 @@ TRAINED = {
 
 @pytest.fixture(scope="module", params=sorted(TRAINED), ids=lambda n: f"last{n}")
 def vgg(request) -> VGG16Classifier:
-    """One model per study variant, random weights, constant schedule so no Trainer is needed."""
-    return VGG16Classifier(trainable_layers=request.param, weights="none", lr_schedule="constant")
+    """One model per study variant, on the meta device (which layers train, not their weights), constant
+    schedule so no Trainer is needed."""
+    with torch.device("meta"):
+        return VGG16Classifier(trainable_layers=request.param, weights="none", lr_schedule="constant")
 
 
 def test_only_the_last_n_weight_layers_are_trainable(vgg):
@@ -57,8 +59,8 @@ def test_frozen_parameters_are_left_out_of_the_optimizer(vgg):
 def test_a_backward_pass_gives_gradients_to_trained_layers_only(vgg):
     vgg.zero_grad(set_to_none=True)
     vgg.train()
-    logits = vgg(torch.randn(2, 3, 32, 32))
-    F.cross_entropy(logits, torch.tensor([1, 7])).backward()
+    logits = vgg(torch.randn(2, 3, 32, 32, device=vgg.device))
+    F.cross_entropy(logits, torch.tensor([1, 7], device=vgg.device)).backward()
     with_grad = {name for name, p in vgg.named_parameters() if p.grad is not None}
     assert with_grad == TRAINED[vgg.hparams.trainable_layers]
     vgg.zero_grad(set_to_none=True)
@@ -73,7 +75,7 @@ def test_frozen_prefix_stays_in_eval_mode_while_the_dropout_before_trained_layer
 
 
 def test_trainable_layers_outside_one_to_sixteen_is_a_clear_error():
-    with pytest.raises(CifarBenchError, match="trainable_layers must be in 1..16"):
+    with pytest.raises(CifarBenchError, match="trainable_layers must be in 1..16"), torch.device("meta"):
         VGG16Classifier(trainable_layers=0, weights="none")
 
 
@@ -133,19 +135,23 @@ def test_a_view_missing_after_a_resume_is_computed_from_the_batch_in_hand():
 
 
 def test_cache_views_must_be_positive():
-    with pytest.raises(CifarBenchError, match="cache_views must be at least 1"):
+    with pytest.raises(CifarBenchError, match="cache_views must be at least 1"), torch.device("meta"):
         VGG16Classifier(trainable_layers=2, weights="none", cache_features=True, cache_views=0)
 
 
-def test_without_a_cache_logits_run_the_whole_network():
+def test_test_batches_bypass_the_cache_and_run_the_whole_network():
     model = VGG16Classifier(trainable_layers=3, weights="none", cache_features=True).eval()
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.logits((inputs, torch.zeros(2), torch.arange(2)), "test"), model(inputs))
+    assert "test" not in model.feature_cache
 
 
 def test_caching_needs_a_frozen_convolution():
-    with pytest.raises(CifarBenchError, match="cache_features needs at least one frozen conv layer"):
+    with (
+        pytest.raises(CifarBenchError, match="cache_features needs at least one frozen conv layer"),
+        torch.device("meta"),
+    ):
         VGG16Classifier(trainable_layers=16, weights="none", cache_features=True)
 
 
@@ -222,7 +228,8 @@ def test_without_weights_to_load_nothing_is_said_about_their_origin(monkeypatch)
     """evaluate and predict build with weights 'none' before loading a checkpoint: no 'random init' line for them."""
     messages: list[str] = []
     monkeypatch.setattr("cifar_bench.models.vgg16.rank_zero_info", messages.append)
-    VGG16Classifier(trainable_layers=3, weights="none")
+    with torch.device("meta"):
+        VGG16Classifier(trainable_layers=3, weights="none")
     assert messages == []
 
 
