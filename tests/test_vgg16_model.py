@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import with_random_weights
 from torchvision.models import VGG16_Weights, resnet18
 
 from cifar_bench.errors import CifarBenchError
@@ -82,10 +83,15 @@ def test_trainable_layers_outside_one_to_sixteen_is_a_clear_error():
 # --- frozen-feature cache --------------------------------------------------------------------------
 
 
+def cached_vgg16(**options) -> VGG16Classifier:
+    """A VGG16 with the feature cache on, in eval mode, random weights (seeded)."""
+    torch.manual_seed(0)
+    return VGG16Classifier(weights="none", cache_features=True, **options).eval()
+
+
 @pytest.mark.parametrize("trainable_layers", [2, 5])
 def test_cached_features_give_the_same_logits_as_the_whole_network(trainable_layers):
-    torch.manual_seed(0)
-    model = VGG16Classifier(trainable_layers=trainable_layers, weights="none", cache_features=True).eval()
+    model = cached_vgg16(trainable_layers=trainable_layers)
     images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
     indices = torch.tensor([4, 1, 3])
     labels = torch.zeros(3, dtype=torch.long)
@@ -101,7 +107,7 @@ def test_cached_features_give_the_same_logits_as_the_whole_network(trainable_lay
 
 def test_training_keeps_one_view_per_epoch_as_augmented_then_draws_among_them():
     torch.manual_seed(0)
-    model = VGG16Classifier(trainable_layers=3, weights="none", cache_features=True, cache_views=2).eval()
+    model = cached_vgg16(trainable_layers=3, cache_views=2)
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     indices, labels = torch.arange(4), torch.zeros(4, dtype=torch.long)
     views = [model.prepare_inputs(images, train=True) for _ in range(2)]  # two random flips and rotations
@@ -124,7 +130,7 @@ def test_training_keeps_one_view_per_epoch_as_augmented_then_draws_among_them():
 
 
 def test_a_view_missing_after_a_resume_is_computed_from_the_batch_in_hand():
-    model = VGG16Classifier(trainable_layers=2, weights="none", cache_features=True, cache_views=3).eval()
+    model = cached_vgg16(trainable_layers=2, cache_views=3)
     model._trainer = SimpleNamespace(current_epoch=7)  # resumed late: nothing kept yet
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -140,7 +146,7 @@ def test_cache_views_must_be_positive():
 
 
 def test_test_batches_bypass_the_cache_and_run_the_whole_network():
-    model = VGG16Classifier(trainable_layers=3, weights="none", cache_features=True).eval()
+    model = cached_vgg16(trainable_layers=3)
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.logits((inputs, torch.zeros(2), torch.arange(2)), "test"), model(inputs))
@@ -161,13 +167,16 @@ def test_caching_needs_a_frozen_convolution():
 @pytest.fixture(scope="module")
 def reference() -> VGG16:
     """A VGG16 with recognisable (seeded) weights whose state dict the files below are cut from."""
-    torch.manual_seed(1)
-    return VGG16()
+    with torch.device("meta"):
+        net = VGG16()
+    return with_random_weights(net, seed=1)
 
 
 @pytest.fixture(scope="module")
 def target() -> VGG16:
-    return VGG16()
+    with torch.device("meta"):
+        net = VGG16()
+    return with_random_weights(net, seed=2)
 
 
 def same_layer(a: torch.nn.Module, b: torch.nn.Module) -> bool:
