@@ -193,6 +193,14 @@ def tiny_data(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_binary_data(tmp_path_factory) -> Path:
+    """A data_dir holding the tiny binary version, shared by every test that only reads it."""
+    root = tmp_path_factory.mktemp("binary_data")
+    write_binary_version(root)
+    return root
+
+
 @pytest.fixture
 def binary_copy(tmp_path) -> Path:
     """A data_dir holding an extracted binary version."""
