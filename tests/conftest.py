@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -315,11 +316,11 @@ def fit_tiny(data_dir: Path, logs: Path, model: str = "mlp", *extra: str) -> Pat
 
 
 @pytest.fixture(scope="session")
-def trained_mlp(tmp_path_factory, imbalanced_data) -> Path:
+def trained_mlp(tmp_path_factory, imbalanced_data) -> Iterator[Path]:
     """The run folder (``<logs>/mlp/version_0``) of an MLP trained 2 epochs in full precision on
     ``imbalanced_data``, so that predictions can be recomputed exactly. Shared by the whole session:
-    never write into it; ``copy_run`` gives a copy to change or evaluate."""
-    return fit_tiny(
+    never write into it (checked at the end of the session); ``copy_run`` gives a copy to change or evaluate."""
+    run = fit_tiny(
         imbalanced_data,
         tmp_path_factory.mktemp("trained_mlp"),
         "mlp",
@@ -330,6 +331,9 @@ def trained_mlp(tmp_path_factory, imbalanced_data) -> Path:
         "--trainer.enable_progress_bar",
         "false",
     )
+    trained = snapshot(run)
+    yield run
+    assert snapshot(run) == trained, "a test wrote into the shared trained_mlp run: give it copy_run(trained_mlp, ...)"
 
 
 def copy_run(run: Path, logs: Path) -> Path:
