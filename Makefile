@@ -22,10 +22,10 @@ space := $(empty) $(empty)
 # "0 1 2" -> [0,1,2]: the list syntax of cifar-bench's options
 list = [$(subst $(space),$(comma),$(strip $(1)))]
 
-.PHONY: help install lint train test test-fast analyze bench tensorboard clean evaluate predict compare study
+.PHONY: help install lint train test test-all analyze bench tensorboard clean evaluate predict compare study
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  models: $(MODELS)"
 
 $(STAMP): setup.cfg setup.py
@@ -45,11 +45,11 @@ train: $(STAMP) ## train one model: make train MODEL=cnn [ARGS="--trainer.max_ep
 		echo "error: unknown MODEL '$(MODEL)': choose one of $(MODELS)" >&2; exit 2; fi
 	$(BIN)/cifar-bench fit --config configs/$(MODEL).yaml $(ARGS)
 
-test: $(STAMP) ## run the whole test suite (what CI runs)
-	$(BIN)/python -m pytest -q $(ARGS)
-
-test-fast: $(STAMP) ## the suite without the slow tests (real trainings, kills, DDP)
+test: $(STAMP) ## the fast suite, a few minutes: every test but the slow ones (subprocess trainings, kills, DDP)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+test-all: $(STAMP) ## the whole suite, slow tests included (what CI runs)
+	$(BIN)/python -m pytest -q $(ARGS)
 
 analyze: $(STAMP) ## describe the dataset: tables and a sample grid in reports/analysis
 	$(BIN)/cifar-bench analyze --data_dir $(DATA) $(ARGS)

@@ -1,18 +1,22 @@
-"""Tiny CIFAR-10 copies in the official formats, written by the tests themselves."""
+"""Shared set-up: tiny CIFAR-10 copies in the official formats written by the tests themselves, the
+command line as a user types it, and one tiny MLP trained once for the whole session."""
 
 from __future__ import annotations
 
 import io
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 try:
     from numpy._core.multiarray import _reconstruct as _numpy_reconstruct
@@ -166,6 +170,15 @@ def python2_pickle(content: dict) -> bytes:
     return b"\x80\x02" + _py2(content) + b"."
 
 
+@pytest.fixture(autouse=True, scope="session")
+def bare_sys_argv():
+    """The command line is run in this process with its words given (``main(args)``): LightningCLI warns
+    when sys.argv (here pytest's own arguments) is there as well."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", ["cifar-bench"])
+        yield
+
+
 @pytest.fixture
 def python_copy(tmp_path) -> Path:
     """A data_dir holding an extracted python version."""
@@ -173,11 +186,19 @@ def python_copy(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    """A data_dir holding the tiny python version, shared by a module's tests (a module may override it)."""
+    """A data_dir holding the tiny python version, shared by every test that only reads it."""
     root = tmp_path_factory.mktemp("data")
     write_python_version(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_binary_data(tmp_path_factory) -> Path:
+    """A data_dir holding the tiny binary version, shared by every test that only reads it."""
+    root = tmp_path_factory.mktemp("binary_data")
+    write_binary_version(root)
     return root
 
 
@@ -209,7 +230,8 @@ def snapshot(root: Path, outside: str | None = None) -> dict[str, object]:
     return state
 
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 CONFIGS = REPO / "configs"
 
 
@@ -263,3 +285,78 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+# --- one tiny MLP, trained once per session ----------------------------------------------------------
+
+CLASS_SIZES = (1, 2, 3, 4, 5, 6, 7, 5, 4, 3)  # images per class in each batch: weighted and macro averages differ
+
+
+def imbalanced_batches() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The tiny batches relabelled with unequal class sizes (40 images each): what ``trained_mlp`` learns from."""
+    rng = np.random.default_rng(1)
+    return [(images, rng.permutation(np.repeat(np.arange(10), CLASS_SIZES))) for images, _ in tiny_batches()]
+
+
+@pytest.fixture(scope="session")
+def imbalanced_data(tmp_path_factory) -> Path:
+    """A data_dir holding the python version of ``imbalanced_batches()``; read only."""
+    root = tmp_path_factory.mktemp("imbalanced_data")
+    write_python_version(root, imbalanced_batches())
+    return root
+
+
+def fit_tiny(data_dir: Path, logs: Path, model: str = "mlp", *extra: str) -> Path:
+    """Train a model on a tiny copy through the command line, in this process; returns its run folder."""
+    from cifar_bench.cli import main
+
+    main(cli_args("fit", model, data_dir, logs, "--trainer.enable_model_summary", "false", *extra, eval_batch_size=64))
+    (run,) = (logs / model).glob("version_*")
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(tmp_path_factory, imbalanced_data) -> Iterator[Path]:
+    """The run folder (``<logs>/mlp/version_0``) of an MLP trained 2 epochs in full precision on
+    ``imbalanced_data``, so that predictions can be recomputed exactly. Shared by the whole session:
+    never write into it (checked at the end of the session); ``copy_run`` gives a copy to change or evaluate."""
+    run = fit_tiny(
+        imbalanced_data,
+        tmp_path_factory.mktemp("trained_mlp"),
+        "mlp",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.precision",
+        "32-true",
+        "--trainer.enable_progress_bar",
+        "false",
+    )
+    trained = snapshot(run)
+    yield run
+    assert snapshot(run) == trained, "a test wrote into the shared trained_mlp run: give it copy_run(trained_mlp, ...)"
+
+
+def copy_run(run: Path, logs: Path) -> Path:
+    """A copy of a run folder as ``<logs>/<model>/version_0`` (the logger's layout), without its evaluation."""
+    return Path(shutil.copytree(run, logs / run.parent.name / "version_0", ignore=shutil.ignore_patterns("evaluation")))
+
+
+# --- big networks, without the seconds of initialising them ------------------------------------------
+
+
+def with_random_weights(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """A network of parameters only (a VGG16, not a LightningModule with metric states) built on the meta
+    device (``with torch.device("meta"):``), given seeded He-normal weights and zero biases on the CPU, in
+    place: for tests that compute with a VGG16 whose weights' values do not matter, without the package's
+    initialisation of 138M parameters (seconds on a CPU; tested on its own)."""
+    generator = torch.Generator().manual_seed(seed)
+    for layer in module.modules():
+        for name, parameter in list(layer.named_parameters(recurse=False)):
+            if parameter.dim() > 1:
+                fan_in = parameter[0].numel()
+                value = torch.randn(parameter.shape, generator=generator, device="cpu") * (2 / fan_in) ** 0.5
+            else:
+                value = torch.zeros(parameter.shape, device="cpu")
+            setattr(layer, name, torch.nn.Parameter(value, requires_grad=parameter.requires_grad))
+    assert not any(tensor.is_meta for tensor in [*module.parameters(), *module.buffers()])
+    return module

@@ -5,20 +5,15 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_binary_version
+from conftest import run_cli, write_binary_version
 from PIL import Image
 from rich.console import Console
 
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.reports.analyze import analyze
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def unbalanced_batches(seed: int = 11) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -99,24 +94,17 @@ def test_sample_grid_is_a_png_of_the_first_images_of_every_class(analysed):
     assert sorted(path.name for path in out.iterdir()) == ["analysis.json", "samples.png"]
 
 
+@pytest.mark.slow  # its own Python process
 def test_cli_analyze_prints_tables_and_writes_both_files(tmp_path):
     write_binary_version(tmp_path / "data", unbalanced_batches())
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cifar_bench",
-            "analyze",
-            "--data_dir",
-            str(tmp_path / "data"),
-            "--download",
-            "false",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        "analyze",
+        "--data_dir",
+        str(tmp_path / "data"),
+        "--download",
+        "false",
+        "--out",
+        str(tmp_path / "out"),
         timeout=300,
     )
     assert result.returncode == 0, result.stderr

@@ -32,7 +32,7 @@ class Net:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
+def workspace(tmp_path_factory, trained_mlp, imbalanced_data) -> Path:
     """Good data, broken data of every kind, a real checkpoint and a few broken files, side by side."""
     root = tmp_path_factory.mktemp("workspace")
     write_binary_version(root / "data")
@@ -64,13 +64,7 @@ def workspace(tmp_path_factory) -> Path:
     (root / "planted").mkdir()
     (root / "planted" / "planted_module.py").write_text(PLANTED_MODULE)
 
-    logs = root / "logs"
-    main(
-        cli_args(
-            "fit", "mlp", root / "data", logs, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"
-        )
-    )
-    run = logs / "mlp" / "version_0"
+    run = trained_mlp  # read only: the runs below are copies
     (root / "good.ckpt").write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
     (root / "truncated.ckpt").write_bytes((root / "good.ckpt").read_bytes()[:4096])
     good = torch.load(root / "good.ckpt", map_location="cpu", weights_only=True)
@@ -91,16 +85,19 @@ def workspace(tmp_path_factory) -> Path:
     }
     for name, checkpoint in checkpoints.items():
         torch.save(checkpoint, root / f"{name}.ckpt")
-        evaluable = shutil.copytree(run, root / "runs" / name / "version_0", ignore=shutil.ignore_patterns("*.ckpt"))
+        evaluable = shutil.copytree(
+            run, root / "runs" / name / "version_0", ignore=shutil.ignore_patterns("*.ckpt", "evaluation")
+        )
         shutil.copy(root / f"{name}.ckpt", evaluable / "checkpoints" / "last.ckpt")
     for name, data_dir in {"nowhere": root / "nowhere", "archived": root / "archived"}.items():
-        trained_elsewhere = shutil.copytree(run, root / "runs" / f"data_{name}" / "version_0")
+        trained_elsewhere = shutil.copytree(
+            run, root / "runs" / f"data_{name}" / "version_0", ignore=shutil.ignore_patterns("evaluation")
+        )
         config = trained_elsewhere / "config.yaml"
         config.write_text(
-            config.read_text().replace(str(root / "data"), str(data_dir)).replace("download: false", "download: true")
+            config.read_text().replace(str(imbalanced_data), str(data_dir)).replace("download: false", "download: true")
         )
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, root / "resnet.pth")
-    shutil.rmtree(logs)
     return root
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import json
 import math
-from pathlib import Path
 
 import pytest
-from conftest import tiny_batches, write_binary_version
+from conftest import CONFIGS, tiny_batches, write_binary_version
 from rich.console import Console
 from torch import nn
 
@@ -18,9 +17,6 @@ from cifar_bench.bench.tables import print_tables
 from cifar_bench.cli import main
 from cifar_bench.lightning_cli import default_precision
 
-pytestmark = pytest.mark.slow  # real timed trainings of every model
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Small batches, so that the tiny training split holds every timed step of the package.
 PACKAGE_ARGS = [
     "--data.val_size",
@@ -36,6 +32,7 @@ PACKAGE_ARGS = [
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
+    """Real timed trainings of every model: every test using it is marked slow."""
     root = tmp_path_factory.mktemp("bench")
     write_binary_version(root, tiny_batches(per_batch=200))  # 1,000 training images, 200 test images
     settings = BenchSettings(
@@ -49,12 +46,14 @@ def results(tmp_path_factory) -> dict:
     return written
 
 
+@pytest.mark.slow
 def test_bench_records_the_machine_and_the_settings(results):
     assert {"cpu", "cores", "torch_threads", "torch", "lightning"} <= set(results["machine"])
     assert results["settings"]["repeats"] == 1
     assert "--data.batch_size" in results["extra_args"]
 
 
+@pytest.mark.slow
 def test_each_model_has_package_and_baseline_speeds_for_training_and_evaluation(results):
     for row in results["models"].values():
         for figures in (row["package"], row["baseline"], row["eval"]["package"], row["eval"]["baseline"]):
@@ -66,19 +65,7 @@ def test_each_model_has_package_and_baseline_speeds_for_training_and_evaluation(
         assert row["epoch_images"] == 800
 
 
-def test_ratios_are_package_over_baseline_speed(results):
-    row = results["models"]["mlp"]
-    ratios = row["ratios"]
-    assert ratios["train_images_per_s"] == pytest.approx(
-        row["package"]["images_per_s"] / row["baseline"]["images_per_s"]
-    )
-    assert ratios["epoch"] == pytest.approx(row["baseline"]["epoch_s"] / row["package"]["epoch_s"])
-    assert ratios["eval_images_per_s"] == pytest.approx(
-        row["eval"]["package"]["images_per_s"] / row["eval"]["baseline"]["images_per_s"]
-    )
-    assert row["lightning_overhead"] == pytest.approx(1 - row["plain_fast_loop"]["step_s"] / row["package"]["step_s"])
-
-
+@pytest.mark.slow
 def test_vgg16_is_timed_with_and_without_the_feature_cache_and_the_cache_build_is_extrapolated(results):
     row = results["models"]["vgg16_last2"]
     assert row["ratios"]["cached_vs_uncached_epoch"] == pytest.approx(
@@ -94,12 +81,14 @@ def test_vgg16_is_timed_with_and_without_the_feature_cache_and_the_cache_build_i
     )
 
 
+@pytest.mark.slow
 def test_levers_time_vgg16_without_the_fc6_fold_beside_the_shipped_config(results):
     levers = results["models"]["vgg16_last2"]["levers"]
     assert set(levers) == {"fc6 unfolded", "fc6 unfolded, cached"}
     assert all(figures["images_per_s"] > 0 for figures in levers.values())
 
 
+@pytest.mark.slow
 def test_sweeps_cover_each_batch_size_and_thread_count(results):
     points = {(row["batch_size"], row["threads"]) for row in results["sweeps"]}
     assert {(16, 1)} | {(size, results["machine"]["torch_threads"]) for size in (16, 32)} <= points
@@ -107,12 +96,14 @@ def test_sweeps_cover_each_batch_size_and_thread_count(results):
         assert row["epoch_s"] == pytest.approx(math.ceil(800 / row["batch_size"]) * row["step_s"])
 
 
+@pytest.mark.slow
 def test_accuracy_check_reports_fp32_and_bf16_test_accuracy(results):
     check = results["accuracy_check"]
     assert 0 <= check["32-true"]["test_acc"] <= 1 and 0 <= check["bf16-mixed"]["test_acc"] <= 1
     assert check["difference"] == pytest.approx(check["bf16-mixed"]["test_acc"] - check["32-true"]["test_acc"])
 
 
+@pytest.mark.slow
 def test_targets_name_only_what_was_measured(results):
     names = {target["target"] for target in results["targets"]}
     assert names == {"mlp epoch vs baseline", "vgg16_last2 cached vs uncached epoch"}
@@ -145,6 +136,7 @@ def test_achieved_flop_rate_is_flops_per_step_over_seconds_per_step_and_its_frac
     assert figures["fraction_of_peak"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_each_training_arm_has_its_flop_rate_against_the_peak_of_its_precision(results):
     peaks = {peak["dtype"]: peak["gflop_s"] for peak in results["peaks"]}
     assert set(peaks) == {"float32", "bfloat16"} and all(value > 0 for value in peaks.values())
@@ -161,6 +153,7 @@ def test_each_training_arm_has_its_flop_rate_against_the_peak_of_its_precision(r
             assert figures["fraction_of_peak"] == pytest.approx(figures["gflop_s"] / figures["peak_gflop_s"])
 
 
+@pytest.mark.slow
 def test_cached_vgg16_counts_only_the_layers_after_the_cache(results):
     row = results["models"]["vgg16_last2"]
     fc6_folded, fc7, fc8 = 2 * 512 * 4096, 2 * 4096 * 4096, 2 * 4096 * 10
@@ -181,6 +174,7 @@ def test_cached_vgg16_counts_only_the_layers_after_the_cache(results):
     assert row["package"]["flops_per_image"] == frozen + row["package_cached"]["flops_per_image"]
 
 
+@pytest.mark.slow
 def test_training_table_shows_flop_rates_whole_when_piped(results):
     console = Console(file=io.StringIO(), width=80)
     print_tables(results, console)

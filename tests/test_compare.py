@@ -50,7 +50,8 @@ def configs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def studied(tmp_path_factory, tiny_data, configs) -> dict:
-    """The study over mlp and broken with two seeds, one epoch each on the tiny copy."""
+    """The study over mlp and broken with two seeds, one epoch each on the tiny copy: a Python process per
+    training and evaluation, so every test using it is marked slow."""
     logs, results = tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("results")
     rows = study(["broken", "mlp"], [0, 1], configs, logs, str(tiny_data), results=str(results), fit_args=TINY_FIT)
     return {"logs": logs, "results": results, "rows": {row["model"]: row for row in rows}, "data_dir": tiny_data}
@@ -172,11 +173,13 @@ def test_runs_of_one_model_become_one_row_with_mean_std_and_count(studied):
     assert "| mlp | 2 |" in mlp_line
 
 
+@pytest.mark.slow
 def test_each_seed_draws_its_own_validation_split_and_batch_order(studied):
     configs = [yaml.safe_load((studied["logs"] / "mlp" / f"seed{seed}" / "config.yaml").read_text()) for seed in (0, 1)]
     assert [(config["seed_everything"], config["data"]["seed"]) for config in configs] == [(0, 0), (1, 1)]
 
 
+@pytest.mark.slow
 def test_the_evidence_of_each_run_is_copied_without_checkpoints(studied):
     results = studied["results"]
     for seed in (0, 1):
@@ -229,6 +232,7 @@ def test_random_classifier_row_is_its_expected_accuracy_with_a_binomial_interval
     )
 
 
+@pytest.mark.slow
 def test_several_seeds_get_a_t_interval_and_one_run_a_wilson_interval(studied, tmp_path):
     runs = evaluated_runs(studied["logs"], "mlp")
     row = studied["rows"]["mlp"]
@@ -249,6 +253,7 @@ def test_several_seeds_get_a_t_interval_and_one_run_a_wilson_interval(studied, t
         )
 
 
+@pytest.mark.slow
 def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(studied, tmp_path):
     for seed in (0, 1):
         shutil.copytree(

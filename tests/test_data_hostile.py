@@ -11,19 +11,26 @@ import re
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchvision.datasets.utils
-from conftest import crafted_array, member, packed, python2_pickle, snapshot, tiny_batches, write_python_version
+from conftest import (
+    REPO,
+    crafted_array,
+    member,
+    packed,
+    python2_pickle,
+    snapshot,
+    tiny_batches,
+    write_python_version,
+)
 
 from cifar_bench.data import archives
 from cifar_bench.data.sources import CLASS_NAMES, PYTHON_FILES, PYTHON_FOLDER, load_cifar10
 from cifar_bench.errors import CifarBenchError
 
-REPO = Path(__file__).resolve().parents[1]
 FIELDS = 8  # itemsize of the structured dtypes below
 
 # numpy dtype states that official batches never hold. numpy trusts each one: it would read a

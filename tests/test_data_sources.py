@@ -6,7 +6,6 @@ import _codecs
 import os
 import pickle
 import subprocess
-import sys
 import tarfile
 import urllib.error
 from pathlib import Path
@@ -23,6 +22,7 @@ from conftest import (
     edited_python_batch,
     member,
     packed,
+    run_cli,
     snapshot,
     tiny_batches,
     write_archive,
@@ -33,8 +33,6 @@ from conftest import (
 from cifar_bench.data import archives, sources
 from cifar_bench.data.sources import BINARY_FOLDER, CLASS_NAMES, PYTHON_FOLDER, load_cifar10, locate
 from cifar_bench.errors import CifarBenchError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def joined(batches) -> tuple[torch.Tensor, torch.Tensor]:
@@ -540,29 +538,13 @@ def test_a_temporary_folder_left_by_a_killed_unpack_is_ignored(tmp_path):
 # ---------------------------------------------------------------- the command line
 
 
+@pytest.mark.slow  # a Python process each
 @pytest.mark.parametrize("case", ["missing-folder", "binary-batch-cut-mid-record", "archive-member-escapes"])
 def test_cli_reports_bad_data_as_one_error_line_and_exit_code_2(tmp_path, case):
     (build,) = [param.values[0] for param in BAD_INPUTS if param.id == case]
     data_dir = tmp_path / "data"
     build(data_dir)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cifar_bench",
-            "analyze",
-            "--data_dir",
-            str(data_dir),
-            "--download",
-            "false",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli("analyze", "--data_dir", str(data_dir), "--download", "false", "--out", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [result.stderr.strip()]

@@ -74,7 +74,7 @@ def test_each_rank_trains_on_half_of_the_batches(ddp_run):
     assert checkpoint["global_step"] == -(-(TRAIN_IMAGES // 2) // BATCH) < single_process_steps
 
 
-def test_validation_metrics_are_reduced_over_the_whole_split_not_one_ranks_half(ddp_run, tmp_path, monkeypatch):
+def test_validation_metrics_are_reduced_over_the_whole_split_not_one_ranks_half(ddp_run, tmp_path):
     data_dir, run = ddp_run
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     events.Reload()
@@ -83,7 +83,6 @@ def test_validation_metrics_are_reduced_over_the_whole_split_not_one_ranks_half(
     }
     assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= set(logged)
 
-    monkeypatch.setattr("sys.argv", ["cifar-bench"])
     single = run_lightning_cli(
         arguments("validate", data_dir, tmp_path, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"))
     )

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import cli_args, snapshot, tiny_batches, write_python_version
+from conftest import copy_run, imbalanced_batches, snapshot, tiny_batches
 from PIL import Image
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -25,46 +25,13 @@ from cifar_bench.reports.evaluate import evaluate
 from cifar_bench.reports.evaluation_files import classification_report
 
 TRAIN_IMAGES, TEST_IMAGES = 200, 40  # the tiny copy: 5 batches of 40, and a test batch of 40
-CLASS_SIZES = (
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    5,
-    4,
-    3,
-)  # images per class in each batch: support-weighted and macro averages differ
-
-
-def imbalanced_batches() -> list[tuple[np.ndarray, np.ndarray]]:
-    """The tiny batches relabelled with unequal class sizes."""
-    rng = np.random.default_rng(1)
-    return [(images, rng.permutation(np.repeat(np.arange(10), CLASS_SIZES))) for images, _ in tiny_batches()]
-
-
-def fit_tiny(data_dir: Path, logs: Path, model: str = "mlp", *extra: str) -> Path:
-    """Train a model on the tiny copy through the CLI; returns its run folder."""
-    main(cli_args("fit", model, data_dir, logs, "--trainer.enable_model_summary", "false", *extra, eval_batch_size=64))
-    (run,) = (logs / model).glob("version_*")
-    return run
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_python_version(root, imbalanced_batches())
-    return root
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_data) -> Path:
-    """An MLP trained 2 epochs in full precision, so that this file can recompute its predictions exactly."""
-    return fit_tiny(
-        tiny_data, tmp_path_factory.mktemp("logs"), "mlp", "--trainer.max_epochs", "2", "--trainer.precision", "32-true"
-    )
+def run(trained_mlp, tmp_path_factory) -> Path:
+    """This file's copy of the session's MLP (trained 2 epochs in full precision on the imbalanced copy),
+    evaluated below: its predictions can be recomputed exactly."""
+    return copy_run(trained_mlp, tmp_path_factory.mktemp("logs"))
 
 
 @pytest.fixture(scope="module")
@@ -285,18 +252,18 @@ def test_evaluation_leaves_the_run_untouched_and_a_rerun_rewrites_only_its_own_o
     assert all(outputs[name] >= evaluated["first_outputs"][name] for name in outputs)
 
 
-def test_evaluate_defaults_to_the_data_dir_the_run_was_trained_on(metrics, tiny_data):
-    assert metrics["data_dir"] == str(tiny_data.resolve())
+def test_evaluate_defaults_to_the_data_dir_the_run_was_trained_on(metrics, imbalanced_data):
+    assert metrics["data_dir"] == str(imbalanced_data.resolve())
 
 
-def test_links_planted_in_the_evaluation_folder_are_never_written_through(run_copy, tiny_data, tmp_path):
+def test_links_planted_in_the_evaluation_folder_are_never_written_through(run_copy, imbalanced_data, tmp_path):
     victims = {name: tmp_path / f"victim-{name}" for name in (".metrics.json.partial", "summary.txt")}
     (run_copy / "evaluation").mkdir()
     for name, victim in victims.items():
         victim.write_text("precious\n")
         (run_copy / "evaluation" / name).symlink_to(victim)
 
-    evaluate(str(run_copy), data_dir=str(tiny_data), batch_size=64)
+    evaluate(str(run_copy), data_dir=str(imbalanced_data), batch_size=64)
 
     assert all(victim.read_text() == "precious\n" for victim in victims.values())
     assert not (run_copy / "evaluation" / "summary.txt").is_symlink()
@@ -304,9 +271,9 @@ def test_links_planted_in_the_evaluation_folder_are_never_written_through(run_co
 
 
 @pytest.fixture
-def run_copy(run, tmp_path) -> Path:
+def run_copy(trained_mlp, tmp_path) -> Path:
     """A disposable copy of the trained run (logger layout kept: <save_dir>/mlp/version_0)."""
-    return Path(shutil.copytree(run, tmp_path / "mlp" / "version_0", ignore=shutil.ignore_patterns("evaluation")))
+    return copy_run(trained_mlp, tmp_path)
 
 
 def set_model_class(run: Path, class_path: str) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_args, run_cli, tiny_batches, write_binary_version
+from conftest import TESTS, cli_args, run_cli, tiny_batches, write_binary_version
 
-TESTS = Path(__file__).resolve().parent
 pytestmark = pytest.mark.slow
 
 

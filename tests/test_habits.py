@@ -20,12 +20,11 @@ from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.models import CNNClassifier
 from cifar_bench.reports.output import print_whole
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """One epoch of the MLP from its overlay config alone, run in an empty current folder."""
+    """One epoch of the MLP from its overlay config alone, run in an empty current folder by its own Python
+    process: every test using it is marked slow."""
     root = tmp_path_factory.mktemp("habits")
     write_binary_version(root / "data")
     (root / "cwd").mkdir()
@@ -35,6 +34,7 @@ def fitted(tmp_path_factory):
     return root, result
 
 
+@pytest.mark.slow
 def test_the_model_overlay_alone_trains_with_base_yaml_applied_by_default(fitted):
     root, result = fitted
     assert result.returncode == 0, result.stderr
@@ -43,6 +43,7 @@ def test_the_model_overlay_alone_trains_with_base_yaml_applied_by_default(fitted
     assert any(callback["class_path"].endswith("RestoreRandomState") for callback in saved["trainer"]["callbacks"])
 
 
+@pytest.mark.slow
 def test_a_fit_ends_by_saying_where_its_results_went_and_what_to_run_next(fitted):
     root, result = fitted
     run = root / "logs" / "mlp" / "version_0"
@@ -52,6 +53,7 @@ def test_a_fit_ends_by_saying_where_its_results_went_and_what_to_run_next(fitted
     assert "Next: make evaluate CKPT=" in result.stdout
 
 
+@pytest.mark.slow
 def test_known_third_party_noise_is_silenced(fitted):
     _, result = fitted
     output = result.stdout + result.stderr
@@ -59,6 +61,7 @@ def test_known_third_party_noise_is_silenced(fitted):
         assert noise not in output
 
 
+@pytest.mark.slow
 def test_a_resumed_fit_does_not_warn_that_its_own_checkpoint_folder_is_not_empty(fitted, tmp_path):
     root, _ = fitted
     shutil.copytree(root / "logs", tmp_path / "logs")
@@ -69,6 +72,7 @@ def test_a_resumed_fit_does_not_warn_that_its_own_checkpoint_folder_is_not_empty
     assert "exists and is not empty" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_with_the_logger_off_nothing_lands_in_the_current_folder_outside_lightning_logs(fitted):
     root, _ = fitted
     cwd = root / "cwd"

@@ -69,9 +69,3 @@ def test_trainable_and_total_parameters_of_each_configured_model(model):
 @pytest.mark.parametrize("model", sorted(PROFILES))
 def test_each_configured_model_prepares_its_input_with_its_own_transform_profile(model):
     assert configured(model).transform_profile.name == PROFILES[model]
-
-
-def test_vgg16_with_cached_features_still_trains_on_flipped_and_rotated_imagenet_images():
-    """The cache keeps augmented views, so its training images are augmented like the study's."""
-    profile = configured("vgg16_last3", cache_features=True).transform_profile
-    assert (profile.name, profile.augment, profile.max_rotation_degrees > 0) == ("imagenet_augmented", True, True)

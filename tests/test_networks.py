@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import with_random_weights
 from torch import nn
 
 from cifar_bench.models.base import count_weight_layers
@@ -44,18 +45,21 @@ def test_cnn_variants_share_their_weight_layers_and_differ_only_by_batchnorm_and
 
 
 def test_vgg16_has_sixteen_named_weight_layers_and_a_ten_way_head():
-    net = VGG16().eval()
+    with torch.device("meta"):  # shapes only
+        net = VGG16().eval()
     layers = net.named_weight_layers()
     assert [name for name, _ in layers] == list(WEIGHT_LAYER_NAMES)
     assert count_weight_layers(net) == 16
     assert sum(isinstance(m, nn.Conv2d) for _, m in layers) == 13
     assert layers[-1][1].out_features == 10
     with torch.no_grad():
-        assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+        assert net(torch.randn(2, 3, 32, 32, device="meta")).shape == (2, 10)
 
 
 def test_vgg16_split_at_any_point_computes_the_same_logits_as_the_whole_network():
-    net = VGG16().eval()
+    with torch.device("meta"):
+        net = VGG16()
+    net = with_random_weights(net).eval()
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         whole = net(images)

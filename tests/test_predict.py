@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_evaluate  # its helpers only (a module object is not collected again)
 import torch
+from conftest import fit_tiny
 from PIL import Image
 from rich.console import Console
 from torchvision.transforms.functional import resize
@@ -26,11 +26,12 @@ INDEX = 3  # the test image saved as a PNG
 def run(tmp_path_factory, tiny_data) -> Path:
     """A CNN (CIFAR normalisation, augmented in training) trained one epoch in fp32 on the tiny copy."""
     logs = tmp_path_factory.mktemp("logs")
-    return test_evaluate.fit_tiny(tiny_data, logs, "cnn", "--trainer.max_epochs", "1", "--trainer.precision", "32-true")
+    return fit_tiny(tiny_data, logs, "cnn", "--trainer.max_epochs", "1", "--trainer.precision", "32-true")
 
 
 @pytest.fixture(scope="module")
-def test_images(tiny_data):
+def tiny_test_set(tiny_data) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tiny copy's test images (uint8) and labels."""
     arrays = load_cifar10(tiny_data, download=False)
     return arrays.test_images, arrays.test_labels
 
@@ -48,8 +49,8 @@ def console() -> Console:
     return Console(width=200, record=True)
 
 
-def test_without_inputs_the_test_set_is_predicted_with_its_true_labels(run, test_images, capsys):
-    images, labels = test_images
+def test_without_inputs_the_test_set_is_predicted_with_its_true_labels(run, tiny_test_set, capsys):
+    images, labels = tiny_test_set
     main(["predict", "--ckpt", str(run)])
     rows = read_csv(run / "evaluation" / "predictions.csv")
     assert [row["file"] for row in rows] == [f"test[{i}]" for i in range(len(images))]
@@ -60,8 +61,8 @@ def test_without_inputs_the_test_set_is_predicted_with_its_true_labels(run, test
     assert capsys.readouterr().out.strip().splitlines()[-1].endswith("predictions.csv")
 
 
-def test_a_test_image_saved_as_png_gets_the_prediction_of_that_test_image(run, test_images, tmp_path):
-    images, _ = test_images
+def test_a_test_image_saved_as_png_gets_the_prediction_of_that_test_image(run, tiny_test_set, tmp_path):
+    images, _ = tiny_test_set
     Image.fromarray(images[INDEX].permute(1, 2, 0).numpy()).save(tmp_path / "test3.png")
     result = predict(str(run), [str(tmp_path / "test3.png")], out=str(tmp_path / "out.csv"), console=console())
     by_index = load_for_prediction(run).predict(images)[INDEX]
@@ -138,8 +139,8 @@ def test_no_readable_image_is_one_error_line(run, tmp_path, capsys):
     assert len(error) == 1 and error[0].startswith("error: no readable image among the inputs")
 
 
-def test_model_predict_takes_pil_images_or_uint8_tensors_alike(run, test_images):
-    images, _ = test_images
+def test_model_predict_takes_pil_images_or_uint8_tensors_alike(run, tiny_test_set):
+    images, _ = tiny_test_set
     model = load_for_prediction(run)
     pil = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in images[:5]]
     torch.testing.assert_close(model.predict(pil), model.predict(images[:5]))

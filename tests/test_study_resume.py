@@ -22,7 +22,6 @@ from conftest import CONFIGS, REPO, snapshot, write_binary_version
 from cifar_bench import callbacks
 from cifar_bench.callbacks import RecordEnvironment
 
-pytestmark = pytest.mark.slow
 EPOCHS, TRAIN_IMAGES, BATCH = 6, 180, 16
 
 
@@ -64,7 +63,8 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> Non
 
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory) -> dict:
-    """A study of mlp then cnn, killed (the whole process group) once cnn has written a last.ckpt, then rerun."""
+    """A study of mlp then cnn, killed (the whole process group) once cnn has written a last.ckpt, then rerun:
+    Python processes training, so every test using it is marked slow."""
     root = tmp_path_factory.mktemp("study")
     write_binary_version(root / "data")
     shutil.copytree(CONFIGS, root / "configs")
@@ -87,16 +87,19 @@ def resumed(tmp_path_factory) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_the_rerun_finishes_the_study(resumed):
     assert resumed["status"] == 0, resumed["errors"]
     table = (resumed["root"] / "logs" / "comparison.md").read_text()
     assert "| mlp | 1 |" in table and "| cnn | 1 |" in table
 
 
+@pytest.mark.slow
 def test_a_finished_and_evaluated_run_is_not_touched_again(resumed):
     assert snapshot(resumed["root"] / "logs" / "mlp") == resumed["mlp_before"]
 
 
+@pytest.mark.slow
 def test_the_interrupted_run_continues_in_its_folder_to_its_last_epoch(resumed):
     run = resumed["root"] / "logs" / "cnn" / "seed0"
     assert resumed["interrupted_at"] < EPOCHS - 1, "the kill came before the last epoch"
@@ -149,6 +152,7 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+@pytest.mark.slow  # a study process each
 @pytest.mark.parametrize("who", ["the terminal's process group", "the training alone", "the study alone"])
 def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp_path, who):
     write_binary_version(tmp_path / "data")

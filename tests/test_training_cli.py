@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, PER_BATCH, cli_args, packed, write_binary_version
+from conftest import PER_BATCH, cli_args, packed
 from pytorch_lightning import Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
@@ -39,21 +39,6 @@ VAL_IMAGES, BATCH = 20, 8
 TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES  # the tiny copy's five training batches, less validation
 
 
-@pytest.fixture(autouse=True, scope="module")
-def bare_sys_argv():
-    """LightningCLI warns when both ``args`` and sys.argv (here pytest's own arguments) are present."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("sys.argv", ["cifar-bench"])
-        yield
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("cifar")
-    write_binary_version(folder)
-    return folder
-
-
 def arguments(subcommand: str, model: str, data_dir: Path, logs: Path, *extra: str) -> list[str]:
     """A command line as a user would type it, with data and every file the run writes under tmp."""
     return cli_args(subcommand, model, data_dir, logs, *extra, val_size=VAL_IMAGES, batch_size=BATCH)
@@ -70,35 +55,40 @@ def scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.slow
-def test_each_config_fits_validates_and_tests_one_batch(model, data_dir, tmp_path):
+def test_each_config_fits_validates_and_tests_one_batch(model, tiny_binary_data, tmp_path):
     quick = QUICK.get(model, [])
-    fit = run_lightning_cli(arguments("fit", model, data_dir, tmp_path, "--trainer.fast_dev_run", "1", *quick))
+    fit = run_lightning_cli(arguments("fit", model, tiny_binary_data, tmp_path, "--trainer.fast_dev_run", "1", *quick))
     assert fit.model.weight_layers == WEIGHT_LAYERS[model]
     assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= set(fit.trainer.callback_metrics)
     for stage in ("validate", "test"):
-        cli = run_lightning_cli(arguments(stage, model, data_dir, tmp_path, "--trainer.fast_dev_run", "1", *quick))
+        cli = run_lightning_cli(
+            arguments(stage, model, tiny_binary_data, tmp_path, "--trainer.fast_dev_run", "1", *quick)
+        )
         prefix = "val" if stage == "validate" else "test"
         assert {f"{prefix}/acc", f"{prefix}/f1_macro", f"{prefix}/class_acc/cat"} <= set(cli.trainer.callback_metrics)
     # A dry run writes no checkpoint (Lightning 2.6 would put last.ckpt in default_root_dir with save_last).
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
-def test_vgg_configs_set_the_studys_trainable_layers():
-    for n in (2, 3, 5):
-        config = yaml.safe_load((CONFIGS / f"vgg16_last{n}.yaml").read_text())
-        assert config["model"]["init_args"]["trainable_layers"] == n
-
-
 # --- one short run, inspected --------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
+def trained(tiny_binary_data, tmp_path_factory):
     """One epoch of the MLP with a learning rate and batch size given on the command line."""
     logs = tmp_path_factory.mktemp("logs")
     cli = run_lightning_cli(
         arguments(
-            "fit", "mlp", data_dir, logs, "--trainer.max_epochs", "1", "--model.lr", "0.123", "--data.batch_size", "16"
+            "fit",
+            "mlp",
+            tiny_binary_data,
+            logs,
+            "--trainer.max_epochs",
+            "1",
+            "--model.lr",
+            "0.123",
+            "--data.batch_size",
+            "16",
         )
     )
     return cli, logs / "mlp" / "version_0"
@@ -154,11 +144,11 @@ def test_tensorboard_holds_the_epoch_scalars_and_the_validation_figures(trained)
 
 
 @pytest.mark.slow
-def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(data_dir, tmp_path):
+def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(tiny_binary_data, tmp_path):
     # A learning rate too small to change any prediction: val/acc ties with epoch 0 from then on.
     epochs, steps = 3, 2
     frozen = ["--model.lr", "1e-12", "--trainer.max_epochs", str(epochs), "--trainer.limit_train_batches", str(steps)]
-    run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, *frozen))
+    run_lightning_cli(arguments("fit", "mlp", tiny_binary_data, tmp_path, *frozen))
     checkpoints = tmp_path / "mlp" / "version_0" / "checkpoints"
     best, last = sorted(path.name for path in checkpoints.iterdir())
     assert best.startswith("epoch000-val_acc") and last == "last.ckpt"
@@ -170,11 +160,11 @@ def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(da
 
 
 @pytest.mark.slow
-def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(data_dir, tmp_path):
+def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(tiny_binary_data, tmp_path):
     steps_per_epoch = -(-TRAIN_IMAGES // BATCH)
-    run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "1"))
+    run_lightning_cli(arguments("fit", "mlp", tiny_binary_data, tmp_path, "--trainer.max_epochs", "1"))
     resumed = run_lightning_cli(
-        arguments("fit", "mlp", data_dir, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last")
+        arguments("fit", "mlp", tiny_binary_data, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last")
     )
     assert [path.name for path in (tmp_path / "mlp").iterdir()] == ["version_0"]
     run = tmp_path / "mlp" / "version_0"
@@ -192,22 +182,22 @@ def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(dat
 
 
 @pytest.mark.slow
-def test_imagenet_weights_offline_end_in_a_one_line_error(data_dir, tmp_path, monkeypatch, capsys):
+def test_imagenet_weights_offline_end_in_a_one_line_error(tiny_binary_data, tmp_path, monkeypatch, capsys):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(VGG16_Weights, "get_state_dict", offline)
     with pytest.raises(SystemExit) as exit_info:
-        main(arguments("fit", "vgg16_last2", data_dir, tmp_path, "--trainer.fast_dev_run", "1"))
+        main(arguments("fit", "vgg16_last2", tiny_binary_data, tmp_path, "--trainer.fast_dev_run", "1"))
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert "error: could not fetch torchvision's VGG16 ImageNet weights" in error
     assert "Traceback" not in error
 
 
-def test_an_invalid_model_option_ends_in_a_one_line_error(data_dir, tmp_path, capsys):
+def test_an_invalid_model_option_ends_in_a_one_line_error(tiny_binary_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(arguments("fit", "mlp", data_dir, tmp_path, "--model.lr", "-1"))
+        main(arguments("fit", "mlp", tiny_binary_data, tmp_path, "--model.lr", "-1"))
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (
         "error: Parser key \"model\": Problem with given class_path 'cifar_bench.models.MLPClassifier': Parser key "
@@ -215,9 +205,9 @@ def test_an_invalid_model_option_ends_in_a_one_line_error(data_dir, tmp_path, ca
     )
 
 
-def test_print_config_shows_the_merged_configuration(data_dir, tmp_path, capsys):
+def test_print_config_shows_the_merged_configuration(tiny_binary_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(arguments("fit", "cnn_bn_do", data_dir, tmp_path, "--model.lr", "0.3", "--print_config"))
+        main(arguments("fit", "cnn_bn_do", tiny_binary_data, tmp_path, "--model.lr", "0.3", "--print_config"))
     assert exit_info.value.code == 0
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["class_path"] == "cifar_bench.models.CNNClassifier"

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import with_random_weights
 from torchvision.models import VGG16_Weights, resnet18
 
 from cifar_bench.errors import CifarBenchError
@@ -35,8 +36,10 @@ TRAINED = {
 
 @pytest.fixture(scope="module", params=sorted(TRAINED), ids=lambda n: f"last{n}")
 def vgg(request) -> VGG16Classifier:
-    """One model per study variant, random weights, constant schedule so no Trainer is needed."""
-    return VGG16Classifier(trainable_layers=request.param, weights="none", lr_schedule="constant")
+    """One model per study variant, on the meta device (which layers train, not their weights), constant
+    schedule so no Trainer is needed."""
+    with torch.device("meta"):
+        return VGG16Classifier(trainable_layers=request.param, weights="none", lr_schedule="constant")
 
 
 def test_only_the_last_n_weight_layers_are_trainable(vgg):
@@ -57,8 +60,8 @@ def test_frozen_parameters_are_left_out_of_the_optimizer(vgg):
 def test_a_backward_pass_gives_gradients_to_trained_layers_only(vgg):
     vgg.zero_grad(set_to_none=True)
     vgg.train()
-    logits = vgg(torch.randn(2, 3, 32, 32))
-    F.cross_entropy(logits, torch.tensor([1, 7])).backward()
+    logits = vgg(torch.randn(2, 3, 32, 32, device=vgg.device))
+    F.cross_entropy(logits, torch.tensor([1, 7], device=vgg.device)).backward()
     with_grad = {name for name, p in vgg.named_parameters() if p.grad is not None}
     assert with_grad == TRAINED[vgg.hparams.trainable_layers]
     vgg.zero_grad(set_to_none=True)
@@ -73,8 +76,9 @@ def test_frozen_prefix_stays_in_eval_mode_while_the_dropout_before_trained_layer
 
 
 def test_trainable_layers_outside_one_to_sixteen_is_a_clear_error():
-    with pytest.raises(
-        CifarBenchError, match=r"trainable_layers=0 is out of range \(int restricted to be ≥1 and ≤16\)"
+    with (
+        pytest.raises(CifarBenchError, match=r"trainable_layers=0 is out of range \(int restricted to be ≥1 and ≤16\)"),
+        torch.device("meta"),
     ):
         VGG16Classifier(trainable_layers=0, weights="none")
 
@@ -82,10 +86,15 @@ def test_trainable_layers_outside_one_to_sixteen_is_a_clear_error():
 # --- frozen-feature cache --------------------------------------------------------------------------
 
 
+def cached_vgg16(**options) -> VGG16Classifier:
+    """A VGG16 with the feature cache on, in eval mode, random weights (seeded)."""
+    torch.manual_seed(0)
+    return VGG16Classifier(weights="none", cache_features=True, **options).eval()
+
+
 @pytest.mark.parametrize("trainable_layers", [2, 5])
 def test_cached_features_give_the_same_logits_as_the_whole_network(trainable_layers):
-    torch.manual_seed(0)
-    model = VGG16Classifier(trainable_layers=trainable_layers, weights="none", cache_features=True).eval()
+    model = cached_vgg16(trainable_layers=trainable_layers)
     images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
     indices = torch.tensor([4, 1, 3])
     labels = torch.zeros(3, dtype=torch.long)
@@ -101,7 +110,7 @@ def test_cached_features_give_the_same_logits_as_the_whole_network(trainable_lay
 
 def test_training_keeps_one_view_per_epoch_as_augmented_then_draws_among_them():
     torch.manual_seed(0)
-    model = VGG16Classifier(trainable_layers=3, weights="none", cache_features=True, cache_views=2).eval()
+    model = cached_vgg16(trainable_layers=3, cache_views=2)
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     indices, labels = torch.arange(4), torch.zeros(4, dtype=torch.long)
     views = [model.prepare_inputs(images, train=True) for _ in range(2)]  # two random flips and rotations
@@ -124,7 +133,7 @@ def test_training_keeps_one_view_per_epoch_as_augmented_then_draws_among_them():
 
 
 def test_a_view_missing_after_a_resume_is_computed_from_the_batch_in_hand():
-    model = VGG16Classifier(trainable_layers=2, weights="none", cache_features=True, cache_views=3).eval()
+    model = cached_vgg16(trainable_layers=2, cache_views=3)
     model._trainer = SimpleNamespace(current_epoch=7)  # resumed late: nothing kept yet
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -135,19 +144,26 @@ def test_a_view_missing_after_a_resume_is_computed_from_the_batch_in_hand():
 
 
 def test_cache_views_must_be_positive():
-    with pytest.raises(CifarBenchError, match=r"cache_views=0 is out of range \(int restricted to be >0\)"):
+    with (
+        pytest.raises(CifarBenchError, match=r"cache_views=0 is out of range \(int restricted to be >0\)"),
+        torch.device("meta"),
+    ):
         VGG16Classifier(trainable_layers=2, weights="none", cache_features=True, cache_views=0)
 
 
-def test_without_a_cache_logits_run_the_whole_network():
-    model = VGG16Classifier(trainable_layers=3, weights="none", cache_features=True).eval()
+def test_test_batches_bypass_the_cache_and_run_the_whole_network():
+    model = cached_vgg16(trainable_layers=3)
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.logits((inputs, torch.zeros(2), torch.arange(2)), "test"), model(inputs))
+    assert "test" not in model.feature_cache
 
 
 def test_caching_needs_a_frozen_convolution():
-    with pytest.raises(CifarBenchError, match="cache_features needs at least one frozen conv layer"):
+    with (
+        pytest.raises(CifarBenchError, match="cache_features needs at least one frozen conv layer"),
+        torch.device("meta"),
+    ):
         VGG16Classifier(trainable_layers=16, weights="none", cache_features=True)
 
 
@@ -157,13 +173,16 @@ def test_caching_needs_a_frozen_convolution():
 @pytest.fixture(scope="module")
 def reference() -> VGG16:
     """A VGG16 with recognisable (seeded) weights whose state dict the files below are cut from."""
-    torch.manual_seed(1)
-    return VGG16()
+    with torch.device("meta"):
+        net = VGG16()
+    return with_random_weights(net, seed=1)
 
 
 @pytest.fixture(scope="module")
 def target() -> VGG16:
-    return VGG16()
+    with torch.device("meta"):
+        net = VGG16()
+    return with_random_weights(net, seed=2)
 
 
 def same_layer(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -226,7 +245,8 @@ def test_without_weights_to_load_nothing_is_said_about_their_origin(monkeypatch)
     """evaluate and predict build with weights 'none' before loading a checkpoint: no 'random init' line for them."""
     messages: list[str] = []
     monkeypatch.setattr("cifar_bench.models.vgg16.rank_zero_info", messages.append)
-    VGG16Classifier(trainable_layers=3, weights="none")
+    with torch.device("meta"):
+        VGG16Classifier(trainable_layers=3, weights="none")
     assert messages == []
 
 
