@@ -126,9 +126,9 @@ def evaluate(ws: Path, run: str, *extra: str) -> list[str]:
 
 
 # Ranges are the constructors' jsonargparse types: the parser names the key, the type and its restriction.
-BATCH_SIZE_RANGE = '"data.batch_size": Not of type PositiveInt'
-LR_RANGE = '"lr": Not of type PositiveFloat'
-TRAINABLE_LAYERS_RANGE = '"trainable_layers": Not of type IntFrom1To16'
+BATCH_SIZE_RANGE = '"data.batch_size": {} does not conform to restriction v>0'
+LR_RANGE = '"lr": {} does not conform to restriction v>0'
+TRAINABLE_LAYERS_RANGE = '"trainable_layers": {} does not conform to restriction v>=1 and v<=16'
 
 CASES = [
     ("unknown model class", lambda ws: fit(ws, "mlp", "data", "--model", "NoSuchModel"), "NoSuchModel"),
@@ -158,27 +158,27 @@ CASES = [
         lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "-3"),
         "max_epochs must be at least 1",
     ),
-    ("zero batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "0"), BATCH_SIZE_RANGE),
-    ("negative batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "-4"), BATCH_SIZE_RANGE),
-    ("zero learning rate", lambda ws: fit(ws, "mlp", "data", "--model.lr", "0"), LR_RANGE),
-    ("negative learning rate", lambda ws: fit(ws, "cnn", "data", "--model.lr", "-0.1"), LR_RANGE),
+    ("zero batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "0"), BATCH_SIZE_RANGE.format(0)),
+    ("negative batch size", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "-4"), BATCH_SIZE_RANGE.format(-4)),
+    ("zero learning rate", lambda ws: fit(ws, "mlp", "data", "--model.lr", "0"), LR_RANGE.format(0)),
+    ("negative learning rate", lambda ws: fit(ws, "cnn", "data", "--model.lr", "-0.1"), LR_RANGE.format(-0.1)),
     (
         "dropout of 1",
         lambda ws: fit(ws, "mlp", "data", "--model.dropout", "1.0"),
-        '"dropout": Not of type FloatFrom0Below1: 1.0 does not conform to restriction v>=0.0 and v<1.0',
+        '"dropout": 1.0 does not conform to restriction v>=0.0 and v<1.0',
     ),
     (
         "negative val_size",
         lambda ws: fit(ws, "mlp", "data", "--data.val_size", "-1"),
-        '"data.val_size": Not of type NonNegativeInt',
+        '"data.val_size": -1 does not conform to restriction v>=0',
     ),
     (
         "val_size leaving no training data",
         lambda ws: fit(ws, "mlp", "data", "--data.val_size", "50000"),
         "leaves no training images",
     ),
-    ("trainable_layers 0", lambda ws: vgg(ws, "--model.trainable_layers", "0"), TRAINABLE_LAYERS_RANGE),
-    ("trainable_layers 17", lambda ws: vgg(ws, "--model.trainable_layers", "17"), TRAINABLE_LAYERS_RANGE),
+    ("trainable_layers 0", lambda ws: vgg(ws, "--model.trainable_layers", "0"), TRAINABLE_LAYERS_RANGE.format(0)),
+    ("trainable_layers 17", lambda ws: vgg(ws, "--model.trainable_layers", "17"), TRAINABLE_LAYERS_RANGE.format(17)),
     ("data dir is a file", lambda ws: fit(ws, "mlp", "a_file"), "is a file, not a folder"),
     ("no data and download off", lambda ws: fit(ws, "mlp", "empty"), "download is off"),
     ("truncated batch", lambda ws: fit(ws, "mlp", "truncated/cifar-10-batches-bin"), "data_batch_2.bin is truncated"),

@@ -201,7 +201,7 @@ def test_an_invalid_model_option_ends_in_a_one_line_error(tiny_binary_data, tmp_
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (
         "error: Parser key \"model\": Problem with given class_path 'cifar_bench.models.MLPClassifier': Parser key "
-        '"lr": Not of type PositiveFloat: -1 does not conform to restriction v>0 (see cifar-bench fit --help)'
+        '"lr": -1 does not conform to restriction v>0 (see cifar-bench fit --help)'
     )
 
 
@@ -244,14 +244,14 @@ def test_the_default_precision_follows_the_accelerator_that_will_run(monkeypatch
     ("given", "expected"), [((), "32-true"), (("--trainer.precision", "bf16-mixed"), "bf16-mixed")]
 )
 def test_a_cpu_run_on_a_machine_with_a_bf16_gpu_keeps_the_precision_given_or_gets_the_cpus(
-    given, expected, data_dir, tmp_path, monkeypatch
+    given, expected, tiny_binary_data, tmp_path, monkeypatch
 ):
     """The default is the accelerator's that will run (not the GPU's), and a precision given is never replaced."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     monkeypatch.setattr(lightning_cli, "cpu_has_native_bf16", lambda: False)
     extra = ("--trainer.accelerator", "cpu", "--trainer.fast_dev_run", "1", "--trainer.enable_model_summary", "false")
-    cli = run_lightning_cli(arguments("fit", "mlp", data_dir, tmp_path, *extra, *given))
+    cli = run_lightning_cli(arguments("fit", "mlp", tiny_binary_data, tmp_path, *extra, *given))
     assert cli.trainer.precision == expected
 
 
@@ -283,7 +283,9 @@ def test_only_the_rank_that_prepares_the_data_unpacks_and_reads_it_before_the_tr
 # --- a model by name, from any folder ----------------------------------------------------------------
 
 
-def test_a_config_named_by_its_model_is_the_packaged_one_from_any_folder(data_dir, tmp_path, monkeypatch, capsys):
+def test_a_config_named_by_its_model_is_the_packaged_one_from_any_folder(
+    tiny_binary_data, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", "cnn_bn_do", "--model.lr", "0.3", "--print_config"])
