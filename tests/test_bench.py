@@ -11,11 +11,12 @@ from conftest import CONFIGS, tiny_batches, write_binary_version
 from rich.console import Console
 from torch import nn
 
-from cifar_bench.bench import BenchSettings, bench
+from cifar_bench.bench import BenchSettings, bench, harness
 from cifar_bench.bench.roofline import network_flops_per_image, roofline
 from cifar_bench.bench.tables import print_tables
 from cifar_bench.cli import main
 from cifar_bench.lightning_cli import default_precision
+from cifar_bench.reports.evaluate import logits_in_precision
 
 # Small batches, so that the tiny training split holds every timed step of the package.
 PACKAGE_ARGS = [
@@ -181,3 +182,19 @@ def test_training_table_shows_flop_rates_whole_when_piped(results):
     text = console.file.getvalue()
     assert all(column in text for column in ("GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak", "matmul peak"))
     assert "…" not in text
+
+
+def test_the_evaluate_arm_times_evaluates_own_inference_over_every_training_and_test_image(tmp_path, monkeypatch):
+    write_binary_version(tmp_path)
+    cli = harness.package_cli(
+        "mlp", CONFIGS, ["--data.data_dir", str(tmp_path), "--data.download", "false", "--data.val_size", "20"]
+    )
+    seen = []
+    monkeypatch.setattr(
+        harness,
+        "logits_in_precision",
+        lambda model, images, *rest: seen.append(len(images)) or logits_in_precision(model, images, *rest),
+    )
+    timed = harness.evaluate_everything(cli, batch_size=64)
+    assert seen == [len(cli.datamodule.arrays.train_images), len(cli.datamodule.arrays.test_images)] == [200, 40]
+    assert timed["images"] == 240 and timed["images_per_s"] > 0
