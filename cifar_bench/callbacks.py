@@ -167,19 +167,20 @@ class RecordEnvironment(pl.Callback):
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._record(trainer, interrupted=self.NO_END)
+        # Lightning counts the epoch into current_epoch only after this hook: the one ending here is done.
+        self._record(trainer, trainer.current_epoch + 1, interrupted=self.NO_END)
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._record(trainer)
+        self._record(trainer, trainer.current_epoch)
 
     @rank_zero_only
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """An interrupted session (Ctrl-C, a non-finite loss) counts too."""
         if hasattr(self, "_started"):
-            self._record(trainer, interrupted=type(exception).__name__)
+            self._record(trainer, trainer.current_epoch, interrupted=type(exception).__name__)
 
-    def _record(self, trainer: pl.Trainer, interrupted: str | None = None) -> None:
+    def _record(self, trainer: pl.Trainer, epochs_done: int, interrupted: str | None = None) -> None:
         # The logger's folder, not Trainer.log_dir: that broadcasts, and only rank 0 runs this.
         log_dir = getattr(trainer.logger, "log_dir", None)
         if log_dir is None:
@@ -192,7 +193,7 @@ class RecordEnvironment(pl.Callback):
             "started": self._started,
             "commit": self._commit,
             "wall_s": time.time() - self._started,
-            "epochs_done": trainer.current_epoch,
+            "epochs_done": epochs_done,
             "load_average_1min_at_end": os.getloadavg()[0],
             "interrupted": interrupted,
         }

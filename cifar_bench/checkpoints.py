@@ -81,6 +81,9 @@ def check_checkpoint(checkpoint: object, source: str, expected: type | None = No
             "use the config of the run that wrote it"
         )
     state_dict = checkpoint.get("state_dict", {})
+    odd_key = next((key for key in state_dict if not isinstance(key, str)), None)
+    if odd_key is not None:
+        raise CifarBenchError(f"{source} names a weight {odd_key!r}, not by a string: {ADVICE}")
     broken = first_non_finite(state_dict)
     if broken is not None:
         raise CifarBenchError(

@@ -282,6 +282,14 @@ def set_model_class(run: Path, class_path: str) -> None:
     (run / "config.yaml").write_text(yaml.safe_dump(config))
 
 
+@pytest.mark.parametrize("precision", ["64-true", "bf16-true"])
+def test_a_true_precision_evaluates_with_inputs_in_the_weights_dtype(run_copy, imbalanced_data, precision):
+    metrics = evaluate(
+        str(run_copy), data_dir=str(imbalanced_data), precision=precision, console=Console(file=io.StringIO())
+    )
+    assert metrics["precision"] == precision and metrics["splits"]["test"]["images"] == 40
+
+
 def test_a_run_without_a_checkpoint_is_a_clear_error(run_copy):
     shutil.rmtree(run_copy / "checkpoints")
     with pytest.raises(CifarBenchError, match="has no checkpoints/last.ckpt"):
@@ -311,6 +319,15 @@ def test_a_checkpoint_of_another_model_is_a_clear_error(run_copy):
 def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(run_copy):
     (run_copy / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(CifarBenchError, match="last.ckpt is truncated or not a checkpoint"):
+        evaluate(run_copy)
+
+
+def test_a_checkpoint_naming_a_weight_by_a_number_is_a_clear_error(run_copy):
+    path = run_copy / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint["state_dict"][1] = torch.zeros(1)
+    torch.save(checkpoint, path)
+    with pytest.raises(CifarBenchError, match="names a weight 1, not by a string"):
         evaluate(run_copy)
 
 

@@ -69,6 +69,13 @@ def test_without_warm_up_the_cosine_starts_at_the_peak():
     assert learning_rates(MLPClassifier(lr=0.1), steps=40, max_epochs=4)[0] == pytest.approx(0.1)
 
 
+def test_a_constant_rate_whose_warm_up_rounds_to_no_step_runs_without_a_schedule():
+    model = MLPClassifier(lr=0.1, lr_schedule="constant", warmup_epochs=0.01)
+    model._trainer = SimpleNamespace(estimated_stepping_batches=20, max_epochs=1)
+    configured = model.configure_optimizers()
+    assert isinstance(configured, torch.optim.Optimizer) and configured.param_groups[0]["lr"] == 0.1
+
+
 def test_label_smoothing_applies_to_training_losses_only():
     model = CNNClassifier(widths=(4, 8, 8), hidden=(16, 16), label_smoothing=0.1).eval()
     batch = (torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]), torch.arange(4))

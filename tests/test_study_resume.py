@@ -133,9 +133,10 @@ def test_a_killed_session_still_counts_to_its_last_epoch_end_and_training_time_i
     monkeypatch.setattr(callbacks.time, "time", lambda: next(clock))
     monkeypatch.setattr(callbacks, "commit", lambda: "aaa")
     recorder.on_fit_start(trainer, None)
-    for epoch in (1, 2):
+    for epoch in (0, 1):  # Lightning's count at the end of the first and the second epoch
         trainer.current_epoch = epoch
         recorder.on_train_epoch_end(trainer, None)
+    trainer.current_epoch = 2
     recorder.on_fit_start(trainer, None)
     recorder.on_fit_end(trainer, None)
     record = json.loads((tmp_path / "environment.json").read_text())

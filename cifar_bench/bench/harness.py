@@ -182,7 +182,9 @@ def evaluate_everything(cli: CifarBenchCLI, batch_size: int) -> dict:
     """Wall time of evaluate's inference over all 60,000 images, the 50,000 training and the 10,000 test
     images (data already in memory): ``logits_in_precision``, in the precision the config trains in."""
     arrays, model = cli.datamodule.arrays, cli.model
-    fabric = Fabric(accelerator="auto", devices=1, precision=str(cli.trainer.precision))
+    # The device and precision the config's Trainer runs on, as evaluate would use for its run.
+    device = cli.trainer.strategy.root_device.type
+    fabric = Fabric(accelerator=device, devices=1, precision=str(cli.trainer.precision))
     start = time.perf_counter()
     logits = [
         logits_in_precision(model, images, fabric, batch_size) for images in (arrays.train_images, arrays.test_images)

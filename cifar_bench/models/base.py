@@ -100,12 +100,13 @@ class CifarClassifier(pl.LightningModule):
     def predict_logits(self, images, batch_size: int = 500) -> torch.Tensor:
         """Float32 logits (N, 10), on the CPU, of a uint8 tensor (N, 3, H, W) or a list of PIL images (any
         mode, made RGB; not 32x32: resized with antialiasing), in eval mode: what evaluate, predict and the
-        bench run. Mixed precision is the caller's autocast context (``fabric.autocast()`` in evaluate)."""
+        bench run. Inputs take the weights' dtype (a ``bf16-true`` or ``64-true`` Fabric converts only the
+        weights); mixed precision is the caller's autocast context (``fabric.autocast()`` in evaluate)."""
         batch, was_training = as_uint8_batch(images), self.training
         self.eval()
         try:
             chunks = [
-                self(self.prepare_inputs(batch[i : i + batch_size])).float().cpu()
+                self(self.prepare_inputs(batch[i : i + batch_size]).to(self.dtype)).float().cpu()
                 for i in range(0, len(batch), batch_size)
             ]
         finally:
@@ -258,4 +259,6 @@ class CifarClassifier(pl.LightningModule):
             return optimizer  # no schedule, and no Trainer needed to plan one
         trainer = self.trainer
         scheduler = build_schedule(optimizer, hp, int(trainer.estimated_stepping_batches), trainer.max_epochs)
+        if scheduler is None:  # a constant rate whose warm-up rounds to no step
+            return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
