@@ -73,6 +73,10 @@ def quiet_third_party_noise() -> None:
     warnings.filterwarnings(
         "ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a"
     )
+    # The models log once per epoch, values torchmetrics has already gathered from every rank: neither
+    # Lightning's per-step logging interval nor its advice to sync epoch values across ranks applies.
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True\)`")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
