@@ -16,6 +16,12 @@ from PIL import Image, UnidentifiedImageError
 from cifar_bench.errors import CifarBenchError
 
 SIZE = 32
+# The formats decoded, by PIL's names: a file is never handed to another plugin whatever its name says (a
+# PostScript file named x.png would otherwise reach PIL's EPS plugin, which runs Ghostscript).
+READ_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF")
+# The most pixels an image may have (read from its header, before decoding): 64 MP, 192 MB as RGB, above
+# any camera's photo. PIL alone only warns up to 178 MP, so a 20 KB PNG could decode to gigabytes.
+MAX_PIXELS = 64_000_000
 # Image.DecompressionBombError is a subclass of Exception raised for absurdly large images.
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
 
@@ -40,10 +46,20 @@ def to_32(images: torch.Tensor) -> torch.Tensor:
     return resize(images, [SIZE, SIZE], antialias=True)
 
 
+def image_extensions() -> set[str]:
+    """The file name extensions (lower case, with the dot) of the formats read."""
+    return {extension.lower() for extension, name in Image.registered_extensions().items() if name in READ_FORMATS}
+
+
 def read_image(path: Path) -> torch.Tensor:
-    """One image file as uint8 (3, H, W); a file PIL cannot decode raises CifarBenchError with the reason."""
+    """One image file as uint8 (3, H, W), in one of READ_FORMATS and at most MAX_PIXELS; anything else
+    raises CifarBenchError with the reason."""
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=READ_FORMATS) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise CifarBenchError(
+                    f"{image.width}x{image.height} pixels, more than the {MAX_PIXELS:,} read: pass a smaller image"
+                )
             image.load()
             return rgb_tensor(image)
     except DECODE_ERRORS as error:

@@ -10,8 +10,6 @@ were evaluated on (read from their metrics.json: compare needs no data).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Optional
@@ -19,14 +17,13 @@ from typing import Optional
 import torch
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.evaluate import METRICS_FILE
 from cifar_bench.reports.evaluation_files import format_duration
 from cifar_bench.reports.intervals import t_interval, wilson_interval
-from cifar_bench.reports.output import print_plain, print_whole, write_json, write_text
+from cifar_bench.reports.output import csv_text, escaped, print_plain, print_whole, shown, write_json, write_text
 from cifar_bench.reports.paired import paired_comparison, paired_lines
 from cifar_bench.reports.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 
@@ -236,24 +233,23 @@ def total_time_line(rows: list[dict]) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "|".join(" --- " for _ in HEADINGS) + "|"]
-    lines += ["| " + " | ".join(display_cells(row)) + " |" for row in rows]
+    # A name from a folder could hold a "|" (a forged column) or a line break (a forged row).
+    lines += [
+        "| " + " | ".join(escaped(cell).replace("|", "\\|") for cell in display_cells(row)) + " |" for row in rows
+    ]
     return "\n".join(lines) + "\n\n" + total_time_line(rows) + "\n"
 
 
 def csv_table(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({column: row.get(column, "") for column in COLUMNS} for row in rows)
-    return buffer.getvalue()
+    return csv_text(list(COLUMNS), ([row.get(column, "") for column in COLUMNS] for row in rows))
 
 
 def print_table(console: Console, directory: Path, rows: list[dict]) -> None:
-    table = Table(title=f"Results & comparisons ({directory})")
+    table = Table(title=shown(f"Results & comparisons ({directory})"))
     for heading in HEADINGS:
         table.add_column(heading, justify="left" if heading == "Model" else "right")
     for row in rows:
-        table.add_row(*map(Text, display_cells(row)))  # a model named like markup is shown as named
+        table.add_row(*map(shown, display_cells(row)))  # a model named like markup is shown as named
     print_whole(console, table)
     print_plain(console, total_time_line(rows))
 

@@ -45,7 +45,7 @@ from cifar_bench.reports.evaluation_files import (
     write_confusion_csv,
     write_predictions,
 )
-from cifar_bench.reports.output import print_plain, print_whole, save_figure, write_json, write_text
+from cifar_bench.reports.output import print_plain, print_whole, save_figure, shown, write_json, write_text
 from cifar_bench.reports.runs import Run, find_run, load_model, read_data
 
 EVALUATION_FOLDER = "evaluation"
@@ -261,7 +261,7 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions) -> list
 
 
 def print_results(console: Console, metrics: dict, text: list[str], out: Path) -> None:
-    table = Table(title=f"{metrics['model']}: {Path(metrics['checkpoint']).name} of {Path(metrics['run']).name}")
+    table = Table(title=shown(f"{metrics['model']}: {Path(metrics['checkpoint']).name} of {Path(metrics['run']).name}"))
     table.add_column("")
     table.add_column("value", justify="right")
     for split in SPLITS:

@@ -3,14 +3,12 @@ layout, confusion CSVs, raw predictions, and the training curves read back from 
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cifar_bench.reports.output import atomic_file, write_text
+from cifar_bench.reports.output import atomic_file, csv_text, write_text
 
 SPLITS = ("train", "test")
 CURVE_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc")
@@ -77,11 +75,8 @@ def read_history(folder: Path) -> dict[str, dict[str, list[float]]]:
 
 def write_confusion_csv(path: Path, confusion: list[list[int]], class_names: tuple[str, ...]) -> Path:
     """Rows are true classes, columns predicted ones; the header and first column name them."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["true \\ predicted", *class_names])
-    writer.writerows([name, *row] for name, row in zip(class_names, confusion))
-    return write_text(path, buffer.getvalue())
+    rows = [[name, *row] for name, row in zip(class_names, confusion)]
+    return write_text(path, csv_text(["true \\ predicted", *class_names], rows))
 
 
 def write_predictions(path: Path, labels: dict[str, torch.Tensor], predictions: dict[str, torch.Tensor]) -> Path:

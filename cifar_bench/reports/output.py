@@ -1,4 +1,5 @@
-"""Output of the report commands: atomic file writes, and rich tables printed whole.
+"""Output of the report commands: atomic file writes, rich tables printed whole, and names from files
+shown safely (to a terminal, in a CSV a spreadsheet opens).
 
 A reader (or a second run) never sees half a file: content goes to a new hidden file in the target
 folder first and is renamed into place only once it is complete. The hidden file has an
@@ -8,6 +9,8 @@ through: a link at the final name is replaced by the report, and its target left
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -18,6 +21,11 @@ from typing import IO
 
 from rich.console import Console
 from rich.measure import Measurement
+from rich.text import Text
+
+# A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
+# may shift it into one): such text cells get a leading apostrophe, as OWASP's CSV-injection advice says.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _umask() -> int:
@@ -84,5 +92,34 @@ def print_whole(console: Console, renderable) -> None:
 
 def print_plain(console: Console, text: str, style: str | None = None) -> None:
     """Print text as written, in one style: a path is never wrapped across lines (piped output is 80
-    columns) nor read as rich markup (a folder named ``[red]``)."""
-    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+    columns) nor read as rich markup (a folder named ``[red]``), and characters a terminal would act on
+    within a line are shown escaped."""
+    lines = "\n".join(escaped(line) for line in text.split("\n"))
+    console.print(lines, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def escaped(text: str) -> str:
+    """Text with every character a terminal would act on (ESC sequences that clear the screen or write the
+    clipboard, a newline that forges a table row) written as its Python escape, e.g. ``\\x1b``, ``\\n``."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def shown(text: str) -> Text:
+    """A name that came from a file, folder or config, as a table cell: escaped, and never read as markup."""
+    return Text(escaped(str(text)))
+
+
+def spreadsheet_safe(cell):
+    """A CSV cell a spreadsheet shows as written: text that would start a formula gets a leading apostrophe;
+    numbers are left as numbers."""
+    return f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
+
+
+def csv_text(header: list[str], rows) -> str:
+    """A CSV file's text in the csv module's default dialect (CRLF line ends, so a cell holding a bare CR or LF
+    is quoted and cannot split its row), every text cell spreadsheet-safe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
+    return buffer.getvalue()

@@ -9,24 +9,20 @@ In Python, one call gives a model ready for ``model.predict(images)``::
 
 from __future__ import annotations
 
-import csv
 import glob
-import io
 from pathlib import Path
 from typing import Optional
 
 import torch
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
-from cifar_bench.data.images import SIZE, read_image, to_32
+from cifar_bench.data.images import SIZE, image_extensions, read_image, to_32
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER
-from cifar_bench.reports.output import print_plain, print_whole, write_text
+from cifar_bench.reports.output import csv_text, print_plain, print_whole, shown, write_text
 from cifar_bench.reports.runs import find_run, load_model, read_data
 
 PREDICTIONS_CSV = "predictions.csv"
@@ -41,7 +37,7 @@ def load_for_prediction(ckpt: str | Path, device: str = "cpu") -> CifarClassifie
 
 def image_files(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     """The files named by paths, folders (their image files, sorted) and globs; and (input, reason) for those naming none."""
-    extensions = {extension.lower() for extension in Image.registered_extensions()}
+    extensions = image_extensions()
     files, missing = [], []
     for text in inputs:
         path = Path(text).expanduser()
@@ -75,17 +71,19 @@ def read_images(files: list[Path]) -> tuple[list[str], torch.Tensor | None, list
 
 
 def predictions_csv(names: list[str], probabilities: torch.Tensor, labels: torch.Tensor | None) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "true_label", "predicted", "probability", *(f"p_{name}" for name in CLASS_NAMES)])
+    header = ["file", "true_label", "predicted", "probability", *(f"p_{name}" for name in CLASS_NAMES)]
     best = probabilities.max(dim=1)
-    for i, name in enumerate(names):
-        true = "" if labels is None else CLASS_NAMES[int(labels[i])]
-        row = probabilities[i].tolist()
-        writer.writerow(
-            [name, true, CLASS_NAMES[int(best.indices[i])], f"{float(best.values[i]):.6f}", *(f"{p:.6f}" for p in row)]
-        )
-    return buffer.getvalue()
+    rows = [
+        [
+            name,
+            "" if labels is None else CLASS_NAMES[int(labels[i])],
+            CLASS_NAMES[int(best.indices[i])],
+            f"{float(best.values[i]):.6f}",
+            *(f"{p:.6f}" for p in probabilities[i].tolist()),
+        ]
+        for i, name in enumerate(names)
+    ]
+    return csv_text(header, rows)
 
 
 def predict(
@@ -99,7 +97,7 @@ def predict(
     show: int = 50,
     console: Optional[Console] = None,
 ) -> dict:
-    """Predict the classes of image files (PNG, JPEG, BMP, WebP...) or, with no inputs, of the test set.
+    """Predict the classes of image files (PNG, JPEG, BMP, WebP, GIF, TIFF) or, with no inputs, of the test set.
 
     Args:
         ckpt: a .ckpt file of a run, or a run folder (version_N/) to use its last.ckpt.
@@ -165,23 +163,23 @@ def print_skipped(console: Console, skipped: list[tuple[str, str]]) -> None:
     table.add_column("input")
     table.add_column("reason")
     for name, reason in skipped:
-        table.add_row(Text(name), Text(reason))
+        table.add_row(shown(name), shown(reason))
     print_whole(console, table)
 
 
 def print_table(console: Console, model: str, names: list[str], probabilities: torch.Tensor, labels, show: int) -> None:
-    shown = min(len(names), max(show, 0))
+    listed = min(len(names), max(show, 0))
     title = f"{model}: predictions" + (
-        f" (first {shown} of {len(names)}; all in the CSV)" if shown < len(names) else ""
+        f" (first {listed} of {len(names)}; all in the CSV)" if listed < len(names) else ""
     )
-    table = Table(title=title)
+    table = Table(title=shown(title))
     for heading in ("file", *(("true",) if labels is not None else ()), "predicted", "probability", "top 3"):
         table.add_column(heading, justify="right" if heading == "probability" else "left")
-    top = probabilities[:shown].topk(3, dim=1)
-    for i in range(shown):
+    top = probabilities[:listed].topk(3, dim=1)
+    for i in range(listed):
         top3 = ", ".join(f"{CLASS_NAMES[int(c)]} {float(p):.3f}" for p, c in zip(top.values[i], top.indices[i]))
         true = (CLASS_NAMES[int(labels[i])],) if labels is not None else ()
         table.add_row(
-            Text(names[i]), *true, CLASS_NAMES[int(top.indices[i, 0])], f"{float(top.values[i, 0]):.4f}", top3
+            shown(names[i]), *true, CLASS_NAMES[int(top.indices[i, 0])], f"{float(top.values[i, 0]):.4f}", top3
         )
     print_whole(console, table)

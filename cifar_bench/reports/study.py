@@ -23,13 +23,12 @@ from typing import Optional
 
 import yaml
 from rich.console import Console
-from rich.text import Text
 
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
 from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
-from cifar_bench.reports.output import print_plain, write_json
+from cifar_bench.reports.output import print_plain, shown, write_json
 
 
 def own_base_config(configs_dir: Path) -> list[str]:
@@ -161,7 +160,7 @@ def train_and_evaluate(
         print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
         return
     last = folder / "checkpoints" / "last.ckpt"
-    console.rule(Text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
+    console.rule(shown(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
     command, stage = fit_command(configs_dir, save_dir, model, seed, settings), "fit"
     status = cifar_bench(*command)
     if status == 0:

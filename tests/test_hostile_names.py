@@ -1,0 +1,75 @@
+"""Names and image files a hostile folder can hold, met for real: a PostScript file named like a PNG, a tiny
+PNG that decodes to gigabytes, file names carrying terminal escapes, line breaks or spreadsheet formulas."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import fit_tiny
+from PIL import EpsImagePlugin, Image
+from rich.console import Console
+
+from cifar_bench.data.images import MAX_PIXELS, read_image
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.reports.output import csv_text, print_plain
+from cifar_bench.reports.predict import predict
+
+ESCAPES = "\x1b[2J\x1b]52;c;aGk=\x07"  # clear the screen, write the clipboard
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_data) -> Path:
+    return fit_tiny(tiny_data, tmp_path_factory.mktemp("logs"), "mlp", "--trainer.max_epochs", "1")
+
+
+def test_a_postscript_file_named_like_a_png_never_reaches_pils_eps_plugin(tmp_path, monkeypatch):
+    def reached(*_):
+        raise AssertionError("the EPS plugin (Ghostscript) was handed the file")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "load", reached)
+    path = tmp_path / "x.png"
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(CifarBenchError, match="cannot identify image file"):
+        read_image(path)
+
+
+def test_a_small_file_that_would_decode_to_gigabytes_is_refused_from_its_header(tmp_path):
+    side = int(MAX_PIXELS**0.5) + 1
+    path = tmp_path / "bomb.png"
+    Image.new("1", (side, side)).save(path)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(CifarBenchError, match=f"{side}x{side} pixels, more than the 64,000,000 read"):
+        read_image(path)
+
+
+def test_names_with_escapes_line_breaks_and_formulas_reach_neither_terminal_nor_spreadsheet_raw(
+    run, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    names = [f"=HYPERLINK(1){ESCAPES}.png", "@SUM(1)\nforged row.png", "-2+3\r.png"]
+    for name in names:
+        image.save(tmp_path / name, format="PNG")
+    screen = Console(file=io.StringIO(), width=300)
+    predict(str(run), names, out=str(tmp_path / "out.csv"), console=screen)
+    shown = screen.file.getvalue()
+    assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown
+    assert "forged row" not in [line.strip("│ ") for line in shown.splitlines()]
+    with open(tmp_path / "out.csv", newline="") as handle:
+        files = [row["file"] for row in csv.DictReader(handle)]
+    assert files == [f"'{name}" for name in names]
+
+
+def test_a_csv_cell_keeps_its_numbers_and_a_bare_carriage_return_cannot_split_a_row():
+    text = csv_text(["name", "difference"], [["a\rb", -0.25], ["+1", 3]])
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [["name", "difference"], ["a\rb", "-0.25"], ["'+1", "3"]]
+
+
+def test_plain_lines_keep_their_breaks_and_show_control_characters_escaped():
+    screen = Console(file=io.StringIO(), width=80)
+    print_plain(screen, f"Written to /runs/{ESCAPES}x\nNext: compare")
+    assert screen.file.getvalue() == "Written to /runs/\\x1b[2J\\x1b]52;c;aGk=\\x07x\nNext: compare\n"
