@@ -22,6 +22,8 @@ from cifar_bench.model_configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.models import CifarClassifier
 
 CONFIG_OPTIONS = ("--config", "-c")
+# The --ckpt_path values Lightning resolves itself instead of reading a file.
+LIGHTNING_CHECKPOINT_WORDS = ("last", "best", "hpc", "registry")
 
 
 def with_packaged_configs(words: list[str]) -> list[str]:
@@ -191,8 +193,17 @@ class CifarBenchCLI(LightningCLI):
     @staticmethod
     def _check_checkpoint(ckpt_path: str | None) -> None:
         """A checkpoint path must exist, and ``read_checkpoint`` accept it (before Lightning imports the class
-        it names); 'last' and 'best' are Lightning's to resolve."""
-        if ckpt_path is None or ckpt_path in ("last", "best", "hpc", "registry"):
+        it names); 'last' and 'best' are Lightning's to resolve. LightningCLI reads any *file* of that name in
+        the current folder as a checkpoint first, importing the class it names: a file the user did not name,
+        refused."""
+        if ckpt_path in LIGHTNING_CHECKPOINT_WORDS:
+            if os.path.lexists(ckpt_path):
+                raise CifarBenchError(
+                    f"--ckpt_path {ckpt_path} means Lightning's {ckpt_path!r} checkpoint, but a file of that name in "
+                    f"{Path.cwd()} would be loaded instead: remove or rename it, or pass ./{ckpt_path} to load that file"
+                )
+            return
+        if ckpt_path is None:
             return
         if not Path(ckpt_path).is_file():
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")

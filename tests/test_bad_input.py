@@ -89,6 +89,8 @@ def workspace(tmp_path_factory, trained_mlp, imbalanced_data) -> Path:
             run, root / "runs" / name / "version_0", ignore=shutil.ignore_patterns("*.ckpt", "evaluation")
         )
         shutil.copy(root / f"{name}.ckpt", evaluable / "checkpoints" / "last.ckpt")
+    # Where `--ckpt_path last` is typed, LightningCLI reads a file named "last" in the current folder.
+    shutil.copy(root / "planted.ckpt", root / "last")
     for name, data_dir in {"nowhere": root / "nowhere", "archived": root / "archived"}.items():
         trained_elsewhere = shutil.copytree(
             run, root / "runs" / f"data_{name}" / "version_0", ignore=shutil.ignore_patterns("evaluation")
@@ -196,6 +198,11 @@ CASES = [
         "checkpoint naming an importable module, resumed",
         lambda ws: fit(ws, "mlp", "data", "--ckpt_path", str(ws / "planted.ckpt")),
         "'planted_module.Net'",
+    ),
+    (
+        "a planted file named like Lightning's 'last' checkpoint",
+        lambda ws: fit(ws, "mlp", "data", "--ckpt_path", "last"),
+        "but a file of that name in",
     ),
     ("checkpoint that runs code when unpickled", lambda ws: with_checkpoint(ws, "malicious.ckpt"), "refused to load"),
     ("checkpoint that is a list", lambda ws: with_checkpoint(ws, "list.ckpt"), "holds a list, not a checkpoint"),
