@@ -21,6 +21,10 @@ from conftest import CONFIGS, REPO, snapshot, write_binary_version
 
 from cifar_bench import callbacks
 from cifar_bench.callbacks import RecordEnvironment
+from cifar_bench.data import CIFAR10DataModule
+from cifar_bench.lightning_cli import CifarBenchCLI
+from cifar_bench.models import CifarClassifier
+from cifar_bench.reports.study import fit_command, run_folder
 
 EPOCHS, TRAIN_IMAGES, BATCH = 6, 180, 16
 
@@ -186,3 +190,11 @@ def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp
     sessions = json.loads((run / "environment.json").read_text())["sessions"]
     assert [session["interrupted"] for session in sessions] == ["KeyboardInterrupt"]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 0  # whole, resumable
+
+
+def test_a_copied_config_that_kept_its_logger_name_trains_into_its_own_run_folder(tmp_path):
+    configs = Path(shutil.copytree(CONFIGS, tmp_path / "configs"))
+    (configs / "mlp_copy.yaml").write_text((configs / "mlp.yaml").read_text())  # still "name: mlp"
+    words = fit_command(configs, tmp_path / "study", "mlp_copy", 0, ["--data.data_dir", str(tmp_path)])
+    cli = CifarBenchCLI(CifarClassifier, CIFAR10DataModule, subclass_mode_model=True, run=False, args=words[1:])
+    assert Path(cli.trainer.logger.log_dir) == run_folder(tmp_path / "study", "mlp_copy", 0)

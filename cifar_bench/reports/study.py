@@ -143,7 +143,10 @@ def fit_command(configs_dir: Path, save_dir: Path, model: str, seed: int, settin
         # Every fit starts from the package's base.yaml; a configs_dir may add its own over it.
         *("fit", *own_base_config(configs_dir), "--config", str(configs_dir / f"{model}.yaml")),
         *("--seed_everything", str(seed), "--data.seed", str(seed)),
-        *("--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.version", folder.name),
+        # The run folder follows the study's name for the model, whatever logger name its config carries (a
+        # copied config that kept "mlp" would otherwise train into mlp's folder, over its last.ckpt).
+        *("--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.name", model),
+        *("--trainer.logger.init_args.version", folder.name),
         *settings,
         *(["--ckpt_path", str(last)] if last.is_file() else []),
     ]
