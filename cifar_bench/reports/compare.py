@@ -23,7 +23,16 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.evaluate import METRICS_FILE
 from cifar_bench.reports.evaluation_files import format_duration
 from cifar_bench.reports.intervals import t_interval, wilson_interval
-from cifar_bench.reports.output import csv_text, escaped, print_plain, print_whole, shown, write_json, write_text
+from cifar_bench.reports.output import (
+    csv_text,
+    escaped,
+    print_plain,
+    print_whole,
+    read_small_text,
+    shown,
+    write_json,
+    write_text,
+)
 from cifar_bench.reports.paired import paired_comparison, paired_lines
 from cifar_bench.reports.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 
@@ -71,9 +80,10 @@ def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
 
 def _read_json(path: Path) -> dict:
     try:
-        content = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise CifarBenchError(f"{path} is not readable JSON ({type(error).__name__}): run evaluate again, or delete it")
+        content = json.loads(read_small_text(path))
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nesting too deep to parse
+        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
+        raise CifarBenchError(f"{path} is not readable JSON ({reason}): run evaluate again, or delete it")
     if not isinstance(content, dict):
         raise CifarBenchError(f"{path} holds no JSON object: run evaluate again, or delete it")
     return content

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.text import Text
 
+# The largest metrics.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
+MAX_SMALL_FILE = 16 * 2**20
 # A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
 # may shift it into one): such text cells get a leading apostrophe, as OWASP's CSV-injection advice says.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -123,3 +126,17 @@ def csv_text(header: list[str], rows) -> str:
     writer.writerow(header)
     writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
     return buffer.getvalue()
+
+
+def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes. Anything else raises OSError (a FIFO
+    would hang the read, a device such as /dev/zero never end it, a link to either is followed and refused)
+    and so does a larger file; undecodable bytes raise UnicodeDecodeError (a ValueError)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        content = handle.read(limit + 1)
+    if len(content) > limit:
+        raise OSError(f"{path} is over {limit:,} bytes")
+    return content.decode("utf-8")

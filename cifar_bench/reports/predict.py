@@ -27,6 +27,8 @@ from cifar_bench.reports.runs import find_run, load_model, read_data
 
 PREDICTIONS_CSV = "predictions.csv"
 GLOB_CHARACTERS = set("*?[")
+# The most paths one glob may walk: ``**`` below a folder holding links to itself has no end otherwise.
+MAX_GLOB_PATHS = 100_000
 
 
 def load_for_prediction(ckpt: str | Path, device: str = "cpu") -> CifarClassifier:
@@ -38,7 +40,8 @@ def load_for_prediction(ckpt: str | Path, device: str = "cpu") -> CifarClassifie
 def image_files(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     """The files named by paths, folders (their image files, sorted) and globs; and (input, reason) for those naming none."""
     extensions = image_extensions()
-    files, missing = [], []
+    files: dict[Path, None] = {}  # ordered, each file once, without a quadratic search
+    missing = []
     for text in inputs:
         path = Path(text).expanduser()
         if path.is_dir():
@@ -46,13 +49,26 @@ def image_files(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
         elif path.is_file():
             found = [path]
         elif GLOB_CHARACTERS & set(text):
-            found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+            found = glob_files(str(path))
         else:
             found = []
         if not found:
             missing.append((text, "no such file" if not path.is_dir() else "no image files in this folder"))
-        files += [p for p in found if p not in files]
-    return files, missing
+        files.update(dict.fromkeys(found))
+    return list(files), missing
+
+
+def glob_files(pattern: str) -> list[Path]:
+    """The files a glob matches, sorted; refused past MAX_GLOB_PATHS walked paths."""
+    matches = []
+    for walked, name in enumerate(glob.iglob(pattern, recursive=True), start=1):
+        if walked > MAX_GLOB_PATHS:
+            raise CifarBenchError(
+                f"{pattern} walks more than {MAX_GLOB_PATHS:,} paths (a folder linking to itself?): pass a narrower glob"
+            )
+        if Path(name).is_file():
+            matches.append(Path(name))
+    return sorted(matches)
 
 
 def read_images(files: list[Path]) -> tuple[list[str], torch.Tensor | None, list[tuple[str, str]], int]:

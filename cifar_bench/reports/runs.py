@@ -14,6 +14,7 @@ from cifar_bench.checkpoints import check_checkpoint, known_model, model_classes
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier
+from cifar_bench.reports.output import read_small_text
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ def find_run(ckpt: str | Path) -> Run:
             "(version_N/ holding config.yaml and checkpoints/)"
         )
     try:
-        config = yaml.safe_load(config_file.read_text())
-    except yaml.YAMLError as error:
-        raise CifarBenchError(f"{config_file} is not readable YAML ({type(error).__name__}): restore the run's config")
+        config = yaml.safe_load(read_small_text(config_file))
+    except (yaml.YAMLError, OSError, ValueError, RecursionError) as error:
+        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
+        raise CifarBenchError(f"{config_file} is not readable YAML ({reason}): restore the run's config")
     if not isinstance(config, dict):
         raise CifarBenchError(f"{config_file} holds no configuration: restore the run's config")
     return Run(folder.resolve(), checkpoint.resolve(), config)

@@ -1,10 +1,14 @@
-"""Names and image files a hostile folder can hold, met for real: a PostScript file named like a PNG, a tiny
-PNG that decodes to gigabytes, file names carrying terminal escapes, line breaks or spreadsheet formulas."""
+"""Files, links and names a hostile folder can hold, met for real: a PostScript file named like a PNG, a tiny
+PNG that decodes to gigabytes, file names carrying terminal escapes, line breaks or spreadsheet formulas, a
+folder linking to itself under a ``**`` glob, a FIFO or /dev/zero or a deep nesting as metrics.json."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +19,10 @@ from rich.console import Console
 
 from cifar_bench.data.images import MAX_PIXELS, read_image
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.reports import predict as predict_module
+from cifar_bench.reports.compare import compare
 from cifar_bench.reports.output import csv_text, print_plain
-from cifar_bench.reports.predict import predict
+from cifar_bench.reports.predict import image_files, predict
 
 ESCAPES = "\x1b[2J\x1b]52;c;aGk=\x07"  # clear the screen, write the clipboard
 
@@ -73,3 +79,50 @@ def test_plain_lines_keep_their_breaks_and_show_control_characters_escaped():
     screen = Console(file=io.StringIO(), width=80)
     print_plain(screen, f"Written to /runs/{ESCAPES}x\nNext: compare")
     assert screen.file.getvalue() == "Written to /runs/\\x1b[2J\\x1b]52;c;aGk=\\x07x\nNext: compare\n"
+
+
+@contextlib.contextmanager
+def ends_within(seconds: int):
+    """Turn a hang into a test failure."""
+
+    def hung(*_):
+        raise AssertionError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_glob_below_a_folder_linking_to_itself_is_refused_not_walked_forever(tmp_path, monkeypatch):
+    monkeypatch.setattr(predict_module, "MAX_GLOB_PATHS", 2_000)  # the bound's value, not its existence, made small
+    (tmp_path / "shots").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "shots" / "a.png")
+    for name in ("again", "and_again"):
+        (tmp_path / "shots" / name).symlink_to(".")
+    with ends_within(60), pytest.raises(CifarBenchError, match="walks more than 2,000 paths"):
+        image_files([str(tmp_path / "shots" / "**" / "*.png")])
+
+
+def test_the_same_file_named_twice_is_listed_once_in_the_order_given(tmp_path):
+    for name in ("b.png", "a.png"):
+        Image.new("RGB", (32, 32)).save(tmp_path / name)
+    files, missing = image_files([str(tmp_path / "b.png"), str(tmp_path), str(tmp_path / "*.png")])
+    assert files == [tmp_path / "b.png", tmp_path / "a.png"] and missing == []
+
+
+@pytest.mark.parametrize("plant", ["fifo", "link to /dev/zero", "deep nesting"])
+def test_a_metrics_json_that_would_hang_or_exhaust_compare_is_one_clear_error(tmp_path, plant):
+    metrics = tmp_path / "mlp" / "seed0" / "evaluation" / "metrics.json"
+    metrics.parent.mkdir(parents=True)
+    if plant == "fifo":
+        os.mkfifo(metrics)
+    elif plant == "link to /dev/zero":
+        metrics.symlink_to("/dev/zero")
+    else:
+        metrics.write_text("[" * 200_000 + "]" * 200_000)
+    with ends_within(60), pytest.raises(CifarBenchError, match="metrics.json is not readable JSON"):
+        compare(str(tmp_path), console=Console(file=io.StringIO()))
