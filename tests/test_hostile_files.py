@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fit_tiny
+from conftest import copy_run, fit_tiny
 from PIL import EpsImagePlugin, Image
 from rich.console import Console
 
@@ -21,8 +21,10 @@ from cifar_bench.data.images import MAX_PIXELS, read_image
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports import predict as predict_module
 from cifar_bench.reports.compare import compare
+from cifar_bench.reports.evaluate import evaluate
 from cifar_bench.reports.output import csv_text, print_plain
 from cifar_bench.reports.predict import image_files, predict
+from cifar_bench.reports.study import export_evidence
 
 ESCAPES = "\x1b[2J\x1b]52;c;aGk=\x07"  # clear the screen, write the clipboard
 
@@ -126,3 +128,45 @@ def test_a_metrics_json_that_would_hang_or_exhaust_compare_is_one_clear_error(tm
         metrics.write_text("[" * 200_000 + "]" * 200_000)
     with ends_within(60), pytest.raises(CifarBenchError, match="metrics.json is not readable JSON"):
         compare(str(tmp_path), console=Console(file=io.StringIO()))
+
+
+def test_a_runs_evaluation_folder_linked_elsewhere_is_never_written_through(trained_mlp, imbalanced_data, tmp_path):
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "evaluation").symlink_to(elsewhere)
+    with pytest.raises(CifarBenchError, match="evaluation is a link: refusing to write through it"):
+        evaluate(str(run), data_dir=str(imbalanced_data), console=Console(file=io.StringIO()))
+    with pytest.raises(CifarBenchError, match="evaluation is a link: refusing to write through it"):
+        predict(str(run), data_dir=str(imbalanced_data), console=Console(file=io.StringIO()))
+    assert list(elsewhere.iterdir()) == []
+
+
+def evidence_folder(root: Path) -> Path:
+    """A study folder holding one evaluated run's evidence files and the comparison."""
+    run = root / "mlp" / "seed0"
+    (run / "evaluation").mkdir(parents=True)
+    for name in ("config.yaml", "environment.json", "evaluation/metrics.json", "evaluation/curves.png"):
+        (run / name).write_bytes(b"\x89PNG\r\n" if name.endswith(".png") else b"{}\n")
+    for name in ("comparison.md", "comparison.csv"):
+        (root / name).write_text("table\n")
+    return run
+
+
+def test_evidence_is_neither_copied_from_a_planted_link_nor_written_through_one(tmp_path):
+    run = evidence_folder(tmp_path / "study")
+    secret, victim = tmp_path / "secret", tmp_path / "victim"
+    secret.write_text("private\n")
+    victim.write_text("kept\n")
+    results = tmp_path / "results"
+    (results / "mlp" / "seed0").mkdir(parents=True)
+    (results / "mlp" / "seed0" / "environment.json").symlink_to(victim)
+    assert export_evidence(tmp_path / "study", results) == 1
+    assert victim.read_text() == "kept\n" and not (results / "mlp" / "seed0" / "environment.json").is_symlink()
+    assert (results / "mlp" / "seed0" / "evaluation" / "curves.png").read_bytes() == b"\x89PNG\r\n"
+
+    (run / "config.yaml").unlink()
+    (run / "config.yaml").symlink_to(secret)
+    with pytest.raises(CifarBenchError, match="config.yaml is a link: refusing to copy what it points to"):
+        export_evidence(tmp_path / "study", results)
+    assert "private" not in (results / "mlp" / "seed0" / "config.yaml").read_text()

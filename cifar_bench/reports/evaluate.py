@@ -45,7 +45,15 @@ from cifar_bench.reports.evaluation_files import (
     write_confusion_csv,
     write_predictions,
 )
-from cifar_bench.reports.output import print_plain, print_whole, save_figure, shown, write_json, write_text
+from cifar_bench.reports.output import (
+    print_plain,
+    print_whole,
+    save_figure,
+    shown,
+    unlinked_folder,
+    write_json,
+    write_text,
+)
 from cifar_bench.reports.runs import Run, find_run, load_model, read_data
 
 EVALUATION_FOLDER = "evaluation"
@@ -144,7 +152,7 @@ def evaluate(
         "class_names": list(arrays.class_names),
         "splits": splits,
     }
-    out_folder = Path(out) if out is not None else run.folder / EVALUATION_FOLDER
+    out_folder = Path(out) if out is not None else unlinked_folder(run.folder / EVALUATION_FOLDER, run.folder)
     text = write_outputs(out_folder, metrics, images, labels, predictions)
     print_results(console, metrics, text, out_folder)
     return metrics

@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.text import Text
 
+from cifar_bench.errors import CifarBenchError
+
 # The largest metrics.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
 MAX_SMALL_FILE = 16 * 2**20
 # A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
@@ -128,10 +130,10 @@ def csv_text(header: list[str], rows) -> str:
     return buffer.getvalue()
 
 
-def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
-    """The UTF-8 text of a regular file of at most ``limit`` bytes. Anything else raises OSError (a FIFO
-    would hang the read, a device such as /dev/zero never end it, a link to either is followed and refused)
-    and so does a larger file; undecodable bytes raise UnicodeDecodeError (a ValueError)."""
+def read_small_bytes(path: Path, limit: int = MAX_SMALL_FILE) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. Anything else raises OSError: a FIFO would
+    hang the read, a device such as /dev/zero never end it (a link to either is followed and refused), and
+    a larger file is refused."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     with os.fdopen(descriptor, "rb") as handle:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
@@ -139,4 +141,45 @@ def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
         content = handle.read(limit + 1)
     if len(content) > limit:
         raise OSError(f"{path} is over {limit:,} bytes")
-    return content.decode("utf-8")
+    return content
+
+
+def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
+    """``read_small_bytes`` as UTF-8 text (undecodable bytes raise UnicodeDecodeError, a ValueError)."""
+    return read_small_bytes(path, limit).decode("utf-8")
+
+
+def first_link(path: Path, below: Path) -> Path | None:
+    """The first component of ``path``, from ``below`` down, that is a link (None if none is)."""
+    current = below
+    for part in path.relative_to(below).parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
+
+
+def unlinked_folder(folder: Path, below: Path) -> Path:
+    """``folder``, created where missing, with no link among its components from ``below`` down: a link
+    planted there (a run's ``evaluation/`` pointing elsewhere) would take the writes out of the run."""
+    link = first_link(folder, below)
+    if link is not None:
+        raise CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def copy_small_file(source: Path, below: Path, target: Path) -> Path:
+    """Copy a regular file of at most MAX_SMALL_FILE bytes, reached from ``below`` through no link, to
+    ``target`` as a new file: a link at the source would copy a file from anywhere, one at the target would
+    be written through."""
+    link = first_link(source, below)
+    if link is not None:
+        raise CifarBenchError(f"{link} is a link: refusing to copy what it points to; remove it and run again")
+    try:
+        content = read_small_bytes(source)
+    except OSError as error:
+        raise CifarBenchError(f"cannot copy {source} ({error}): remove it and run again")
+    with atomic_file(target) as handle:
+        handle.write(content)
+    return target

@@ -13,7 +13,6 @@ the rest: it ends with the same table as an uninterrupted study.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
 from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
-from cifar_bench.reports.output import print_plain, shown, write_json
+from cifar_bench.reports.output import copy_small_file, print_plain, shown, unlinked_folder, write_json
 
 
 def own_base_config(configs_dir: Path) -> list[str]:
@@ -176,6 +175,7 @@ def train_and_evaluate(
         return
     print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
     record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}
+    unlinked_folder(marker.parent, save_dir)
     write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
 
 
@@ -192,13 +192,12 @@ EVIDENCE = (
 def export_evidence(save_dir: Path, results: Path) -> int:
     """Copy the small files that back each evaluated run, and the comparison, from save_dir to results."""
     runs = sorted(path.parent.parent for path in save_dir.glob(f"*/*/{EVALUATION_FOLDER}/{METRICS_FILE}"))
+    results.mkdir(parents=True, exist_ok=True)  # the folder named; below it, nothing is written through a link
     for run in runs:
         for name in EVIDENCE:
-            if (run / name).is_file():
+            if (run / name).is_file() or (run / name).is_symlink():
                 target = results / run.relative_to(save_dir) / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(run / name, target)
-    results.mkdir(parents=True, exist_ok=True)
+                copy_small_file(run / name, save_dir, unlinked_folder(target.parent, results) / target.name)
     for name in ("comparison.md", "comparison.csv"):
-        shutil.copyfile(save_dir / name, results / name)
+        copy_small_file(save_dir / name, save_dir, results / name)
     return len(runs)
