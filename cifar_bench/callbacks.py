@@ -18,6 +18,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.files import read_small_text
 
 
 class StopOnNonFiniteLoss(pl.Callback):
@@ -212,7 +213,7 @@ def recorded_training_time(run_folder: Path) -> float | None:
     run without one (trained before it was recorded, or without the callback) or with an unreadable one."""
     path = Path(run_folder) / RecordEnvironment.FILE
     try:
-        wall_s = json.loads(path.read_text()).get("wall_s")
-    except (OSError, ValueError, AttributeError):
+        wall_s = json.loads(read_small_text(path)).get("wall_s")
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return float(wall_s) if isinstance(wall_s, (int, float)) and not isinstance(wall_s, bool) and wall_s >= 0 else None

@@ -17,6 +17,7 @@ from conftest import copy_run, fit_tiny
 from PIL import EpsImagePlugin, Image
 from rich.console import Console
 
+from cifar_bench.callbacks import recorded_training_time
 from cifar_bench.data.images import MAX_PIXELS, read_image
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports import predict as predict_module
@@ -170,3 +171,9 @@ def test_evidence_is_neither_copied_from_a_planted_link_nor_written_through_one(
     with pytest.raises(CifarBenchError, match="config.yaml is a link: refusing to copy what it points to"):
         export_evidence(tmp_path / "study", results)
     assert "private" not in (results / "mlp" / "seed0" / "config.yaml").read_text()
+
+
+def test_a_fifo_as_environment_json_leaves_the_training_time_unknown_instead_of_hanging(tmp_path):
+    os.mkfifo(tmp_path / "environment.json")
+    with ends_within(60):
+        assert recorded_training_time(tmp_path) is None

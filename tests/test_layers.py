@@ -21,6 +21,7 @@ LAYERS = [
         "cifar_bench.environment",
         "cifar_bench.model_configs",
         "cifar_bench.arguments",
+        "cifar_bench.files",
     },
     {"cifar_bench.data"},
     {"cifar_bench.networks", "cifar_bench.figures"},

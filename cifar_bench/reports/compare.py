@@ -20,6 +20,7 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.files import read_small_text
 from cifar_bench.reports.evaluate import METRICS_FILE
 from cifar_bench.reports.evaluation_files import format_duration
 from cifar_bench.reports.intervals import t_interval, wilson_interval
@@ -28,7 +29,6 @@ from cifar_bench.reports.output import (
     escaped,
     print_plain,
     print_whole,
-    read_small_text,
     shown,
     write_json,
     write_text,

@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import os
-import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,9 +24,8 @@ from rich.measure import Measurement
 from rich.text import Text
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.files import read_small_bytes
 
-# The largest metrics.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
-MAX_SMALL_FILE = 16 * 2**20
 # A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
 # may shift it into one): such text cells get a leading apostrophe, as OWASP's CSV-injection advice says.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -130,25 +128,6 @@ def csv_text(header: list[str], rows) -> str:
     return buffer.getvalue()
 
 
-def read_small_bytes(path: Path, limit: int = MAX_SMALL_FILE) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes. Anything else raises OSError: a FIFO would
-    hang the read, a device such as /dev/zero never end it (a link to either is followed and refused), and
-    a larger file is refused."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        content = handle.read(limit + 1)
-    if len(content) > limit:
-        raise OSError(f"{path} is over {limit:,} bytes")
-    return content
-
-
-def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
-    """``read_small_bytes`` as UTF-8 text (undecodable bytes raise UnicodeDecodeError, a ValueError)."""
-    return read_small_bytes(path, limit).decode("utf-8")
-
-
 def first_link(path: Path, below: Path) -> Path | None:
     """The first component of ``path``, from ``below`` down, that is a link (None if none is)."""
     current = below
@@ -170,7 +149,7 @@ def unlinked_folder(folder: Path, below: Path) -> Path:
 
 
 def copy_small_file(source: Path, below: Path, target: Path) -> Path:
-    """Copy a regular file of at most MAX_SMALL_FILE bytes, reached from ``below`` through no link, to
+    """Copy a regular file of at most 16 MB (``read_small_bytes``), reached from ``below`` through no link, to
     ``target`` as a new file: a link at the source would copy a file from anywhere, one at the target would
     be written through."""
     link = first_link(source, below)

@@ -13,8 +13,8 @@ import yaml
 from cifar_bench.checkpoints import check_checkpoint, known_model, model_classes, read_checkpoint
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.files import read_small_text
 from cifar_bench.models import CifarClassifier
-from cifar_bench.reports.output import read_small_text
 
 
 @dataclass(frozen=True)
