@@ -39,7 +39,7 @@ def results(tmp_path_factory) -> dict:
     settings = BenchSettings(
         models=("mlp", "vgg16_last2"), sweep_models=("mlp",), data_dir=str(root), download=False, config_dir=str(CONFIGS),
         out=str(root / "out"), repeats=1, steps=2, warmup=1, eval_images=100, vgg_eval_images=100, vgg_steps=1, vgg_warmup=1,
-        cache_steps=2, cache_val_size=20, batch_sizes=(16, 32), threads=(1,), levers=True,
+        store_steps=2, feature_store=str(root / "store"), batch_sizes=(16, 32), threads=(1,), levers=True,
         accuracy_check=True, accuracy_model="mlp", accuracy_images=64, accuracy_epochs=1, fit_args=PACKAGE_ARGS,
     )  # fmt: skip
     written = bench(settings, console=Console(file=io.StringIO()))
@@ -67,25 +67,21 @@ def test_each_model_has_package_and_baseline_speeds_for_training_and_evaluation(
 
 
 @pytest.mark.slow
-def test_vgg16_is_timed_with_and_without_the_feature_cache_and_the_cache_build_is_extrapolated(results):
+def test_vgg16_is_timed_fed_from_its_feature_store_and_with_the_whole_network(results):
     row = results["models"]["vgg16_last2"]
-    assert row["ratios"]["cached_vs_uncached_epoch"] == pytest.approx(
-        row["package"]["epoch_s"] / row["package_cached"]["epoch_s"]
+    assert row["ratios"]["store_fed_vs_uncached_epoch"] == pytest.approx(
+        row["package"]["epoch_s"] / row["package_store_fed"]["epoch_s"]
     )
-    cache = row["cache"]
-    assert (
-        cache["images_encoded"] == 2 * (1 + 2) * 64 + 20
-    )  # two augmented views of every training image, and the validation images
-    assert cache["full_build_images"] == 2 * 800 + 200
-    assert cache["full_build_s_estimated"] == pytest.approx(
-        cache["build_s"] * cache["full_build_images"] / cache["images_encoded"]
-    )
+    store = row["store"]
+    assert store["views"] == 8 and store["dtype"] == "float16" and store["build_s"] > 0
+    # 8 augmented views and the plain view of the 1,000 training images, and the 200 test images: 512 x 2 x 2 each.
+    assert store["bytes"] > (8 * 1000 + 1000 + 200) * 2048 * 2
 
 
 @pytest.mark.slow
 def test_levers_time_vgg16_without_the_fc6_fold_beside_the_shipped_config(results):
     levers = results["models"]["vgg16_last2"]["levers"]
-    assert set(levers) == {"fc6 unfolded", "fc6 unfolded, cached"}
+    assert set(levers) == {"fc6 unfolded", "fc6 unfolded, store-fed"}
     assert all(figures["images_per_s"] > 0 for figures in levers.values())
 
 
@@ -107,7 +103,7 @@ def test_accuracy_check_reports_fp32_and_bf16_test_accuracy(results):
 @pytest.mark.slow
 def test_targets_name_only_what_was_measured(results):
     names = {target["target"] for target in results["targets"]}
-    assert names == {"mlp epoch vs baseline", "vgg16_last2 cached vs uncached epoch"}
+    assert names == {"mlp epoch vs baseline", "vgg16_last2 store-fed vs uncached epoch"}
 
 
 def test_an_unknown_model_is_a_user_error(capsys):
@@ -146,7 +142,7 @@ def test_each_training_arm_has_its_flop_rate_against_the_peak_of_its_precision(r
     )  # the configs' precision follows the hardware
     for row in results["models"].values():
         arms = [(row["package"], package), (row["baseline"], "float32")]  # the study trained in fp32
-        arms += [(row["package_cached"], package)] if "package_cached" in row else []
+        arms += [(row["package_store_fed"], package)] if "package_store_fed" in row else []
         for figures, dtype in arms:
             assert figures["peak_gflop_s"] == peaks[dtype]
             achieved = figures["flops_per_image"] * figures["batch_size"] / figures["step_s"] / 1e9
@@ -155,24 +151,17 @@ def test_each_training_arm_has_its_flop_rate_against_the_peak_of_its_precision(r
 
 
 @pytest.mark.slow
-def test_cached_vgg16_counts_only_the_layers_after_the_cache(results):
+def test_store_fed_vgg16_counts_only_the_layers_after_conv5_1(results):
     row = results["models"]["vgg16_last2"]
+    conv5 = 2 * 2 * 2 * 9 * 512 * 512  # conv5_2 or conv5_3 on its 2x2 map
     fc6_folded, fc7, fc8 = 2 * 512 * 4096, 2 * 4096 * 4096, 2 * 4096 * 10
-    # Frozen fc6 forward only; fc7 forward and weight gradient; fc8 also the gradient of its input.
-    assert row["package_cached"]["flops_per_image"] == fc6_folded + 2 * fc7 + 3 * fc8
-    # Uncached, the 13 frozen convolutions run forward too: (side of the map, in, out channels) at CIFAR's 32x32.
-    convolutions = [
-        (32, 3, 64),
-        (32, 64, 64),
-        (16, 64, 128),
-        (16, 128, 128),
-        (8, 128, 256),
-        (8, 256, 256),
-        (8, 256, 256),
-    ]
-    convolutions += [(4, 256, 512), (4, 512, 512), (4, 512, 512), (2, 512, 512), (2, 512, 512), (2, 512, 512)]
+    # Frozen conv5_2, conv5_3 and fc6 forward only; fc7 forward and weight gradient; fc8 also its input's gradient.
+    assert row["package_store_fed"]["flops_per_image"] == 2 * conv5 + fc6_folded + 2 * fc7 + 3 * fc8
+    # With the whole network, conv1_1 ... conv5_1 run forward too: (side of the map, in, out channels) at 32x32.
+    convolutions = [(32, 3, 64), (32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256)]
+    convolutions += [(8, 256, 256), (4, 256, 512), (4, 512, 512), (4, 512, 512), (2, 512, 512)]
     frozen = sum(2 * side * side * 9 * inputs * outputs for side, inputs, outputs in convolutions)
-    assert row["package"]["flops_per_image"] == frozen + row["package_cached"]["flops_per_image"]
+    assert row["package"]["flops_per_image"] == frozen + row["package_store_fed"]["flops_per_image"]
 
 
 @pytest.mark.slow

@@ -103,6 +103,19 @@ def test_val_size_zero_validates_on_the_test_set_as_the_study_did(datamodule):
         assert torch.equal(validation, test)
 
 
+@pytest.mark.parametrize("val_size", [0, 40])
+def test_batch_indices_are_positions_in_the_set_the_images_come_from(datamodule, val_size):
+    module = datamodule(val_size=val_size, train_size=120)
+    arrays = module.arrays
+    sources = {"train": arrays.train_images, "val": arrays.test_images if val_size == 0 else arrays.train_images}
+    sources["test"] = arrays.test_images
+    loaders = {"train": module.train_dataloader(), "val": module.val_dataloader(), "test": module.test_dataloader()}
+    for split, loader in loaders.items():
+        for images, _, indices in loader:
+            assert torch.equal(images, sources[split][indices])
+    assert module.validates_on_test == (val_size == 0)
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -218,11 +231,11 @@ def test_the_model_augments_only_training_batches_and_only_with_an_augmenting_pr
         trainer.validate(model, datamodule=module, verbose=False)
         trainer.test(model, datamodule=module, verbose=False)
         trainer.predict(model, datamodule=module)
-    source = {"train": "train", "val": "val", "test": "test", "predict": "test"}
+    arrays = module.arrays
+    source = {"train": arrays.train_images, "val": arrays.train_images, "test": arrays.test_images}
     for stage, batches in model.seen.items():
-        split_images, _ = module.split(source[stage])
-        for images, indices in batches:
-            unaugmented = prepare_batch(split_images[indices], PROFILES[profile], train=False)
+        for images, indices in batches:  # indices: positions in the training or test set
+            unaugmented = prepare_batch(source.get(stage, arrays.test_images)[indices], PROFILES[profile], train=False)
             augmented = stage == "train" and PROFILES[profile].augment
             assert torch.equal(images, unaugmented) != augmented, stage
     assert {stage: len(batches) for stage, batches in model.seen.items()} == {

@@ -31,9 +31,9 @@ MODELS = model_names()
 WEIGHT_LAYERS = {"mlp": 3, "cnn": 9, "cnn_bn_do": 9, "vgg16_last2": 16, "vgg16_last3": 16, "vgg16_last5": 16}
 # VGG16 builds 138M parameters: random weights (no download), tiny batches; one variant uses the cache.
 QUICK = {
-    "vgg16_last2": ["--model.weights", "none", "--data.batch_size", "4"],
-    "vgg16_last3": ["--model.weights", "none", "--data.batch_size", "4", "--model.cache_features", "true"],
-    "vgg16_last5": ["--model.weights", "none", "--data.batch_size", "4"],
+    "vgg16_last2": ["--model.weights", "none", "--data.batch_size", "4", "--model.feature_store", "null"],
+    "vgg16_last3": ["--model.weights", "none", "--data.batch_size", "4", "--model.feature_store", "null"],
+    "vgg16_last5": ["--model.weights", "none", "--data.batch_size", "4", "--model.feature_store", "null"],
 }
 VAL_IMAGES, BATCH = 20, 8
 TRAIN_IMAGES = 5 * PER_BATCH - VAL_IMAGES  # the tiny copy's five training batches, less validation

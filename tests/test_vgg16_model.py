@@ -1,11 +1,10 @@
-"""VGG16Classifier: which layers train, the frozen-feature cache, and where its weights come from."""
+"""VGG16Classifier: which layers train and where its weights come from (the feature store: test_feature_store)."""
 
 from __future__ import annotations
 
 import os
 import urllib.error
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -81,90 +80,6 @@ def test_trainable_layers_outside_one_to_sixteen_is_a_clear_error():
         torch.device("meta"),
     ):
         VGG16Classifier(trainable_layers=0, weights="none")
-
-
-# --- frozen-feature cache --------------------------------------------------------------------------
-
-
-def cached_vgg16(**options) -> VGG16Classifier:
-    """A VGG16 with the feature cache on, in eval mode, random weights (seeded)."""
-    torch.manual_seed(0)
-    return VGG16Classifier(weights="none", cache_features=True, **options).eval()
-
-
-@pytest.mark.parametrize("trainable_layers", [2, 5])
-def test_cached_features_give_the_same_logits_as_the_whole_network(trainable_layers):
-    model = cached_vgg16(trainable_layers=trainable_layers)
-    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
-    indices = torch.tensor([4, 1, 3])
-    labels = torch.zeros(3, dtype=torch.long)
-    inputs = model.prepare_inputs(images[indices])
-    with torch.no_grad():
-        uncached = model(inputs)
-        assert torch.allclose(model.logits((inputs, labels, indices), "val"), uncached, atol=1e-4)
-        # Served from the cache the second time: the images are replaced, the logits are not.
-        assert torch.allclose(model.logits((torch.zeros_like(inputs), labels, indices), "val"), uncached, atol=1e-4)
-        cache, filled = model.feature_cache["val"]
-        assert filled.tolist() == [[False, True, False, True, True]] and cache.shape[:2] == (1, 5)
-
-
-def test_training_keeps_one_view_per_epoch_as_augmented_then_draws_among_them():
-    torch.manual_seed(0)
-    model = cached_vgg16(trainable_layers=3, cache_views=2)
-    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    indices, labels = torch.arange(4), torch.zeros(4, dtype=torch.long)
-    views = [model.prepare_inputs(images, train=True) for _ in range(2)]  # two random flips and rotations
-    assert not torch.allclose(views[0], views[1])
-    with torch.no_grad():
-        expected = [model(view) for view in views]
-        for epoch, view in enumerate(views):  # epochs 0 and 1 compute and keep views 0 and 1
-            model._trainer = SimpleNamespace(current_epoch=epoch)  # what current_epoch reads
-            assert torch.allclose(model.logits((view, labels, indices), "train"), expected[epoch], atol=1e-4)
-        assert model.feature_cache["train"][1].all()
-        # Later epochs never run the convolutions: each image gets one of its two kept views at random.
-        model._trainer = SimpleNamespace(current_epoch=5)
-        drawn = torch.stack([model.logits((torch.zeros_like(views[0]), labels, indices), "train") for _ in range(8)])
-        kept = [
-            [v for v in range(2) if torch.allclose(drawn[d, i], expected[v][i], atol=1e-4)]
-            for d in range(8)
-            for i in range(4)
-        ]
-        assert all(len(match) == 1 for match in kept) and {match[0] for match in kept} == {0, 1}
-
-
-def test_a_view_missing_after_a_resume_is_computed_from_the_batch_in_hand():
-    model = cached_vgg16(trainable_layers=2, cache_views=3)
-    model._trainer = SimpleNamespace(current_epoch=7)  # resumed late: nothing kept yet
-    inputs = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.allclose(
-            model.logits((inputs, torch.zeros(2), torch.tensor([0, 1])), "train"), model(inputs), atol=1e-4
-        )
-    assert model.feature_cache["train"][1].sum(dim=0).tolist() == [1, 1]
-
-
-def test_cache_views_must_be_positive():
-    with (
-        pytest.raises(CifarBenchError, match=r"cache_views=0 is out of range \(int restricted to be >0\)"),
-        torch.device("meta"),
-    ):
-        VGG16Classifier(trainable_layers=2, weights="none", cache_features=True, cache_views=0)
-
-
-def test_test_batches_bypass_the_cache_and_run_the_whole_network():
-    model = cached_vgg16(trainable_layers=3)
-    inputs = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(model.logits((inputs, torch.zeros(2), torch.arange(2)), "test"), model(inputs))
-    assert "test" not in model.feature_cache
-
-
-def test_caching_needs_a_frozen_convolution():
-    with (
-        pytest.raises(CifarBenchError, match="cache_features needs at least one frozen conv layer"),
-        torch.device("meta"),
-    ):
-        VGG16Classifier(trainable_layers=16, weights="none", cache_features=True)
 
 
 # --- weights ---------------------------------------------------------------------------------------

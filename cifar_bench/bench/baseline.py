@@ -18,7 +18,7 @@ from cifar_bench.data.augment import TransformProfile
 from cifar_bench.models import CifarClassifier
 
 # Keys a model may have that change how it computes (not what): the baseline runs without them.
-FAST_PATH_OPTIONS = {"fold_fc6": False, "channels_last": False, "cache_features": False}
+FAST_PATH_OPTIONS = {"fold_fc6": False, "channels_last": False, "feature_store": None}
 
 
 class PilImages(Dataset):

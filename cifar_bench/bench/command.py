@@ -46,8 +46,9 @@ class BenchSettings:
         vgg_steps: timed steps of full VGG16 runs and their baseline (up to a second each).
         vgg_warmup: untimed steps of full VGG16 runs first.
         vgg_eval_images: timed VGG16 evaluation images per repeat.
-        cache_steps: timed steps with the VGG16 feature cache.
-        cache_val_size: validation images of the cached VGG16 runs (all are encoded).
+        store_steps: timed steps of VGG16 fed from its feature store.
+        feature_store: folder of the VGG16 feature stores the store-fed runs read (the trainings' own by
+            default; a store missing there is built first, which takes minutes).
         weights: VGG16 weights: 'none' (same speed), 'imagenet' or a state dict file.
         batch_sizes: sweep: epoch time at these batch sizes, e.g. [64,256,1024].
         threads: sweep: epoch time with these thread counts, e.g. [1,2].
@@ -73,8 +74,8 @@ class BenchSettings:
     vgg_steps: PositiveInt = 5
     vgg_warmup: PositiveInt = 2
     vgg_eval_images: PositiveInt = 500
-    cache_steps: PositiveInt = 20
-    cache_val_size: PositiveInt = 500
+    store_steps: PositiveInt = 20
+    feature_store: str = "feature_store"
     weights: str = "none"
     batch_sizes: tuple[PositiveInt, ...] = ()
     threads: tuple[PositiveInt, ...] = ()

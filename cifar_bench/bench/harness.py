@@ -117,29 +117,15 @@ def package_cli(name: str, config_dir: str | Path, extra: Iterable[str]) -> Cifa
 
 
 def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:
-    """``trainer.fit`` for warm-up + steps batches, no validation: seconds per step, and fit start to first step.
-
-    A model with a feature cache fills one view of each image per epoch, so it runs ``cache_views`` + 1
-    epochs of those batches: the first ones fill the cache (``cache_build_s``: how much longer they took
-    than as many cached epochs), the last one is timed.
-    """
+    """``trainer.fit`` for warm-up + steps batches, no validation: seconds per step, and fit start to first
+    step (which includes opening, or building, a VGG16 feature store)."""
     timer = StepTimer()
     per_epoch = warmup + steps
-    filling_epochs = cli.model.hparams.cache_views if cli.model.hparams.get("cache_features", False) else 0
     trainer = cli.instantiate_trainer(
-        **QUIET_TRAINER,
-        max_epochs=filling_epochs + 1,
-        limit_train_batches=per_epoch,
-        limit_val_batches=0,
-        callbacks=[timer],
+        **QUIET_TRAINER, max_epochs=1, limit_train_batches=per_epoch, limit_val_batches=0, callbacks=[timer]
     )
     trainer.fit(cli.model, datamodule=cli.datamodule)
-    timed = timer.stamps[-per_epoch:]
-    result = {"step_s": seconds_per_step(timed, warmup), "fit_start_s": timer.train_start - timer.fit_start}
-    if filling_epochs:
-        filling_end = timer.stamps[filling_epochs * per_epoch - 1]
-        result["cache_build_s"] = (filling_end - timer.train_start) - filling_epochs * (timed[-1] - filling_end)
-    return result
+    return {"step_s": seconds_per_step(timer.stamps, warmup), "fit_start_s": timer.train_start - timer.fit_start}
 
 
 def package_eval(cli: CifarBenchCLI, batches: int, warmup: int = 1) -> float:

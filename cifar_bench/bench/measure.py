@@ -6,10 +6,11 @@ so ratios hold on a machine whose speed drifts (shared cores, thermal limits) ev
 
 from __future__ import annotations
 
+import json
 import math
-import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -35,6 +36,8 @@ from cifar_bench.bench.roofline import (
     roofline,
 )
 from cifar_bench.data import CIFAR10DataModule
+from cifar_bench.features.feeding import store_key
+from cifar_bench.files import read_small_text
 from cifar_bench.lightning_cli import CifarBenchCLI
 from cifar_bench.models import VGG16Classifier
 
@@ -44,28 +47,20 @@ def epoch_images(datamodule: CIFAR10DataModule) -> int:
     return len(datamodule.arrays.train_labels) - datamodule.hparams.val_size
 
 
-UNCACHED = ["--model.init_args.cache_features", "false"]
+UNCACHED = ["--model.init_args.feature_store", "null"]
 
 
-def cached_overrides(args) -> list[str]:
-    """A cached VGG16 run over just enough training images for its timed steps, so that the cache build stays short."""
-    train_size = (args.warmup + args.cache_steps) * BASELINE_BATCH
-    return [
-        "--model.init_args.cache_features",
-        "true",
-        "--data.train_size",
-        str(train_size),
-        "--data.val_size",
-        str(args.cache_val_size),
-    ]
+def store_overrides(args) -> list[str]:
+    """A VGG16 run fed from the feature store under ``args.feature_store`` (built there first if missing)."""
+    return ["--model.init_args.feature_store", args.feature_store]
 
 
 def train_budget(cli: CifarBenchCLI, args) -> tuple[int, int]:
-    """(timed steps, warm-up steps): about as many images at any batch size; full VGG16 steps are dear, cached ones cheap."""
+    """(timed steps, warm-up steps): about as many images at any batch size; full VGG16 steps are dear, store-fed ones cheap."""
     hp, size = cli.model.hparams, cli.datamodule.hparams.batch_size
     if isinstance(cli.model, VGG16Classifier):
         return (
-            (args.cache_steps, args.warmup) if hp.cache_features and hp.fold_fc6 else (args.vgg_steps, args.vgg_warmup)
+            (args.store_steps, args.warmup) if hp.feature_store and hp.fold_fc6 else (args.vgg_steps, args.vgg_warmup)
         )
     return max(3, args.steps * BASELINE_BATCH // size), max(1, args.warmup * BASELINE_BATCH // size)
 
@@ -97,26 +92,26 @@ def lever_settings(name: str, args) -> dict[str, list[str]]:
         }
     if name.startswith("vgg16"):
         unfolded = ["--model.init_args.fold_fc6", "false"]
-        return {"fc6 unfolded": unfolded, "fc6 unfolded, cached": [*unfolded, *cached_overrides(args)]}
+        return {"fc6 unfolded": unfolded, "fc6 unfolded, store-fed": [*unfolded, *store_overrides(args)]}
     return {}
 
 
 def bench_model(name: str, args, extra: list[str], console: Console, peaks: MatmulPeaks) -> dict:
     """Package (and its variants) against the study's loop for one model: training, then evaluation."""
     vgg = name.startswith("vgg16")
-    # The VGG16 configs cache features; the package arm times the whole network, the cached arm the cache.
+    # The package arm times the whole VGG16 network every step, the store-fed arm the layers after the store.
     extra = [*extra, "--model.init_args.weights", args.weights, *UNCACHED] if vgg else extra
     cli = package_cli(name, args.config_dir, extra)
     study_net = study_network(cli.model)
-    arms, cached, levers = training_arms(name, cli, study_net, args, extra)
+    arms, stored, levers = training_arms(name, cli, study_net, args, extra)
     console.print(f"[bold]{name}[/]: training ({', '.join(arms)}), {args.repeats} repeats")
     train = interleaved(arms, args.repeats)
     eval_arms, eval_batch_sizes = evaluation_arms(name, cli, study_net, args, extra)
     console.print(f"[bold]{name}[/]: evaluation ({', '.join(eval_arms)})")
     result = speed_figures(name, cli, train, interleaved(eval_arms, args.repeats), eval_batch_sizes)
-    if cached is not None:
-        add_cache_figures(result, train["package_cached"], cached, cli.datamodule)
-    add_rooflines(result, cli, study_net, cached.model if cached is not None else None, peaks)
+    if stored is not None:
+        add_store_figures(result, train["package_store_fed"], stored)
+    add_rooflines(result, cli, study_net, stored.model if stored is not None else None, peaks)
     batch, per_epoch = cli.datamodule.hparams.batch_size, result["epoch_images"]
     if levers:
         result["levers"] = {label: summary(step_times(train[f"lever: {label}"]), batch, per_epoch) for label in levers}
@@ -124,15 +119,15 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
 
 
 def training_arms(name: str, cli: CifarBenchCLI, study_net: nn.Module, args, extra: list[str]):
-    """The training arms of one model (the package; its cached run for VGG16, else the bare loop; the levers;
-    the study's loop), the cached run's CLI (None but for VGG16) and the levers' labels."""
+    """The training arms of one model (the package; its store-fed run for VGG16, else the bare loop; the levers;
+    the study's loop), the store-fed run's CLI (None but for VGG16) and the levers' labels."""
     model, datamodule = cli.model, cli.datamodule
     steps, warmup = train_budget(cli, args)
     arms: dict[str, Callable] = {"package": training_arm(cli, args)}
-    cached = None
+    stored = None
     if name.startswith("vgg16"):
-        cached = package_cli(name, args.config_dir, [*extra, *cached_overrides(args)])
-        arms["package_cached"] = training_arm(cached, args)
+        stored = package_cli(name, args.config_dir, [*extra, *store_overrides(args)])
+        arms["package_store_fed"] = training_arm(stored, args)
     else:
         arms["plain_fast_loop"] = lambda: plain_fast_loop(cli, steps, warmup)
     levers = lever_settings(name, args) if args.levers else {}
@@ -141,7 +136,7 @@ def training_arms(name: str, cli: CifarBenchCLI, study_net: nn.Module, args, ext
     train_loader = study_loader(*datamodule.split("train"), model.transform_profile, train=True)
     hp = model.hparams
     arms["baseline"] = lambda: study_train(study_net, train_loader, hp.lr, hp.momentum, steps, warmup)
-    return arms, cached, list(levers)
+    return arms, stored, list(levers)
 
 
 def evaluation_arms(name: str, cli: CifarBenchCLI, study_net: nn.Module, args, extra: list[str]):
@@ -191,36 +186,35 @@ def speed_figures(name: str, cli: CifarBenchCLI, train: dict, evaluation: dict, 
     return result
 
 
-def add_cache_figures(result: dict, cached_runs: list[dict], cached: CifarBenchCLI, datamodule) -> None:
-    """The cached VGG16 run's speed, the cache build's, and what a full build would take."""
-    batch, per_epoch = datamodule.hparams.batch_size, result["epoch_images"]
-    result["package_cached"] = summary(step_times(cached_runs), batch, per_epoch)
-    # The cache holds cache_views augmented views of every training image, and the validation images.
-    views = cached.model.hparams.cache_views
-    encoded = views * len(cached.datamodule.train_index) + len(cached.datamodule.val_index)
-    build = statistics.median(run["cache_build_s"] for run in cached_runs)
-    full = views * per_epoch + datamodule.hparams.val_size
-    result["cache"] = {
-        "images_encoded": encoded,
-        "build_s": build,
-        "images_per_s": encoded / build,
-        "full_build_images": full,
-        "full_build_s_estimated": full * build / encoded,
+def add_store_figures(result: dict, store_fed_runs: list[dict], stored: CifarBenchCLI) -> None:
+    """The store-fed VGG16 run's speed against the whole network's, and its store's build time and size."""
+    batch, per_epoch = stored.datamodule.hparams.batch_size, result["epoch_images"]
+    result["package_store_fed"] = summary(step_times(store_fed_runs), batch, per_epoch)
+    key = store_key(stored.model, stored.datamodule.arrays, str(stored.trainer.precision))
+    folder = Path(stored.model.hparams.feature_store) / key.digest
+    record = json.loads(read_small_text(folder / "store.json"))
+    result["store"] = {
+        "folder": str(folder),
+        "views": key.views,
+        "dtype": key.dtype,
+        "precision": key.precision,
+        "build_s": record.get("build_s"),
+        "bytes": sum(path.stat().st_size for path in folder.glob("*.npy")),
     }
-    cached_epoch = result["package_cached"]["epoch_s"]
-    result["ratios"]["cached_vs_uncached_epoch"] = result["package"]["epoch_s"] / cached_epoch
-    result["ratios"]["cached_epoch_vs_baseline"] = result["baseline"]["epoch_s"] / cached_epoch
+    store_fed_epoch = result["package_store_fed"]["epoch_s"]
+    result["ratios"]["store_fed_vs_uncached_epoch"] = result["package"]["epoch_s"] / store_fed_epoch
+    result["ratios"]["store_fed_epoch_vs_baseline"] = result["baseline"]["epoch_s"] / store_fed_epoch
 
 
 def add_rooflines(
-    result: dict, cli: CifarBenchCLI, study_net: nn.Module, cached_model: VGG16Classifier | None, peaks: MatmulPeaks
+    result: dict, cli: CifarBenchCLI, study_net: nn.Module, stored_model: VGG16Classifier | None, peaks: MatmulPeaks
 ) -> None:
     """Achieved GFLOP/s and fraction of the matching peak: the run's precision for the package, fp32 for the study's loop."""
     package_peak = peaks.gflop_s(cli.trainer.strategy.root_device, precision_dtype(result["precision"]))
     result["package"] |= roofline(result["package"], package_flops_per_image(cli.model), package_peak)
-    if cached_model is not None:
-        result["package_cached"] |= roofline(
-            result["package_cached"], package_flops_per_image(cached_model), package_peak
+    if stored_model is not None:
+        result["package_store_fed"] |= roofline(
+            result["package_store_fed"], package_flops_per_image(stored_model), package_peak
         )
     result["baseline"] |= roofline(
         result["baseline"], network_flops_per_image(study_net), peaks.gflop_s(study_device(), torch.float32)

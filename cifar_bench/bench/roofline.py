@@ -7,8 +7,8 @@ timed through ``F.linear``, the call nn.Linear makes: on a CPU without native bf
 ``torch.mm`` takes a reference path in bf16 some 20x slower than the oneDNN kernels ``F.linear`` and
 the convolutions use, which would make every bf16 step look faster than the machine. A step's FLOPs
 are those PyTorch's FlopCounterMode counts (matrix multiplies and convolutions) over one forward and
-backward of the layers a step really runs: the frozen prefix forward only, and for a feature-cached
-VGG16 only the layers after the cache.
+backward of the layers a step really runs: the frozen prefix forward only, and for a store-fed
+VGG16 only the layers after the store's tap.
 """
 
 from __future__ import annotations
@@ -126,13 +126,13 @@ def network_flops_per_image(net: nn.Module) -> float:
 
 
 def package_flops_per_image(model: CifarClassifier) -> float:
-    """Training FLOPs per image of what a package step runs: the network, or with a feature cache the layers after it."""
+    """Training FLOPs per image of what a package step runs: the network, or fed from a feature store the layers after it."""
     net = model.net
-    if not getattr(model.hparams, "cache_features", False):
+    if not getattr(model.hparams, "feature_store", None):
         return network_flops_per_image(net)
     with torch.no_grad(), without_side_effects(net):
-        features = net.run(counted_images(net), 0, model.cache_end)
-    return training_flops_per_image(lambda cached: net.run(cached, model.cache_end), features, net)
+        features = net.run(counted_images(net), 0, model.store_tap_end)
+    return training_flops_per_image(lambda stored: net.run(stored, model.store_tap_end), features, net)
 
 
 def roofline(figures: dict, flops_per_image: float, peak_gflop_s: float) -> dict:

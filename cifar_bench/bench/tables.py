@@ -15,14 +15,14 @@ TARGETS = (
     ("cnn_bn_do training vs baseline", ("models", "cnn_bn_do", "ratios", "train_images_per_s"), ">=", 3.0),
     ("mlp epoch vs baseline", ("models", "mlp", "ratios", "epoch"), ">=", 10.0),
     (
-        "vgg16_last2 cached vs uncached epoch",
-        ("models", "vgg16_last2", "ratios", "cached_vs_uncached_epoch"),
+        "vgg16_last2 store-fed vs uncached epoch",
+        ("models", "vgg16_last2", "ratios", "store_fed_vs_uncached_epoch"),
         ">=",
         20.0,
     ),
     (
-        "vgg16_last3 cached vs uncached epoch",
-        ("models", "vgg16_last3", "ratios", "cached_vs_uncached_epoch"),
+        "vgg16_last3 store-fed vs uncached epoch",
+        ("models", "vgg16_last3", "ratios", "store_fed_vs_uncached_epoch"),
         ">=",
         20.0,
     ),
@@ -72,7 +72,7 @@ def print_tables(results: dict, console: Console) -> None:
     )
     peaks = ", ".join(f"{peak['device']} {peak['dtype']} {peak['gflop_s']:,.1f}" for peak in results["peaks"])
     console.print(f"matmul peak (GFLOP/s, {results['peaks'][0]['threads']} threads): {peaks}")
-    for build in (training_table, cache_table, evaluation_table, levers_table, sweeps_table):
+    for build in (training_table, store_table, evaluation_table, levers_table, sweeps_table):
         built = build(results)
         if built is not None:
             print_whole(console, built)
@@ -91,7 +91,7 @@ def training_table(results: dict) -> Table:
     rows = []
     for name, row in results["models"].items():
         overhead, baseline = row.get("lightning_overhead"), row["baseline"]
-        for label, figures in ((name, row["package"]), (f"{name} cached", row.get("package_cached"))):
+        for label, figures in ((name, row["package"]), (f"{name} store-fed", row.get("package_store_fed"))):
             if figures is None:
                 continue
             rows.append(
@@ -107,23 +107,24 @@ def training_table(results: dict) -> Table:
     return table("Training: package vs the study's loop (batch 64)", TRAINING_COLUMNS, rows)
 
 
-def cache_table(results: dict) -> Table | None:
-    cached = [(name, row) for name, row in results["models"].items() if "cache" in row]
-    if not cached:
+def store_table(results: dict) -> Table | None:
+    stored = [(name, row) for name, row in results["models"].items() if "store" in row]
+    if not stored:
         return None
     rows = [
         (
             name,
             f"{row['package']['epoch_s']:.1f}",
-            f"{row['package_cached']['epoch_s']:.1f}",
-            f"{row['ratios']['cached_vs_uncached_epoch']:.1f}",
-            f"{row['cache']['images_per_s']:,.0f}",
-            f"{row['cache']['full_build_s_estimated']:.0f}",
+            f"{row['package_store_fed']['epoch_s']:.1f}",
+            f"{row['ratios']['store_fed_vs_uncached_epoch']:.1f}",
+            f"{row['store']['views']} x {row['store']['dtype']}",
+            "?" if row["store"]["build_s"] is None else f"{row['store']['build_s']:.0f}",
+            f"{row['store']['bytes'] / 2**30:.2f}",
         )
-        for name, row in cached
+        for name, row in stored
     ]
-    columns = ("VGG16 feature cache", "epoch s", "cached epoch s", "x faster", "build img/s", "full build s (est.)")
-    return table("VGG16 with the frozen-prefix cache", columns, rows)
+    columns = ("VGG16 feature store", "epoch s", "store-fed epoch s", "x faster", "views", "build s", "GiB")
+    return table("VGG16 fed from its frozen-feature store", columns, rows)
 
 
 def evaluation_table(results: dict) -> Table:

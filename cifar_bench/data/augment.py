@@ -41,10 +41,18 @@ PROFILES = {
 }
 
 
+# Bumped whenever what an augmentation draw produces changes: stored augmented views are keyed by it.
+AUGMENTATION_VERSION = 1
+
+
+def flip_where(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror the images of an (N, C, H, W) batch whose entry of the boolean (N,) ``flip`` is set."""
+    return torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
+
+
 def random_horizontal_flip(images: torch.Tensor, probability: float = 0.5) -> torch.Tensor:
     """Mirror each image of an (N, C, H, W) batch independently with the given probability."""
-    flip = torch.rand(images.shape[0], device=images.device) < probability
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+    return flip_where(images, torch.rand(images.shape[0], device=images.device) < probability)
 
 
 def rotate(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
@@ -64,6 +72,23 @@ def random_rotation(images: torch.Tensor, max_degrees: float) -> torch.Tensor:
     """Rotate each image by its own angle, uniform in [-max_degrees, max_degrees] (torchvision's RandomRotation)."""
     degrees = (torch.rand(images.shape[0], device=images.device) * 2 - 1) * max_degrees
     return rotate(images, degrees)
+
+
+def augmentation_draws(count: int, max_degrees: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(flip, degrees) for ``count`` images as the random transforms draw them, from a given generator: a
+    view fixed once, such as a stored augmented view of the whole training set."""
+    flip = torch.rand(count, generator=generator) < 0.5
+    degrees = (torch.rand(count, generator=generator) * 2 - 1) * max_degrees
+    return flip, degrees
+
+
+def augmented_view(
+    images: torch.Tensor, profile: TransformProfile, flip: torch.Tensor, degrees: torch.Tensor
+) -> torch.Tensor:
+    """uint8 (N, 3, 32, 32) images as the network input of one given draw: ``prepare_batch``'s training
+    path with the flips and angles fixed instead of drawn."""
+    batch = images.float().div_(255)
+    return normalize(rotate(flip_where(batch, flip), degrees), profile.mean, profile.std)
 
 
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -53,8 +53,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         eval_batch_size: batch size for validation, test and prediction, where no gradients are kept.
         seed: fixes the validation split and the shuffling order.
 
-    Loaders yield ``(uint8 images, labels, indices)``; ``indices`` are positions within the split (a
-    model may cache per-image results by them); the model prepares the images (``model.prepare_inputs``).
+    Loaders yield ``(uint8 images, labels, indices)``; ``indices`` are the images' positions in the set they
+    come from (the 50,000 training or the 10,000 test images), so a model may look up per-image results
+    stored for the whole set, whatever the split; the model prepares the images (``model.prepare_inputs``).
     """
 
     def __init__(
@@ -99,22 +100,37 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def class_names(self) -> tuple[str, ...]:
         return self.arrays.class_names
 
+    @property
+    def validates_on_test(self) -> bool:
+        """Whether 'val' is the test set (val_size 0, as in the study) rather than held-out training images."""
+        return self.hparams.val_size == 0
+
+    def source_positions(self, name: str) -> torch.Tensor:
+        """The positions of split ``name``'s images in the set they come from (training or test set)."""
+        if name == "train":
+            return self.train_index
+        if name == "val" and not self.validates_on_test:
+            return self.val_index
+        if name in ("val", "test"):
+            return torch.arange(len(self.arrays.test_labels))
+        raise ValueError(f"unknown split {name!r}")
+
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images, labels) of 'train', 'val' or 'test'; 'val' is the test set when val_size is 0."""
-        arrays = self.arrays
-        if name == "train":
-            return arrays.train_images[self.train_index], arrays.train_labels[self.train_index]
-        if name == "val" and self.hparams.val_size > 0:
-            return arrays.train_images[self.val_index], arrays.train_labels[self.val_index]
-        if name in ("val", "test"):
-            return arrays.test_images, arrays.test_labels
-        raise ValueError(f"unknown split {name!r}")
+        positions, arrays = self.source_positions(name), self.arrays
+        from_test = name == "test" or (name == "val" and self.validates_on_test)
+        images, labels = (
+            (arrays.test_images, arrays.test_labels) if from_test else (arrays.train_images, arrays.train_labels)
+        )
+        return images[positions], labels[positions]
 
     def _batches(self, split: str, batch_size: int, shuffle: bool) -> InMemoryBatches:
         images, labels = self.split(split)
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        return InMemoryBatches(images, labels, batch_size, shuffle, self.hparams.seed, rank, world_size)
+        return InMemoryBatches(
+            images, labels, batch_size, shuffle, self.hparams.seed, rank, world_size, self.source_positions(split)
+        )
 
     def train_dataloader(self) -> InMemoryBatches:
         return self._batches("train", self.hparams.batch_size, shuffle=True)

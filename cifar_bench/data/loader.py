@@ -43,7 +43,8 @@ class EpochPermutation:
 class InMemoryBatches:
     """Iterable of ``(images, labels, indices)`` batches over tensors already in memory (uint8 images).
 
-    ``indices`` are positions within the split, so a model can look up per-image cached features.
+    ``indices`` are the images' ``positions`` in the set they come from (by default, within the tensors
+    given), so a model can look up per-image features stored for that whole set.
     """
 
     def __init__(
@@ -55,8 +56,10 @@ class InMemoryBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        positions: torch.Tensor | None = None,
     ) -> None:
         self.images, self.labels = images, labels
+        self.positions = torch.arange(len(labels)) if positions is None else positions
         self.batch_size = batch_size
         # Lightning inspects these two DataLoader attributes: set_epoch on ``sampler``, no batch sampler.
         self.sampler = EpochPermutation(len(labels), shuffle, seed, rank, world_size)
@@ -69,4 +72,4 @@ class InMemoryBatches:
         indices = self.sampler.indices()
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             chunk = indices[start : start + self.batch_size]
-            yield self.images[chunk], self.labels[chunk], chunk
+            yield self.images[chunk], self.labels[chunk], self.positions[chunk]

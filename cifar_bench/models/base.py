@@ -122,14 +122,26 @@ class CifarClassifier(pl.LightningModule):
         if isinstance(batch, torch.Tensor):
             return batch  # the model summary's example_input_array: network input already
         images, labels, indices = batch
-        trainer = self._trainer
-        if trainer is not None and (trainer.validating or trainer.sanity_checking) and self.sample_batch is None:
+        stage = self._batch_stage()
+        if stage == "val" and self.sample_batch is None:
             self.sample_batch = (images[:SAMPLE_IMAGES].cpu(), labels[:SAMPLE_IMAGES].cpu())
-        training = trainer is not None and trainer.training
-        return self.prepare_inputs(images, train=training), labels, indices
+        return self.network_inputs(images, stage), labels, indices
+
+    def _batch_stage(self) -> str:
+        """The stage of the batch in hand: 'train', 'val' (sanity checks included) or 'test' (test, predict)."""
+        trainer = self._trainer
+        if trainer is not None and trainer.training:
+            return "train"
+        if trainer is not None and (trainer.validating or trainer.sanity_checking):
+            return "val"
+        return "test"
+
+    def network_inputs(self, images: torch.Tensor, stage: str) -> torch.Tensor:
+        """A batch's uint8 images as what ``logits`` takes for this stage: prepared, augmented in training."""
+        return self.prepare_inputs(images, train=stage == "train")
 
     def logits(self, batch, stage: str) -> torch.Tensor:
-        """Logits for a prepared batch; a subclass may serve them from a cache using the batch's indices."""
+        """Logits for a prepared batch; a subclass may compute them from stored features by the batch's indices."""
         return self(batch[0])
 
     # --- steps -----------------------------------------------------------------------------------

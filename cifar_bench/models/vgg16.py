@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal, Optional
+
+import numpy as np
 import torch
-from jsonargparse.typing import PositiveFloat, PositiveInt, restricted_number_type
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from cifar_bench.data.augment import PROFILES
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.features.feeding import FeatureStoreFeeder
+from cifar_bench.features.store import STORE_TAP
 from cifar_bench.models.base import CifarClassifier
 from cifar_bench.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
 
@@ -27,15 +32,14 @@ class VGG16Classifier(CifarClassifier):
     in; it holds no Dropout or BatchNorm in practice, because the Dropout before a trained fc layer is
     counted as part of the trained tail and stays active in training.
 
-    ``cache_features``: the frozen convolutions give the same activations for the same input, so they
-    are kept, by the image's index in its split, and later epochs run only the rest. Training keeps
-    ``cache_views`` views of each image, each one the image as augmented (random flip and rotation)
-    when it was computed: epoch e < cache_views computes view e of every image from the batch as
-    augmented then, later epochs draw one kept view per image (a view still missing, e.g. after a
-    resume, is computed from the batch in hand). The price: an image is seen in ``cache_views``
-    augmentations instead of a fresh one each epoch. Validation keeps its one unaugmented view.
-    Frozen fully connected layers still run every step (they are cheap); test and predict always run
-    the whole network.
+    ``feature_store``: a folder of frozen-feature stores (``cifar_bench.features.store``). The frozen
+    conv1_1 ... conv5_1 give the same output for the same input, so a store keeps it, computed once, for
+    every training image in ``store_views`` augmented views (the study's random flip and rotation, drawn
+    once per view from ``store_seed``) and for the plain training and test images. Training draws one
+    stored view per image each epoch and runs only the layers after conv5_1; validation reads the plain
+    view. The price: an image is seen in ``store_views`` augmentations instead of a fresh one each epoch.
+    The store is built on the first fit that needs it (a progress bar shows it) and shared by
+    vgg16_last2, last3 and last5 and every seed; test, evaluate and predict always run the whole network.
 
     ``fold_fc6``: at 32x32 the pooling before fc6 only copies a 1x1 map 49 times, so fc6 is built as
     an equivalent 512 -> 4096 layer (103M -> 2M weights) and pretrained fc6 weights are folded as they
@@ -50,8 +54,10 @@ class VGG16Classifier(CifarClassifier):
         trainable_layers: how many of the 16 weight layers, counted from the output, are trained.
         weights: 'imagenet' (torchvision's weights API), 'none', or a path to a local state dict,
             full or partial (e.g. the 13 conv layers only).
-        cache_features: run the frozen convolutions once per image and view instead of every step.
-        cache_views: augmented views of each training image the cache keeps.
+        feature_store: folder of the frozen-feature stores to train from; None runs the whole network every step.
+        store_views: augmented views of each training image the store keeps.
+        store_dtype: how stored features are kept: float16 (half the disk and reads) or float32 (exact).
+        store_seed: seed of the stored views' draws (the same store serves every run seed).
         fold_fc6: fold pooling and fc6 into the equivalent 512 -> 4096 layer.
         channels_last: keep the convolution weights NHWC, the faster layout on CPU (oneDNN) and GPU.
         pretrained_lr_scale: learning-rate factor for trained layers loaded with pretrained weights.
@@ -63,8 +69,10 @@ class VGG16Classifier(CifarClassifier):
         self,
         trainable_layers: WeightLayerCount = 2,
         weights: str = "imagenet",
-        cache_features: bool = False,
-        cache_views: PositiveInt = 2,
+        feature_store: Optional[str] = None,
+        store_views: PositiveInt = 8,
+        store_dtype: Literal["float16", "float32"] = "float16",
+        store_seed: NonNegativeInt = 0,
         fold_fc6: bool = True,
         channels_last: bool = True,
         pretrained_lr_scale: PositiveFloat = 1.0,
@@ -83,10 +91,14 @@ class VGG16Classifier(CifarClassifier):
         for _, layer in self.net.named_weight_layers()[:frozen]:
             layer.requires_grad_(False)
         self.prefix_end = self.net.prefix_length(frozen)
-        self.cache_end = min(self.prefix_end, len(self.net.features))
-        if cache_features and self.cache_end == 0:
-            raise CifarBenchError("cache_features needs at least one frozen conv layer: use trainable_layers <= 15")
-        self.feature_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.store_tap_end = self.net.prefix_length(WEIGHT_LAYER_NAMES.index(STORE_TAP) + 1)
+        if feature_store is not None and self.prefix_end < self.store_tap_end:
+            raise CifarBenchError(
+                f"feature_store keeps {STORE_TAP}'s output, which trainable_layers={trainable_layers} trains: "
+                f"use trainable_layers <= {len(WEIGHT_LAYER_NAMES) - WEIGHT_LAYER_NAMES.index(STORE_TAP) - 1}"
+            )
+        # Per stage ('train': (views, N, ...), 'val': (N, ...)), stored features by source position.
+        self.stored_features: dict[str, np.ndarray] = {}
 
     def parameter_groups(self) -> list[dict]:
         """Trained layers in up to three groups: random ones at the learning rate, pretrained ones at
@@ -123,42 +135,26 @@ class VGG16Classifier(CifarClassifier):
             layer.train(False)
         return self
 
-    def on_fit_end(self) -> None:
-        self.feature_cache = {}
+    def configure_callbacks(self):
+        """Lightning's hook: a model with a feature store brings the callback that opens it when a fit starts."""
+        return [FeatureStoreFeeder()] if self.hparams.feature_store is not None else []
 
-    def _split_cache(
-        self, stage: str, views: int, needed: int, inputs: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The split's (views, images, ...) activations and (views, images) filled flags, grown to ``needed`` images."""
-        cache, filled = self.feature_cache.get(stage, (None, None))
-        if cache is not None and filled.shape[1] >= needed:
-            return cache, filled
-        probe = self.net.run(inputs[:1], 0, self.cache_end)
-        size = max(needed, 2 * filled.shape[1] if filled is not None else needed)
-        grown = torch.zeros((views, size, *probe.shape[1:]), dtype=probe.dtype, device=inputs.device)
-        grown_filled = torch.zeros((views, size), dtype=torch.bool, device=inputs.device)
-        if cache is not None:
-            grown[:, : cache.shape[1]], grown_filled[:, : filled.shape[1]] = cache, filled
-        self.feature_cache[stage] = (grown, grown_filled)
-        return grown, grown_filled
+    def use_feature_store(self, features: dict[str, np.ndarray]) -> None:
+        """Train and validate from these stored features by stage (an empty dict: the whole network again)."""
+        self.stored_features = features
 
-    @torch.no_grad()
-    def cached_features(self, inputs: torch.Tensor, indices: torch.Tensor, stage: str) -> torch.Tensor:
-        """The frozen activations of this batch's images: one kept view each, computing the views not kept yet."""
-        views = self.hparams.cache_views if stage == "train" else 1
-        cache, filled = self._split_cache(stage, views, int(indices.max()) + 1, inputs)
-        if views == 1 or self.current_epoch < views:
-            view = torch.full_like(indices, min(self.current_epoch, views - 1))
-        else:
-            view = torch.randint(0, views, indices.shape, device=indices.device)
-        missing = ~filled[view, indices]
-        if missing.any():
-            cache[view[missing], indices[missing]] = self.net.run(inputs[missing], 0, self.cache_end).to(cache.dtype)
-            filled[view[missing], indices[missing]] = True
-        return cache[view, indices]
+    def network_inputs(self, images: torch.Tensor, stage: str) -> torch.Tensor:
+        """A stage fed from the store needs no image prepared: its batches are looked up by position."""
+        return images if stage in self.stored_features else super().network_inputs(images, stage)
 
     def logits(self, batch, stage: str) -> torch.Tensor:
-        if not (self.hparams.cache_features and stage in ("train", "val")):
+        features = self.stored_features.get(stage)
+        if features is None:
             return self(batch[0])
-        inputs, _, indices = batch
-        return self.net.run(self.cached_features(inputs, indices, stage), self.cache_end)
+        positions = batch[2].cpu()
+        if stage == "train":  # one stored view per image, drawn anew each time it is seen
+            rows = features[torch.randint(0, features.shape[0], positions.shape).numpy(), positions.numpy()]
+        else:
+            rows = features[positions.numpy()]
+        inputs = torch.from_numpy(rows).to(self.device, torch.float32)
+        return self.net.run(inputs.contiguous(memory_format=torch.channels_last), self.store_tap_end)

@@ -1,0 +1,224 @@
+"""The frozen-feature store: VGG16's frozen layers computed once per image and view, shared, verified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import cli_args, with_random_weights
+
+from cifar_bench.data.augment import augmented_view
+from cifar_bench.data.sources import CLASS_NAMES, CifarArrays
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.features import store as store_module
+from cifar_bench.features.feeding import store_key
+from cifar_bench.features.store import StoreInputs, open_or_build, view_draws
+from cifar_bench.lightning_cli import run_lightning_cli
+from cifar_bench.models import VGG16Classifier
+from cifar_bench.networks import VGG16
+
+TRAIN, TEST = 12, 4
+
+
+def uint8_images(count: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def model() -> VGG16Classifier:
+    torch.manual_seed(0)
+    return VGG16Classifier(trainable_layers=5, weights="none", feature_store="unused", store_views=2).eval()
+
+
+@pytest.fixture(scope="module")
+def arrays() -> CifarArrays:
+    labels = torch.arange(TRAIN) % 10
+    return CifarArrays(
+        uint8_images(TRAIN, 1), labels, uint8_images(TEST, 2), labels[:TEST], (TRAIN,), CLASS_NAMES, Path(".")
+    )
+
+
+def encoder(model: VGG16Classifier, calls: list | None = None, fail_after: int | None = None):
+    """The model's frozen layers as a store encodes with them, counting calls, failing as a kill would."""
+
+    def encode(images: torch.Tensor) -> torch.Tensor:
+        if calls is not None:
+            if fail_after is not None and len(calls) == fail_after:
+                raise KeyboardInterrupt
+            calls.append(len(images))
+        with torch.inference_mode():
+            return model.net.run(images, 0, model.store_tap_end)
+
+    return encode
+
+
+def build(root: Path, model, arrays, dtype: str = "float32", views: int = 2, encode=None, precision="32-true"):
+    model.hparams.store_dtype, model.hparams.store_views = dtype, views
+    key = store_key(model, arrays, precision)
+    inputs = StoreInputs(arrays.train_images, arrays.test_images, model.transform_profile)
+    return open_or_build(root, key, inputs, encode or encoder(model), (512, 2, 2), show_progress=False)
+
+
+def logits_from(model, features: dict, stage: str, count: int) -> torch.Tensor:
+    model.use_feature_store(features)
+    try:
+        with torch.inference_mode():
+            return model.logits((None, torch.zeros(count, dtype=torch.long), torch.arange(count)), stage)
+    finally:
+        model.use_feature_store({})
+
+
+def whole_network_logits(model, arrays, view: int) -> torch.Tensor:
+    """The full network's logits for the training images as augmented in stored view ``view``."""
+    profile = model.transform_profile
+    flip, degrees = view_draws(view, TRAIN, model.hparams.store_seed, profile)
+    with torch.inference_mode():
+        return model(augmented_view(arrays.train_images, profile, flip, degrees))
+
+
+# --- what it computes -----------------------------------------------------------------------------------
+
+
+def test_logits_from_an_fp32_store_equal_the_whole_networks_for_the_same_augmented_input(model, arrays, tmp_path):
+    store = build(tmp_path, model, arrays, "float32")
+    for view in range(2):
+        expected = whole_network_logits(model, arrays, view)
+        assert torch.equal(logits_from(model, {"val": store.train_views[view]}, "val", TRAIN), expected)
+    with torch.inference_mode():
+        plain = model(model.prepare_inputs(arrays.test_images))
+    assert torch.equal(logits_from(model, {"val": store.test_plain}, "val", TEST), plain)
+
+
+def test_logits_from_an_fp16_store_differ_from_the_whole_networks_only_by_fp16_rounding(model, arrays, tmp_path):
+    store = build(tmp_path, model, arrays, "float16")
+    assert store.train_views.dtype == np.float16
+    expected = whole_network_logits(model, arrays, 1)
+    stored = logits_from(model, {"val": store.train_views[1]}, "val", TRAIN)
+    assert not torch.equal(stored, expected)
+    torch.testing.assert_close(stored, expected, rtol=0, atol=2e-3 * expected.abs().max().item())
+
+
+def test_training_draws_one_of_the_stored_views_of_each_image_each_time(model, arrays, tmp_path):
+    store = build(tmp_path, model, arrays, "float32")
+    per_view = torch.stack([whole_network_logits(model, arrays, view) for view in range(2)])
+    torch.manual_seed(0)
+    drawn = torch.stack([logits_from(model, {"train": store.train_views}, "train", TRAIN) for _ in range(6)])
+    matches = (drawn[:, None] == per_view[None]).all(-1)  # (draw, view, image)
+    assert (matches.sum(1) == 1).all()  # every logit is exactly one view's
+    assert set(matches.float().argmax(1).flatten().tolist()) == {0, 1}
+
+
+def test_views_are_fixed_by_the_store_seed_alone(model):
+    profile = model.transform_profile
+    first, again = view_draws(3, 100, 0, profile), view_draws(3, 100, 0, profile)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(view_draws(3, 100, 1, profile)[1], first[1])
+    assert first[1].abs().max() <= profile.max_rotation_degrees and 20 < first[0].sum() < 80
+
+
+# --- keyed, atomic, verified ----------------------------------------------------------------------------
+
+
+def test_a_change_in_what_determines_the_store_makes_another_and_leaves_the_first(model, arrays, tmp_path):
+    first = build(tmp_path, model, arrays, "float32")
+    kept = first.train_views.copy()
+    more_views = build(tmp_path, model, arrays, "float32", views=3)
+    fp16 = build(tmp_path, model, arrays, "float16")
+    other_data = CifarArrays(uint8_images(TRAIN, 5), *list(vars(arrays).values())[1:])
+    new_images = build(tmp_path, model, other_data, "float32")
+    weight = model.net.features[0].weight
+    original = weight.detach().clone()
+    with torch.no_grad():
+        weight[0, 0, 0, 0] += 1
+    try:
+        new_weights = build(tmp_path, model, arrays, "float32")
+    finally:
+        with torch.no_grad():
+            weight.copy_(original)
+    folders = {s.folder for s in (first, more_views, fp16, new_images, new_weights)}
+    assert len(folders) == 5 and all(folder.parent == tmp_path for folder in folders)
+    assert np.array_equal(build(tmp_path, model, arrays, "float32").train_views, kept)
+
+
+def test_the_store_is_computed_once_and_then_opened(model, arrays, tmp_path):
+    calls: list = []
+    build(tmp_path, model, arrays, encode=encoder(model, calls))
+    built = len(calls)
+    build(tmp_path, model, arrays, encode=encoder(model, calls))
+    assert built == 4 and len(calls) == built  # 2 views, train plain, test plain: one chunk each
+
+
+def test_a_killed_build_is_never_used_and_the_next_one_continues_where_it_stopped(model, arrays, tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "CHUNK_IMAGES", 4)  # 3 chunks a view, 3 plain, 1 test: 10 chunks
+    reference = build(tmp_path / "reference", model, arrays)
+    calls: list = []
+    with pytest.raises(KeyboardInterrupt):
+        build(tmp_path / "stores", model, arrays, encode=encoder(model, calls, fail_after=4))
+    assert [p.name.endswith(".partial") for p in (tmp_path / "stores").iterdir() if p.is_dir()] == [True]
+    resumed = build(tmp_path / "stores", model, arrays, encode=encoder(model, calls))
+    assert len(calls) == 10  # 4 before the kill, the 6 left after it
+    for name in ("train_views", "train_plain", "test_plain"):
+        assert np.array_equal(getattr(resumed, name), getattr(reference, name))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: (folder / "train_views.npy").write_bytes(b"\x93NUMPY"), "train_views.npy is not an array"),
+        (
+            lambda folder: open(folder / "test_plain.npy", "r+b").truncate(1000),
+            r"test_plain.npy has 1,000 bytes, expected",
+        ),
+        (lambda folder: (folder / "store.json").write_text('{"key": {}}'), "does not record this store's key"),
+        (lambda folder: (folder / "store.json").unlink(), "does not record this store's key"),
+    ],
+    ids=["not an array", "truncated", "another key", "no key"],
+)
+def test_a_damaged_store_is_refused_with_one_line_and_left_in_place(model, arrays, tmp_path, damage, message):
+    folder = build(tmp_path, model, arrays).folder
+    damage(folder)
+    with pytest.raises(CifarBenchError, match=message) as error:
+        build(tmp_path, model, arrays)
+    assert "\n" not in str(error.value) and "delete that folder" in str(error.value)
+    assert folder.is_dir()
+
+
+def test_a_planted_link_is_never_written_through(model, arrays, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "link").symlink_to(elsewhere)
+    with pytest.raises(CifarBenchError, match="is a link"):
+        build(tmp_path / "link", model, arrays)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_store_needs_conv5_1_frozen():
+    with (
+        pytest.raises(CifarBenchError, match=r"trainable_layers=6 trains.*use trainable_layers <= 5"),
+        torch.device("meta"),
+    ):
+        VGG16Classifier(trainable_layers=6, weights="none", feature_store="store")
+
+
+# --- through the command line ---------------------------------------------------------------------------
+
+
+def test_fits_build_the_store_once_and_share_it_across_models_and_seeds(tiny_binary_data, tmp_path, monkeypatch):
+    store, weights, builds = tmp_path / "store", tmp_path / "conv_weights.pth", []
+    monkeypatch.setattr(store_module, "_build", lambda *args, build=store_module._build: builds.append(build(*args)))
+    with torch.device("meta"):
+        net = VGG16(fold_fc6=True)
+    torch.save(with_random_weights(net.features).state_dict(prefix="features."), weights)
+    for model, seed in (("vgg16_last3", 0), ("vgg16_last5", 1)):
+        run_lightning_cli(
+            cli_args(
+                "fit", model, tiny_binary_data, tmp_path / "logs",
+                "--model.weights", str(weights), "--model.feature_store", str(store), "--model.store_views", "2",
+                "--seed_everything", str(seed), "--trainer.fast_dev_run", "2",
+            )
+        )  # fmt: skip
+    assert len(builds) == 1
+    (folder,) = [p for p in store.iterdir() if p.is_dir()]
+    assert np.load(folder / "train_views.npy", mmap_mode="r").shape == (2, 200, 512, 2, 2)
