@@ -190,12 +190,27 @@ def test_the_evidence_of_each_run_is_copied_without_checkpoints(studied):
             "evaluation/metrics.json",
             "evaluation/summary.txt",
             "evaluation/curves.png",
+            "evaluation/predictions.npz",
         ):
             assert (run / name).is_file(), name
         environment = json.loads((run / "environment.json").read_text())
         assert environment["wall_s"] > 0 and environment["machine"]["cores"] and "torch" in environment["machine"]
     assert (results / "comparison.md").read_text() == (studied["logs"] / "comparison.md").read_text()
     assert not list(results.rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_a_pair_is_compared_from_the_copied_evidence_alone_with_no_data_and_no_checkpoint(studied, tmp_path):
+    results = shutil.copytree(studied["results"], tmp_path / "results")
+    (results / "other").mkdir()
+    shutil.copytree(results / "mlp" / "seed1", results / "other" / "seed0")
+    metrics_file = results / "other" / "seed0" / "evaluation" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics_file.write_text(json.dumps({**metrics, "model": "other", "data_dir": str(tmp_path / "nowhere")}))
+    compare(str(results), pair=["mlp", "other"], console=Console(width=200))
+    result = json.loads((results / "comparison_pair.json").read_text())
+    assert result["images"] == len(np.load(results / "mlp" / "seed0" / "evaluation" / "predictions.npz")["test_labels"])
+    assert not (tmp_path / "nowhere").exists()
 
 
 @pytest.mark.slow

@@ -93,6 +93,13 @@ def test_predictions_cover_all_training_images_not_only_the_training_split_and_t
     assert (len(raw["train_labels"]), len(raw["test_labels"])) == (TRAIN_IMAGES, TEST_IMAGES)
 
 
+def test_the_test_logits_are_kept_as_float16_and_give_the_test_predictions(run, evaluated):
+    with np.load(run / "evaluation" / "predictions.npz", allow_pickle=False) as content:
+        logits, predictions = content["test_logits"], content["test_predictions"]
+    assert logits.dtype == np.float16 and logits.shape == (TEST_IMAGES, 10)
+    np.testing.assert_array_equal(logits.argmax(axis=1), predictions)
+
+
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_accuracy_and_per_class_counts_equal_those_of_the_raw_predictions(metrics, raw, split):
     expected = independent_report(raw[f"{split}_labels"], raw[f"{split}_predictions"])

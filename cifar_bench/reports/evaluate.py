@@ -37,6 +37,7 @@ from cifar_bench.models import CifarClassifier
 from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.reports.calibration import calibration_metrics
 from cifar_bench.reports.evaluation_files import (
+    PREDICTIONS_FILE,
     SPLITS,
     classification_report,
     format_duration,
@@ -143,7 +144,7 @@ def evaluate(
     fabric = evaluation_fabric(accelerator, precision)
     labels = {"train": arrays.train_labels, "test": arrays.test_labels}
     images = {"train": arrays.train_images, "test": arrays.test_images}
-    splits, predictions = evaluate_splits(model, images, labels, arrays.class_names, fabric, batch_size, tta)
+    splits, logits = evaluate_splits(model, images, labels, arrays.class_names, fabric, batch_size, tta)
     metrics = {
         **describe_run(run, model, checkpoint),
         "precision": precision,
@@ -153,7 +154,7 @@ def evaluate(
         "splits": splits,
     }
     out_folder = Path(out) if out is not None else unlinked_folder(run.folder / EVALUATION_FOLDER, run.folder)
-    text = write_outputs(out_folder, metrics, images, labels, predictions)
+    text = write_outputs(out_folder, metrics, images, labels, logits)
     print_results(console, metrics, text, out_folder)
     return metrics
 
@@ -175,15 +176,14 @@ def evaluation_fabric(accelerator: str, precision: str) -> Fabric:
 
 
 def evaluate_splits(model, images, labels, class_names, fabric: Fabric, batch_size: int, tta: bool):
-    """Per split, every number of its report (flip TTA's beside them when asked), and its predictions."""
-    splits, predictions = {}, {}
+    """Per split, every number of its report (flip TTA's beside them when asked), and its logits."""
+    splits, logits = {}, {}
     for split in SPLITS:
-        logits = logits_in_precision(model, images[split], fabric, batch_size)
-        predictions[split] = logits.argmax(dim=1)
-        splits[split] = split_metrics(predictions[split], labels[split], class_names)
+        logits[split] = logits_in_precision(model, images[split], fabric, batch_size)
+        splits[split] = split_metrics(logits[split].argmax(dim=1), labels[split], class_names)
         flipped = logits_in_precision(model, images[split].flip(-1), fabric, batch_size) if tta else None
-        splits[split].update(calibration_metrics(logits, labels[split], flipped))
-    return splits, predictions
+        splits[split].update(calibration_metrics(logits[split], labels[split], flipped))
+    return splits, logits
 
 
 def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
@@ -242,7 +242,7 @@ def write_split_files(out: Path, metrics: dict, split: str) -> None:
     save_figure(reliability_figure(values["reliability"], title), out / f"reliability_{split}.png")
 
 
-def write_outputs(out: Path, metrics: dict, images, labels, predictions) -> list[str]:
+def write_outputs(out: Path, metrics: dict, images, labels, logits) -> list[str]:
     """Every file of the evaluation folder; returns the summary's lines."""
     text = []
     for split in SPLITS:
@@ -250,7 +250,10 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions) -> list
         text += split_lines(split, metrics["splits"][split])
     sample = slice(0, SAMPLE_IMAGES)
     grid = prediction_grid_figure(
-        images["test"][sample], predictions["test"][sample], labels["test"][sample], tuple(metrics["class_names"])
+        images["test"][sample],
+        logits["test"][sample].argmax(dim=1),
+        labels["test"][sample],
+        tuple(metrics["class_names"]),
     )
     save_figure(grid, out / "sample_predictions.png")
     if metrics["epochs_trained"] is not None:
@@ -262,7 +265,7 @@ def write_outputs(out: Path, metrics: dict, images, labels, predictions) -> list
             f"No training time: {metrics['run']} has no readable environment.json (a run trained before it was "
             "recorded, or without the RecordEnvironment callback)."
         )
-    write_predictions(out / "predictions.npz", labels, predictions)
+    write_predictions(out / PREDICTIONS_FILE, labels, logits)
     write_text(out / "summary.txt", "\n".join(text) + "\n")
     write_json(out / METRICS_FILE, metrics)
     return text

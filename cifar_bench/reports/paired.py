@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.reports.evaluation_files import PREDICTIONS_FILE
 from cifar_bench.reports.intervals import paired_difference
-
-PREDICTIONS_FILE = "predictions.npz"
 
 
 def first_seed_run(model: str, runs: dict[str, list[dict]]) -> dict:

@@ -27,6 +27,7 @@ from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
 from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
+from cifar_bench.reports.evaluation_files import PREDICTIONS_FILE
 from cifar_bench.reports.output import copy_small_file, print_plain, shown, unlinked_folder, write_json
 
 
@@ -184,7 +185,14 @@ EVIDENCE = (
     "environment.json",
     *(
         f"{EVALUATION_FOLDER}/{name}"
-        for name in (METRICS_FILE, "summary.txt", "curves.png", "confusion_test.png", "reliability_test.png")
+        for name in (
+            METRICS_FILE,
+            PREDICTIONS_FILE,
+            "summary.txt",
+            "curves.png",
+            "confusion_test.png",
+            "reliability_test.png",
+        )
     ),
 )
 
