@@ -113,7 +113,9 @@ def recipe_differences(first: str, second: str, runs: dict[str, list[dict]], dir
     if first not in runs or second not in runs:
         return ""
     a, b = (recipe_settings(first_seed_run(model, runs), directory) for model in (first, second))
-    differing = [f"{key} {a.get(key)} vs {b.get(key)}" for key in dict.fromkeys([*a, *b]) if a.get(key) != b.get(key)]
+    differing = [
+        f"{key} {a.get(key, '-')} vs {b.get(key, '-')}" for key in dict.fromkeys([*a, *b]) if a.get(key) != b.get(key)
+    ]
     study = f"the study trained them {study_epochs(first) or '-'} and {study_epochs(second) or '-'} epochs"
     return f"{first} vs {second}, settings that differ: {'; '.join(differing) or 'none'} ({study})."
 
