@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import shutil
@@ -196,6 +197,10 @@ def test_the_evidence_of_each_run_is_copied_without_checkpoints(studied):
         assert environment["wall_s"] > 0 and environment["machine"]["cores"] and "torch" in environment["machine"]
     assert (results / "comparison.md").read_text() == (studied["logs"] / "comparison.md").read_text()
     assert not list(results.rglob("*.ckpt"))
+    for folder in (results, studied["logs"]):  # the study ends with its report, in both folders
+        page = html.unescape((folder / "report.html").read_text())
+        assert "The study's conclusions, checked" in page and (folder / "report.md").is_file()
+    assert "broken" in html.unescape((studied["logs"] / "report.html").read_text())  # its failure, in the table
 
 
 @pytest.mark.slow
