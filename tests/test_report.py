@@ -106,6 +106,8 @@ def test_every_chapter_is_there_in_the_studys_order(written):
                     "Confusion matrices", "Sample predictions", "Calibration", "Per-class accuracy, beside the study's"):  # fmt: skip
         assert text.count(section) == 3, section  # once per model
     assert "2 runs (seeds 0, 1)" in text  # the MLP's two seeds: mean ± std
+    assert text.count("The network's layers, rebuilt from the run's config.yaml:") == 3  # as the run counted them
+    assert "Linear(in_features=3072, out_features=" in text
     assert "Images per split and class" in text and "Per-channel statistics" in text
 
 

@@ -7,10 +7,13 @@ afresh from those numbers, so a folder of copied evidence (results/) gives the w
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
 
+from cifar_bench.checkpoints import known_model
+from cifar_bench.errors import CifarBenchError
 from cifar_bench.figures import confusion_figure, curves_figure, reliability_figure
 from cifar_bench.reports.compare import mean_std
 from cifar_bench.reports.evaluation_files import SPLITS, classification_report, format_duration
@@ -29,6 +32,7 @@ from cifar_bench.reports.report_blocks import (
     run_file,
     table,
 )
+from cifar_bench.reports.runs import constructor_arguments
 
 
 def model_chapter(number: int, model: str, group: list[dict], directory: Path) -> list[dict]:
@@ -39,7 +43,11 @@ def model_chapter(number: int, model: str, group: list[dict], directory: Path) -
     prefix = f"model{number}"
     blocks = [heading(model, anchor=prefix)]
     try:
-        blocks += seeds_blocks(group, first) + architecture_blocks(first) + recipe_blocks(first, directory, run_folder)
+        blocks += (
+            seeds_blocks(group, first)
+            + architecture_blocks(first, directory, run_folder)
+            + recipe_blocks(first, directory, run_folder)
+        )
         blocks += curves_blocks(first, prefix) + per_class_blocks(model, group) + report_blocks(first)
         blocks += confusion_blocks(first, prefix) + samples_blocks(first, directory, prefix)
         blocks += calibration_blocks(group, first, prefix)
@@ -67,14 +75,61 @@ def seeds_blocks(group: list[dict], first: dict) -> list[dict]:
     ]
 
 
-def architecture_blocks(run: dict) -> list[dict]:
+def architecture_blocks(run: dict, directory: Path, run_folder: Path) -> list[dict]:
     rows = [
         ["model class", run.get("model_class", "-")],
         ["weight layers", run["weight_layers"]],
         ["trainable / total parameters", f"{run['trainable_params']:,} / {run['total_params']:,}"],
         ["input transform", run.get("transform_profile", "-")],
     ]
-    return [heading("Architecture", 3), table(["", ""], rows)]
+    return [heading("Architecture", 3), table(["", ""], rows), *layer_blocks(run_config(directory, run_folder), run)]
+
+
+def layer_blocks(config: dict | None, run: dict) -> list[dict]:
+    """The network's layers, rebuilt from the run's config.yaml on the meta device (no weights, no memory):
+    only this package's models, as evaluate builds them (pretrained weights not loaded)."""
+    model = (config or {}).get("model")
+    cls = known_model(model.get("class_path")) if isinstance(model, dict) else None
+    settings = model.get("init_args") if cls is not None else None
+    if not isinstance(settings, dict):
+        return [
+            paragraph("The network's layers are not shown: the run's config.yaml names none of this package's models.")
+        ]
+    settings = constructor_arguments(cls, settings)
+    if "weights" in inspect.signature(cls).parameters:
+        settings["weights"] = "none"
+    try:
+        with torch.device("meta"):
+            network = cls(**settings).net
+    except (
+        CifarBenchError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ) as error:  # settings it no longer takes
+        return [paragraph(f"The network's layers could not be rebuilt from config.yaml ({type(error).__name__}).")]
+    rows = []
+    for name, layer in network.named_modules():
+        if not list(layer.children()):
+            parameters = list(layer.parameters())
+            trained = "-" if not parameters else "yes" if any(p.requires_grad for p in parameters) else "frozen"
+            rows.append([name, _setting(layer), f"{sum(p.numel() for p in parameters):,}", trained])
+    counts = (
+        sum(p.numel() for p in network.parameters() if p.requires_grad),
+        sum(p.numel() for p in network.parameters()),
+    )
+    same = counts == (run["trainable_params"], run["total_params"])
+    note = (
+        ""
+        if same
+        else f" (this code builds {counts[0]:,} / {counts[1]:,} parameters from it, not the run's: the code changed since)"
+    )
+    return [
+        paragraph(f"The network's layers, rebuilt from the run's config.yaml{note}:"),
+        table(["layer", "module", "parameters", "trained"], rows),
+    ]
 
 
 def _setting(value) -> str:
