@@ -194,6 +194,16 @@ def test_what_is_missing_is_said_and_nothing_fails(logs, tmp_path):
     assert "Images per class that the evaluated runs were evaluated on" in text
 
 
+def test_a_figures_folder_that_is_a_link_is_refused_before_anything_is_written(logs, tmp_path, capsys):
+    shutil.copytree(logs / "cnn", tmp_path / "runs" / "cnn")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "runs" / "report_files").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(tmp_path / "runs")])
+    assert stop.value.code == 2 and "is a link: refusing to write through it" in capsys.readouterr().err
+    assert not list((tmp_path / "elsewhere").iterdir()) and not (tmp_path / "runs" / "report.html").exists()
+
+
 def test_a_folder_without_evaluated_runs_is_one_error_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["report", str(tmp_path)])

@@ -103,9 +103,9 @@ def report(directory: str, data_dir: Optional[str] = None, console: Optional[Con
     if not directory.is_dir():
         raise CifarBenchError(f"no folder {directory}: pass the folder that holds the evaluated runs")
     blocks = report_blocks(directory, data_dir)
+    folder = unlinked_folder(directory / FIGURES_FOLDER, directory)  # refused if a link: before anything is written
     html_path = write_text(directory / HTML_FILE, render_html(TITLE, blocks))
     markdown, figures = render_markdown(TITLE, blocks, FIGURES_FOLDER)
-    folder = unlinked_folder(directory / FIGURES_FOLDER, directory)
     for stale in folder.glob("*.png"):
         if stale.name not in figures:
             stale.unlink()
