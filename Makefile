@@ -13,6 +13,8 @@ STUDY_LOGS ?= lightning_logs/study
 SEEDS ?= 0
 VGG_WEIGHTS ?=
 RESULTS ?=
+# The folder make report reads and writes into (its evaluated runs: <DIR>/<model>/<run>/evaluation/).
+DIR ?= results
 # The model names as the package derives them from configs/ (plain Python, no install needed; read only when used).
 MODELS = $(shell PYTHONPATH=. $(PYTHON) -c 'from cifar_bench.model_configs import model_names; print(*model_names())')
 
@@ -22,7 +24,7 @@ space := $(empty) $(empty)
 # "0 1 2" -> [0,1,2]: the list syntax of cifar-bench's options
 list = [$(subst $(space),$(comma),$(strip $(1)))]
 
-.PHONY: help install lint train test test-all analyze bench tensorboard clean evaluate predict compare study
+.PHONY: help install lint train test test-all analyze bench tensorboard clean evaluate predict compare study report
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +70,9 @@ compare: $(STAMP) ## the results table over every evaluated run in lightning_log
 study: $(STAMP) ## train, evaluate and compare all models; rerun to resume [SEEDS="0 1 2" MODEL="mlp cnn" VGG_WEIGHTS=f RESULTS=results ARGS=...]
 	$(BIN)/cifar-bench study --save_dir $(STUDY_LOGS) --data_dir $(DATA) --seeds "$(call list,$(SEEDS))" $(if $(MODEL),--models "$(call list,$(MODEL))") \
 		$(if $(VGG_WEIGHTS),--vgg_weights $(VGG_WEIGHTS)) $(if $(RESULTS),--results $(RESULTS)) -- $(ARGS)
+
+report: $(STAMP) ## the study's report from the evaluated runs in DIR (default results): DIR/report.html and report.md [DATA=data]
+	$(BIN)/cifar-bench report $(DIR) --data_dir $(DATA) $(ARGS)
 
 bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS='--models "[cnn]"']
 	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes "[64,256,1024]" --threads "[1,2]" --levers true --accuracy_check true $(ARGS)

@@ -8,6 +8,7 @@
     cifar-bench predict --ckpt lightning_logs/cnn/version_0 cat.png photos/ shots/*.jpg
     cifar-bench compare lightning_logs
     cifar-bench study --seeds [0,1,2] -- --trainer.max_epochs 5
+    cifar-bench report results --data_dir data
     cifar-bench bench --models [cnn,mlp]
 
 Every command other than the Trainer's is a plain function whose signature and docstring are its
@@ -38,6 +39,7 @@ FUNCTION_COMMANDS = {
     "predict": ("cifar_bench.reports.predict", "predict", False),
     "compare": ("cifar_bench.reports.compare", "compare", True),
     "study": ("cifar_bench.reports.study", "study", False),
+    "report": ("cifar_bench.reports.report", "report", True),
     "bench": ("cifar_bench.bench.command", "bench", False),
 }
 # Arguments after "--" go, unparsed, to this parameter of a command that has it (study, bench: to every fit).

@@ -71,11 +71,17 @@ def curves_figure(curves: dict[str, dict[str, list[float]]], title: str = ""):
 
 def reliability_figure(bins: Sequence[dict], title: str = "Reliability diagram"):
     """Accuracy against confidence per bin (bars; ``bins`` as ``reliability_bins`` gives them), with the
-    diagonal of perfect calibration and each bin's mean confidence as a dot."""
+    diagonal of perfect calibration and each bin's mean confidence as a dot. Each bar is labelled with how
+    many images its bin holds, and drawn fainter the fewer it holds: a bin of two images is no evidence."""
     figure, axes = plt.subplots(figsize=(5.5, 5))
     full = [b for b in bins if b["images"]]
-    axes.bar([b["lower"] for b in full], [b["accuracy"] for b in full], width=[b["upper"] - b["lower"] for b in full],
-             align="edge", edgecolor="black", alpha=0.7, label="accuracy")  # fmt: skip
+    most = max((b["images"] for b in full), default=1)
+    bars = axes.bar([b["lower"] for b in full], [b["accuracy"] for b in full], width=[b["upper"] - b["lower"] for b in full],
+                    align="edge", edgecolor="black", label="accuracy (n: images in the bin)")  # fmt: skip
+    for bar, b in zip(bars, full):
+        bar.set_alpha(0.25 + 0.6 * (b["images"] / most) ** 0.5)
+        axes.annotate(f"{b['images']}", (bar.get_x() + bar.get_width() / 2, min(b["accuracy"], 0.93) + 0.01),
+                      ha="center", va="bottom", fontsize=6, rotation=90)  # fmt: skip
     axes.plot(
         [b["confidence"] for b in full],
         [b["confidence"] for b in full],

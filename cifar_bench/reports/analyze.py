@@ -84,6 +84,13 @@ def describe(arrays: CifarArrays) -> dict:
     }
 
 
+def sample_grid(arrays: CifarArrays, samples_per_class: int):
+    """The first ``samples_per_class`` training images of each class, a class a row; and their indices."""
+    picked = first_of_each_class(arrays.train_labels, samples_per_class)
+    titles = [arrays.class_names[label] for label in arrays.train_labels[picked].tolist()]
+    return image_grid_figure(arrays.train_images[picked], titles, columns=max(1, len(picked) // NUM_CLASSES)), picked
+
+
 def summary_tables(summary: dict) -> list[Table]:
     """The console view of :func:`describe`: splits per class, classes per training batch, image format, channels."""
     names = summary["class_names"]
@@ -145,9 +152,7 @@ def analyze(
     print_plain(console, f"CIFAR-10 read from {arrays.folder}")
     for table in summary_tables(summary):
         print_whole(console, table)
-    picked = first_of_each_class(arrays.train_labels, samples_per_class)
-    titles = [arrays.class_names[label] for label in arrays.train_labels[picked].tolist()]
-    figure = image_grid_figure(arrays.train_images[picked], titles, columns=max(1, len(picked) // NUM_CLASSES))
+    figure, picked = sample_grid(arrays, samples_per_class)
     summary["samples"] = {"file": "samples.png", "train_indices": picked.tolist()}
     save_figure(figure, out / "samples.png")
     write_json(out / "analysis.json", summary)

@@ -10,7 +10,6 @@ were evaluated on (read from their metrics.json: compare needs no data).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -20,8 +19,7 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.files import read_small_text
-from cifar_bench.reports.evaluate import METRICS_FILE
+from cifar_bench.reports.evaluated import collect
 from cifar_bench.reports.evaluation_files import format_duration
 from cifar_bench.reports.intervals import t_interval, wilson_interval
 from cifar_bench.reports.output import (
@@ -37,7 +35,6 @@ from cifar_bench.reports.paired import paired_comparison, paired_lines
 from cifar_bench.reports.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 
 RANDOM_MODEL = "Random classifier"
-FAILURE_GLOB = "failed-seed*.json"
 COLUMNS = (
     "model",
     "runs",
@@ -76,51 +73,6 @@ HEADINGS = (
 def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
     """Where ``study`` records that a model failed to train or evaluate for one seed."""
     return save_dir / model / f"failed-seed{seed}.json"
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        content = json.loads(read_small_text(path))
-    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nesting too deep to parse
-        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
-        raise CifarBenchError(f"{path} is not readable JSON ({reason}): run evaluate again, or delete it")
-    if not isinstance(content, dict):
-        raise CifarBenchError(f"{path} holds no JSON object: run evaluate again, or delete it")
-    return content
-
-
-def is_evaluation(metrics: dict) -> bool:
-    """Whether a metrics.json holds what compare reads: a model name, and per split its accuracy (and for
-    the test split the correct answers out of how many images)."""
-    splits = metrics.get("splits")
-    if not isinstance(metrics.get("model"), str) or not isinstance(splits, dict):
-        return False
-    test, train = splits.get("test"), splits.get("train")
-    numbers = (int, float)
-    return (
-        isinstance(test, dict)
-        and isinstance(train, dict)
-        and isinstance(test.get("accuracy"), numbers)
-        and isinstance(train.get("accuracy"), numbers)
-        and isinstance(test.get("correct"), int)
-        and isinstance(test.get("images"), int)
-        and test["images"] > 0
-    )
-
-
-def collect(directory: Path) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
-    """Evaluated runs and recorded failures under ``directory``, each grouped by model name."""
-    runs: dict[str, list[dict]] = {}
-    failures: dict[str, list[dict]] = {}
-    for path in sorted(directory.rglob(METRICS_FILE)):
-        metrics = _read_json(path)
-        if not is_evaluation(metrics):
-            raise CifarBenchError(f"{path} was not written by cifar-bench evaluate: run evaluate again, or delete it")
-        runs.setdefault(metrics["model"], []).append({**metrics, "evaluation_folder": str(path.parent)})
-    for path in sorted(directory.rglob(FAILURE_GLOB)):
-        failure = _read_json(path)
-        failures.setdefault(failure.get("model", path.parent.name), []).append(failure)
-    return runs, failures
 
 
 def accuracy_interval(runs: list[dict]) -> dict:
@@ -223,7 +175,7 @@ def display_cells(row: dict) -> list[str]:
         "-"
         if row.get("test_accuracy_ci_low") is None
         else f"[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}]",
-        "-" if row.get("study_test_accuracy") is None else f"{row['study_test_accuracy']:.2f}",
+        "-" if row.get("study_test_accuracy") is None else f"{row['study_test_accuracy']:.4f}",
         "-" if row.get("difference_to_study") is None else f"{row['difference_to_study']:+.4f}",
         _accuracy_cell(row, "train"),
         str(row.get("weight_layers", "-")),

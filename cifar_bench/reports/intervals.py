@@ -3,7 +3,9 @@
 - one run: the Wilson score interval of its accuracy on the test images (binomial);
 - several runs (seeds) of one model: a t-interval of the mean accuracy across runs;
 - two models on the same test images: the accuracy difference with a normal interval on the
-  discordant pairs, and McNemar's exact (binomial) p-value.
+  discordant pairs, and McNemar's exact (binomial) p-value;
+- two models without their predictions: the difference of their accuracies with Newcombe's hybrid
+  interval built from each one's own interval (as if independent: wider than the paired one).
 """
 
 from __future__ import annotations
@@ -86,3 +88,13 @@ def paired_difference(labels: Sequence[int], first: Sequence[int], second: Seque
         "only_second_right": only_second,
         "mcnemar_p": mcnemar_exact_p(only_first, only_second),
     }
+
+
+def newcombe_difference(
+    first: tuple[float, float, float], second: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """The difference of two accuracies, each given as (estimate, low, high) of its 95% interval, with
+    Newcombe's hybrid interval (his method 10 for Wilson intervals; used here for t intervals too)."""
+    (p1, l1, u1), (p2, l2, u2) = first, second
+    difference = p1 - p2
+    return difference, difference - math.hypot(p1 - l1, u2 - p2), difference + math.hypot(u1 - p1, p2 - l2)

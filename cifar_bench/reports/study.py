@@ -1,4 +1,5 @@
-"""``cifar-bench study``: the whole study in one command: train every model, evaluate it, compare.
+"""``cifar-bench study``: the whole study in one command: train every model, evaluate it, compare, and
+write the report (``report``) into the save_dir, and into --results when given.
 
 Each training and each evaluation runs in its own process, so a model that fails (a bad setting, a
 missing weights file, a crash, running out of memory) is recorded as failed and the others go on;
@@ -29,6 +30,7 @@ from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
 from cifar_bench.reports.evaluation_files import PREDICTIONS_FILE
 from cifar_bench.reports.output import copy_small_file, print_plain, shown, unlinked_folder, write_json
+from cifar_bench.reports.report import report
 
 
 def own_base_config(configs_dir: Path) -> list[str]:
@@ -90,7 +92,8 @@ def study(
     fit_args: Sequence[str] = (),
     console: Optional[Console] = None,
 ) -> list[dict]:
-    """Train every model with its config, evaluate each, end with the comparison table.
+    """Train every model with its config, evaluate each, end with the comparison table and the report
+    (report.html, report.md).
 
     Args:
         models: model configs to run, e.g. [mlp,cnn] (default: all in configs_dir).
@@ -116,9 +119,16 @@ def study(
             settings = [*data_args, *weights_args, *fit_args]
             train_and_evaluate(configs_dir, save_dir, model, seed, settings, console)
     rows = compare(save_dir, console=console)
+    folders = [save_dir]
     if results is not None:
         copied = export_evidence(save_dir, Path(results))
         print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
+        folders.append(Path(results))
+    for folder in folders:
+        try:
+            report(str(folder), data_dir=data_dir, console=console)
+        except CifarBenchError as error:  # every model failed: the table says so, there is nothing to report
+            print_plain(console, f"No report: {error}", style="red")
     print_plain(console, f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
     return rows
 

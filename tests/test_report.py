@@ -1,0 +1,271 @@
+"""`cifar-bench report`: the study's report from evaluated runs, read as a reader would read it.
+
+The runs: the session's tiny MLP evaluated (two seeds), and copies of its evaluation filed as cnn and
+cnn_bn_do (cnn_bn_do without its predictions), so every chapter and both kinds of evidence (paired,
+unpaired) appear without training more models.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import copy_run
+from PIL import Image
+from rich.console import Console
+
+from cifar_bench.cli import main
+from cifar_bench.model_configs import model_names
+from cifar_bench.reports.evaluate import evaluate
+from cifar_bench.reports.intervals import newcombe_difference, wilson_interval
+from cifar_bench.reports.reference import STUDY_COUNTS, STUDY_TABLE, study_accuracy, study_class_accuracy
+from cifar_bench.reports.report import report
+
+EVIL = "<img src=x onerror=alert(1)>\x1b[2J|[link](http://evil.example)"
+
+
+def test_the_studys_counts_are_kept_for_every_model_and_round_to_its_table():
+    assert sorted(STUDY_COUNTS) == sorted(STUDY_TABLE) == model_names()
+    for model, (rounded, _) in STUDY_TABLE.items():
+        assert round(study_accuracy(model), 2) == rounded
+    assert study_accuracy("mlp") == 5053 / 10000 and study_accuracy("cnn_bn_do", "train") == 48417 / 50000
+    assert study_class_accuracy("cnn", "test")["cat"] == (672, 1000)
+
+
+def filed_as(evaluated: Path, logs: Path, model: str, version: int = 0, seed: int | None = None) -> Path:
+    """A copy of an evaluated run filed under another model name (and seed), as evaluate would have written it."""
+    folder = Path(shutil.copytree(evaluated, logs / model / f"version_{version}"))
+    metrics_path = folder / "evaluation" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["model"] = model
+    metrics["seed"] = metrics["seed"] if seed is None else seed
+    metrics_path.write_text(json.dumps(metrics))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def logs(trained_mlp, imbalanced_data, tmp_path_factory) -> Path:
+    logs = tmp_path_factory.mktemp("report_logs")
+    run = copy_run(trained_mlp, logs)
+    evaluate(str(run), data_dir=str(imbalanced_data), batch_size=64, console=Console(file=io.StringIO()))
+    filed_as(run, logs, "mlp", version=1, seed=1)
+    filed_as(run, logs, "cnn")
+    (filed_as(run, logs, "cnn_bn_do") / "evaluation" / "predictions.npz").unlink()
+    return logs
+
+
+@pytest.fixture(scope="module")
+def written(logs, imbalanced_data) -> dict:
+    console = Console(file=io.StringIO(), width=300)
+    report(str(logs), data_dir=str(imbalanced_data), console=console)
+    return {
+        "html": (logs / "report.html").read_text(),
+        "markdown": (logs / "report.md").read_text(),
+        "printed": console.file.getvalue(),
+    }
+
+
+class Page(HTMLParser):
+    """Every attribute that fetches or links something, and the page's visible text."""
+
+    def __init__(self):
+        super().__init__()
+        self.references, self.text, self.tags = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.references += [
+            value for name, value in attrs if name in ("src", "href", "srcset", "data", "poster", "action")
+        ]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parsed(page: str) -> Page:
+    parser = Page()
+    parser.feed(page)
+    return parser
+
+
+def test_every_chapter_is_there_in_the_studys_order(written):
+    text = " ".join(parsed(written["html"]).text)
+    chapters = ["The data", "mlp", "cnn", "cnn_bn_do", "Results and comparisons", "The study's conclusions, checked"]
+    positions = [text.index(f"{chapter}") for chapter in chapters]
+    assert positions == sorted(positions)
+    for section in ("Architecture", "Recipe", "Training loss and accuracy", "Classification reports",
+                    "Confusion matrices", "Sample predictions", "Calibration", "Per-class accuracy, beside the study's"):  # fmt: skip
+        assert text.count(section) == 3, section  # once per model
+    assert "2 runs (seeds 0, 1)" in text  # the MLP's two seeds: mean ± std
+    assert text.count("The network's layers, rebuilt from the run's config.yaml:") == 3  # as the run counted them
+    assert "Linear(in_features=3072, out_features=" in text
+    assert "Images per split and class" in text and "Per-channel statistics" in text
+
+
+def test_per_class_lines_stand_beside_the_studys_figure_and_the_difference(logs, written):
+    metrics = json.loads((logs / "cnn" / "version_0" / "evaluation" / "metrics.json").read_text())
+    ours = metrics["splits"]["test"]["per_class"]["cat"]
+    accuracy = ours["correct"] / ours["support"]
+    row = (
+        f"| Test accuracy of cat | {accuracy:.2%} ({ours['correct']}/{ours['support']}) | 67.20% (672/1000) | "
+        f"{(accuracy - 0.672) * 100:+.2f} pp |"
+    )
+    assert row in written["markdown"]
+    assert "| Train accuracy of truck |" in written["markdown"] and "89.00% (4450/5000)" in written["markdown"]
+    # two identical seeds of mlp: the mean and a std of 0
+    assert f"| Test accuracy of cat | {accuracy:.2%} ± 0.00 | 27.50% (275/1000) |" in written["markdown"]
+    # the comparison table holds the study's exact figure, not its rounded one
+    assert "| 0.8876 |" in written["markdown"] and "| 0.5053 |" in written["markdown"]
+
+
+def test_the_studys_claims_are_checked_with_their_evidence(logs, written):
+    markdown = written["markdown"]
+    claims = markdown[markdown.index("The study's conclusions, checked") :]
+    # cnn_bn_do has no predictions: the unpaired difference, and the report says what is missing
+    bn = claims[: claims.index("Training more VGG16 layers")]
+    assert "no test predictions (predictions.npz) for cnn\\_bn\\_do" in bn and "unpaired, Newcombe" in bn
+    assert "**Verdict: Not shown: the difference's interval holds 0.**" in bn  # the same model under two names
+    # cnn and mlp have theirs: paired, with McNemar's p (the same predictions: no discordant pair, p = 1)
+    mlp = claims[claims.index("The MLP does worse") : claims.index("Transfer learning needs")]
+    assert "cnn − mlp: +0.0000 on the same" in mlp and "McNemar exact p = 1" in mlp
+    assert "against random guessing's 0.10" in mlp
+    vgg = claims[claims.index("Training more VGG16 layers") : claims.index("The MLP does worse")]
+    assert "**Verdict: Cannot be checked here.**" in vgg and "no evaluated run of vgg16\\_last3 or vgg16\\_last2" in vgg
+    assert "**Verdict: Cannot be checked here.**" in claims[claims.index("Transfer learning needs") :]
+    low, high = wilson_interval(1, 2)
+    assert newcombe_difference((0.5, low, high), (0.5, low, high))[0] == 0
+
+
+def test_the_page_references_nothing_outside_itself_and_every_image_decodes(logs, written):
+    page = parsed(written["html"])
+    assert page.references, "the figures are there"
+    for reference in page.references:
+        assert reference.startswith(("data:image/png;base64,", "#")), reference[:80]
+    assert "script" not in page.tags and "link" not in page.tags and "url(" not in written["html"]
+    images = [reference for reference in page.references if reference.startswith("data:")]
+    assert len(images) >= 3 * 5 + 1  # curves, 2 confusion matrices, reliability, samples per model; the data grid
+    for reference in images:
+        Image.open(io.BytesIO(base64.b64decode(reference.split(",", 1)[1]))).verify()
+    linked = re.findall(r"!\[[^\]]*\]\((report_files/[^)]+)\)", written["markdown"])
+    assert len(linked) == len(images)
+    for name in linked:
+        Image.open(logs / name).verify()
+
+
+def test_the_command_says_where_the_report_went_and_what_to_run_next(logs, written):
+    printed = " ".join(written["printed"].split())
+    assert f"Report written to {logs / 'report.html'}" in printed and "Next: open" in printed
+
+
+def test_hostile_names_are_shown_as_written_never_as_markup(logs, tmp_path):
+    hostile = shutil.copytree(logs / "mlp" / "version_0", tmp_path / "evil" / "version_0")
+    metrics_path = hostile / "evaluation" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["model"] = EVIL
+    metrics["class_names"][0] = EVIL
+    for split in metrics["splits"].values():
+        split["per_class"] = {EVIL if name == "airplane" else name: row for name, row in split["per_class"].items()}
+    metrics_path.write_text(json.dumps(metrics))
+    report(str(tmp_path), console=Console(file=io.StringIO()))
+    page, markdown = (tmp_path / "report.html").read_text(), (tmp_path / "report.md").read_text()
+    assert "<img src=x" not in page and "\x1b" not in page and "http://evil" not in parsed(page).references
+    assert html.escape("<img src=x onerror=alert(1)>") + "\\x1b[2J" in page
+    assert "\x1b" not in markdown
+    outside_code = re.sub(r"```text\n.*?\n```", "", markdown, flags=re.S)  # a code block shows text as written
+    assert "<img src=x" not in outside_code and "[link](http" not in outside_code  # written \\[link\\]: no link
+    assert "No data folder was given" in page
+
+
+def test_what_is_missing_is_said_and_nothing_fails(logs, tmp_path):
+    shutil.copytree(logs / "cnn", tmp_path / "cnn")
+    (tmp_path / "cnn" / "version_0" / "config.yaml").unlink()
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    text = (tmp_path / "report.md").read_text()
+    assert "CIFAR-10 could not be read from" in text and "the recipe is unknown" in text
+    assert "Images per class that the evaluated runs were evaluated on" in text
+
+
+def test_a_figures_folder_that_is_a_link_is_refused_before_anything_is_written(logs, tmp_path, capsys):
+    shutil.copytree(logs / "cnn", tmp_path / "runs" / "cnn")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "runs" / "report_files").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(tmp_path / "runs")])
+    assert stop.value.code == 2 and "is a link: refusing to write through it" in capsys.readouterr().err
+    assert not list((tmp_path / "elsewhere").iterdir()) and not (tmp_path / "runs" / "report.html").exists()
+
+
+def test_a_folder_without_evaluated_runs_is_one_error_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(tmp_path)])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: no evaluated runs under") and error.count("\n") == 1
+
+
+# --- a real browser ---------------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The report itself holds no script: this page of the test's own opens it in a frame, then lists its images
+# that did not load and every resource it fetched (Resource Timing: data: URIs are not fetches).
+HARNESS = """<!DOCTYPE html><html><body><iframe id="f" src="report.html" width="1200" height="900"></iframe>
+<script>
+const frame = document.getElementById("f");
+frame.addEventListener("load", () => setTimeout(() => {
+  const doc = frame.contentDocument, images = Array.from(doc.images);
+  const result = {images: images.length,
+    broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80)),
+    fetched: frame.contentWindow.performance.getEntriesByType("resource").map(e => e.name.slice(0, 80)),
+    text: doc.body.innerText};
+  const out = document.createElement("pre"); out.id = "result"; out.textContent = JSON.stringify(result);
+  document.body.appendChild(out);
+}, 200));
+</script></body></html>"""
+
+
+def chromium(*arguments: str) -> subprocess.CompletedProcess:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=10000",
+    ]
+    return subprocess.run([CHROMIUM, *flags, *arguments], capture_output=True, text=True, timeout=120)
+
+
+def rendered(folder: Path) -> dict:
+    (folder / "harness.html").write_text(HARNESS)
+    dom = chromium("--dump-dom", (folder / "harness.html").as_uri()).stdout
+    (result,) = re.findall(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    return json.loads(html.unescape(result))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian: apt-get install chromium)")
+def test_the_page_opens_in_a_real_browser_whole(logs, written, tmp_path):
+    folder = Path(shutil.copytree(logs, tmp_path / "copy", ignore=shutil.ignore_patterns("report_files")))
+    page = rendered(folder)
+    assert page["images"] >= 16 and page["broken"] == [] and page["fetched"] == []
+    for text in ("The data", "Results and comparisons", "The study's conclusions, checked", "Verdict:"):
+        assert text in page["text"]
+    # the check sees a failure where there is one: a missing image and a fetch from outside
+    (folder / "report.html").write_text(
+        '<p>x</p><img src="missing.png"><link rel="stylesheet" href="https://x.invalid/a.css">'
+    )
+    control = rendered(folder)
+    assert control["broken"] and control["fetched"]
+    (folder / "report.html").write_text(written["html"])
+    shot = folder / "shot.png"
+    chromium(f"--screenshot={shot}", "--window-size=1200,1600", (folder / "report.html").as_uri())
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.shape == (1600, 1200) and (pixels < 128).mean() > 0.01 and pixels.std() > 10
