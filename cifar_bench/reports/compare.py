@@ -10,7 +10,6 @@ were evaluated on (read from their metrics.json: compare needs no data).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -20,8 +19,8 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.files import read_small_text
 from cifar_bench.reports.evaluate import METRICS_FILE
+from cifar_bench.reports.evaluated import read_evaluation, read_failure
 from cifar_bench.reports.evaluation_files import format_duration
 from cifar_bench.reports.intervals import t_interval, wilson_interval
 from cifar_bench.reports.output import (
@@ -78,48 +77,16 @@ def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
     return save_dir / model / f"failed-seed{seed}.json"
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        content = json.loads(read_small_text(path))
-    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nesting too deep to parse
-        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
-        raise CifarBenchError(f"{path} is not readable JSON ({reason}): run evaluate again, or delete it")
-    if not isinstance(content, dict):
-        raise CifarBenchError(f"{path} holds no JSON object: run evaluate again, or delete it")
-    return content
-
-
-def is_evaluation(metrics: dict) -> bool:
-    """Whether a metrics.json holds what compare reads: a model name, and per split its accuracy (and for
-    the test split the correct answers out of how many images)."""
-    splits = metrics.get("splits")
-    if not isinstance(metrics.get("model"), str) or not isinstance(splits, dict):
-        return False
-    test, train = splits.get("test"), splits.get("train")
-    numbers = (int, float)
-    return (
-        isinstance(test, dict)
-        and isinstance(train, dict)
-        and isinstance(test.get("accuracy"), numbers)
-        and isinstance(train.get("accuracy"), numbers)
-        and isinstance(test.get("correct"), int)
-        and isinstance(test.get("images"), int)
-        and test["images"] > 0
-    )
-
-
 def collect(directory: Path) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
     """Evaluated runs and recorded failures under ``directory``, each grouped by model name."""
     runs: dict[str, list[dict]] = {}
     failures: dict[str, list[dict]] = {}
     for path in sorted(directory.rglob(METRICS_FILE)):
-        metrics = _read_json(path)
-        if not is_evaluation(metrics):
-            raise CifarBenchError(f"{path} was not written by cifar-bench evaluate: run evaluate again, or delete it")
+        metrics = read_evaluation(path)
         runs.setdefault(metrics["model"], []).append({**metrics, "evaluation_folder": str(path.parent)})
     for path in sorted(directory.rglob(FAILURE_GLOB)):
-        failure = _read_json(path)
-        failures.setdefault(failure.get("model", path.parent.name), []).append(failure)
+        failure = read_failure(path)
+        failures.setdefault(failure["model"], []).append(failure)
     return runs, failures
 
 
