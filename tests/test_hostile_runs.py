@@ -1,6 +1,7 @@
-"""Evaluated runs that lie, met for real by compare: a predictions.npz that expands to gigabytes or declares
-what no evaluation holds, a metrics.json whose numbers are NaN, of the wrong type or out of range. Each is one
-error naming the file, read within a stated bound."""
+"""Runs that lie, met for real: a predictions.npz that expands to gigabytes or declares what no evaluation
+holds, a metrics.json whose numbers are NaN, of the wrong type or out of range, a checkpoint whose
+hyperparameters describe a model hundreds of times larger than its weights. Each is one error naming the
+file, read within a stated bound, with nothing large allocated."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from conftest import copy_run
 from rich.console import Console
 
+from cifar_bench.checkpoints import read_checkpoint
 from cifar_bench.cli import main
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.reports.compare import compare
 from cifar_bench.reports.paired import MAX_PREDICTIONS
+from cifar_bench.reports.runs import find_run, load_model
 
 IMAGES = 1000
 
@@ -170,3 +175,53 @@ def test_a_failure_marker_naming_its_model_by_a_list_is_one_error_naming_it(tmp_
     (tmp_path / "a" / "failed-seed1.json").write_text(json.dumps({"model": ["a"]}))
     with pytest.raises(CifarBenchError, match=r"failed-seed1.json names model \['a'\], not a name"):
         compare(str(tmp_path), out=str(tmp_path / "out"), console=quiet())
+
+
+def real_linear_layers(monkeypatch) -> list[int]:
+    """The sizes of the Linear weights built from now on, off the meta device: what was allocated."""
+    sizes: list[int] = []
+    build = torch.nn.Linear.__init__
+
+    def recorded(layer, *args, **kwargs):
+        build(layer, *args, **kwargs)
+        if not layer.weight.is_meta:
+            sizes.append(layer.weight.numel())
+
+    monkeypatch.setattr(torch.nn.Linear, "__init__", recorded)
+    return sizes
+
+
+def with_hyperparameters(run: Path, **changes) -> Path:
+    path = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"].update(changes)
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_checkpoint_whose_hyperparameters_describe_461m_parameters_allocates_none_of_them(
+    trained_mlp, tmp_path, monkeypatch
+):
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    path = with_hyperparameters(run, hidden=[20000, 20000])
+    assert path.stat().st_size < 20 * 2**20
+    sizes = real_linear_layers(monkeypatch)
+    with pytest.raises(
+        CifarBenchError, match="the MLPClassifier its hyperparameters describe does not fit its weights"
+    ):
+        load_model(find_run(run))  # evaluate's and predict's way in
+    with pytest.raises(
+        CifarBenchError, match="the MLPClassifier its hyperparameters describe does not fit its weights"
+    ):
+        read_checkpoint(path)  # fit's and test's --ckpt_path, before Lightning builds from them
+    assert max(sizes, default=0) < 10**6, f"a Linear layer of {max(sizes):,} weights was allocated"
+
+
+def test_a_hyperparameter_listing_more_layers_than_the_checkpoint_has_weights_is_refused_before_building(
+    trained_mlp, tmp_path, monkeypatch
+):
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    sizes = real_linear_layers(monkeypatch)
+    with pytest.raises(CifarBenchError, match="hyperparameter hidden lists 1,000,000 entries for 6 weights"):
+        read_checkpoint(with_hyperparameters(run, hidden=[8] * 1_000_000))
+    assert sizes == []

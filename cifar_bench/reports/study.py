@@ -23,6 +23,7 @@ from typing import Optional
 import yaml
 from rich.console import Console
 
+from cifar_bench.arguments import Seed, refuse_bad_seed
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
 from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
@@ -80,7 +81,7 @@ def stop_child(child: subprocess.Popen) -> None:
 
 def study(
     models: Optional[list[str]] = None,
-    seeds: tuple[int, ...] = (0,),
+    seeds: tuple[Seed, ...] = (0,),
     configs_dir: Optional[str] = None,
     save_dir: str = "lightning_logs",
     data_dir: Optional[str] = None,
@@ -104,6 +105,8 @@ def study(
         fit_args: arguments for every `cifar-bench fit`, given after --, e.g. -- --trainer.max_epochs 2.
     """
     console = console or Console()
+    for seed in seeds:
+        refuse_bad_seed(seed, "--seeds")
     configs_dir, save_dir = Path(configs_dir) if configs_dir is not None else CONFIG_DIR, Path(save_dir)
     data_args = ["--data.data_dir", data_dir] if data_dir is not None else []
     for model in chosen_models(configs_dir, models):
