@@ -118,6 +118,8 @@ def workspace(tmp_path_factory, trained_mlp, imbalanced_data) -> Path:
         section = line.split(":")[0]
         config = yaml.safe_load((edited / "config.yaml").read_text())
         (edited / "config.yaml").write_text(yaml.safe_dump({**config, section: yaml.safe_load(line)[section]}))
+    (root / "word_configs").mkdir()
+    (root / "word_configs" / "mlp.yaml").write_text("model: abc\n")
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, root / "resnet.pth")
     return root
 
@@ -309,6 +311,11 @@ CASES = [
         "predict: a config.yaml whose data is a list",
         lambda ws: ["predict", "--ckpt", str(ws / "runs" / "config_data_list" / "version_0")],
         "holds a list as data",
+    ),
+    (
+        "study: a model config whose model is a word",
+        lambda ws: ["study", "--configs_dir", str(ws / "word_configs"), "--save_dir", str(ws / "study")],
+        "word_configs/mlp.yaml holds a str as model, not its settings",
     ),
     ("evaluate: --out a file", lambda ws: evaluate(ws, "good", "--out", str(ws / "a_file")), "is a file, not a folder"),
     (

@@ -53,19 +53,26 @@ def find_run(ckpt: str | Path) -> Run:
             f"no config.yaml in {folder}: evaluate needs the run folder LightningCLI wrote "
             "(version_N/ holding config.yaml and checkpoints/)"
         )
+    config = read_config(config_file, "restore the run's config")
+    return Run(folder.resolve(), checkpoint.resolve(), config)
+
+
+def read_config(config_file: Path, advice: str) -> dict:
+    """A config.yaml read as a bounded regular file (``read_small_text``) whose sections that are read
+    (``SECTIONS``) are mappings where present: ``model: abc`` or ``trainer: [1]`` were AttributeErrors."""
     try:
         config = yaml.safe_load(read_small_text(config_file))
     except (yaml.YAMLError, OSError, ValueError, RecursionError) as error:
         reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
-        raise CifarBenchError(f"{config_file} is not readable YAML ({reason}): restore the run's config")
+        raise CifarBenchError(f"{config_file} is not readable YAML ({reason}): {advice}")
     if not isinstance(config, dict):
-        raise CifarBenchError(f"{config_file} holds no configuration: restore the run's config")
+        raise CifarBenchError(f"{config_file} holds no configuration: {advice}")
     odd = next((key for key in SECTIONS if config.get(key) is not None and not isinstance(config[key], dict)), None)
     if odd is not None:
         raise CifarBenchError(
-            f"{config_file} holds a {type(config[odd]).__name__} as {odd}, not its settings: restore the run's config"
+            f"{config_file} holds a {type(config[odd]).__name__} as {odd}, not its settings: {advice}"
         )
-    return Run(folder.resolve(), checkpoint.resolve(), config)
+    return config
 
 
 def model_class(run: Run) -> type[CifarClassifier]:
