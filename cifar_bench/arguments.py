@@ -14,6 +14,10 @@ from jsonargparse.typing import restricted_number_type
 
 from cifar_bench.errors import CifarBenchError
 
+# The seeds numpy accepts, and so Lightning's seed_everything: a negative or larger one was a traceback
+# after the run folder was made (fit), or a failed run recorded for every model (study).
+MAX_SEED = 2**32 - 1
+Seed = restricted_number_type("Seed", int, [(">=", 0), ("<=", MAX_SEED)], docstring=f"int from 0 to {MAX_SEED}")
 FloatFrom0Below1 = restricted_number_type(
     "FloatFrom0Below1", float, [(">=", 0.0), ("<", 1.0)], docstring="float restricted to be ≥0 and <1"
 )
@@ -46,3 +50,9 @@ def refuse_out_of_range(cls: type, arguments: Mapping[str, object]) -> None:
                     f"{cls.__name__}: {name}={value!r} is out of range ({kind.__doc__ or kind.__name__}): "
                     "pass a value in that range"
                 ) from None
+
+
+def refuse_bad_seed(seed: object, option: str) -> None:
+    """A seed outside 0 .. ``MAX_SEED`` as one clear error (``true``/``false``, Lightning's own words, pass)."""
+    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= MAX_SEED:
+        raise CifarBenchError(f"{option} {seed} is out of range: a seed is a whole number from 0 to {MAX_SEED:,}")

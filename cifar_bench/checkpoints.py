@@ -11,6 +11,7 @@ are refused before Lightning sees the file.
 
 from __future__ import annotations
 
+import inspect
 import zipfile
 from pathlib import Path
 
@@ -40,9 +41,11 @@ def known_model(class_path: object) -> type | None:
     return model_classes().get(class_path) if isinstance(class_path, str) else None
 
 
-def read_checkpoint(path: str | Path, expected: type | None = None) -> dict:
+def read_checkpoint(path: str | Path, expected: type | None = None, default: type | None = None) -> dict:
     """The checkpoint at ``path``, loaded weights_only with its tensors left on disk (mmap), once
-    ``check_checkpoint`` has accepted it (as one of ``expected``'s, when given)."""
+    ``check_checkpoint`` has accepted it (as one of ``expected``'s, when given) and the model its
+    hyperparameters describe has its weights' shapes (``check_hyperparameters``): the class it records,
+    else ``expected``, else ``default`` (the class its hyperparameters would be given to)."""
     if not zipfile.is_zipfile(path):
         raise CifarBenchError(f"{path} is truncated or not a checkpoint: {ADVICE}")
     try:
@@ -50,7 +53,58 @@ def read_checkpoint(path: str | Path, expected: type | None = None) -> dict:
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:  # an UnpicklingError is main's
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CifarBenchError(f"{path} is truncated or not a checkpoint ({reason}): {ADVICE}")
-    return check_checkpoint(checkpoint, str(path), expected=expected)
+    checkpoint = check_checkpoint(checkpoint, str(path), expected=expected)
+    cls = known_model(checkpoint.get("hyper_parameters", {}).get("_class_path")) or expected or default
+    if cls is not None:
+        check_hyperparameters(checkpoint, str(path), cls)
+    return checkpoint
+
+
+def model_settings(cls: type, hyper_parameters: dict) -> dict:
+    """The saved hyperparameters ``cls`` takes: its named parameters, or every one but jsonargparse's own
+    (``_class_path``, ``_instantiator``) when it passes ``**kwargs`` on to the base class. Pretrained
+    weights are not fetched (``weights`` none): the state dict carries every weight."""
+    parameters = inspect.signature(cls).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        settings = {key: value for key, value in hyper_parameters.items() if not str(key).startswith("_")}
+    else:
+        settings = {key: value for key, value in hyper_parameters.items() if key in parameters}
+    return settings | ({"weights": "none"} if "weights" in parameters else {})
+
+
+def build_model(cls: type, checkpoint: dict, source: str):
+    """``cls`` built with the checkpoint's hyperparameters; settings it refuses are one error naming ``source``."""
+    try:
+        return cls(**model_settings(cls, checkpoint.get("hyper_parameters", {})))
+    except (CifarBenchError, RuntimeError, KeyError, TypeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CifarBenchError(
+            f"{source} holds settings {cls.__name__} does not take ({reason}): "
+            "pass a checkpoint of the run the config describes"
+        )
+
+
+def check_hyperparameters(checkpoint: dict, source: str, cls: type) -> None:
+    """The model the hyperparameters describe must have the weights' names and shapes, seen on the ``meta``
+    device first, where no parameter is allocated or initialised: a 14 MB checkpoint saying
+    ``hidden=[20000,20000]`` would otherwise build a 461M-parameter MLP (1.8 GB) before its weights were
+    compared. Lightning's own ``--ckpt_path`` rebuilds the model from these hyperparameters too. A list
+    among them longer than the state dict has weights (``hidden`` of a million layers) is refused before
+    even that: on ``meta`` too, each entry would still be built as a module."""
+    weights = checkpoint.get("state_dict", {})
+    for key, value in checkpoint.get("hyper_parameters", {}).items():
+        if isinstance(value, (list, tuple)) and len(value) > len(weights):
+            raise CifarBenchError(
+                f"{source}: its hyperparameter {key} lists {len(value):,} entries for {len(weights)} weights: {ADVICE}"
+            )
+    with torch.device("meta"):
+        described = build_model(cls, checkpoint, source)
+    differing = differing_weights(described.state_dict(), weights)
+    if differing:
+        raise CifarBenchError(
+            f"{source}: the {cls.__name__} its hyperparameters describe does not fit its weights (they differ at "
+            f"{', '.join(differing[:3])}): {ADVICE}"
+        )
 
 
 def check_checkpoint(checkpoint: object, source: str, expected: type | None = None, model=None) -> dict:

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
-from cifar_bench.checkpoints import read_checkpoint
+from cifar_bench.arguments import refuse_bad_seed
+from cifar_bench.checkpoints import known_model, read_checkpoint
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.model_configs import BASE_CONFIG, resolve_config_argument
@@ -141,7 +142,8 @@ class CifarBenchCLI(LightningCLI):
         super().parse_arguments(parser, with_packaged_configs(list(words)) if isinstance(words, list) else args)
         # LightningCLI reads the checkpoint's hyperparameters right after parsing: check it first.
         config = self.config.get(self.config.get("subcommand") or "", self.config)
-        self._check_checkpoint(config.get("ckpt_path"))
+        refuse_bad_seed(config.get("seed_everything"), "--seed_everything")
+        self._check_checkpoint(config.get("ckpt_path"), known_model(getattr(config.get("model"), "class_path", None)))
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
@@ -191,7 +193,7 @@ class CifarBenchCLI(LightningCLI):
                 )
 
     @staticmethod
-    def _check_checkpoint(ckpt_path: str | None) -> None:
+    def _check_checkpoint(ckpt_path: str | None, model_class: type | None) -> None:
         """A checkpoint path must exist, and ``read_checkpoint`` accept it (before Lightning imports the class
         it names); 'last' and 'best' are Lightning's to resolve. LightningCLI reads any *file* of that name in
         the current folder as a checkpoint first, importing the class it names: a file the user did not name,
@@ -207,7 +209,7 @@ class CifarBenchCLI(LightningCLI):
             return
         if not Path(ckpt_path).is_file():
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
-        read_checkpoint(ckpt_path)
+        read_checkpoint(ckpt_path, default=model_class)  # a checkpoint naming no class fills in the config's
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:

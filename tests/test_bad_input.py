@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import REPO, cli_args, snapshot, write_archive, write_binary_version
 
 from cifar_bench.cli import main
@@ -82,6 +83,16 @@ def workspace(tmp_path_factory, trained_mlp, imbalanced_data) -> Path:
             **good,
             "state_dict": {**good["state_dict"], "net.layers.4.bias": torch.full((256,), float("inf"))},
         },
+        # 14 MB of weights whose hyperparameters describe a 461M-parameter MLP (1.8 GB), with and without its class
+        "oversized": {**good, "hyper_parameters": {**hyper_parameters, "hidden": [20000, 20000]}},
+        "oversized_unnamed": {
+            **good,
+            "hyper_parameters": {
+                key: value
+                for key, value in {**hyper_parameters, "hidden": [20000, 20000]}.items()
+                if key != "_class_path"
+            },
+        },
     }
     for name, checkpoint in checkpoints.items():
         torch.save(checkpoint, root / f"{name}.ckpt")
@@ -99,6 +110,16 @@ def workspace(tmp_path_factory, trained_mlp, imbalanced_data) -> Path:
         config.write_text(
             config.read_text().replace(str(imbalanced_data), str(data_dir)).replace("download: false", "download: true")
         )
+    shutil.copytree(run, root / "runs" / "good" / "version_0", ignore=shutil.ignore_patterns("evaluation"))
+    for name, line in {"model_word": "model: abc", "trainer_list": "trainer: [1]", "data_list": "data: [1]"}.items():
+        edited = shutil.copytree(
+            run, root / "runs" / f"config_{name}" / "version_0", ignore=shutil.ignore_patterns("evaluation")
+        )
+        section = line.split(":")[0]
+        config = yaml.safe_load((edited / "config.yaml").read_text())
+        (edited / "config.yaml").write_text(yaml.safe_dump({**config, section: yaml.safe_load(line)[section]}))
+    (root / "word_configs").mkdir()
+    (root / "word_configs" / "mlp.yaml").write_text("model: abc\n")
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, root / "resnet.pth")
     return root
 
@@ -255,6 +276,93 @@ CASES = [
         "weights file that does not exist",
         lambda ws: vgg(ws, "--model.weights", str(ws / "nope.pth")),
         "neither 'imagenet', 'none' nor an existing file",
+    ),
+    (
+        "checkpoint whose hyperparameters describe a 461M-parameter model",
+        lambda ws: with_checkpoint(ws, "oversized.ckpt"),
+        "the MLPClassifier its hyperparameters describe does not fit its weights",
+    ),
+    (
+        "checkpoint whose hyperparameters describe a 461M-parameter model, resumed",
+        lambda ws: fit(ws, "mlp", "data", "--ckpt_path", str(ws / "oversized.ckpt")),
+        "the MLPClassifier its hyperparameters describe does not fit its weights",
+    ),
+    (
+        "checkpoint naming no class, whose hyperparameters describe a 461M-parameter model",
+        lambda ws: fit(ws, "mlp", "data", "--ckpt_path", str(ws / "oversized_unnamed.ckpt")),
+        "the MLPClassifier its hyperparameters describe does not fit its weights",
+    ),
+    (
+        "evaluate: checkpoint whose hyperparameters describe a 461M-parameter model",
+        lambda ws: evaluate(ws, "oversized"),
+        "the MLPClassifier its hyperparameters describe does not fit its weights",
+    ),
+    (
+        "evaluate: a config.yaml whose model is a word",
+        lambda ws: evaluate(ws, "config_model_word"),
+        "holds a str as model",
+    ),
+    (
+        "evaluate: a config.yaml whose trainer is a list",
+        lambda ws: evaluate(ws, "config_trainer_list"),
+        "holds a list as trainer",
+    ),
+    (
+        "predict: a config.yaml whose data is a list",
+        lambda ws: ["predict", "--ckpt", str(ws / "runs" / "config_data_list" / "version_0")],
+        "holds a list as data",
+    ),
+    (
+        "study: a model config whose model is a word",
+        lambda ws: ["study", "--configs_dir", str(ws / "word_configs"), "--save_dir", str(ws / "study")],
+        "word_configs/mlp.yaml holds a str as model, not its settings",
+    ),
+    ("evaluate: --out a file", lambda ws: evaluate(ws, "good", "--out", str(ws / "a_file")), "is a file, not a folder"),
+    (
+        "evaluate: --out under a file",
+        lambda ws: evaluate(ws, "good", "--out", str(ws / "a_file" / "reports")),
+        "which is not a folder",
+    ),
+    (
+        "predict: --out a folder",
+        lambda ws: ["predict", "--ckpt", str(ws / "runs" / "good" / "version_0"), "--out", str(ws / "empty")],
+        "is a folder: name the file to write",
+    ),
+    (
+        "predict: --out under a file",
+        lambda ws: [
+            "predict",
+            "--ckpt",
+            str(ws / "runs" / "good" / "version_0"),
+            "--out",
+            str(ws / "a_file" / "p.csv"),
+        ],
+        "which is not a folder",
+    ),
+    (
+        "compare: --out a file",
+        lambda ws: ["compare", str(ws / "runs"), "--out", str(ws / "a_file")],
+        "is a file, not a folder",
+    ),
+    (
+        "analyze: --out under a file",
+        lambda ws: ["analyze", "--data_dir", str(ws / "data"), "--out", str(ws / "a_file" / "analysis")],
+        "which is not a folder",
+    ),
+    (
+        "negative seed",
+        lambda ws: fit(ws, "mlp", "data", "--seed_everything", "-1"),
+        "--seed_everything -1 is out of range: a seed is a whole number from 0 to 4,294,967,295",
+    ),
+    (
+        "seed above numpy's range",
+        lambda ws: fit(ws, "mlp", "data", "--seed_everything", str(2**32)),
+        "--seed_everything 4294967296 is out of range",
+    ),
+    (
+        "study: a negative seed",
+        lambda ws: ["study", "--models", "[mlp]", "--seeds", "[-1]", "--save_dir", str(ws / "study")],
+        '"seeds": -1 does not conform to restriction v>=0 and v<=4294967295',
     ),
     (
         "log dir under a file",

@@ -1,6 +1,7 @@
 """Files, links and names a hostile folder can hold, met for real: a PostScript file named like a PNG, a tiny
 PNG that decodes to gigabytes, file names carrying terminal escapes, line breaks or spreadsheet formulas, a
-folder linking to itself under a ``**`` glob, a FIFO or /dev/zero or a deep nesting as metrics.json."""
+folder linking to itself under a ``**`` glob, a FIFO or /dev/zero or a deep nesting as metrics.json, VGG16
+weights that are text, meta, sparse, quantized or integer tensors, or a small file that loads as hundreds of MB."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ import csv
 import io
 import os
 import signal
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_run, fit_tiny
+import torch
+from conftest import cli_args, copy_run, fit_tiny
 from PIL import EpsImagePlugin, Image
 from rich.console import Console
 
 from cifar_bench.callbacks import recorded_training_time
+from cifar_bench.cli import main
 from cifar_bench.data.images import MAX_PIXELS, read_image
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.networks.vgg16 import MAX_WEIGHTS_BYTES, VGG16, load_vgg16_weights
 from cifar_bench.reports import predict as predict_module
 from cifar_bench.reports.compare import compare
 from cifar_bench.reports.evaluate import evaluate
@@ -177,3 +182,77 @@ def test_a_fifo_as_environment_json_leaves_the_training_time_unknown_instead_of_
     os.mkfifo(tmp_path / "environment.json")
     with ends_within(60):
         assert recorded_training_time(tmp_path) is None
+
+
+def deflated(path: Path) -> Path:
+    """``path``'s zip archive rewritten with every member deflated (torch reads such archives; torch.save never
+    writes them)."""
+    with zipfile.ZipFile(path) as source:
+        members = [(info.filename, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, content in members:
+            target.writestr(name, content)
+    return path
+
+
+def weights_file(folder: Path, kind: str) -> Path:
+    """A --model.weights file of one hostile kind."""
+    path = folder / f"{kind}.pth"
+    conv = torch.zeros(64, 3, 3, 3)
+    if kind == "text":
+        path.write_text("root:x:0:0:root:/root:/bin/bash\n" * 89)  # what /etc/passwd looks like
+    elif kind == "larger than VGG16":
+        with open(path, "wb") as handle:
+            handle.truncate(MAX_WEIGHTS_BYTES + 1)  # sparse: no disk used
+    elif kind == "deflated to a thousandth":
+        torch.save({"classifier.3.weight": torch.zeros(4096, 4096)}, path)  # fc7's 64 MB in a 65 KB file
+        deflated(path)
+        assert path.stat().st_size < 200_000
+    elif kind == "a view declaring 4 GB":
+        torch.save({"classifier.0.weight": torch.zeros(1).expand(10**9)}, path)
+    else:
+        tensor = {
+            "meta": lambda: torch.empty(64, 3, 3, 3, device="meta"),
+            "sparse": conv.to_sparse,
+            "quantized": lambda: torch.quantize_per_tensor(conv, 0.1, 0, torch.qint8),
+            "integer": lambda: conv.long(),
+            "complex": lambda: conv.to(torch.complex64),
+            "boolean": lambda: conv.bool(),
+        }[kind]()
+        torch.save({"features.0.weight": tensor}, path)
+    return path
+
+
+HOSTILE_WEIGHTS = {
+    "text": "is not a loadable state dict (File is not a zip file)",
+    "larger than VGG16": f"more than VGG16's weights ({MAX_WEIGHTS_BYTES:,})",
+    "deflated to a thousandth": "holds compressed members, which torch.save never writes",
+    "a view declaring 4 GB": "declares 4,000,000,000 bytes of tensors",
+    "meta": "features.0.weight is a torch.float32 tensor of layout torch.strided on meta",
+    "sparse": "of layout torch.sparse_coo",
+    "quantized": "is a torch.qint8 tensor",
+    "integer": "is a torch.int64 tensor",
+    "complex": "is a torch.complex64 tensor",
+    "boolean": "is a torch.bool tensor",
+}
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")
+@pytest.mark.parametrize("kind, reason", HOSTILE_WEIGHTS.items(), ids=HOSTILE_WEIGHTS.keys())
+def test_a_weights_file_that_is_not_plain_vgg16_weights_is_one_error_before_anything_loads(tmp_path, kind, reason):
+    with torch.device("meta"):
+        net = VGG16()  # nothing of it is allocated: the file is refused before its weights would be loaded
+    with pytest.raises(CifarBenchError) as error:
+        load_vgg16_weights(net, str(weights_file(tmp_path, kind)))
+    assert reason in str(error.value) and "pass a torch.save'd VGG16 state dict" in str(error.value)
+
+
+def test_weights_given_as_etc_passwd_are_one_error_line_not_a_traceback(tmp_path, tiny_data, capsys):
+    argv = cli_args("fit", "vgg16_last2", tiny_data, tmp_path / "logs", "--model.weights", "/etc/passwd")
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: /etc/passwd is not a loadable state dict (File is not a zip file): pass a torch.save'd VGG16 state dict"
+    ]
+    assert not (tmp_path / "logs").exists()

@@ -23,7 +23,7 @@ from cifar_bench.bench.tables import check_targets, print_tables
 from cifar_bench.environment import machine
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.model_configs import CONFIG_DIR, model_names
-from cifar_bench.reports.output import write_json
+from cifar_bench.reports.output import output_location, write_json
 
 MODELS = tuple(model_names())
 
@@ -117,6 +117,7 @@ def bench(settings: BenchSettings, console: Console | None = None) -> dict:
         str(settings.download).lower(),
         *settings.fit_args,
     ]
+    out = output_location(settings.out, folder=True)
     started = time.perf_counter()
     results: dict = {"machine": machine(), "settings": settings.recorded(), "extra_args": extra}
     console.print("matmul peak: fp32 and bf16")
@@ -128,9 +129,9 @@ def bench(settings: BenchSettings, console: Console | None = None) -> dict:
     results |= further_measurements(settings, extra, console)
     results["targets"] = check_targets(results)
     results["seconds"] = time.perf_counter() - started
-    write_json(Path(settings.out) / "bench.json", results)
+    write_json(out / "bench.json", results)
     print_tables(results, console)
-    console.print(f"wrote {Path(settings.out) / 'bench.json'} ({results['seconds']:.0f} s)")
+    console.print(f"wrote {out / 'bench.json'} ({results['seconds']:.0f} s)")
     return results
 
 

@@ -8,6 +8,7 @@ ImageNet weights and local files load unchanged (a folded fc6 folds the loaded w
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -26,6 +27,10 @@ WEIGHT_LAYER_NAMES = (
     "conv5_1", "conv5_2", "conv5_3",
     "fc6", "fc7", "fc8",
 )  # fmt: skip
+# The most bytes a weights file may hold, and its tensors declare: torchvision's whole VGG16 in float32
+# (138,357,544 parameters, 553 MB) and its pickle fit under it.
+MAX_WEIGHTS_BYTES = 600 * 10**6
+ADVICE = "pass a torch.save'd VGG16 state dict"
 # At 32x32 input the last feature map is 1x1; AdaptiveAvgPool2d((7, 7)) copies it to 7x7 positions for fc6.
 FC6_COPIES = 49
 
@@ -112,15 +117,47 @@ def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
     path = Path(source).expanduser()
     if not path.is_file():
         raise CifarBenchError(f"weights {source!r} are neither 'imagenet', 'none' nor an existing file")
+    refuse_unbounded(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        raise CifarBenchError(
-            f"{path} is not a loadable state dict ({str(error).splitlines()[0][:200]}): pass a torch.save'd VGG16 state dict"
-        )
+        raise CifarBenchError(f"{path} is not a loadable state dict ({str(error).splitlines()[0][:200]}): {ADVICE}")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CifarBenchError(f"{path} does not hold a state dict of tensors: pass a torch.save'd VGG16 state dict")
+        raise CifarBenchError(f"{path} does not hold a state dict of tensors: {ADVICE}")
+    declared = sum(tensor.numel() * tensor.element_size() for tensor in state.values())
+    if declared > MAX_WEIGHTS_BYTES:
+        raise CifarBenchError(
+            f"{path} declares {declared:,} bytes of tensors, over VGG16's {MAX_WEIGHTS_BYTES:,}: {ADVICE}"
+        )
     return state
+
+
+def refuse_unbounded(path: Path) -> None:
+    """A weights file loads only as what torch.save writes: a zip archive of at most ``MAX_WEIGHTS_BYTES``
+    whose members are stored, not compressed, so that what loads is no larger than the file (466 KB of
+    deflated zeros loaded as 478 MB of tensors) and, mapped from disk, takes no memory until used. Text
+    such as /etc/passwd is refused here (it was a traceback of 93 lines)."""
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise CifarBenchError(f"{path} is {size:,} bytes, more than VGG16's weights ({MAX_WEIGHTS_BYTES:,}): {ADVICE}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise CifarBenchError(f"{path} is not a loadable state dict ({error}): {ADVICE}")
+    if any(member.compress_type != zipfile.ZIP_STORED for member in members):
+        raise CifarBenchError(f"{path} holds compressed members, which torch.save never writes: {ADVICE}")
+
+
+def plain_weight(tensor: torch.Tensor) -> bool:
+    """A dense floating-point tensor in memory, as a layer's weight is: not meta (no data), sparse, quantized
+    or complex, nor integers or booleans that load_state_dict would silently cast."""
+    return (
+        tensor.layout == torch.strided
+        and not tensor.is_meta
+        and not tensor.is_quantized
+        and tensor.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    )
 
 
 def load_vgg16_weights(net: VGG16, source: str) -> tuple[list[str], list[str]]:
@@ -147,6 +184,13 @@ def load_vgg16_state(net: VGG16, state: dict[str, torch.Tensor], source: str) ->
     if unknown:
         raise CifarBenchError(
             f"weights {source} are not a torchvision VGG16 state dict (unexpected keys such as {', '.join(unknown[:3])})"
+        )
+    odd = next(((key, tensor) for key, tensor in state.items() if not plain_weight(tensor)), None)
+    if odd is not None:
+        key, tensor = odd
+        raise CifarBenchError(
+            f"weights {source}: {key} is a {tensor.dtype} tensor of layout {tensor.layout} on {tensor.device}, "
+            f"not plain floating-point weights: {ADVICE}"
         )
     fc6, head = "classifier.0.weight", "classifier.6."
     if net.fc6_folded and fc6 in state and state[fc6].shape[1:] == (512 * FC6_COPIES,):

@@ -6,7 +6,6 @@ uint8 images, so the whole training set is described without a float copy of it 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -15,7 +14,7 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES, REQUIRED_FILES, TRAIN_BATCHES, CifarArrays, load_cifar10
 from cifar_bench.figures import image_grid_figure
-from cifar_bench.reports.output import print_plain, print_whole, save_figure, shown, write_json
+from cifar_bench.reports.output import output_location, print_plain, print_whole, save_figure, shown, write_json
 
 CHANNELS = ("red", "green", "blue")
 
@@ -145,7 +144,7 @@ def analyze(
         out: where analysis.json and samples.png go.
         samples_per_class: images of each class in samples.png.
     """
-    out = Path(out)
+    out = output_location(out, folder=True)
     console = console or Console()
     arrays = load_cifar10(data_dir, download)
     summary = describe(arrays)

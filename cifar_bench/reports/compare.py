@@ -25,6 +25,7 @@ from cifar_bench.reports.intervals import t_interval, wilson_interval
 from cifar_bench.reports.output import (
     csv_text,
     escaped,
+    output_location,
     print_plain,
     print_whole,
     shown,
@@ -237,6 +238,7 @@ def compare(
     directory = Path(directory).expanduser()
     if not directory.is_dir():
         raise CifarBenchError(f"no folder {directory}: pass the folder that holds the runs (the logger's save_dir)")
+    out = output_location(out, folder=True) if out is not None else directory
     runs, failures = collect(directory)
     if not runs and not failures:
         raise CifarBenchError(
@@ -249,7 +251,6 @@ def compare(
     ]
     print_table(console, directory, rows)
     paired = paired_comparison(list(pair), runs) if pair else None
-    out = Path(out).expanduser() if out is not None else directory
     markdown = markdown_table(rows)
     if paired is not None:
         lines = paired_lines(paired)

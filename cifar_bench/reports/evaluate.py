@@ -47,6 +47,7 @@ from cifar_bench.reports.evaluation_files import (
     write_predictions,
 )
 from cifar_bench.reports.output import (
+    output_location,
     print_plain,
     print_whole,
     save_figure,
@@ -137,6 +138,7 @@ def evaluate(
     console = console or Console()
     if batch_size < 1:
         raise CifarBenchError(f"batch_size must be positive (got {batch_size})")
+    out_folder = output_location(out, folder=True) if out is not None else None
     run = find_run(ckpt)
     model, checkpoint = load_model(run)
     data_dir, arrays = read_data(run, data_dir, download)
@@ -153,7 +155,7 @@ def evaluate(
         "class_names": list(arrays.class_names),
         "splits": splits,
     }
-    out_folder = Path(out) if out is not None else unlinked_folder(run.folder / EVALUATION_FOLDER, run.folder)
+    out_folder = out_folder or unlinked_folder(run.folder / EVALUATION_FOLDER, run.folder)
     text = write_outputs(out_folder, metrics, images, labels, logits)
     print_results(console, metrics, text, out_folder)
     return metrics
@@ -189,6 +191,7 @@ def evaluate_splits(model, images, labels, class_names, fabric: Fabric, batch_si
 def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
     """What was evaluated: the run, its checkpoint, and the model's size."""
     trainable, total = model.parameter_counts()
+    seed = run.config.get("seed_everything")
     return {
         "model": run.model_name,
         "model_class": run.config["model"]["class_path"],
@@ -196,7 +199,7 @@ def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
         "checkpoint": str(run.checkpoint),
         "checkpoint_epoch": None if checkpoint["epoch"] is None else checkpoint["epoch"] + 1,
         "checkpoint_global_step": checkpoint["global_step"],
-        "seed": run.config.get("seed_everything"),
+        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,  # true/false: none recorded
         "transform_profile": model.transform_profile.name,
         "weight_layers": model.weight_layers,
         "trainable_params": trainable,

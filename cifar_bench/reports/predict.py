@@ -22,7 +22,15 @@ from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER
-from cifar_bench.reports.output import csv_text, print_plain, print_whole, shown, unlinked_folder, write_text
+from cifar_bench.reports.output import (
+    csv_text,
+    output_location,
+    print_plain,
+    print_whole,
+    shown,
+    unlinked_folder,
+    write_text,
+)
 from cifar_bench.reports.runs import find_run, load_model, read_data
 
 PREDICTIONS_CSV = "predictions.csv"
@@ -130,6 +138,7 @@ def predict(
     console = console or Console()
     if batch_size < 1:
         raise CifarBenchError(f"batch_size must be positive (got {batch_size})")
+    csv_path = output_location(out, folder=False) if out is not None else None
     run = find_run(ckpt)
     model, _ = load_model(run)
     try:
@@ -145,11 +154,7 @@ def predict(
         images, labels = arrays.test_images, arrays.test_labels
         names = [f"test[{i}]" for i in range(len(images))]
     probabilities = model.predict(images, batch_size=batch_size)
-    csv_path = (
-        Path(out).expanduser()
-        if out is not None
-        else unlinked_folder(run.folder / EVALUATION_FOLDER, run.folder) / PREDICTIONS_CSV
-    )
+    csv_path = csv_path or unlinked_folder(run.folder / EVALUATION_FOLDER, run.folder) / PREDICTIONS_CSV
     write_text(csv_path, predictions_csv(names, probabilities, labels))
     print_table(console, run.model_name, names, probabilities, labels, show)
     print_skipped(console, skipped)

@@ -4,17 +4,19 @@ its checkpoint (weights_only, only this package's models, finite weights) and th
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from cifar_bench.checkpoints import check_checkpoint, known_model, model_classes, read_checkpoint
+from cifar_bench.checkpoints import build_model, check_checkpoint, known_model, model_classes, read_checkpoint
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.files import read_small_text
 from cifar_bench.models import CifarClassifier
+
+# The sections of a run's config.yaml that evaluate and predict read: each a mapping of settings, when there.
+SECTIONS = ("model", "trainer", "data")
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,26 @@ def find_run(ckpt: str | Path) -> Run:
             f"no config.yaml in {folder}: evaluate needs the run folder LightningCLI wrote "
             "(version_N/ holding config.yaml and checkpoints/)"
         )
+    config = read_config(config_file, "restore the run's config")
+    return Run(folder.resolve(), checkpoint.resolve(), config)
+
+
+def read_config(config_file: Path, advice: str) -> dict:
+    """A config.yaml read as a bounded regular file (``read_small_text``) whose sections that are read
+    (``SECTIONS``) are mappings where present: ``model: abc`` or ``trainer: [1]`` were AttributeErrors."""
     try:
         config = yaml.safe_load(read_small_text(config_file))
     except (yaml.YAMLError, OSError, ValueError, RecursionError) as error:
         reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
-        raise CifarBenchError(f"{config_file} is not readable YAML ({reason}): restore the run's config")
+        raise CifarBenchError(f"{config_file} is not readable YAML ({reason}): {advice}")
     if not isinstance(config, dict):
-        raise CifarBenchError(f"{config_file} holds no configuration: restore the run's config")
-    return Run(folder.resolve(), checkpoint.resolve(), config)
+        raise CifarBenchError(f"{config_file} holds no configuration: {advice}")
+    odd = next((key for key in SECTIONS if config.get(key) is not None and not isinstance(config[key], dict)), None)
+    if odd is not None:
+        raise CifarBenchError(
+            f"{config_file} holds a {type(config[odd]).__name__} as {odd}, not its settings: {advice}"
+        )
+    return config
 
 
 def model_class(run: Run) -> type[CifarClassifier]:
@@ -73,15 +87,6 @@ def model_class(run: Run) -> type[CifarClassifier]:
     return cls
 
 
-def constructor_arguments(cls: type, hyper_parameters: dict) -> dict:
-    """The saved hyperparameters ``cls`` takes: its named parameters, or every one but jsonargparse's own
-    (``_class_path``, ``_instantiator``) when it passes ``**kwargs`` on to the base class."""
-    parameters = inspect.signature(cls).parameters
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        return {key: value for key, value in hyper_parameters.items() if not str(key).startswith("_")}
-    return {key: value for key, value in hyper_parameters.items() if key in parameters}
-
-
 def load_model(run: Run) -> tuple[CifarClassifier, dict]:
     """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step).
 
@@ -89,19 +94,8 @@ def load_model(run: Run) -> tuple[CifarClassifier, dict]:
     ``load_from_checkpoint``: the file is read once, and ``check_checkpoint`` is the only judge of it.
     """
     cls = model_class(run)
-    checkpoint = read_checkpoint(run.checkpoint, expected=cls)
-    settings = constructor_arguments(cls, checkpoint.get("hyper_parameters", {}))
-    # The state dict carries every weight: pretrained sources (a download, a local file) are not needed.
-    if "weights" in inspect.signature(cls).parameters:
-        settings["weights"] = "none"
-    try:
-        model = cls(**settings)
-    except (CifarBenchError, RuntimeError, KeyError, TypeError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CifarBenchError(
-            f"{run.checkpoint} holds settings {cls.__name__} does not take ({reason}): "
-            "pass a checkpoint of the run the config describes"
-        )
+    checkpoint = read_checkpoint(run.checkpoint, expected=cls)  # its hyperparameters fit its weights
+    model = build_model(cls, checkpoint, str(run.checkpoint))
     check_checkpoint(checkpoint, str(run.checkpoint), model=model)
     model.load_state_dict(checkpoint.get("state_dict", {}))
     return model.eval(), {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-import yaml
 from rich.console import Console
 
+from cifar_bench.arguments import Seed, refuse_bad_seed
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
 from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
@@ -31,6 +31,7 @@ from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
 from cifar_bench.reports.evaluation_files import PREDICTIONS_FILE
 from cifar_bench.reports.output import copy_small_file, print_plain, shown, unlinked_folder, write_json
 from cifar_bench.reports.report import report
+from cifar_bench.reports.runs import read_config
 
 
 def own_base_config(configs_dir: Path) -> list[str]:
@@ -39,10 +40,10 @@ def own_base_config(configs_dir: Path) -> list[str]:
     return ["--config", str(base)] if base.is_file() and base.resolve() != BASE_CONFIG.resolve() else []
 
 
-def takes_pretrained_weights(config: Path) -> bool:
+def takes_pretrained_weights(config: dict) -> bool:
     """Whether a model config sets ``model.init_args.weights`` (the VGG16 models), so --vgg_weights applies."""
-    content = yaml.safe_load(config.read_text()) or {}
-    return "weights" in ((content.get("model") or {}).get("init_args") or {})
+    model = config.get("model") or {}
+    return isinstance(model.get("init_args"), dict) and "weights" in model["init_args"]
 
 
 def run_folder(save_dir: Path, model: str, seed: int) -> Path:
@@ -83,7 +84,7 @@ def stop_child(child: subprocess.Popen) -> None:
 
 def study(
     models: Optional[list[str]] = None,
-    seeds: tuple[int, ...] = (0,),
+    seeds: tuple[Seed, ...] = (0,),
     configs_dir: Optional[str] = None,
     save_dir: str = "lightning_logs",
     data_dir: Optional[str] = None,
@@ -108,10 +109,15 @@ def study(
         fit_args: arguments for every `cifar-bench fit`, given after --, e.g. -- --trainer.max_epochs 2.
     """
     console = console or Console()
+    for seed in seeds:
+        refuse_bad_seed(seed, "--seeds")
     configs_dir, save_dir = Path(configs_dir) if configs_dir is not None else CONFIG_DIR, Path(save_dir)
     data_args = ["--data.data_dir", data_dir] if data_dir is not None else []
-    for model in chosen_models(configs_dir, models):
-        config = configs_dir / f"{model}.yaml"
+    # Every model's config is read before anything trains: one that is not a configuration stops the study here.
+    configs = {
+        model: read_config(configs_dir / f"{model}.yaml", "correct it") for model in chosen_models(configs_dir, models)
+    }
+    for model, config in configs.items():
         weights_args = (
             ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
         )

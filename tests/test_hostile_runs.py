@@ -1,0 +1,227 @@
+"""Runs that lie, met for real: a predictions.npz that expands to gigabytes or declares what no evaluation
+holds, a metrics.json whose numbers are NaN, of the wrong type or out of range, a checkpoint whose
+hyperparameters describe a model hundreds of times larger than its weights. Each is one error naming the
+file, read within a stated bound, with nothing large allocated."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import copy_run
+from rich.console import Console
+
+from cifar_bench.checkpoints import read_checkpoint
+from cifar_bench.cli import main
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.reports.compare import compare
+from cifar_bench.reports.paired import MAX_PREDICTIONS
+from cifar_bench.reports.runs import find_run, load_model
+
+IMAGES = 1000
+
+
+def metrics_of(model: str, seed: int = 0) -> dict:
+    """What evaluate writes into metrics.json, reduced to what compare reads."""
+    return {
+        "model": model,
+        "seed": seed,
+        "run": f"/runs/{model}/seed{seed}",
+        "splits": {
+            "test": {"accuracy": 0.5, "correct": 500, "images": IMAGES},
+            "train": {"accuracy": 0.6, "correct": 3000, "images": 5000},
+        },
+        "weight_layers": 3,
+        "epochs_trained": 2,
+        "trainable_params": 1000,
+        "total_params": 1200,
+        "training_time_s": 60.0,
+    }
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def npy_header(shape: tuple, descr: str = "|u1") -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def evaluated(root: Path, model: str, metrics: dict | None = None, predictions: bytes | None = None) -> Path:
+    """One evaluated run under ``root``: its metrics.json and a predictions.npz (``predictions`` as the test
+    predictions' raw npy member, if given)."""
+    folder = root / model / "seed0" / "evaluation"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics or metrics_of(model)))
+    labels = np.arange(IMAGES, dtype=np.uint8) % 10
+    with zipfile.ZipFile(folder / "predictions.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("test_labels.npy", npy(labels))
+        archive.writestr("test_predictions.npy", predictions if predictions is not None else npy(labels[::-1]))
+    return folder
+
+
+def quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def test_a_small_predictions_npz_that_would_expand_to_gigabytes_is_refused_before_it_expands(tmp_path):
+    evaluated(tmp_path, "a")
+    bomb = evaluated(tmp_path, "b") / "predictions.npz"
+    declared = 2_500_000_000  # 2.5 GB of zeros, as one uint8 array; deflated to about 2.4 MB
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("test_labels.npy", npy(np.arange(IMAGES, dtype=np.uint8) % 10))
+        with archive.open("test_predictions.npy", "w", force_zip64=True) as member:
+            member.write(npy_header((declared,)))
+            chunk = bytes(2**24)
+            for _ in range(declared // len(chunk)):
+                member.write(chunk)
+    assert bomb.stat().st_size < 3_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(CifarBenchError, match=f"not one dimension of at most {MAX_PREDICTIONS:,} entries"):
+            compare(str(tmp_path), pair=["a", "b"], out=str(tmp_path / "out"), console=quiet())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, f"{peak:,} bytes allocated"
+
+
+HOSTILE_PREDICTIONS = {
+    "fewer predictions than labels": (
+        npy(np.zeros(IMAGES - 1, dtype=np.uint8)),
+        "1000 test labels but 999 predictions",
+    ),
+    "a declared shape of a terabyte": (npy_header((10**12,)) + bytes(64), "declares shape (1000000000000,)"),
+    "a negative declared length": (npy_header((-1,)) + bytes(64), "declares shape (-1,)"),
+    "two dimensions": (npy(np.zeros((IMAGES, 2), dtype=np.uint8)), "declares shape (1000, 2)"),
+    "floats with NaN": (npy(np.full(IMAGES, np.nan)), "holds float64, not integer class indices"),
+    "pickled objects": (npy(np.array([None] * IMAGES, dtype=object)), "holds object, not integer class indices"),
+    "a class index out of range": (npy(np.full(IMAGES, 200, dtype=np.uint8)), "outside the class indices 0..9"),
+    "a truncated array": (npy_header((IMAGES,)) + bytes(10), "truncated"),
+}
+
+
+@pytest.mark.parametrize("content, reason", HOSTILE_PREDICTIONS.values(), ids=HOSTILE_PREDICTIONS.keys())
+def test_pair_with_predictions_no_evaluation_writes_is_one_error_naming_the_file(tmp_path, content, reason):
+    evaluated(tmp_path, "a")
+    evaluated(tmp_path, "b", predictions=content)
+    with pytest.raises(CifarBenchError, match="b/seed0/evaluation/predictions.npz is missing or not what") as error:
+        compare(str(tmp_path), pair=["a", "b"], out=str(tmp_path / "out"), console=quiet())
+    assert reason in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("plant", ["fifo", "link to /dev/zero"])
+def test_a_predictions_npz_that_would_hang_or_never_end_is_one_error(tmp_path, plant):
+    evaluated(tmp_path, "a")
+    path = evaluated(tmp_path, "b") / "predictions.npz"
+    path.unlink()
+    os.mkfifo(path) if plant == "fifo" else path.symlink_to("/dev/zero")
+    with pytest.raises(CifarBenchError, match="predictions.npz is missing or not what evaluate writes"):
+        compare(str(tmp_path), pair=["a", "b"], out=str(tmp_path / "out"), console=quiet())
+
+
+def edited(change) -> dict:
+    metrics = metrics_of("b")
+    change(metrics)
+    return metrics
+
+
+HOSTILE_METRICS = {
+    "NaN test accuracy": (lambda m: m["splits"]["test"].update(accuracy=float("nan")), "test accuracy nan"),
+    "infinite train accuracy": (lambda m: m["splits"]["train"].update(accuracy=float("inf")), "train accuracy inf"),
+    "accuracy above 1": (lambda m: m["splits"]["test"].update(accuracy=1.5), "test accuracy 1.5"),
+    "accuracy as text": (lambda m: m["splits"]["test"].update(accuracy="0.9"), "test accuracy '0.9'"),
+    "splits as a list": (lambda m: m.update(splits=[1, 2]), "no splits"),
+    "the model as a list": (lambda m: m.update(model=["b"]), "model ['b'] is not a name"),
+    "no test split": (lambda m: m["splits"].pop("test"), "no test split"),
+    "zero test images": (lambda m: m["splits"]["test"].update(images=0, correct=0), "images=0"),
+    "more correct than images": (lambda m: m["splits"]["test"].update(correct=10**9), "correct=1000000000"),
+    "NaN training time": (lambda m: m.update(training_time_s=float("nan")), "training_time_s nan"),
+    "negative training time": (lambda m: m.update(training_time_s=-5.0), "training_time_s -5.0"),
+    "parameters as text": (lambda m: m.update(trainable_params="many"), "trainable_params 'many'"),
+    "weight layers as a list": (lambda m: m.update(weight_layers=[3]), "weight_layers [3]"),
+    "the seed as text": (lambda m: m.update(seed="zero"), "seed 'zero'"),
+    "the run as a number": (lambda m: m.update(run=7), "run 7"),
+}
+
+
+@pytest.mark.parametrize("change, reason", HOSTILE_METRICS.values(), ids=HOSTILE_METRICS.keys())
+def test_compare_on_a_metrics_json_that_lies_is_one_error_line_naming_the_file(tmp_path, capsys, change, reason):
+    evaluated(tmp_path, "a")
+    evaluated(tmp_path, "b", metrics=edited(change))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(tmp_path), "--pair", "[a,b]", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {tmp_path}/b/seed0/evaluation/metrics.json was not written by cifar-bench evaluate")
+    assert reason in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_marker_naming_its_model_by_a_list_is_one_error_naming_it(tmp_path):
+    evaluated(tmp_path, "a")
+    (tmp_path / "a" / "failed-seed1.json").write_text(json.dumps({"model": ["a"]}))
+    with pytest.raises(CifarBenchError, match=r"failed-seed1.json names model \['a'\], not a name"):
+        compare(str(tmp_path), out=str(tmp_path / "out"), console=quiet())
+
+
+def real_linear_layers(monkeypatch) -> list[int]:
+    """The sizes of the Linear weights built from now on, off the meta device: what was allocated."""
+    sizes: list[int] = []
+    build = torch.nn.Linear.__init__
+
+    def recorded(layer, *args, **kwargs):
+        build(layer, *args, **kwargs)
+        if not layer.weight.is_meta:
+            sizes.append(layer.weight.numel())
+
+    monkeypatch.setattr(torch.nn.Linear, "__init__", recorded)
+    return sizes
+
+
+def with_hyperparameters(run: Path, **changes) -> Path:
+    path = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"].update(changes)
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_checkpoint_whose_hyperparameters_describe_461m_parameters_allocates_none_of_them(
+    trained_mlp, tmp_path, monkeypatch
+):
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    path = with_hyperparameters(run, hidden=[20000, 20000])
+    assert path.stat().st_size < 20 * 2**20
+    sizes = real_linear_layers(monkeypatch)
+    with pytest.raises(
+        CifarBenchError, match="the MLPClassifier its hyperparameters describe does not fit its weights"
+    ):
+        load_model(find_run(run))  # evaluate's and predict's way in
+    with pytest.raises(
+        CifarBenchError, match="the MLPClassifier its hyperparameters describe does not fit its weights"
+    ):
+        read_checkpoint(path)  # fit's and test's --ckpt_path, before Lightning builds from them
+    assert max(sizes, default=0) < 10**6, f"a Linear layer of {max(sizes):,} weights was allocated"
+
+
+def test_a_hyperparameter_listing_more_layers_than_the_checkpoint_has_weights_is_refused_before_building(
+    trained_mlp, tmp_path, monkeypatch
+):
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    sizes = real_linear_layers(monkeypatch)
+    with pytest.raises(CifarBenchError, match="hyperparameter hidden lists 1,000,000 entries for 6 weights"):
+        read_checkpoint(with_hyperparameters(run, hidden=[8] * 1_000_000))
+    assert sizes == []
