@@ -61,14 +61,17 @@ def read_checkpoint(path: str | Path, expected: type | None = None, default: typ
 
 
 def model_settings(cls: type, hyper_parameters: dict) -> dict:
-    """The saved hyperparameters ``cls`` takes: its named parameters, or every one but jsonargparse's own
-    (``_class_path``, ``_instantiator``) when it passes ``**kwargs`` on to the base class. Pretrained
-    weights are not fetched (``weights`` none): the state dict carries every weight."""
-    parameters = inspect.signature(cls).parameters
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        settings = {key: value for key, value in hyper_parameters.items() if not str(key).startswith("_")}
-    else:
-        settings = {key: value for key, value in hyper_parameters.items() if key in parameters}
+    """The saved hyperparameters ``cls`` takes: the named parameters of its constructor and of the base
+    classes its ``**kwargs`` reach; others (jsonargparse's ``_class_path``, an option a later version
+    dropped, such as VGG16's ``cache_features``) are left out. Pretrained weights are not fetched
+    (``weights`` none): the state dict carries every weight."""
+    parameters: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        own = inspect.signature(klass.__init__).parameters
+        parameters.update({name: p for name, p in own.items() if p.kind is p.POSITIONAL_OR_KEYWORD and name != "self"})
+        if not any(p.kind is p.VAR_KEYWORD for p in own.values()):
+            break
+    settings = {key: value for key, value in hyper_parameters.items() if key in parameters}
     return settings | ({"weights": "none"} if "weights" in parameters else {})
 
 

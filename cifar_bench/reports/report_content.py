@@ -7,12 +7,11 @@ afresh from those numbers, so a folder of copied evidence (results/) gives the w
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import torch
 
-from cifar_bench.checkpoints import known_model
+from cifar_bench.checkpoints import known_model, model_settings
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.figures import confusion_figure, curves_figure, reliability_figure
 from cifar_bench.reports.compare import mean_std
@@ -32,7 +31,6 @@ from cifar_bench.reports.report_blocks import (
     run_file,
     table,
 )
-from cifar_bench.reports.runs import constructor_arguments
 
 
 def model_chapter(number: int, model: str, group: list[dict], directory: Path) -> list[dict]:
@@ -95,9 +93,7 @@ def layer_blocks(config: dict | None, run: dict) -> list[dict]:
         return [
             paragraph("The network's layers are not shown: the run's config.yaml names none of this package's models.")
         ]
-    settings = constructor_arguments(cls, settings)
-    if "weights" in inspect.signature(cls).parameters:
-        settings["weights"] = "none"
+    settings = model_settings(cls, settings)
     try:
         with torch.device("meta"):
             network = cls(**settings).net
