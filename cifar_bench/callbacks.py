@@ -177,9 +177,10 @@ class RecordEnvironment(pl.Callback):
 
     @rank_zero_only
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        """An interrupted session (Ctrl-C, a non-finite loss) counts too."""
+        """An interrupted session (Ctrl-C, a SIGTERM, a non-finite loss) counts too."""
         if hasattr(self, "_started"):
-            self._record(trainer, trainer.current_epoch, interrupted=type(exception).__name__)
+            name = type(exception).__name__
+            self._record(trainer, trainer.current_epoch, interrupted="SIGTERM" if name == "SIGTERMException" else name)
 
     def _record(self, trainer: pl.Trainer, epochs_done: int, interrupted: str | None = None) -> None:
         # The logger's folder, not Trainer.log_dir: that broadcasts, and only rank 0 runs this.

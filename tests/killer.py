@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -66,3 +67,29 @@ class PoisonWeightsAt(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
             next(pl_module.parameters()).data.fill_(float("nan"))
+
+
+class Pace(pl.Callback):
+    """Slow training down to ``seconds`` a batch and write ``epoch batch`` of the last finished batch to
+    ``progress``, so that a test can send a real signal in the middle of an epoch, from outside."""
+
+    def __init__(self, progress: str, seconds: float = 0.3) -> None:
+        self.progress, self.seconds = Path(progress), seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        time.sleep(self.seconds)
+        partial = self.progress.with_suffix(".partial")
+        partial.write_text(f"{trainer.current_epoch} {batch_idx}")
+        os.replace(partial, self.progress)
+
+
+class SignalWhileSaving(pl.Callback):
+    """Send this process ``signal_name`` while the checkpoint saved on a SIGTERM is being written: a
+    second SIGTERM from an impatient scheduler, or the SIGKILL that ends its grace period."""
+
+    def __init__(self, signal_name: str) -> None:
+        self.signum = getattr(signal, signal_name)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        if trainer.received_sigterm:
+            os.kill(os.getpid(), self.signum)

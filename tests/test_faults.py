@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TESTS, cli_args, run_cli, tiny_batches, write_binary_version
+from conftest import TESTS, cli_args, cli_command, cli_environment, run_cli, tiny_batches, write_binary_version
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +41,17 @@ def final_state(logs: Path, name: str) -> dict:
     return {"epoch": checkpoint["epoch"], "step": checkpoint["global_step"], "weights": checkpoint["state_dict"]}
 
 
+def logged_epoch_metrics(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every train/ and val/ scalar of a run folder (all its sessions' event files): (step, value) each."""
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    return {
+        tag: [(event.step, event.value) for event in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+        if tag.startswith(("train/", "val/"))
+    }
+
+
 def callback(class_name: str, **init_args) -> str:
     return "--trainer.callbacks+=" + json.dumps({"class_path": f"killer.{class_name}", "init_args": init_args})
 
@@ -47,7 +61,7 @@ def uninterrupted(data_dir, tmp_path_factory) -> dict:
     logs = tmp_path_factory.mktemp("logs")
     result = fit(data_dir, logs, "uninterrupted")
     assert result.returncode == 0, result.stderr[-2000:]
-    return final_state(logs, "uninterrupted")
+    return {**final_state(logs, "uninterrupted"), "metrics": logged_epoch_metrics(logs / "uninterrupted/version_0")}
 
 
 def assert_resumes_like_the_uninterrupted_run(data_dir: Path, logs: Path, uninterrupted: dict) -> None:
@@ -98,3 +112,55 @@ def test_a_nan_loss_stops_training_with_one_error_line_and_keeps_the_last_good_c
     assert checkpoint["epoch"] == 0, "last.ckpt must still be the good one from the end of epoch 0"
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
     assert str(last.parent) in error_lines[0]
+
+
+def start_fit(data_dir: Path, logs: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """The run of ``fit`` started in the background at 0.3 s a batch (with its progress bar, as a user
+    runs it); returns the process and the file where it says which batch it finished last."""
+    progress = logs / "progress"
+    words = cli_args(
+        "fit", "cnn_bn_do", data_dir, logs,
+        "--model.widths", "[8, 16, 16]", "--model.hidden", "[32, 32]",
+        "--trainer.max_epochs", "3", "--trainer.deterministic", "true",
+        "--trainer.logger.init_args.name", "run",
+        callback("Pace", progress=str(progress)), *extra,
+        val_size=40, batch_size=16, eval_batch_size=20,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        cli_command(*words), env=cli_environment(TESTS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    return process, progress
+
+
+def sigterm_mid_epoch(process: subprocess.Popen, progress: Path, epoch: int = 1, batch: int = 4) -> str:
+    """Send SIGTERM from outside once the run has finished ``batch`` of ``epoch`` (of 17); its stderr."""
+    deadline = time.monotonic() + 120
+    while not progress.is_file() or tuple(map(int, progress.read_text().split())) < (epoch, batch):
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "the run never reached the batch"
+        time.sleep(0.05)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 10, "a SIGTERM must stop the run within seconds"
+    return errors
+
+
+def test_a_sigterm_mid_epoch_saves_that_step_says_how_to_continue_and_resumes_exactly(
+    data_dir, tmp_path, uninterrupted
+):
+    process, progress = start_fit(data_dir, tmp_path)
+    errors = sigterm_mid_epoch(process, progress)
+
+    assert process.returncode == 143, errors[-2000:]
+    (line,) = [line for line in errors.splitlines() if line.startswith("error:")]
+    assert "SIGTERM" in line and "--ckpt_path last" in line and "Traceback" not in errors
+    run = tmp_path / "run/version_0"
+    saved = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    stopped_after = int(progress.read_text().split()[1])
+    assert (saved["epoch"], saved["global_step"]) == (1, 17 + stopped_after + 1), "the step it stopped at, mid-epoch"
+    session = json.loads((run / "environment.json").read_text())["sessions"][-1]
+    assert session["interrupted"] == "SIGTERM" and session["epochs_done"] == 1
+
+    assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
+    assert logged_epoch_metrics(run) == uninterrupted["metrics"], "the interrupted epoch's metrics too"
