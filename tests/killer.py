@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytorch_lightning as pl
-from fsspec.implementations.local import LocalFileOpener
+
+from cifar_bench import checkpoint_io
 
 
 class KillAt(pl.Callback):
@@ -33,29 +34,38 @@ class KillAt(pl.Callback):
 class KillWhileWriting(pl.Callback):
     """Kill the process in ``epoch`` once half of the bytes of the checkpoint file ``name`` are written.
 
-    Lightning serialises a checkpoint into memory, then writes the bytes to a temporary file (here
-    in ``scratch``) that it renames into place: the kill lands in that write, with part of the new
-    file on disk, not while the checkpoint dict is being built.
+    The package's checkpoint IO serialises a checkpoint into memory, then writes the bytes to a hidden
+    temporary file beside it that it renames into place: the kill lands in that write, with part of
+    the new file on disk, not while the checkpoint dict is being built.
     """
 
-    def __init__(self, epoch: int, scratch: str, name: str = "last.ckpt") -> None:
-        self.epoch, self.scratch, self.name = epoch, scratch, name
+    def __init__(self, epoch: int, name: str = "last.ckpt") -> None:
+        self.epoch, self.name = epoch, name
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         if trainer.current_epoch != self.epoch:
             return
-        tempfile.tempdir = self.scratch
-        write, name = LocalFileOpener.write, self.name
+        atomic_file, name = checkpoint_io.atomic_file, self.name
 
-        def write_half_then_die(opener, data, *args, **kwargs):
-            if Path(opener.path).name != name:
-                return write(opener, data, *args, **kwargs)
-            write(opener, data[: len(data) // 2])
-            opener.f.flush()
-            os.fsync(opener.f.fileno())
-            os.kill(os.getpid(), signal.SIGKILL)
+        @contextmanager
+        def killed_halfway(path, **options):
+            with atomic_file(path, **options) as handle:
+                yield HalfThenDie(handle) if Path(path).name == name else handle
 
-        LocalFileOpener.write = write_half_then_die
+        checkpoint_io.atomic_file = killed_halfway
+
+
+class HalfThenDie:
+    """A file whose first write puts half of its bytes on the disk, then SIGKILLs the process."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def write(self, data) -> None:
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class PoisonWeightsAt(pl.Callback):

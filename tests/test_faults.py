@@ -88,16 +88,18 @@ def test_a_killed_run_resumed_from_last_ends_exactly_like_an_uninterrupted_one(
 def test_a_run_killed_while_writing_last_ckpt_keeps_the_previous_one_and_resumes_exactly(
     data_dir, tmp_path, uninterrupted
 ):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    killed = fit(data_dir, tmp_path, "run", callback("KillWhileWriting", epoch=1, scratch=str(scratch)))
+    killed = fit(data_dir, tmp_path, "run", callback("KillWhileWriting", epoch=1))
     assert killed.returncode == -9, "the run should have been killed"
+    assert_only_half_of_the_new_last_ckpt_was_written(tmp_path / "run/version_0/checkpoints")
+    assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
 
-    (half_written,) = scratch.iterdir()  # the kill came in the middle of the write
-    last = tmp_path / "run/version_0/checkpoints/last.ckpt"
+
+def assert_only_half_of_the_new_last_ckpt_was_written(checkpoints: Path) -> None:
+    """The kill came in the middle of the write, into a hidden file beside last.ckpt, still epoch 0's."""
+    (half_written,) = checkpoints.glob(".last.ckpt.*.partial")
+    last = checkpoints / "last.ckpt"
     assert 0 < half_written.stat().st_size < last.stat().st_size
     assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0, "last.ckpt must still be epoch 0's"
-    assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
 
 
 def test_a_nan_loss_stops_training_with_one_error_line_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
@@ -164,3 +166,28 @@ def test_a_sigterm_mid_epoch_saves_that_step_says_how_to_continue_and_resumes_ex
 
     assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
     assert logged_epoch_metrics(run) == uninterrupted["metrics"], "the interrupted epoch's metrics too"
+
+
+@pytest.mark.parametrize("second", ["SIGTERM", "SIGKILL"])
+def test_a_second_signal_while_the_sigterm_checkpoint_is_written_leaves_a_last_ckpt_that_resumes_exactly(
+    data_dir, tmp_path, uninterrupted, second
+):
+    """A second SIGTERM (an impatient scheduler) lets the save finish; a SIGKILL (the end of the grace
+    period) in the middle of the write leaves the previous last.ckpt, of epoch 0."""
+    during_save = (
+        callback("SignalWhileSaving", signal_name="SIGTERM")
+        if second == "SIGTERM"
+        else callback("KillWhileWriting", epoch=1)
+    )
+    process, progress = start_fit(data_dir, tmp_path, during_save)
+    errors = sigterm_mid_epoch(process, progress)
+
+    checkpoints = tmp_path / "run/version_0/checkpoints"
+    if second == "SIGTERM":
+        assert process.returncode == 143, errors[-2000:]
+        saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+        assert saved["epoch"] == 1 and saved["global_step"] > 17
+    else:
+        assert process.returncode == -9, errors[-2000:]
+        assert_only_half_of_the_new_last_ckpt_was_written(checkpoints)
+    assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
