@@ -2,8 +2,8 @@
 
 Each training and each evaluation runs in its own process, so a model that fails (a bad setting, a
 missing weights file, a crash, running out of memory) is recorded as failed and the others go on;
-the closing comparison lists it as failed. A Ctrl-C is not a failure: the study stops, records
-nothing as failed and leaves the table as it was.
+the closing comparison lists it as failed. A Ctrl-C or a SIGTERM is not a failure: the study stops,
+records nothing as failed and leaves the table as it was.
 
 Each run has a fixed folder, ``<save_dir>/<model>/seed<N>/``, so the same command run again after an
 interruption skips evaluated runs, continues an interrupted one from its ``last.ckpt``, and starts
@@ -23,7 +23,7 @@ from typing import Optional
 import yaml
 from rich.console import Console
 
-from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
+from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, TERMINATED_STATUS, CifarBenchError, Terminated
 from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
@@ -53,13 +53,19 @@ HEARD_IT_S, SHUTDOWN_S = 5, 60
 
 
 def cifar_bench(*words: str) -> int:
-    """Run a cifar-bench command in a fresh process, its output streaming through; the exit status."""
+    """Run a cifar-bench command in a fresh process, its output streaming through; the exit status.
+
+    A SIGTERM to the study (a scheduler stopping it: often the study alone is signalled) is passed on
+    to the child, which saves its step and stops; the study then stops on its exit status."""
     child = subprocess.Popen([sys.executable, "-m", "cifar_bench", *words], env={**os.environ, STUDY_CHILD: "1"})
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
     try:
         return child.wait()
     except KeyboardInterrupt:
         stop_child(child)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stop_child(child: subprocess.Popen) -> None:
@@ -170,6 +176,8 @@ def train_and_evaluate(
         status = cifar_bench(*command)
     if status in (INTERRUPTED_STATUS, -signal.SIGINT):
         raise KeyboardInterrupt  # stop here: no failure recorded, no table of a half-done study
+    if status in (TERMINATED_STATUS, -signal.SIGTERM):
+        raise Terminated  # as for a Ctrl-C; the fit saved its step, the same command continues from it
     if status == 0:
         marker.unlink(missing_ok=True)
         return
