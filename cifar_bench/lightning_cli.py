@@ -18,6 +18,7 @@ from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from cifar_bench.checkpoints import read_checkpoint
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.locks import claim_version, hold_lock
 from cifar_bench.model_configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.models import CifarClassifier
 
@@ -166,7 +167,22 @@ class CifarBenchCLI(LightningCLI):
     def _read_data_first(self) -> None:
         read_data_first(self.trainer, self.datamodule, self.subcommand)
 
-    before_fit = before_validate = before_test = _read_data_first
+    before_validate = before_test = _read_data_first
+
+    def before_fit(self) -> None:
+        """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
+        (by the rank that writes, once the input is known good: bad input leaves no folder)."""
+        self._read_data_first()
+        logger = self.trainer.logger
+        if self.trainer.global_rank == 0 and hasattr(logger, "root_dir") and hasattr(logger, "log_dir"):
+            claim_version(logger)
+            self._run_lock = hold_lock(Path(logger.log_dir), "fit")
+
+    def after_fit(self) -> None:
+        """Free the run folder for the next fit in this process (a process that ends frees it anyway)."""
+        lock = getattr(self, "_run_lock", None)
+        if lock is not None:
+            lock.release()
 
     @staticmethod
     def subcommands() -> dict:

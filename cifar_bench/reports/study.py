@@ -24,6 +24,7 @@ import yaml
 from rich.console import Console
 
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, TERMINATED_STATUS, CifarBenchError, Terminated
+from cifar_bench.locks import hold_lock
 from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
@@ -112,7 +113,33 @@ def study(
     console = console or Console()
     configs_dir, save_dir = Path(configs_dir) if configs_dir is not None else CONFIG_DIR, Path(save_dir)
     data_args = ["--data.data_dir", data_dir] if data_dir is not None else []
-    for model in chosen_models(configs_dir, models):
+    models = chosen_models(configs_dir, models)
+    lock = hold_lock(save_dir, "study")  # one study a folder; studies of other folders share nothing
+    try:
+        rows = train_evaluate_and_compare(
+            configs_dir, save_dir, models, seeds, data_args, vgg_weights, fit_args, console
+        )
+    finally:
+        lock.release()
+    if results is not None:
+        copied = export_evidence(save_dir, Path(results))
+        print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
+    print_plain(console, f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
+    return rows
+
+
+def train_evaluate_and_compare(
+    configs_dir: Path,
+    save_dir: Path,
+    models: list[str],
+    seeds: tuple[int, ...],
+    data_args: list[str],
+    vgg_weights: Optional[str],
+    fit_args: Sequence[str],
+    console: Console,
+) -> list[dict]:
+    """The study itself, run while it holds its folder: every model and seed trained and evaluated, then the table."""
+    for model in models:
         config = configs_dir / f"{model}.yaml"
         weights_args = (
             ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
@@ -120,12 +147,7 @@ def study(
         for seed in seeds:
             settings = [*data_args, *weights_args, *fit_args]
             train_and_evaluate(configs_dir, save_dir, model, seed, settings, console)
-    rows = compare(save_dir, console=console)
-    if results is not None:
-        copied = export_evidence(save_dir, Path(results))
-        print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
-    print_plain(console, f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
-    return rows
+    return compare(save_dir, console=console)
 
 
 def chosen_models(configs_dir: Path, models: Optional[list[str]]) -> list[str]:
