@@ -1,12 +1,13 @@
 """Checkpoints written whole or not at all, in their own folder.
 
 Lightning's own save writes the checkpoint to a temporary file in the system's temporary folder and
-moves it into place: where that folder is on another filesystem (a tmpfs ``/tmp``, a local disk under
-a network share) the move is a copy straight into ``last.ckpt``, so a kill or a full disk during it
-leaves a truncated ``last.ckpt`` and no previous one (measured: a 1 MiB tmpfs holding the run, ENOSPC
-in the copy, ``last.ckpt`` truncated to what fitted). Here the bytes go to a hidden file beside the
-checkpoint, flushed to the disk, then renamed over it (``files.atomic_file``); a refused write is one
-``error:`` line and the previous checkpoint stays.
+moves it into place with ``shutil.move`` (fsspec's local transaction): where that folder is on another
+filesystem than the run (a local ``/tmp`` under a network share, a tmpfs) the move falls back to a
+copy that truncates ``last.ckpt`` and writes it again, so a kill or a full disk during the copy leaves
+a truncated ``last.ckpt`` and no previous one; a full disk ended the fit in a traceback. Here the
+bytes go to a hidden file beside the checkpoint, flushed to the disk, then renamed over it
+(``files.atomic_file``); a refused write is one ``error:`` line and the previous checkpoint stays.
+The price: the disk must hold the old and the new checkpoint at once for a moment.
 """
 
 from __future__ import annotations

@@ -14,14 +14,14 @@ from cifar_bench import checkpoint_io
 
 
 class KillAt(pl.Callback):
-    """Kill the process at ``where`` ('train' or 'val') in ``epoch``, batch ``batch``."""
+    """Send the process ``signal_name`` (SIGKILL unless told) at ``where`` ('train' or 'val') in ``epoch``, batch ``batch``."""
 
-    def __init__(self, where: str, epoch: int, batch: int = 0) -> None:
-        self.where, self.epoch, self.batch = where, epoch, batch
+    def __init__(self, where: str, epoch: int, batch: int = 0, signal_name: str = "SIGKILL") -> None:
+        self.where, self.epoch, self.batch, self.signum = where, epoch, batch, getattr(signal, signal_name)
 
     def _kill_if(self, where: str, trainer: pl.Trainer, batch_idx: int = 0) -> None:
         if where == self.where and trainer.current_epoch == self.epoch and batch_idx == self.batch:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.signum)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._kill_if("train", trainer, batch_idx)
@@ -103,3 +103,30 @@ class SignalWhileSaving(pl.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         if trainer.received_sigterm:
             os.kill(os.getpid(), self.signum)
+
+
+class FillDisk(pl.Callback):
+    """Fill the filesystem holding ``path`` up (a file of zeros there, written until ENOSPC) as ``epoch``'s
+    training ends: that epoch's last.ckpt, saved right after, finds the disk full."""
+
+    def __init__(self, path: str, epoch: int) -> None:
+        self.path, self.epoch = Path(path), epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            fill(self.path)
+
+
+def fill(path: Path) -> None:
+    """Write zeros to ``path`` until the filesystem is full."""
+    with open(path, "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(bytes(64 * 1024))
+        except OSError:
+            pass
+        try:
+            while True:
+                handle.write(b"\0")
+        except OSError:
+            pass

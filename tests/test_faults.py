@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TESTS, cli_args, cli_command, cli_environment, run_cli, tiny_batches, write_binary_version
+from conftest import (
+    TESTS,
+    cli_args,
+    cli_command,
+    cli_environment,
+    run_cli,
+    snapshot,
+    tiny_batches,
+    write_binary_version,
+)
+from killer import fill
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 pytestmark = pytest.mark.slow
@@ -73,7 +83,9 @@ def assert_resumes_like_the_uninterrupted_run(data_dir: Path, logs: Path, uninte
     assert (final["epoch"], final["step"]) == (uninterrupted["epoch"], uninterrupted["step"])
     for key, tensor in uninterrupted["weights"].items():
         assert torch.equal(final["weights"][key], tensor), key
-    assert sorted(p.name for p in (logs / "run").iterdir()) == ["version_0"], "resume must continue in the same folder"
+    assert [p.name for p in (logs / "run").glob("version_*")] == ["version_0"], (
+        "resume must continue in the same folder"
+    )
 
 
 @pytest.mark.parametrize("where, epoch, batch", [("train", 1, 2), ("val", 1, 1)], ids=["mid-epoch", "mid-validation"])
@@ -191,3 +203,58 @@ def test_a_second_signal_while_the_sigterm_checkpoint_is_written_leaves_a_last_c
         assert process.returncode == -9, errors[-2000:]
         assert_only_half_of_the_new_last_ckpt_was_written(checkpoints)
     assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 4 MiB tmpfs mounted for the test (as root; skipped where mounting is not allowed)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or 'mount failed'}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_disk_that_fills_stops_the_run_with_one_line_keeps_last_ckpt_and_the_reports_and_resumes_exactly(
+    data_dir, small_disk, uninterrupted
+):
+    filler = small_disk / "filler"
+    full = fit(data_dir, small_disk, "run", callback("FillDisk", path=str(filler), epoch=1))
+    line = one_error_line(full)
+    checkpoints = small_disk / "run/version_0/checkpoints"
+    assert "No space left on device" in line and str(checkpoints / "last.ckpt") in line
+    assert torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 0
+    assert not list(checkpoints.glob(".*.partial")), "no half-written file left behind"
+
+    filler.unlink()
+    assert_resumes_like_the_uninterrupted_run(data_dir, small_disk, uninterrupted)
+
+    evaluated = run_cli("evaluate", "--ckpt", str(small_disk / "run/version_0"))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    reports = small_disk / "run/version_0/evaluation"
+    before = snapshot(reports)
+    fill(filler)
+    line = one_error_line(run_cli("evaluate", "--ckpt", str(small_disk / "run/version_0")))
+    assert "No space left on device" in line and str(reports) in line
+    assert snapshot(reports) == before, "the previous reports stay as they were"
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+def test_a_sigterm_during_validation_lets_it_finish_saves_the_epoch_end_and_resumes_exactly(
+    data_dir, tmp_path, uninterrupted
+):
+    """Lightning cannot resume a validation mid-way: the SIGTERM waits for it (2 batches here) to end."""
+    stopped = fit(data_dir, tmp_path, "run", callback("KillAt", where="val", epoch=1, batch=0, signal_name="SIGTERM"))
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    saved = torch.load(tmp_path / "run/version_0/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 2 * 17, "the whole of epoch 1, its validation included"
+    assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
+    assert logged_epoch_metrics(tmp_path / "run/version_0") == uninterrupted["metrics"]
