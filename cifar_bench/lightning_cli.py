@@ -173,8 +173,12 @@ class CifarBenchCLI(LightningCLI):
         """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
         (by the rank that writes, once the input is known good: bad input leaves no folder)."""
         self._read_data_first()
-        logger = self.trainer.logger
-        if self.trainer.global_rank == 0 and hasattr(logger, "root_dir") and hasattr(logger, "log_dir"):
+        trainer, logger = self.trainer, self.trainer.logger
+        # Before the strategy is set up, a rank that Lightning's own launcher started reads global rank 0: its
+        # local rank (and, started by hand on another machine, its node rank) says it is not the writer.
+        writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
+        # A logger with a folder (not the DummyLogger of a fast_dev_run, whose folders are None).
+        if writer and getattr(logger, "root_dir", None) is not None and hasattr(logger, "log_dir"):
             claim_version(logger)
             self._run_lock = hold_lock(Path(logger.log_dir), "fit")
 
