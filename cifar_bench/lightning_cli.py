@@ -179,7 +179,9 @@ class CifarBenchCLI(LightningCLI):
         writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
         # A logger with a folder (not the DummyLogger of a fast_dev_run, whose folders are None).
         if writer and getattr(logger, "root_dir", None) is not None and hasattr(logger, "log_dir"):
-            claim_version(logger)
+            config = self.config.get(self.subcommand, self.config)
+            if (getattr(config.trainer.get("logger"), "init_args", None) or {}).get("version") is None:
+                claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
             self._run_lock = hold_lock(Path(logger.log_dir), "fit")
 
     def after_fit(self) -> None:
