@@ -18,7 +18,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.files import read_small_text
+from cifar_bench.files import atomic_file, read_small_text
 
 
 class StopOnNonFiniteLoss(pl.Callback):
@@ -177,9 +177,14 @@ class RecordEnvironment(pl.Callback):
 
     @rank_zero_only
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        """An interrupted session (Ctrl-C, a non-finite loss) counts too."""
-        if hasattr(self, "_started"):
-            self._record(trainer, trainer.current_epoch, interrupted=type(exception).__name__)
+        """An interrupted session (Ctrl-C, a SIGTERM, a non-finite loss) counts too."""
+        if not hasattr(self, "_started"):
+            return
+        name = type(exception).__name__
+        try:
+            self._record(trainer, trainer.current_epoch, interrupted="SIGTERM" if name == "SIGTERMException" else name)
+        except CifarBenchError:
+            pass  # the disk that stopped the run refuses this too: the error to show is the one that stopped it
 
     def _record(self, trainer: pl.Trainer, epochs_done: int, interrupted: str | None = None) -> None:
         # The logger's folder, not Trainer.log_dir: that broadcasts, and only rank 0 runs this.
@@ -202,9 +207,8 @@ class RecordEnvironment(pl.Callback):
         record["sessions"] = record["sessions"][: -1 if self._written else None] + [session]
         record["wall_s"] = sum(entry["wall_s"] for entry in record["sessions"])
         # Written whole or not at all: a kill mid-write must not leave the next session an unreadable file.
-        partial = path.with_name(f".{self.FILE}.partial")
-        partial.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(partial, path)
+        with atomic_file(path) as handle:
+            handle.write((json.dumps(record, indent=1) + "\n").encode())
         self._written = True
 
 

@@ -29,7 +29,14 @@ import sys
 
 from jsonargparse import ArgumentError, ArgumentParser
 
-from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
+from cifar_bench.errors import (
+    INTERRUPTED_STATUS,
+    STUDY_CHILD,
+    TERMINATED_STATUS,
+    CifarBenchError,
+    Terminated,
+    raise_on_sigterm,
+)
 
 TRAINER_COMMANDS = ("fit", "validate", "test")
 # name: (module, function, whether its required parameters are positional)
@@ -117,20 +124,34 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-# How to go on after a Ctrl-C, for the commands that can.
+# How to go on after a Ctrl-C (or a SIGTERM before training began), for the commands that can.
 RESUME_HINTS = {
     "fit": "the same command with --ckpt_path last continues from the last finished epoch",
     "study": "the same command run again continues where it stopped",
 }
 
 
-def stop_interrupted(command: str) -> None:
-    """One line for a Ctrl-C, saying how to go on where there is a way, and the status shells give an
-    interrupted command. A command run by ``study`` stays silent: the study says it once."""
+def stop_interrupted(command: str, what: str = "interrupted", status: int = INTERRUPTED_STATUS) -> None:
+    """One line for a Ctrl-C (or a SIGTERM), saying how to go on where there is a way, and the status
+    shells give a command stopped by that signal. A command run by ``study`` stays silent: the study says it once."""
     if not os.environ.get(STUDY_CHILD):
         hint = RESUME_HINTS.get(command)
-        print("error: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
-    sys.exit(INTERRUPTED_STATUS)
+        print(f"error: {what}" + (f"; {hint}" if hint else ""), file=sys.stderr)
+    sys.exit(status)
+
+
+def stop_terminated(command: str, stop: BaseException) -> None:
+    """A fit stopped by SIGTERM (Lightning's ``SIGTERMException``, after ``SaveOnSigterm`` saved its step)."""
+    saved_to = getattr(stop, "saved_to", None)
+    if saved_to is None:
+        stop_interrupted(command, "stopped by SIGTERM", TERMINATED_STATUS)
+    if not os.environ.get(STUDY_CHILD):
+        print(
+            f"error: stopped by SIGTERM at step {stop.step}, saved to {saved_to}; "
+            "the same command with --ckpt_path last continues from that step",
+            file=sys.stderr,
+        )
+    sys.exit(TERMINATED_STATUS)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     # reads this once, at its first allocation: so here, before torch is imported, and the processes a
     # study starts inherit it. THP_MEM_ALLOC_ENABLE=0 opts out.
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    raise_on_sigterm()
     words = sys.argv[1:] if argv is None else argv
     command = words[0] if words else None
     known = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)
@@ -158,7 +180,11 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{parser_error_line(error)} (see cifar-bench {command} --help)")
     except KeyboardInterrupt:
         stop_interrupted(command)
+    except Terminated:
+        stop_interrupted(command, "stopped by SIGTERM", TERMINATED_STATUS)
     except SystemExit as stop:
+        if type(stop).__name__ == "SIGTERMException":  # Lightning's, not imported before Lightning is
+            stop_terminated(command, stop)
         # Lightning ends its graceful Ctrl-C shutdown with sys.exit(1), raised while handling the KeyboardInterrupt.
         if isinstance(stop.__context__, KeyboardInterrupt):
             stop_interrupted(command)

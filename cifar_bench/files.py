@@ -1,10 +1,25 @@
-"""Reading files a run folder holds without trusting them: regular files only, of a bounded size."""
+"""Reading files a run folder holds without trusting them (regular files only, of a bounded size), and
+writing them so that no reader ever sees half of one.
+
+A write goes to a new hidden file in the target folder first, renamed into place only once it is
+complete: a kill, a full disk or a read-only folder leaves the previous file as it was. The hidden
+file is in the same folder (a rename across filesystems would be a copy, as interruptible as writing
+in place), has an unpredictable name and is created exclusively, so a link planted in a run folder
+is never written through: a link at the final name is replaced, and its target left as it was.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
+
+from cifar_bench.errors import CifarBenchError
 
 # The largest metrics.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
 MAX_SMALL_FILE = 16 * 2**20
@@ -27,3 +42,47 @@ def read_small_bytes(path: Path, limit: int = MAX_SMALL_FILE) -> bytes:
 def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
     """``read_small_bytes`` as UTF-8 text (undecodable bytes raise UnicodeDecodeError, a ValueError)."""
     return read_small_bytes(path, limit).decode("utf-8")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_file(path: Path, durable: bool = False) -> Iterator[IO[bytes]]:
+    """Yield a binary file to write; it replaces ``path`` only if the block succeeds, and is removed if not.
+
+    mkstemp opens the file with O_CREAT | O_EXCL (which never follows a link) under a random name in
+    the target folder; os.replace then swaps the name ``path``, whatever it was, for the new file.
+    ``durable`` also flushes it to the disk before the rename (for checkpoints: a crash of the machine
+    right after must not leave an empty file under the name). A write the system refuses (a full disk,
+    a read-only folder) is one CifarBenchError saying the previous file is intact.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    except OSError as error:
+        raise unwritable(path, error) from error
+    try:
+        os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp's 0600 would hide the files from other users
+        with os.fdopen(descriptor, "wb") as handle:
+            yield handle
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError as error:
+        raise unwritable(path, error) from error
+    finally:
+        Path(partial).unlink(missing_ok=True)
+
+
+def unwritable(path: Path, error: OSError) -> CifarBenchError:
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    advice = "free some space" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "make the folder writable"
+    return CifarBenchError(
+        f"cannot write {path}: {reason}; any previous {path.name} there is left as it was. "
+        f"{advice[0].upper()}{advice[1:]} and run the command again"
+    )

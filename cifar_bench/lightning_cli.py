@@ -19,6 +19,7 @@ from cifar_bench.arguments import refuse_bad_seed
 from cifar_bench.checkpoints import known_model, read_checkpoint
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.locks import claim_version, hold_lock
 from cifar_bench.model_configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.models import CifarClassifier
 
@@ -168,7 +169,28 @@ class CifarBenchCLI(LightningCLI):
     def _read_data_first(self) -> None:
         read_data_first(self.trainer, self.datamodule, self.subcommand)
 
-    before_fit = before_validate = before_test = _read_data_first
+    before_validate = before_test = _read_data_first
+
+    def before_fit(self) -> None:
+        """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
+        (by the rank that writes, once the input is known good: bad input leaves no folder)."""
+        self._read_data_first()
+        trainer, logger = self.trainer, self.trainer.logger
+        # Before the strategy is set up, a rank that Lightning's own launcher started reads global rank 0: its
+        # local rank (and, started by hand on another machine, its node rank) says it is not the writer.
+        writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
+        # A logger with a folder (not the DummyLogger of a fast_dev_run, whose folders are None).
+        if writer and getattr(logger, "root_dir", None) is not None and hasattr(logger, "log_dir"):
+            config = self.config.get(self.subcommand, self.config)
+            if (getattr(config.trainer.get("logger"), "init_args", None) or {}).get("version") is None:
+                claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
+            self._run_lock = hold_lock(Path(logger.log_dir), "fit")
+
+    def after_fit(self) -> None:
+        """Free the run folder for the next fit in this process (a process that ends frees it anyway)."""
+        lock = getattr(self, "_run_lock", None)
+        if lock is not None:
+            lock.release()
 
     @staticmethod
     def subcommands() -> dict:

@@ -244,3 +244,27 @@ def test_the_model_augments_only_training_batches_and_only_with_an_augmenting_pr
         "test": 2 * 2,
         "predict": 2 * 2,
     }
+
+
+def test_a_loader_resumed_mid_epoch_serves_the_rest_of_that_epochs_order_then_whole_epochs():
+    """What a SIGTERM checkpoint keeps of the train loader, and how a resumed fit continues from it."""
+    images, labels = torch.arange(50, dtype=torch.uint8)[:, None], torch.arange(50)
+
+    def epoch_batches(loader: InMemoryBatches, epoch: int) -> list[list[int]]:
+        loader.sampler.set_epoch(epoch)
+        return [indices.tolist() for _, _, indices in loader]
+
+    interrupted = InMemoryBatches(images, labels, batch_size=8, shuffle=True, seed=3)
+    interrupted.sampler.set_epoch(1)
+    served = iter(interrupted)
+    seen = [next(served)[2].tolist() for _ in range(3)]
+    state = interrupted.state_dict()
+    assert state == {"epoch": 1, "batches_served": 3}
+
+    resumed = InMemoryBatches(images, labels, batch_size=8, shuffle=True, seed=3)
+    resumed.load_state_dict(state)
+    whole = epoch_batches(InMemoryBatches(images, labels, batch_size=8, shuffle=True, seed=3), 1)
+    assert seen + epoch_batches(resumed, 1) == whole
+    assert epoch_batches(resumed, 2) == epoch_batches(InMemoryBatches(images, labels, 8, True, seed=3), 2)
+    resumed.load_state_dict({"epoch": 0, "batches_served": 3})  # an earlier epoch's position skips nothing now
+    assert epoch_batches(resumed, 1) == whole

@@ -198,3 +198,37 @@ def test_a_copied_config_that_kept_its_logger_name_trains_into_its_own_run_folde
     words = fit_command(configs, tmp_path / "study", "mlp_copy", 0, ["--data.data_dir", str(tmp_path)])
     cli = CifarBenchCLI(CifarClassifier, CIFAR10DataModule, subclass_mode_model=True, run=False, args=words[1:])
     assert Path(cli.trainer.logger.log_dir) == run_folder(tmp_path / "study", "mlp_copy", 0)
+
+
+@pytest.mark.slow  # a study process each
+@pytest.mark.parametrize("who", ["the study alone", "the training alone"])
+def test_a_sigterm_stops_the_study_after_the_training_saved_its_step_with_no_failure_or_table(tmp_path, who):
+    """A scheduler's SIGTERM often reaches the study alone (docker stop signals the container's first process):
+    the study passes it on instead of dying and leaving the training running without it."""
+    write_binary_version(tmp_path / "data")
+    shutil.copytree(CONFIGS, tmp_path / "configs")
+    study = start(tmp_path, models="[cnn]", epochs=100)
+    run = tmp_path / "logs" / "cnn" / "seed0"
+    try:
+        wait_for(run / "checkpoints" / "last.ckpt", study)
+        training = children(study.pid)[0]
+        os.kill(training if who == "the training alone" else study.pid, signal.SIGTERM)
+        _, errors = study.communicate(timeout=120)
+        assert not Path(f"/proc/{training}").exists(), "the training must not outlive the study"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(study.pid, signal.SIGKILL)
+        study.wait()
+    errors = errors.decode()
+    assert study.returncode == 143, errors
+    assert errors.strip().splitlines()[-1] == (
+        "error: stopped by SIGTERM; the same command run again continues where it stopped"
+    )
+    assert errors.count("error:") == 1 and "Traceback" not in errors
+    assert (
+        not list((tmp_path / "logs").glob("**/failed-seed*.json"))
+        and not (tmp_path / "logs" / "comparison.md").exists()
+    )
+    sessions = json.loads((run / "environment.json").read_text())["sessions"]
+    assert [session["interrupted"] for session in sessions] == ["SIGTERM"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 0  # whole, resumable

@@ -166,7 +166,7 @@ def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(tin
     resumed = run_lightning_cli(
         arguments("fit", "mlp", tiny_binary_data, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last")
     )
-    assert [path.name for path in (tmp_path / "mlp").iterdir()] == ["version_0"]
+    assert [path.name for path in (tmp_path / "mlp").glob("version_*")] == ["version_0"]
     run = tmp_path / "mlp" / "version_0"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 2 * steps_per_epoch)

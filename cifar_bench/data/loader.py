@@ -45,6 +45,12 @@ class InMemoryBatches:
 
     ``indices`` are the images' ``positions`` in the set they come from (by default, within the tensors
     given), so a model can look up per-image features stored for that whole set.
+
+    Stateful as Lightning expects of a resumable loader: its ``state_dict`` (saved in every checkpoint)
+    is the epoch and how many of its batches were served, and after ``load_state_dict`` (a resumed fit)
+    the next pass over that same epoch starts after them. The order is a function of (seed, epoch), so
+    the skipped batches are exactly those the interrupted run trained on. Lightning does not prefetch
+    from a loader of known length, so every batch served has been trained on when a checkpoint is saved.
     """
 
     def __init__(
@@ -64,12 +70,24 @@ class InMemoryBatches:
         # Lightning inspects these two DataLoader attributes: set_epoch on ``sampler``, no batch sampler.
         self.sampler = EpochPermutation(len(labels), shuffle, seed, rank, world_size)
         self.batch_sampler = None
+        self._served = 0
+        self._resume_at: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.batch_size)  # the last batch may be smaller
 
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_served": self._served}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches_served"]))
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         indices = self.sampler.indices()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        epoch, served = self._resume_at or (None, 0)
+        self._resume_at = None
+        self._served = served if epoch == self.sampler.epoch else 0
+        for start in range(self._served * self.batch_size, len(self) * self.batch_size, self.batch_size):
             chunk = indices[start : start + self.batch_size]
+            self._served += 1
             yield self.images[chunk], self.labels[chunk], self.positions[chunk]

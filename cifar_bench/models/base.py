@@ -28,6 +28,10 @@ def count_weight_layers(net: nn.Module) -> int:
     return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
 
 
+# Where a mid-epoch checkpoint keeps the running epoch's (loss, predictions, labels) of each step.
+RUNNING_EPOCH_KEY = "running_epoch_train_outputs"
+
+
 class CifarClassifier(pl.LightningModule):
     """Base LightningModule: subclasses build ``self.net`` and may override how logits are computed.
 
@@ -255,8 +259,24 @@ class CifarClassifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Lightning's hook on every load (a resumed fit, ``load_from_checkpoint``): refuse, with one clear
-        message, a checkpoint that is not of this model with these settings (``check_checkpoint`` decides)."""
+        message, a checkpoint that is not of this model with these settings (``check_checkpoint`` decides).
+        A checkpoint saved mid-epoch (on a SIGTERM) brings back the epoch's steps so far."""
         check_checkpoint(checkpoint, "the checkpoint", model=self)
+        steps = checkpoint.get(RUNNING_EPOCH_KEY, [])
+        if isinstance(steps, list) and all(
+            isinstance(step, (list, tuple)) and len(step) == 3 and all(isinstance(t, torch.Tensor) for t in step)
+            for step in steps
+        ):
+            self.epoch_outputs["train"] = [tuple(step) for step in steps]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Mid-epoch (a SIGTERM's checkpoint), keep the epoch's steps so far, so that a resumed run logs the
+        same training metrics for that epoch as an uninterrupted one: a label and a prediction an image."""
+        if self._trainer is not None and self.trainer.received_sigterm and self.epoch_outputs["train"]:
+            checkpoint[RUNNING_EPOCH_KEY] = [tuple(t.cpu() for t in step) for step in self.epoch_outputs["train"]]
+
+    def on_train_start(self) -> None:
+        self.epoch_outputs["train"] = [tuple(t.to(self.device) for t in step) for step in self.epoch_outputs["train"]]
 
     # --- optimisation ------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:

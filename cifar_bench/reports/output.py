@@ -13,46 +13,18 @@ import csv
 import io
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.text import Text
 
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.files import read_small_bytes
+from cifar_bench.files import atomic_file, read_small_bytes
 
 # A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
 # may shift it into one): such text cells get a leading apostrophe, as OWASP's CSV-injection advice says.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """Yield a binary file to write; it replaces ``path`` only if the block succeeds, and is removed if not.
-
-    mkstemp opens the file with O_CREAT | O_EXCL (which never follows a link) under a random name in
-    the target folder; os.replace then swaps the name ``path``, whatever it was, for the new file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp's 0600 would hide the reports from other users
-        with os.fdopen(descriptor, "wb") as handle:
-            yield handle
-        os.replace(partial, path)
-    finally:
-        Path(partial).unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> Path:

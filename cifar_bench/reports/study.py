@@ -3,8 +3,8 @@ write the report (``report``) into the save_dir, and into --results when given.
 
 Each training and each evaluation runs in its own process, so a model that fails (a bad setting, a
 missing weights file, a crash, running out of memory) is recorded as failed and the others go on;
-the closing comparison lists it as failed. A Ctrl-C is not a failure: the study stops, records
-nothing as failed and leaves the table as it was.
+the closing comparison lists it as failed. A Ctrl-C or a SIGTERM is not a failure: the study stops,
+records nothing as failed and leaves the table as it was.
 
 Each run has a fixed folder, ``<save_dir>/<model>/seed<N>/``, so the same command run again after an
 interruption skips evaluated runs, continues an interrupted one from its ``last.ckpt``, and starts
@@ -24,7 +24,8 @@ from typing import Optional
 from rich.console import Console
 
 from cifar_bench.arguments import Seed, refuse_bad_seed
-from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, CifarBenchError
+from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, TERMINATED_STATUS, CifarBenchError, Terminated
+from cifar_bench.locks import hold_lock
 from cifar_bench.model_configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.reports.compare import compare, failure_marker
 from cifar_bench.reports.evaluate import EVALUATION_FOLDER, METRICS_FILE
@@ -57,13 +58,19 @@ HEARD_IT_S, SHUTDOWN_S = 5, 60
 
 
 def cifar_bench(*words: str) -> int:
-    """Run a cifar-bench command in a fresh process, its output streaming through; the exit status."""
+    """Run a cifar-bench command in a fresh process, its output streaming through; the exit status.
+
+    A SIGTERM to the study (a scheduler stopping it: often the study alone is signalled) is passed on
+    to the child, which saves its step and stops; the study then stops on its exit status."""
     child = subprocess.Popen([sys.executable, "-m", "cifar_bench", *words], env={**os.environ, STUDY_CHILD: "1"})
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
     try:
         return child.wait()
     except KeyboardInterrupt:
         stop_child(child)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stop_child(child: subprocess.Popen) -> None:
@@ -117,14 +124,13 @@ def study(
     configs = {
         model: read_config(configs_dir / f"{model}.yaml", "correct it") for model in chosen_models(configs_dir, models)
     }
-    for model, config in configs.items():
-        weights_args = (
-            ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
+    lock = hold_lock(save_dir, "study")  # one study a folder; studies of other folders share nothing
+    try:
+        rows = train_evaluate_and_compare(
+            configs_dir, save_dir, configs, seeds, data_args, vgg_weights, fit_args, console
         )
-        for seed in seeds:
-            settings = [*data_args, *weights_args, *fit_args]
-            train_and_evaluate(configs_dir, save_dir, model, seed, settings, console)
-    rows = compare(save_dir, console=console)
+    finally:
+        lock.release()
     folders = [save_dir]
     if results is not None:
         copied = export_evidence(save_dir, Path(results))
@@ -137,6 +143,28 @@ def study(
             print_plain(console, f"No report: {error}", style="red")
     print_plain(console, f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
     return rows
+
+
+def train_evaluate_and_compare(
+    configs_dir: Path,
+    save_dir: Path,
+    configs: dict[str, dict],
+    seeds: tuple[int, ...],
+    data_args: list[str],
+    vgg_weights: Optional[str],
+    fit_args: Sequence[str],
+    console: Console,
+) -> list[dict]:
+    """The study itself, run while it holds its folder: every model (its config read) and seed trained and
+    evaluated, then the table."""
+    for model, config in configs.items():
+        weights_args = (
+            ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
+        )
+        for seed in seeds:
+            settings = [*data_args, *weights_args, *fit_args]
+            train_and_evaluate(configs_dir, save_dir, model, seed, settings, console)
+    return compare(save_dir, console=console)
 
 
 def chosen_models(configs_dir: Path, models: Optional[list[str]]) -> list[str]:
@@ -187,6 +215,8 @@ def train_and_evaluate(
         status = cifar_bench(*command)
     if status in (INTERRUPTED_STATUS, -signal.SIGINT):
         raise KeyboardInterrupt  # stop here: no failure recorded, no table of a half-done study
+    if status in (TERMINATED_STATUS, -signal.SIGTERM):
+        raise Terminated  # as for a Ctrl-C; the fit saved its step, the same command continues from it
     if status == 0:
         marker.unlink(missing_ok=True)
         return

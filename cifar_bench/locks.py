@@ -1,0 +1,46 @@
+"""Never two writers on one run: a fit holds a lock on its run folder, a study on its save_dir, for as
+long as it runs; a second one stops at once with one line instead of waiting (a queue of commands
+blocked behind a long training helps nobody, and the line names who holds it).
+
+The locks are ``filelock`` locks (``flock`` on Unix): the system releases one when its holder ends
+in any way, a SIGKILL or a crash included, so a dead run never locks its folder out. A second fit in
+one folder at once is the likelier meeting: the TensorBoard logger picks ``version_N`` as one past the
+highest it finds, so two fits starting together both picked the same one; the choice and the creation
+of its folder are made under a lock on the logger's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from cifar_bench.errors import CifarBenchError
+
+LOCK_NAME = ".cifar-bench.lock"
+VERSIONS_LOCK_NAME = ".versions.lock"
+
+
+def hold_lock(folder: Path, what: str) -> FileLock:
+    """The lock of ``folder``, held until this process ends (or ``release()``); a CifarBenchError if another
+    process holds it. ``what`` names this command in the message ("fit", "study")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise CifarBenchError(
+            f"another cifar-bench {what} is writing into {folder} (it holds {folder / LOCK_NAME}); "
+            f"wait for it to end, or stop it, before starting this {what} there"
+        ) from None
+    return lock
+
+
+def claim_version(logger) -> None:
+    """Fix the TensorBoard logger's version and create its folder, with no other process choosing one in
+    the same logger folder meanwhile (a version chosen already, by a flag or a resume, is kept)."""
+    parent = Path(logger.root_dir)
+    parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(parent / VERSIONS_LOCK_NAME), timeout=60):
+        os.makedirs(logger.log_dir, exist_ok=True)
