@@ -185,13 +185,24 @@ def test_a_damaged_store_is_refused_with_one_line_and_left_in_place(model, array
     assert folder.is_dir()
 
 
-def test_a_planted_link_is_never_written_through(model, arrays, tmp_path):
-    elsewhere = tmp_path / "elsewhere"
+@pytest.mark.parametrize("planted", ["{digest}.partial", "{digest}"])
+def test_a_link_planted_as_a_store_or_its_build_is_never_written_through(model, arrays, tmp_path, planted):
+    elsewhere, root = tmp_path / "elsewhere", tmp_path / "stores"
     elsewhere.mkdir()
-    (tmp_path / "link").symlink_to(elsewhere)
+    root.mkdir()
+    model.hparams.store_dtype, model.hparams.store_views = "float32", 2
+    digest = store_key(model, arrays, "32-true").digest
+    (root / planted.format(digest=digest)).symlink_to(elsewhere)
     with pytest.raises(CifarBenchError, match="is a link"):
-        build(tmp_path / "link", model, arrays)
+        build(root, model, arrays)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_stores_root_may_be_a_link_the_user_made(model, arrays, tmp_path):
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "stores").symlink_to(tmp_path / "scratch")
+    store = build(tmp_path / "stores", model, arrays)
+    assert store.folder.resolve().parent == tmp_path / "scratch"
 
 
 def test_a_store_needs_conv5_1_frozen():
