@@ -70,7 +70,7 @@ class StopOnNonFiniteLoss(pl.Callback):
 class RestoreRandomState(pl.Callback):
     """Save the RNG states in every checkpoint and restore them on resume.
 
-    Augmentation, Dropout and the VGG cache's view choice draw from the global generators; without
+    Augmentation, Dropout and the feature store's view draw draw from the global generators; without
     this a resumed run would draw different numbers than an uninterrupted one from the same epoch.
 
     Everything is stored as tensors and plain Python values, so checkpoints still load with

@@ -34,6 +34,8 @@ def hold_lock(folder: Path, what: str) -> FileLock:
             f"another cifar-bench {what} is writing into {folder} (it holds {folder / LOCK_NAME}); "
             f"wait for it to end, or stop it, before starting this {what} there"
         ) from None
+    except OSError as error:  # a link planted as the lock file (filelock refuses it), a read-only folder
+        raise CifarBenchError(f"cannot lock {folder / LOCK_NAME} ({error}): remove it, or choose another folder")
     return lock
 
 

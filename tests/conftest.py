@@ -341,6 +341,18 @@ def copy_run(run: Path, logs: Path) -> Path:
     return Path(shutil.copytree(run, logs / run.parent.name / "version_0", ignore=shutil.ignore_patterns("evaluation")))
 
 
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 4 MiB tmpfs mounted for the test (as root; skipped where mounting is not allowed)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or 'mount failed'}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
 # --- big networks, without the seconds of initialising them ------------------------------------------
 
 

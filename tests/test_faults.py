@@ -205,18 +205,6 @@ def test_a_second_signal_while_the_sigterm_checkpoint_is_written_leaves_a_last_c
     assert_resumes_like_the_uninterrupted_run(data_dir, tmp_path, uninterrupted)
 
 
-@pytest.fixture
-def small_disk(tmp_path) -> Path:
-    """A 4 MiB tmpfs mounted for the test (as root; skipped where mounting is not allowed)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or 'mount failed'}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
 def test_a_disk_that_fills_stops_the_run_with_one_line_keeps_last_ckpt_and_the_reports_and_resumes_exactly(
     data_dir, small_disk, uninterrupted
 ):

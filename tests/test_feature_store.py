@@ -205,6 +205,20 @@ def test_the_stores_root_may_be_a_link_the_user_made(model, arrays, tmp_path):
     assert store.folder.resolve().parent == tmp_path / "scratch"
 
 
+def test_a_disk_too_full_for_the_store_is_one_error_line_and_leaves_no_array(model, arrays, small_disk):
+    (small_disk / "filler").write_bytes(bytes(4 * 2**20 - 64 * 2**10))
+    with pytest.raises(CifarBenchError, match="cannot write .*train_views.npy: No space left on device"):
+        build(small_disk / "stores", model, arrays)
+    assert not list((small_disk / "stores").glob("*/*.npy"))
+
+
+def test_a_checkpoint_of_the_version_before_the_store_still_builds_its_model():
+    """Lightning passes a loaded checkpoint's hyperparameters back: the retired in-run cache's are ignored."""
+    with torch.device("meta"):
+        model = VGG16Classifier(trainable_layers=2, weights="none", cache_features=True, cache_views=2)
+    assert "cache_features" not in model.hparams and model.hparams.feature_store is None
+
+
 def test_a_store_needs_conv5_1_frozen():
     with (
         pytest.raises(CifarBenchError, match=r"trainable_layers=6 trains.*use trainable_layers <= 5"),

@@ -194,6 +194,14 @@ def test_what_is_missing_is_said_and_nothing_fails(logs, tmp_path):
     assert "Images per class that the evaluated runs were evaluated on" in text
 
 
+def test_a_config_listing_a_million_layers_is_not_rebuilt(logs, tmp_path):
+    shutil.copytree(logs / "mlp", tmp_path / "mlp")
+    config = tmp_path / "mlp" / "version_0" / "config.yaml"
+    config.write_text(config.read_text().replace("hidden:", "hidden: [" + "1," * 1_000_000 + "1]\n    old_hidden:"))
+    report(str(tmp_path), console=Console(file=io.StringIO()))
+    assert "config.yaml lists 1,000,001 entries for 3 weight layers" in (tmp_path / "report.md").read_text()
+
+
 def test_a_figures_folder_that_is_a_link_is_refused_before_anything_is_written(logs, tmp_path, capsys):
     shutil.copytree(logs / "cnn", tmp_path / "runs" / "cnn")
     (tmp_path / "elsewhere").mkdir()

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from cifar_bench.data.augment import TransformProfile, augmentation_draws, augmented_view, normalize
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.files import read_small_text
+from cifar_bench.files import atomic_file, read_small_text, unwritable
 
 # The layer whose output is stored: the deepest one frozen in vgg16_last2, last3 and last5 alike.
 STORE_TAP = "conv5_1"
@@ -123,14 +123,23 @@ def _read_json(path: Path):
 
 
 def _write_json(path: Path, content) -> None:
-    """Write through a new file renamed into place: a kill leaves the old content or the new, never half."""
-    scratch = path.with_name(f".{path.name}.tmp")
-    scratch.unlink(missing_ok=True)
-    with open(scratch, "x") as handle:
-        json.dump(content, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(scratch, path)
+    """Through a new file renamed into place: a kill leaves the old content or the new, never half."""
+    with atomic_file(path, durable=True) as handle:
+        handle.write(json.dumps(content).encode())
+
+
+def _new_array(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """A new .npy memory map whose disk space is reserved now: a map written past a full disk would kill
+    the process with SIGBUS, where a refused reservation is one error line."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    with open(path, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as error:
+            del array
+            path.unlink(missing_ok=True)
+            raise unwritable(path, error) from None
+    return array
 
 
 def _array_problem(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> str | None:
@@ -225,7 +234,7 @@ def _build(partial: Path, key: StoreKey, inputs: StoreInputs, encode, shapes: di
             arrays[name] = np.load(path, mmap_mode="r+", allow_pickle=False)
         else:
             path.unlink(missing_ok=True)
-            arrays[name] = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            arrays[name] = _new_array(path, dtype, shape)
             done[name] = 0
     flat = {name: array.reshape(-1, *array.shape[-3:]) for name, array in arrays.items()}
     total = sum(int(np.prod(shape[:-3])) for shape in shapes.values())
@@ -265,14 +274,21 @@ def open_or_build(
     A lock makes concurrent runs (or DDP ranks) wait for one build instead of each building its own. The
     root is the user's to choose (a link to a scratch disk is fine); a link planted below it is refused."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(root / f"{key.digest}.lock")
+        lock.acquire()
+    except OSError as error:  # a read-only or full disk, or a link planted as the lock file
+        raise CifarBenchError(f"cannot use {root} for VGG16 feature stores ({error}): choose another feature_store")
     shapes = array_shapes(key, len(inputs.train_images), len(inputs.test_images), feature_shape)
     final, partial = root / key.digest, root / f"{key.digest}.partial"
-    with FileLock(root / f"{key.digest}.lock"):
+    try:
         if not final.exists() and not final.is_symlink():
             _build(partial, key, inputs, encode, shapes, show_progress)
             os.rename(partial, final)
             store = open_store(final, key, shapes)
             report(f"Built the VGG16 feature store in {store.build_s:.0f} s: {store.nbytes / 2**30:.2f} GiB in {final}")
             return store
+    finally:
+        lock.release()
     return open_store(final, key, shapes)

@@ -16,6 +16,9 @@ from cifar_bench.features.store import STORE_TAP
 from cifar_bench.models.base import CifarClassifier
 from cifar_bench.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
 
+# Options of earlier versions that no longer change anything (the in-run cache the feature store replaced).
+RETIRED_OPTIONS = ("cache_features", "cache_views")
+
 WeightLayerCount = restricted_number_type(
     f"IntFrom1To{len(WEIGHT_LAYER_NAMES)}",
     int,
@@ -78,6 +81,8 @@ class VGG16Classifier(CifarClassifier):
         pretrained_lr_scale: PositiveFloat = 1.0,
         **kwargs,
     ) -> None:
+        for retired in RETIRED_OPTIONS:  # an older checkpoint's hyperparameters, as Lightning passes them on a load
+            kwargs.pop(retired, None)
         super().__init__(**kwargs)
         self.net = VGG16(fold_fc6=fold_fc6)
         self.pretrained_layers, self.random_layers = load_vgg16_weights(self.net, weights)

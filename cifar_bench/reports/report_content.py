@@ -94,6 +94,16 @@ def layer_blocks(config: dict | None, run: dict) -> list[dict]:
             paragraph("The network's layers are not shown: the run's config.yaml names none of this package's models.")
         ]
     settings = model_settings(cls, settings)
+    # As for a checkpoint: a list longer than the run has weight layers (hidden of a million layers) would
+    # build that many modules, even on meta.
+    layers = run.get("weight_layers") or 0
+    longest = max((len(v) for v in settings.values() if isinstance(v, (list, tuple))), default=0)
+    if longest > layers:
+        return [
+            paragraph(
+                f"The network's layers are not shown: config.yaml lists {longest:,} entries for {layers} weight layers."
+            )
+        ]
     try:
         with torch.device("meta"):
             network = cls(**settings).net

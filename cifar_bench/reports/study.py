@@ -124,23 +124,23 @@ def study(
     configs = {
         model: read_config(configs_dir / f"{model}.yaml", "correct it") for model in chosen_models(configs_dir, models)
     }
-    lock = hold_lock(save_dir, "study")  # one study a folder; studies of other folders share nothing
+    lock = hold_lock(save_dir, "study")  # one study a folder, held until its table, evidence and report are written
     try:
         rows = train_evaluate_and_compare(
             configs_dir, save_dir, configs, seeds, data_args, vgg_weights, fit_args, console
         )
+        folders = [save_dir]
+        if results is not None:
+            copied = export_evidence(save_dir, Path(results))
+            print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
+            folders.append(Path(results))
+        for folder in folders:
+            try:
+                report(str(folder), data_dir=data_dir, console=console)
+            except CifarBenchError as error:  # every model failed: the table says so, there is nothing to report
+                print_plain(console, f"No report: {error}", style="red")
     finally:
         lock.release()
-    folders = [save_dir]
-    if results is not None:
-        copied = export_evidence(save_dir, Path(results))
-        print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
-        folders.append(Path(results))
-    for folder in folders:
-        try:
-            report(str(folder), data_dir=data_dir, console=console)
-        except CifarBenchError as error:  # every model failed: the table says so, there is nothing to report
-            print_plain(console, f"No report: {error}", style="red")
     print_plain(console, f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
     return rows
 
