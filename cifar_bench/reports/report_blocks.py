@@ -49,12 +49,18 @@ def figure(name: str, png: bytes, caption: str) -> dict:
 def figure_png(drawn) -> bytes:
     """A matplotlib figure as PNG bytes (then closed)."""
     import matplotlib.pyplot as plt
+    from PIL import Image
 
     buffer = io.BytesIO()
     try:
         drawn.savefig(buffer, format="png", dpi=REPORT_DPI)
     finally:
         plt.close(drawn)
+    # A 256-colour palette: plots hold few colours, and the page embeds every figure (about a third the bytes).
+    with Image.open(io.BytesIO(buffer.getvalue()), formats=["PNG"]) as image:
+        paletted = image.convert("RGB").quantize(256)
+    buffer = io.BytesIO()
+    paletted.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 
