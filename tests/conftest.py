@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -351,6 +352,17 @@ def small_disk(tmp_path) -> Path:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or 'mount failed'}")
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until ``path`` exists, failing with the process's last error output if it ends first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            error = process.communicate()[1] or ""
+            raise AssertionError((error.decode() if isinstance(error, bytes) else error)[-3000:])
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
 
 
 # --- big networks, without the seconds of initialising them ------------------------------------------

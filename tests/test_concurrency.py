@@ -9,11 +9,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS, TESTS, cli_args, cli_command, cli_environment, run_cli, write_binary_version
+from conftest import CONFIGS, TESTS, cli_args, cli_command, cli_environment, run_cli, wait_for, write_binary_version
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +33,6 @@ def start(words: list[str], cwd: Path) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
-
-
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.1)
 
 
 def one_error_line(result) -> str:

@@ -11,13 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO, snapshot, write_binary_version
+from conftest import CONFIGS, REPO, snapshot, wait_for, write_binary_version
 
 from cifar_bench import callbacks
 from cifar_bench.callbacks import RecordEnvironment
@@ -55,14 +54,6 @@ def start(root: Path, **study_options) -> subprocess.Popen:
         start_new_session=True,
         preexec_fn=listen_to_ctrl_c,
     )
-
-
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
