@@ -10,6 +10,7 @@ were evaluated on (read from their metrics.json: compare needs no data).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.reports.evaluated import collect
+from cifar_bench.reports.evaluated import SET_ASIDE, collect
 from cifar_bench.reports.evaluation_files import format_duration
 from cifar_bench.reports.intervals import t_interval, wilson_interval
 from cifar_bench.reports.output import (
@@ -221,6 +222,7 @@ def compare(
     directory: str,
     out: Optional[str] = None,
     pair: Optional[list[str]] = None,
+    set_aside: Sequence[str] = SET_ASIDE,
     console: Optional[Console] = None,
 ) -> list[dict]:
     """Compare evaluated runs (the study's results table): print it, write comparison.md and .csv.
@@ -231,6 +233,8 @@ def compare(
         pair: two models to compare on the same test images, e.g. [cnn,cnn_bn_do]: the accuracy
             difference with its 95% interval and McNemar's exact p (first seed's run of each);
             also written to comparison_pair.json.
+        set_aside: folders below DIRECTORY not searched, by name pattern: earlier evidence kept beside a
+            table (results/superseded/, results/store_probes/); [] searches every folder.
 
     Returns the rows, the Random classifier first.
     """
@@ -239,7 +243,7 @@ def compare(
     if not directory.is_dir():
         raise CifarBenchError(f"no folder {directory}: pass the folder that holds the runs (the logger's save_dir)")
     out = output_location(out, folder=True) if out is not None else directory
-    runs, failures = collect(directory)
+    runs, failures = collect(directory, skip=set_aside)
     if not runs and not failures:
         raise CifarBenchError(
             f"no evaluated runs under {directory}: run `cifar-bench evaluate --ckpt <run>/checkpoints/last.ckpt` first"

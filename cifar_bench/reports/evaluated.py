@@ -5,8 +5,10 @@ instead of a traceback, a NaN row or an interval of nonsense."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from cifar_bench.errors import CifarBenchError
@@ -96,14 +98,29 @@ def read_failure(path: Path) -> dict:
     return failure
 
 
-def collect(directory: Path, layout: str | None = None) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+# Folders of earlier evidence kept beside a results table (results/superseded/, results/store_probes/): not searched
+# for the table's runs unless asked for.
+SET_ASIDE = ("superseded", "*_probes")
+
+
+def set_aside(path: Path, directory: Path, patterns: Sequence[str]) -> bool:
+    """Whether a folder between ``directory`` and ``path`` is named like one of ``patterns``."""
+    return any(
+        fnmatch.fnmatchcase(part, pattern) for part in path.relative_to(directory).parts[:-1] for pattern in patterns
+    )
+
+
+def collect(
+    directory: Path, layout: str | None = None, skip: Sequence[str] = ()
+) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
     """Evaluated runs and recorded failures under ``directory``, each grouped by model name: every metrics.json
-    at any depth, or with ``layout`` (e.g. ``*/*``: ``<model>/<run>/``) only there and reached through no link."""
+    at any depth, or with ``layout`` (e.g. ``*/*``: ``<model>/<run>/``) only there and reached through no link;
+    none below a folder named like one of ``skip``."""
     runs: dict[str, list[dict]] = {}
     failures: dict[str, list[dict]] = {}
     found = directory.rglob(METRICS_FILE) if layout is None else directory.glob(f"{layout}/evaluation/{METRICS_FILE}")
     for path in sorted(found):
-        if layout is not None and first_link(path, directory) is not None:
+        if (layout is not None and first_link(path, directory) is not None) or set_aside(path, directory, skip):
             continue
         metrics = read_evaluation(path)
         runs.setdefault(metrics["model"], []).append({**metrics, "evaluation_folder": str(path.parent)})
@@ -113,6 +130,8 @@ def collect(directory: Path, layout: str | None = None) -> tuple[dict[str, list[
         else directory.glob(f"{layout.rsplit('/', 1)[0]}/{FAILURE_GLOB}")
     )
     for path in sorted(found):
+        if set_aside(path, directory, skip):
+            continue
         failure = read_failure(path)
         failures.setdefault(failure["model"], []).append(failure)
     return runs, failures
