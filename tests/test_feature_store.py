@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -108,6 +109,23 @@ def test_training_draws_one_of_the_stored_views_of_each_image_each_time(model, a
     matches = (drawn[:, None] == per_view[None]).all(-1)  # (draw, view, image)
     assert (matches.sum(1) == 1).all()  # every logit is exactly one view's
     assert set(matches.float().argmax(1).flatten().tolist()) == {0, 1}
+
+
+def test_the_last_fresh_epochs_train_the_whole_network_on_fresh_augmentations(arrays, tmp_path):
+    torch.manual_seed(0)
+    model = VGG16Classifier(trainable_layers=5, weights="none", feature_store="unused", store_views=2, fresh_epochs=1)
+    store = build(tmp_path, model.eval(), arrays, "float32")
+    model.use_feature_store({"train": store.train_views, "val": store.train_plain})
+    batch = (arrays.train_images, torch.zeros(TRAIN, dtype=torch.long), torch.arange(TRAIN))
+    for epoch, from_store in ((0, True), (1, True), (2, False)):
+        model._trainer = SimpleNamespace(max_epochs=3, current_epoch=epoch)
+        inputs = model.network_inputs(batch[0], "train")
+        assert (inputs.dtype == torch.uint8) == from_store  # a batch read from the store needs no image prepared
+        assert (model.stage_features("train") is not None) == from_store
+        assert model.stage_features("val") is store.train_plain  # validation keeps reading the store
+    with torch.inference_mode():
+        assert torch.equal(model.logits((inputs, *batch[1:]), "train"), model(inputs))
+    model._trainer = None
 
 
 def test_views_are_fixed_by_the_store_seed_alone(model):

@@ -40,7 +40,9 @@ class VGG16Classifier(CifarClassifier):
     every training image in ``store_views`` augmented views (the study's random flip and rotation, drawn
     once per view from ``store_seed``) and for the plain training and test images. Training draws one
     stored view per image each epoch and runs only the layers after conv5_1; validation reads the plain
-    view. The price: an image is seen in ``store_views`` augmentations instead of a fresh one each epoch.
+    view. The price: an image is seen in ``store_views`` augmentations instead of a fresh one each epoch,
+    and a tail trained long enough memorises them; the last ``fresh_epochs`` epochs therefore run the
+    whole network on a fresh augmentation each epoch, as a run without the store does throughout.
     The store is built on the first fit that needs it (a progress bar shows it) and shared by
     vgg16_last2, last3 and last5 and every seed; test, evaluate and predict always run the whole network.
 
@@ -61,6 +63,8 @@ class VGG16Classifier(CifarClassifier):
         store_views: augmented views of each training image the store keeps.
         store_dtype: how stored features are kept: float16 (half the disk and reads) or float32 (exact).
         store_seed: seed of the stored views' draws (the same store serves every run seed).
+        fresh_epochs: how many of the last epochs train the whole network on freshly augmented images
+            instead of the store (validation still reads the store).
         fold_fc6: fold pooling and fc6 into the equivalent 512 -> 4096 layer.
         channels_last: keep the convolution weights NHWC, the faster layout on CPU (oneDNN) and GPU.
         pretrained_lr_scale: learning-rate factor for trained layers loaded with pretrained weights.
@@ -76,6 +80,7 @@ class VGG16Classifier(CifarClassifier):
         store_views: PositiveInt = 8,
         store_dtype: Literal["float16", "float32"] = "float16",
         store_seed: NonNegativeInt = 0,
+        fresh_epochs: NonNegativeInt = 0,
         fold_fc6: bool = True,
         channels_last: bool = True,
         pretrained_lr_scale: PositiveFloat = 1.0,
@@ -148,12 +153,20 @@ class VGG16Classifier(CifarClassifier):
         """Train and validate from these stored features by stage (an empty dict: the whole network again)."""
         self.stored_features = features
 
+    def stage_features(self, stage: str) -> np.ndarray | None:
+        """The stored features this stage reads now: none in the last ``fresh_epochs`` epochs of training."""
+        trainer, fresh = self._trainer, self.hparams.fresh_epochs
+        if stage == "train" and fresh and trainer is not None and (trainer.max_epochs or -1) >= 0:
+            if self.current_epoch >= trainer.max_epochs - fresh:
+                return None
+        return self.stored_features.get(stage)
+
     def network_inputs(self, images: torch.Tensor, stage: str) -> torch.Tensor:
         """A stage fed from the store needs no image prepared: its batches are looked up by position."""
-        return images if stage in self.stored_features else super().network_inputs(images, stage)
+        return images if self.stage_features(stage) is not None else super().network_inputs(images, stage)
 
     def logits(self, batch, stage: str) -> torch.Tensor:
-        features = self.stored_features.get(stage)
+        features = self.stage_features(stage)
         if features is None:
             return self(batch[0])
         positions = batch[2].cpu()
