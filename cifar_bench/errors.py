@@ -1,7 +1,9 @@
 """The one exception type users see as a one-line message instead of a traceback, and how an
 interrupted command ends."""
 
+import _thread
 import signal
+import sys
 import threading
 
 
@@ -37,6 +39,28 @@ def raise_on_sigterm() -> None:
     """From now on a SIGTERM raises ``Terminated`` in this process instead of ending it without a word."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, raise_terminated)
+
+
+def hear_every_ctrl_c() -> None:
+    """From now on a Ctrl-C that lands in a weakref callback or a ``__del__`` stops the command too.
+
+    Python cannot raise there: it prints the KeyboardInterrupt as "Exception ignored", traceback and
+    all, and runs on (a study's training then trained to its last epoch). Such a one is passed on again
+    a moment later, from another thread, when the main thread is most likely back in its own code; one
+    lost again is passed on again. Any other unraisable exception is printed as before."""
+    print_unraisable = sys.unraisablehook
+
+    def pass_on_a_lost_ctrl_c(unraisable) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            threading.Timer(LOST_CTRL_C_AGAIN_S, _thread.interrupt_main).start()
+        else:
+            print_unraisable(unraisable)
+
+    sys.unraisablehook = pass_on_a_lost_ctrl_c
+
+
+LOST_CTRL_C_AGAIN_S = 0.05
+"""How long after a lost Ctrl-C it comes again: long enough for the main thread to leave the callback."""
 
 
 def raise_terminated(signum, frame) -> None:

@@ -11,6 +11,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +23,7 @@ from conftest import CONFIGS, REPO, snapshot, wait_for, write_binary_version
 from cifar_bench import callbacks
 from cifar_bench.callbacks import RecordEnvironment
 from cifar_bench.data import CIFAR10DataModule
+from cifar_bench.errors import hear_every_ctrl_c
 from cifar_bench.lightning_cli import CifarBenchCLI
 from cifar_bench.models import CifarClassifier
 from cifar_bench.reports.study import fit_command, run_folder
@@ -181,6 +184,27 @@ def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp
     sessions = json.loads((run / "environment.json").read_text())["sessions"]
     assert [session["interrupted"] for session in sessions] == ["KeyboardInterrupt"]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 0  # whole, resumable
+
+
+def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_command_without_a_traceback(monkeypatch, capsys):
+    """Python cannot raise from a weakref callback: once a Ctrl-C landed in one, printed as "Exception
+    ignored" with its traceback, and the study's training ran on to its last epoch."""
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    hear_every_ctrl_c()
+
+    class Collected:
+        pass
+
+    def interrupted_here(reference):
+        raise KeyboardInterrupt
+
+    collected = Collected()
+    reference = weakref.ref(collected, interrupted_here)
+    with pytest.raises(KeyboardInterrupt):
+        del collected
+        for _ in range(500):  # the command's own code goes on, and hears the Ctrl-C in it
+            time.sleep(0.01)
+    assert reference() is None and capsys.readouterr().err == ""
 
 
 def test_a_copied_config_that_kept_its_logger_name_trains_into_its_own_run_folder(tmp_path):
