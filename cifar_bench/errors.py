@@ -52,7 +52,9 @@ def hear_every_ctrl_c() -> None:
 
     def pass_on_a_lost_ctrl_c(unraisable) -> None:
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-            threading.Timer(LOST_CTRL_C_AGAIN_S, _thread.interrupt_main).start()
+            again = threading.Timer(LOST_CTRL_C_AGAIN_S, _thread.interrupt_main)
+            again.daemon = True  # a command that ends meanwhile does not wait for it
+            again.start()
         else:
             print_unraisable(unraisable)
 
