@@ -49,6 +49,8 @@ def hear_every_ctrl_c() -> None:
     a moment later, from another thread, when the main thread is most likely back in its own code; one
     lost again is passed on again. Any other unraisable exception is printed as before."""
     print_unraisable = sys.unraisablehook
+    if getattr(print_unraisable, "passes_on_ctrl_c", False):
+        return  # installed already (commands run in one process, as the tests do)
 
     def pass_on_a_lost_ctrl_c(unraisable) -> None:
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
@@ -58,6 +60,7 @@ def hear_every_ctrl_c() -> None:
         else:
             print_unraisable(unraisable)
 
+    pass_on_a_lost_ctrl_c.passes_on_ctrl_c = True
     sys.unraisablehook = pass_on_a_lost_ctrl_c
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 from conftest import CONFIGS, REPO, snapshot, wait_for, write_binary_version
 
-from cifar_bench import callbacks
+from cifar_bench import callbacks, cli
 from cifar_bench.callbacks import RecordEnvironment
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import hear_every_ctrl_c
@@ -186,11 +186,21 @@ def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 0  # whole, resumable
 
 
-def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_command_without_a_traceback(monkeypatch, capsys):
+def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_command_without_a_traceback(
+    monkeypatch, capsys, request
+):
     """Python cannot raise from a weakref callback: once a Ctrl-C landed in one, printed as "Exception
     ignored" with its traceback, and the study's training ran on to its last epoch."""
-    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's own: prints what it is given
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's command has it
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    with pytest.raises(SystemExit):
+        cli.main([])  # every command installs it first; this one then fails at once
+    installed = sys.unraisablehook
+    assert installed.__name__ == "pass_on_a_lost_ctrl_c"
     hear_every_ctrl_c()
+    assert sys.unraisablehook is installed  # a second install wraps nothing twice
+    capsys.readouterr()
 
     class Collected:
         pass
@@ -205,6 +215,14 @@ def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_command_witho
         for _ in range(500):  # the command's own code goes on, and hears the Ctrl-C in it
             time.sleep(0.01)
     assert reference() is None and capsys.readouterr().err == ""
+
+    def failed_here(reference):
+        raise ValueError("any other error")
+
+    collected = Collected()
+    reference = weakref.ref(collected, failed_here)
+    del collected
+    assert "ValueError: any other error" in capsys.readouterr().err  # printed as Python prints it
 
 
 def test_a_copied_config_that_kept_its_logger_name_trains_into_its_own_run_folder(tmp_path):
