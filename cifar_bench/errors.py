@@ -41,6 +41,10 @@ def raise_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, raise_terminated)
 
 
+LOST_CTRL_C_AGAIN_S = 0.05
+"""How long after a lost Ctrl-C it comes again: long enough for the main thread to leave the callback."""
+
+
 def hear_every_ctrl_c() -> None:
     """From now on a Ctrl-C that lands in a weakref callback or a ``__del__`` stops the command too.
 
@@ -62,10 +66,6 @@ def hear_every_ctrl_c() -> None:
 
     pass_on_a_lost_ctrl_c.passes_on_ctrl_c = True
     sys.unraisablehook = pass_on_a_lost_ctrl_c
-
-
-LOST_CTRL_C_AGAIN_S = 0.05
-"""How long after a lost Ctrl-C it comes again: long enough for the main thread to leave the callback."""
 
 
 def raise_terminated(signum, frame) -> None:
