@@ -35,7 +35,7 @@ from cifar_bench.errors import (
     TERMINATED_STATUS,
     CifarBenchError,
     Terminated,
-    hear_every_ctrl_c,
+    hear_every_stop,
     raise_on_sigterm,
 )
 
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     # study starts inherit it. THP_MEM_ALLOC_ENABLE=0 opts out.
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     raise_on_sigterm()
-    hear_every_ctrl_c()
+    hear_every_stop()
     words = sys.argv[1:] if argv is None else argv
     command = words[0] if words else None
     known = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)

@@ -41,31 +41,38 @@ def raise_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, raise_terminated)
 
 
-LOST_CTRL_C_AGAIN_S = 0.05
-"""How long after a lost Ctrl-C it comes again: long enough for the main thread to leave the callback."""
+LOST_STOP_AGAIN_S = 0.05
+"""How long after a lost Ctrl-C or SIGTERM it comes again: long enough for the main thread to leave the callback."""
 
 
-def hear_every_ctrl_c() -> None:
-    """From now on a Ctrl-C that lands in a weakref callback or a ``__del__`` stops the command too.
+STOP_SIGNALS = ((KeyboardInterrupt, signal.SIGINT), (Terminated, signal.SIGTERM))
+"""The exceptions that stop a command, and the signal that raises each (``raise_on_sigterm``)."""
 
-    Python cannot raise there: it prints the KeyboardInterrupt as "Exception ignored", traceback and
-    all, and runs on (a study's training then trained to its last epoch). Such a one is passed on again
-    a moment later, from another thread, when the main thread is most likely back in its own code; one
-    lost again is passed on again. Any other unraisable exception is printed as before."""
+
+def hear_every_stop() -> None:
+    """From now on a Ctrl-C or SIGTERM that lands in a weakref callback or a ``__del__`` stops the command too.
+
+    Python cannot raise there: it prints the KeyboardInterrupt (or ``Terminated``) as "Exception ignored",
+    traceback and all, and runs on (a study's training then trained to its last epoch). Such a one is
+    passed on again a moment later, as the same signal from another thread, when the main thread is most
+    likely back in its own code; one lost again is passed on again. Any other unraisable exception is
+    printed as before."""
     print_unraisable = sys.unraisablehook
-    if getattr(print_unraisable, "passes_on_ctrl_c", False):
+    if getattr(print_unraisable, "passes_on_stops", False):
         return  # installed already (commands run in one process, as the tests do)
 
-    def pass_on_a_lost_ctrl_c(unraisable) -> None:
-        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-            again = threading.Timer(LOST_CTRL_C_AGAIN_S, _thread.interrupt_main)
-            again.daemon = True  # a command that ends meanwhile does not wait for it
-            again.start()
-        else:
+    def pass_on_a_lost_stop(unraisable) -> None:
+        lost = unraisable.exc_type or type(None)
+        signals = [signum for stop, signum in STOP_SIGNALS if issubclass(lost, stop)]
+        if not signals:
             print_unraisable(unraisable)
+            return
+        again = threading.Timer(LOST_STOP_AGAIN_S, _thread.interrupt_main, args=(signals[0],))
+        again.daemon = True  # a command that ends meanwhile does not wait for it
+        again.start()
 
-    pass_on_a_lost_ctrl_c.passes_on_ctrl_c = True
-    sys.unraisablehook = pass_on_a_lost_ctrl_c
+    pass_on_a_lost_stop.passes_on_stops = True
+    sys.unraisablehook = pass_on_a_lost_stop
 
 
 def raise_terminated(signum, frame) -> None:

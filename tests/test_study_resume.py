@@ -23,7 +23,7 @@ from conftest import CONFIGS, REPO, snapshot, wait_for, write_binary_version
 from cifar_bench import callbacks, cli
 from cifar_bench.callbacks import RecordEnvironment
 from cifar_bench.data import CIFAR10DataModule
-from cifar_bench.errors import hear_every_ctrl_c
+from cifar_bench.errors import Terminated, hear_every_stop
 from cifar_bench.lightning_cli import CifarBenchCLI
 from cifar_bench.models import CifarClassifier
 from cifar_bench.reports.study import fit_command, run_folder
@@ -186,33 +186,36 @@ def test_a_ctrl_c_stops_the_study_with_a_resume_hint_and_no_failure_or_table(tmp
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 0  # whole, resumable
 
 
-def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_command_without_a_traceback(
-    monkeypatch, capsys, request
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated], ids=["Ctrl-C", "SIGTERM"])
+def test_a_ctrl_c_or_sigterm_that_lands_in_a_weakref_callback_still_stops_the_command_without_a_traceback(
+    stop, monkeypatch, capsys, request
 ):
     """Python cannot raise from a weakref callback: once a Ctrl-C landed in one, printed as "Exception
-    ignored" with its traceback, and the study's training ran on to its last epoch."""
+    ignored" with its traceback, and the study's training ran on to its last epoch. A SIGTERM between a
+    study's runs raises ``Terminated`` and could be lost the same way."""
     monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's own: prints what it is given
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's command has it
-    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    request.addfinalizer(lambda: [signal.signal(signum, handler) for signum, handler in handlers.items()])
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's command has it
     with pytest.raises(SystemExit):
-        cli.main([])  # every command installs it first; this one then fails at once
+        cli.main([])  # every command installs it (and raises Terminated on SIGTERM) first; this one then fails
     installed = sys.unraisablehook
-    assert installed.__name__ == "pass_on_a_lost_ctrl_c"
-    hear_every_ctrl_c()
+    assert installed.__name__ == "pass_on_a_lost_stop"
+    hear_every_stop()
     assert sys.unraisablehook is installed  # a second install wraps nothing twice
     capsys.readouterr()
 
     class Collected:
         pass
 
-    def interrupted_here(reference):
-        raise KeyboardInterrupt
+    def stopped_here(reference):
+        raise stop
 
     collected = Collected()
-    reference = weakref.ref(collected, interrupted_here)
-    with pytest.raises(KeyboardInterrupt):
+    reference = weakref.ref(collected, stopped_here)
+    with pytest.raises(stop):
         del collected
-        for _ in range(500):  # the command's own code goes on, and hears the Ctrl-C in it
+        for _ in range(500):  # the command's own code goes on, and hears the stop in it
             time.sleep(0.01)
     assert reference() is None and capsys.readouterr().err == ""
 
