@@ -1,7 +1,6 @@
 """The one exception type users see as a one-line message instead of a traceback, and how an
 interrupted command ends."""
 
-import _thread
 import signal
 import sys
 import threading
@@ -54,7 +53,7 @@ def hear_every_stop() -> None:
 
     Python cannot raise there: it prints the KeyboardInterrupt (or ``Terminated``) as "Exception ignored",
     traceback and all, and runs on (a study's training then trained to its last epoch). Such a one is
-    passed on again a moment later, as the same signal from another thread, when the main thread is most
+    sent again a moment later, as the same signal from another thread, when the main thread is most
     likely back in its own code; one lost again is passed on again. Any other unraisable exception is
     printed as before."""
     print_unraisable = sys.unraisablehook
@@ -67,7 +66,8 @@ def hear_every_stop() -> None:
         if not signals:
             print_unraisable(unraisable)
             return
-        again = threading.Timer(LOST_STOP_AGAIN_S, _thread.interrupt_main, args=(signals[0],))
+        main_thread = threading.main_thread().ident  # a real signal: it also breaks a wait on a child process
+        again = threading.Timer(LOST_STOP_AGAIN_S, signal.pthread_kill, args=(main_thread, signals[0]))
         again.daemon = True  # a command that ends meanwhile does not wait for it
         again.start()
 

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import weakref
 from pathlib import Path
 from types import SimpleNamespace
@@ -213,10 +212,12 @@ def test_a_ctrl_c_or_sigterm_that_lands_in_a_weakref_callback_still_stops_the_co
 
     collected = Collected()
     reference = weakref.ref(collected, stopped_here)
+    waited_on = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    request.addfinalizer(waited_on.kill)
     with pytest.raises(stop):
         del collected
-        for _ in range(500):  # the command's own code goes on, and hears the stop in it
-            time.sleep(0.01)
+        waited_on.wait()  # the command goes on, blocked as a study is while its training runs, and hears the stop
+    assert waited_on.poll() is None  # the stop came while it waited, not after
     assert reference() is None and capsys.readouterr().err == ""
 
     def failed_here(reference):
