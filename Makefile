@@ -16,7 +16,7 @@ RESULTS ?=
 # The folder make report reads and writes into (its evaluated runs: <DIR>/<model>/<run>/evaluation/).
 DIR ?= results
 # The model names as the package derives them from configs/ (plain Python, no install needed; read only when used).
-MODELS = $(shell PYTHONPATH=. $(PYTHON) -c 'from cifar_bench.model_configs import model_names; print(*model_names())')
+MODELS = $(shell PYTHONPATH=. $(PYTHON) -c 'from cifar_bench.configs import model_names; print(*model_names())')
 
 comma := ,
 empty :=

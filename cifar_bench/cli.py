@@ -42,13 +42,13 @@ from cifar_bench.errors import (
 TRAINER_COMMANDS = ("fit", "validate", "test")
 # name: (module, function, whether its required parameters are positional)
 FUNCTION_COMMANDS = {
-    "analyze": ("cifar_bench.reports.analyze", "analyze", False),
-    "evaluate": ("cifar_bench.reports.evaluate", "evaluate", False),
-    "predict": ("cifar_bench.reports.predict", "predict", False),
-    "compare": ("cifar_bench.reports.compare", "compare", True),
-    "study": ("cifar_bench.reports.study", "study", False),
-    "report": ("cifar_bench.reports.report", "report", True),
-    "bench": ("cifar_bench.bench.command", "bench", False),
+    "analyze": ("cifar_bench.evaluation.analyze", "analyze", False),
+    "evaluate": ("cifar_bench.evaluation.evaluate", "evaluate", False),
+    "predict": ("cifar_bench.evaluation.predict", "predict", False),
+    "compare": ("cifar_bench.evaluation.compare", "compare", True),
+    "study": ("cifar_bench.study", "study", False),
+    "report": ("cifar_bench.report.command", "report", True),
+    "bench": ("benchmarks.command", "bench", False),
 }
 # Arguments after "--" go, unparsed, to this parameter of a command that has it (study, bench: to every fit).
 PASSTHROUGH = "fit_args"
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{'no command given' if command is None else f'unknown command {command!r}'}: choose one of {', '.join(known)}"
         )
     try:
-        from cifar_bench.lightning_cli import quiet_third_party_noise, run_lightning_cli
+        from cifar_bench.training.lightning_cli import quiet_third_party_noise, run_lightning_cli
 
         quiet_third_party_noise()
         if command in FUNCTION_COMMANDS:

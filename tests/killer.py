@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from cifar_bench import checkpoint_io
+from cifar_bench.training import checkpoint_io
 
 
 class KillAt(pl.Callback):

@@ -13,7 +13,7 @@ from PIL import Image
 from rich.console import Console
 
 from cifar_bench.data.sources import CLASS_NAMES
-from cifar_bench.reports.analyze import analyze
+from cifar_bench.evaluation.analyze import analyze
 
 
 def unbalanced_batches(seed: int = 11) -> list[tuple[np.ndarray, np.ndarray]]:

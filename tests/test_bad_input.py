@@ -21,7 +21,7 @@ import yaml
 from conftest import REPO, cli_args, snapshot, write_archive, write_binary_version
 
 from cifar_bench.cli import main
-from cifar_bench.model_configs import model_names
+from cifar_bench.configs import model_names
 
 IMPORT_MARKER = "IMPORTED"
 PLANTED_MODULE = f"""from pathlib import Path
@@ -420,7 +420,9 @@ class StillImporting(types.ModuleType):
 
 
 def test_a_ctrl_c_while_lightning_is_still_importing_is_one_line_and_status_130(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "cifar_bench.lightning_cli", StillImporting("cifar_bench.lightning_cli"))
+    monkeypatch.setitem(
+        sys.modules, "cifar_bench.training.lightning_cli", StillImporting("cifar_bench.training.lightning_cli")
+    )
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", "configs/mlp.yaml"])
     assert exit_info.value.code == 130

@@ -11,12 +11,12 @@ from conftest import CONFIGS, tiny_batches, write_binary_version
 from rich.console import Console
 from torch import nn
 
-from cifar_bench.bench import BenchSettings, bench, harness
-from cifar_bench.bench.roofline import network_flops_per_image, roofline
-from cifar_bench.bench.tables import print_tables
+from benchmarks import BenchSettings, bench, harness
+from benchmarks.roofline import network_flops_per_image, roofline
+from benchmarks.tables import print_tables
 from cifar_bench.cli import main
-from cifar_bench.lightning_cli import default_precision
-from cifar_bench.reports.evaluate import logits_in_precision
+from cifar_bench.evaluation.evaluate import logits_in_precision
+from cifar_bench.training.lightning_cli import default_precision
 
 # Small batches, so that the tiny training split holds every timed step of the package.
 PACKAGE_ARGS = [

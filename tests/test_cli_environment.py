@@ -29,7 +29,7 @@ def run_python(code: str) -> str:
 def test_importing_the_package_leaves_the_environment_unchanged():
     code = (
         "import os; before = dict(os.environ)\n"
-        "import cifar_bench, cifar_bench.cli, cifar_bench.lightning_cli, cifar_bench.reports.study\n"
+        "import cifar_bench, cifar_bench.cli, cifar_bench.training.lightning_cli, cifar_bench.study\n"
         "print(dict(os.environ) == before)"
     )
     assert run_python(code).split() == ["True"]

@@ -18,10 +18,10 @@ from rich.console import Console
 from cifar_bench.cli import main
 from cifar_bench.data import load_cifar10
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.reports.compare import RANDOM_MODEL, compare, failure_marker
-from cifar_bench.reports.intervals import mcnemar_exact_p, t_interval, t_quantile, wilson_interval
-from cifar_bench.reports.reference import study_accuracy
-from cifar_bench.reports.study import study
+from cifar_bench.evaluation.compare import RANDOM_MODEL, compare, failure_marker
+from cifar_bench.evaluation.reference import study_accuracy
+from cifar_bench.evaluation.statistics import mcnemar_exact_p, t_interval, t_quantile, wilson_interval
+from cifar_bench.study import study
 
 TINY_FIT = [
     "--trainer.max_epochs",

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import PER_BATCH, cli_args, cli_command, cli_environment, write_binary_version
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cifar_bench.lightning_cli import run_lightning_cli
+from cifar_bench.training.lightning_cli import run_lightning_cli
 
 pytestmark = pytest.mark.slow
 

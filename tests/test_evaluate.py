@@ -20,9 +20,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cifar_bench.cli import main
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.evaluation.evaluate import evaluate
+from cifar_bench.evaluation.evaluation_files import classification_report
 from cifar_bench.models import MLPClassifier
-from cifar_bench.reports.evaluate import evaluate
-from cifar_bench.reports.evaluation_files import classification_report
 
 TRAIN_IMAGES, TEST_IMAGES = 200, 40  # the tiny copy: 5 batches of 40, and a test batch of 40
 
@@ -339,7 +339,7 @@ def test_a_checkpoint_naming_a_weight_by_a_number_is_a_clear_error(run_copy):
 
 
 def test_the_model_is_rebuilt_with_every_saved_setting_and_refused_by_name_when_one_does_not_fit(run_copy):
-    from cifar_bench.reports.runs import find_run, load_model
+    from cifar_bench.evaluation.runs import find_run, load_model
 
     path = run_copy / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -369,8 +369,8 @@ def test_prediction_never_augments_even_for_a_model_trained_with_augmentation():
     from lightning_fabric import Fabric
 
     from cifar_bench.data.augment import CIFAR10_MEAN, CIFAR10_STD
+    from cifar_bench.evaluation.evaluate import logits_in_precision
     from cifar_bench.models import CNNClassifier
-    from cifar_bench.reports.evaluate import logits_in_precision
 
     torch.manual_seed(0)
     model = CNNClassifier(widths=(4, 8, 8), hidden=(16, 16)).eval()
@@ -387,8 +387,8 @@ def test_a_vgg16_run_loads_without_its_pretrained_weights_source(tmp_path):
     """The checkpoint holds every weight, so a weights file that is gone (or a download) is not needed."""
     import pytorch_lightning as pl
 
+    from cifar_bench.evaluation.evaluate import find_run, load_model
     from cifar_bench.models import VGG16Classifier
-    from cifar_bench.reports.evaluate import find_run, load_model
 
     with torch.device("meta"):  # shapes only: initialising 134M parameters would take seconds
         model = VGG16Classifier(trainable_layers=2, weights="none")

@@ -16,9 +16,9 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.features import store as store_module
 from cifar_bench.features.feeding import store_key
 from cifar_bench.features.store import StoreInputs, open_or_build, view_draws
-from cifar_bench.lightning_cli import run_lightning_cli
 from cifar_bench.models import VGG16Classifier
-from cifar_bench.networks import VGG16
+from cifar_bench.models.networks import VGG16
+from cifar_bench.training.lightning_cli import run_lightning_cli
 
 TRAIN, TEST = 12, 4
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.models import CNNClassifier
-from cifar_bench.reports.output import print_whole
+from cifar_bench.output import print_whole
 
 
 @pytest.fixture(scope="module")

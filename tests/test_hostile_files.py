@@ -20,17 +20,17 @@ from conftest import cli_args, copy_run, fit_tiny
 from PIL import EpsImagePlugin, Image
 from rich.console import Console
 
-from cifar_bench.callbacks import recorded_training_time
 from cifar_bench.cli import main
 from cifar_bench.data.images import MAX_PIXELS, read_image
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.networks.vgg16 import MAX_WEIGHTS_BYTES, VGG16, load_vgg16_weights
-from cifar_bench.reports import predict as predict_module
-from cifar_bench.reports.compare import compare
-from cifar_bench.reports.evaluate import evaluate
-from cifar_bench.reports.output import csv_text, print_plain
-from cifar_bench.reports.predict import image_files, predict
-from cifar_bench.reports.study import export_evidence
+from cifar_bench.evaluation import predict as predict_module
+from cifar_bench.evaluation.compare import compare
+from cifar_bench.evaluation.evaluate import evaluate
+from cifar_bench.evaluation.predict import image_files, predict
+from cifar_bench.models.networks.vgg16 import MAX_WEIGHTS_BYTES, VGG16, load_vgg16_weights
+from cifar_bench.output import csv_text, print_plain
+from cifar_bench.study import export_evidence
+from cifar_bench.training.callbacks import recorded_training_time
 
 ESCAPES = "\x1b[2J\x1b]52;c;aGk=\x07"  # clear the screen, write the clipboard
 

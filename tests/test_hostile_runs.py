@@ -18,12 +18,12 @@ import torch
 from conftest import copy_run
 from rich.console import Console
 
-from cifar_bench.checkpoints import read_checkpoint
 from cifar_bench.cli import main
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.reports.compare import compare
-from cifar_bench.reports.paired import MAX_PREDICTIONS
-from cifar_bench.reports.runs import find_run, load_model
+from cifar_bench.evaluation.compare import compare
+from cifar_bench.evaluation.paired import MAX_PREDICTIONS
+from cifar_bench.evaluation.runs import find_run, load_model
+from cifar_bench.training.checkpoints import read_checkpoint
 
 IMAGES = 1000
 

@@ -8,7 +8,7 @@ from conftest import with_random_weights
 from torch import nn
 
 from cifar_bench.models.base import count_weight_layers
-from cifar_bench.networks import MLP, VGG16, WEIGHT_LAYER_NAMES, ConvNet9
+from cifar_bench.models.networks import MLP, VGG16, WEIGHT_LAYER_NAMES, ConvNet9
 
 NETWORKS = {
     "mlp": (lambda: MLP(), 3),

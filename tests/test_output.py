@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from cifar_bench.reports.output import atomic_file, save_figure, write_json, write_text
+from cifar_bench.output import atomic_file, save_figure, write_json, write_text
 
 
 def test_a_link_planted_at_the_old_temporary_name_is_never_written_through(tmp_path):

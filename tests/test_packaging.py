@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, write_binary_version
 
-from cifar_bench.model_configs import model_names
+from cifar_bench.configs import model_names
 
 pytestmark = pytest.mark.slow
 

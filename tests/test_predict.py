@@ -17,7 +17,7 @@ from cifar_bench.cli import main
 from cifar_bench.data import load_cifar10
 from cifar_bench.data.images import as_uint8_batch
 from cifar_bench.data.sources import CLASS_NAMES
-from cifar_bench.reports.predict import load_for_prediction, predict
+from cifar_bench.evaluation.predict import load_for_prediction, predict
 
 INDEX = 3  # the test image saved as a PNG
 

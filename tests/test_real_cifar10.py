@@ -11,7 +11,7 @@ import os
 import pytest
 
 from cifar_bench.data import load_cifar10
-from cifar_bench.reports.analyze import channel_mean_std, class_counts
+from cifar_bench.evaluation.analyze import channel_mean_std, class_counts
 
 CIFAR10_DIR = os.environ.get("CIFAR10_DIR")
 

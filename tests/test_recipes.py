@@ -13,8 +13,8 @@ from torch import nn
 
 from cifar_bench.models import CNNClassifier, MLPClassifier, VGG16Classifier
 from cifar_bench.models import vgg16 as vgg16_model
-from cifar_bench.networks import MLP, ConvNet9
-from cifar_bench.networks.vgg16 import FC6_COPIES, WEIGHT_LAYER_NAMES
+from cifar_bench.models.networks import MLP, ConvNet9
+from cifar_bench.models.networks.vgg16 import FC6_COPIES, WEIGHT_LAYER_NAMES
 
 WEIGHT_DECAY = 5e-4  # the configs' default: its pull on a weight, relative to the weight, per unit lr
 

@@ -24,11 +24,11 @@ from PIL import Image
 from rich.console import Console
 
 from cifar_bench.cli import main
-from cifar_bench.model_configs import model_names
-from cifar_bench.reports.evaluate import evaluate
-from cifar_bench.reports.intervals import newcombe_difference, wilson_interval
-from cifar_bench.reports.reference import STUDY_COUNTS, STUDY_TABLE, study_accuracy, study_class_accuracy
-from cifar_bench.reports.report import report
+from cifar_bench.configs import model_names
+from cifar_bench.evaluation.evaluate import evaluate
+from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE, study_accuracy, study_class_accuracy
+from cifar_bench.evaluation.statistics import newcombe_difference, wilson_interval
+from cifar_bench.report.command import report
 
 EVIL = "<img src=x onerror=alert(1)>\x1b[2J|[link](http://evil.example)"
 

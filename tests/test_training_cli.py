@@ -18,14 +18,14 @@ from pytorch_lightning import Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
 
-from cifar_bench import lightning_cli
 from cifar_bench.cli import main
+from cifar_bench.configs import model_names
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
 from cifar_bench.data.sources import BINARY_FOLDER
-from cifar_bench.lightning_cli import default_precision, read_data_first, run_lightning_cli
-from cifar_bench.model_configs import model_names
+from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE
 from cifar_bench.models import MLPClassifier
-from cifar_bench.reports.reference import STUDY_COUNTS, STUDY_TABLE
+from cifar_bench.training import lightning_cli
+from cifar_bench.training.lightning_cli import default_precision, read_data_first, run_lightning_cli
 
 MODELS = model_names()
 WEIGHT_LAYERS = {"mlp": 3, "cnn": 9, "cnn_bn_do": 9, "vgg16_last2": 16, "vgg16_last3": 16, "vgg16_last5": 16}

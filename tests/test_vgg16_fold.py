@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from cifar_bench.models import VGG16Classifier
 from cifar_bench.models.base import CifarClassifier
-from cifar_bench.networks.vgg16 import FC6_COPIES, WEIGHT_LAYER_NAMES, folded_fc6_weight, load_vgg16_state
+from cifar_bench.models.networks.vgg16 import FC6_COPIES, WEIGHT_LAYER_NAMES, folded_fc6_weight, load_vgg16_state
 
 
 @pytest.fixture(scope="module")

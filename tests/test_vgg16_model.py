@@ -14,7 +14,7 @@ from torchvision.models import VGG16_Weights, resnet18
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import VGG16Classifier
-from cifar_bench.networks import VGG16, load_vgg16_weights
+from cifar_bench.models.networks import VGG16, load_vgg16_weights
 
 # The conv-only ImageNet weights file, where the machine has one (.ci/run sets it).
 IMAGENET_FEATURES = os.environ.get("VGG16_WEIGHTS")

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from cifar_bench.data.augment import TransformProfile, augmentation_draws, augmented_view, normalize
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.files import atomic_file, read_small_text, unwritable
+from cifar_bench.io import atomic_file, read_small_text, unwritable
 
 # The layer whose output is stored: the deepest one frozen in vgg16_last2, last3 and last5 alike.
 STORE_TAP = "conv5_1"

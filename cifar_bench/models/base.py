@@ -13,13 +13,13 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from cifar_bench.arguments import FloatFrom0Below1, refuse_out_of_range
-from cifar_bench.checkpoints import check_checkpoint
 from cifar_bench.data.augment import PROFILES, TransformProfile, prepare_batch
 from cifar_bench.data.images import as_uint8_batch
 from cifar_bench.data.sources import CLASS_NAMES, IMAGE_SHAPE
 from cifar_bench.figures import SAMPLE_IMAGES, confusion_figure, prediction_grid_figure
 from cifar_bench.models.metrics import confusion_matrix, logged_metrics
 from cifar_bench.models.optimization import build_optimizer, build_schedule
+from cifar_bench.training.checkpoints import check_checkpoint
 
 STAGES = ("train", "val", "test")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cifar_bench.arguments import FloatFrom0Below1
 from cifar_bench.models.base import CifarClassifier
-from cifar_bench.networks import ConvNet9
+from cifar_bench.models.networks import ConvNet9
 
 
 class CNNClassifier(CifarClassifier):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cifar_bench.arguments import FloatFrom0Below1
 from cifar_bench.data.augment import PROFILES
 from cifar_bench.models.base import CifarClassifier
-from cifar_bench.networks import MLP
+from cifar_bench.models.networks import MLP
 
 
 class MLPClassifier(CifarClassifier):

@@ -14,7 +14,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.features.feeding import FeatureStoreFeeder
 from cifar_bench.features.store import STORE_TAP
 from cifar_bench.models.base import CifarClassifier
-from cifar_bench.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
+from cifar_bench.models.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
 
 # Options of earlier versions that no longer change anything (the in-run cache the feature store replaced).
 RETIRED_OPTIONS = ("cache_features", "cache_views")

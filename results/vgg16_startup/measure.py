@@ -8,9 +8,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import yaml
+from cifar_bench.reports.runs import find_run, load_model
 
 from cifar_bench.models import VGG16Classifier
-from cifar_bench.reports.runs import find_run, load_model
 
 
 def timed(fn, repeats=3):

@@ -1,0 +1,1 @@
+"""Evaluated runs: run folders, evaluate, predict, compare, analyze and their statistics."""

@@ -1,0 +1,267 @@
+"""``cifar-bench compare``: the study's "Results & Comparisons" table, built from evaluated runs.
+
+Reads every ``metrics.json`` that ``evaluate`` wrote under a folder, groups runs of one model (e.g.
+several seeds) into one row with mean ± std and a 95% interval (Wilson for one run, t across
+several), marks models whose study run failed, and adds the Random classifier row: its expected
+accuracy, 1/10, with the binomial interval of a uniform guesser on as many test images as the runs
+were evaluated on (read from their metrics.json: compare needs no data).
+``--pair [A,B]`` adds a paired comparison of two models on the same test images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from cifar_bench.data.sources import NUM_CLASSES
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.evaluation.evaluated import SET_ASIDE, collect
+from cifar_bench.evaluation.evaluation_files import format_duration
+from cifar_bench.evaluation.paired import paired_comparison, paired_lines
+from cifar_bench.evaluation.reference import STUDY_RANDOM_ACCURACY, study_accuracy
+from cifar_bench.evaluation.statistics import t_interval, wilson_interval
+from cifar_bench.output import (
+    csv_text,
+    escaped,
+    output_location,
+    print_plain,
+    print_whole,
+    shown,
+    write_json,
+    write_text,
+)
+
+RANDOM_MODEL = "Random classifier"
+COLUMNS = (
+    "model",
+    "runs",
+    "failed",
+    "test_accuracy_mean",
+    "test_accuracy_std",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "test_accuracy_ci_method",
+    "study_test_accuracy",
+    "difference_to_study",
+    "train_accuracy_mean",
+    "train_accuracy_std",
+    "weight_layers",
+    "epochs_trained",
+    "trainable_params",
+    "total_params",
+    "training_time_s_mean",
+    "training_time_s_std",
+)
+HEADINGS = (
+    "Model",
+    "Runs",
+    "Test accuracy",
+    "Test 95% CI",
+    "Study",
+    "Difference",
+    "Train accuracy",
+    "Weight layers",
+    "Epochs",
+    "Trainable / total params",
+    "Training time",
+)
+
+
+def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
+    """Where ``study`` records that a model failed to train or evaluate for one seed."""
+    return save_dir / model / f"failed-seed{seed}.json"
+
+
+def accuracy_interval(runs: list[dict]) -> dict:
+    """The 95% interval of a model's test accuracy: Wilson on the test images for one run, t across runs for several."""
+    if len(runs) == 1:
+        test = runs[0]["splits"]["test"]
+        low, high = wilson_interval(test["correct"], test["images"])
+        return {"test_accuracy_ci_low": low, "test_accuracy_ci_high": high, "test_accuracy_ci_method": "wilson"}
+    low, high = t_interval([run["splits"]["test"]["accuracy"] for run in runs])
+    return {
+        "test_accuracy_ci_low": low,
+        "test_accuracy_ci_high": high,
+        "test_accuracy_ci_method": f"t ({len(runs)} runs)",
+    }
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean, and the sample standard deviation when there are two values or more."""
+    tensor = torch.tensor(values, dtype=torch.float64)
+    return tensor.mean().item(), (tensor.std().item() if len(values) > 1 else None)
+
+
+def _distinct(values) -> int | str | None:
+    """A field that should agree across runs of one model: the value, or all values if they differ."""
+    unique = list(dict.fromkeys(values))
+    return unique[0] if len(unique) == 1 else " / ".join(str(value) for value in unique)
+
+
+def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
+    row = {"model": model, "runs": len(runs), "failed": len(failures), "study_test_accuracy": study_accuracy(model)}
+    if not runs:
+        return row
+    for split in ("test", "train"):
+        row[f"{split}_accuracy_mean"], row[f"{split}_accuracy_std"] = mean_std(
+            [run["splits"][split]["accuracy"] for run in runs]
+        )
+    row.update(accuracy_interval(runs))
+    if row["study_test_accuracy"] is not None:
+        row["difference_to_study"] = row["test_accuracy_mean"] - row["study_test_accuracy"]
+    for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params"):
+        row[key] = _distinct(run.get(key) for run in runs)
+    times = [run["training_time_s"] for run in runs if isinstance(run.get("training_time_s"), (int, float))]
+    if times:
+        row["training_time_s_mean"], row["training_time_s_std"] = mean_std(times)
+    return row
+
+
+def evaluated_test_images(runs: dict[str, list[dict]]) -> int | None:
+    """How many test images the runs were evaluated on (each metrics.json says); the most common count
+    if they differ, the larger on a tie."""
+    counts = [run["splits"]["test"]["images"] for group in runs.values() for run in group]
+    return max(counts, key=lambda count: (counts.count(count), count)) if counts else None
+
+
+def random_row(images: int | None) -> dict:
+    """Uniform guessing: its expected accuracy, and the binomial interval of such a guesser on ``images``
+    test images (none without evaluated runs)."""
+    row = {
+        "model": RANDOM_MODEL,
+        "runs": 1,
+        "failed": 0,
+        "test_accuracy_mean": 1 / NUM_CLASSES,  # the expected accuracy of uniform guessing, not one seeded draw
+        "study_test_accuracy": STUDY_RANDOM_ACCURACY,
+        "train_accuracy_mean": 1 / NUM_CLASSES,
+        "weight_layers": 0,
+        "epochs_trained": 0,
+        "trainable_params": 0,
+        "total_params": 0,
+    }
+    if images is not None:
+        low, high = wilson_interval(images / NUM_CLASSES, images)
+        row |= {
+            "test_accuracy_ci_low": low,
+            "test_accuracy_ci_high": high,
+            "test_accuracy_ci_method": f"binomial ({images} images)",
+        }
+    return row
+
+
+def _accuracy_cell(row: dict, split: str) -> str:
+    mean = row.get(f"{split}_accuracy_mean")
+    if mean is None:
+        return "failed"
+    std = row.get(f"{split}_accuracy_std")
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def display_cells(row: dict) -> list[str]:
+    """One table row as text, the same for the terminal and the Markdown file."""
+    runs = str(row["runs"]) + (f" ({row['failed']} failed)" if row["failed"] else "")
+    params = "-" if row.get("trainable_params") is None else f"{row['trainable_params']:,} / {row['total_params']:,}"
+    time = row.get("training_time_s_mean")
+    time_cell = format_duration(time) + (
+        f" ± {format_duration(row['training_time_s_std'])}" if row.get("training_time_s_std") else ""
+    )
+    return [
+        row["model"],
+        runs,
+        _accuracy_cell(row, "test"),
+        "-"
+        if row.get("test_accuracy_ci_low") is None
+        else f"[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}]",
+        "-" if row.get("study_test_accuracy") is None else f"{row['study_test_accuracy']:.4f}",
+        "-" if row.get("difference_to_study") is None else f"{row['difference_to_study']:+.4f}",
+        _accuracy_cell(row, "train"),
+        str(row.get("weight_layers", "-")),
+        str(row.get("epochs_trained", "-")),
+        params,
+        time_cell if time is not None else "-",
+    ]
+
+
+def total_time_line(rows: list[dict]) -> str:
+    """The time the table takes with one run per model: the sum of each model's mean training time."""
+    timed = [row for row in rows if row.get("training_time_s_mean") is not None]
+    untimed = [row["model"] for row in rows if row["model"] != RANDOM_MODEL and row.get("training_time_s_mean") is None]
+    line = f"Training time of the table, one run per model: {format_duration(sum(row['training_time_s_mean'] for row in timed))} ({len(timed)} models)"
+    return line + (f"; no time for {', '.join(untimed)}" if untimed else "")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "|".join(" --- " for _ in HEADINGS) + "|"]
+    # A name from a folder could hold a "|" (a forged column) or a line break (a forged row).
+    lines += [
+        "| " + " | ".join(escaped(cell).replace("|", "\\|") for cell in display_cells(row)) + " |" for row in rows
+    ]
+    return "\n".join(lines) + "\n\n" + total_time_line(rows) + "\n"
+
+
+def csv_table(rows: list[dict]) -> str:
+    return csv_text(list(COLUMNS), ([row.get(column, "") for column in COLUMNS] for row in rows))
+
+
+def print_table(console: Console, directory: Path, rows: list[dict]) -> None:
+    table = Table(title=shown(f"Results & comparisons ({directory})"))
+    for heading in HEADINGS:
+        table.add_column(heading, justify="left" if heading == "Model" else "right")
+    for row in rows:
+        table.add_row(*map(shown, display_cells(row)))  # a model named like markup is shown as named
+    print_whole(console, table)
+    print_plain(console, total_time_line(rows))
+
+
+def compare(
+    directory: str,
+    out: Optional[str] = None,
+    pair: Optional[list[str]] = None,
+    set_aside: Sequence[str] = SET_ASIDE,
+    console: Optional[Console] = None,
+) -> list[dict]:
+    """Compare evaluated runs (the study's results table): print it, write comparison.md and .csv.
+
+    Args:
+        directory: folder searched for evaluated runs (the logger's save_dir, e.g. lightning_logs).
+        out: where comparison.md and comparison.csv go (default: DIRECTORY).
+        pair: two models to compare on the same test images, e.g. [cnn,cnn_bn_do]: the accuracy
+            difference with its 95% interval and McNemar's exact p (first seed's run of each);
+            also written to comparison_pair.json.
+        set_aside: folders below DIRECTORY not searched, by name pattern: earlier evidence kept beside a
+            table (results/superseded/, results/store_probes/); [] searches every folder.
+
+    Returns the rows, the Random classifier first.
+    """
+    console = console or Console()
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        raise CifarBenchError(f"no folder {directory}: pass the folder that holds the runs (the logger's save_dir)")
+    out = output_location(out, folder=True) if out is not None else directory
+    runs, failures = collect(directory, skip=set_aside)
+    if not runs and not failures:
+        raise CifarBenchError(
+            f"no evaluated runs under {directory}: run `cifar-bench evaluate --ckpt <run>/checkpoints/last.ckpt` first"
+        )
+    rows = [random_row(evaluated_test_images(runs))]
+    rows += [
+        model_row(model, runs.get(model, []), failures.get(model, []))
+        for model in sorted(runs.keys() | failures.keys())
+    ]
+    print_table(console, directory, rows)
+    paired = paired_comparison(list(pair), runs) if pair else None
+    markdown = markdown_table(rows)
+    if paired is not None:
+        lines = paired_lines(paired)
+        print_plain(console, "\n".join(lines))
+        markdown += "\n" + "\n".join(lines) + "\n"
+        write_json(out / "comparison_pair.json", paired)
+    write_text(out / "comparison.md", markdown)
+    write_text(out / "comparison.csv", csv_table(rows))
+    print_plain(console, f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}")
+    return rows

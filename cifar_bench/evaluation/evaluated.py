@@ -1,0 +1,137 @@
+"""The evaluated runs under a folder, as ``compare`` and ``report`` read them, trusting none of it: each ``metrics.json`` (and study failure
+marker) is read as a bounded regular file (``read_small_text``) and every field the table, its intervals
+or ``--pair`` use is checked for its type and range, so a hostile or damaged file is one error naming it
+instead of a traceback, a NaN row or an interval of nonsense."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.evaluation.evaluate import METRICS_FILE
+from cifar_bench.io import read_small_text
+from cifar_bench.output import first_link
+
+AGAIN = "run evaluate again, or delete it"
+FAILURE_GLOB = "failed-seed*.json"
+# Counts shown in the table: absent, null or a whole number of at least zero.
+COUNTS = ("weight_layers", "epochs_trained", "trainable_params", "total_params")
+
+
+def read_json_object(path: Path) -> dict:
+    try:
+        content = json.loads(read_small_text(path))
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nesting too deep to parse
+        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
+        raise CifarBenchError(f"{path} is not readable JSON ({reason}): {AGAIN}")
+    if not isinstance(content, dict):
+        raise CifarBenchError(f"{path} holds no JSON object: {AGAIN}")
+    return content
+
+
+def is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def is_fraction(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1  # NaN fails
+
+
+def split_problem(name: str, split: object) -> str | None:
+    if not isinstance(split, dict):
+        return f"no {name} split"
+    if not is_fraction(split.get("accuracy")):
+        return f"{name} accuracy {split.get('accuracy')!r} is not a number from 0 to 1"
+    if name == "test" and not (
+        is_count(split.get("correct")) and is_count(split.get("images")) and split["correct"] <= split["images"] > 0
+    ):
+        return f"test counts correct={split.get('correct')!r} of images={split.get('images')!r} are not 0 <= correct <= images, images > 0"
+    return None
+
+
+def evaluation_problem(metrics: dict) -> str | None:
+    """What makes a metrics.json unusable by compare, or None: a model name, per split an accuracy in [0, 1],
+    the test split's correct answers out of a positive number of images, and, where present, whole counts,
+    an integer seed, a run name, and a finite training time of at least zero."""
+    if not isinstance(metrics.get("model"), str):
+        return f"model {metrics.get('model')!r} is not a name"
+    splits = metrics.get("splits")
+    if not isinstance(splits, dict):
+        return "no splits"
+    for name in ("test", "train"):
+        problem = split_problem(name, splits.get(name))
+        if problem:
+            return problem
+    odd = next((key for key in COUNTS if metrics.get(key) is not None and not is_count(metrics[key])), None)
+    if odd:
+        return f"{odd} {metrics[odd]!r} is not a whole number"
+    seed = metrics.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        return f"seed {seed!r} is not an integer"
+    if not isinstance(metrics.get("run", ""), str):
+        return f"run {metrics['run']!r} is not a folder name"
+    time = metrics.get("training_time_s")
+    if time is not None and not (isinstance(time, (int, float)) and math.isfinite(time) and time >= 0):
+        return f"training_time_s {time!r} is not a duration"
+    return None
+
+
+def read_evaluation(path: Path) -> dict:
+    """A metrics.json that ``evaluation_problem`` finds nothing wrong with, else one error naming it."""
+    metrics = read_json_object(path)
+    problem = evaluation_problem(metrics)
+    if problem:
+        raise CifarBenchError(f"{path} was not written by cifar-bench evaluate ({problem}): {AGAIN}")
+    return metrics
+
+
+def read_failure(path: Path) -> dict:
+    """A study's failure marker; the model it names defaults to its folder's name, and must be a name."""
+    failure = read_json_object(path)
+    failure.setdefault("model", path.parent.name)
+    if not isinstance(failure["model"], str):
+        raise CifarBenchError(f"{path} names model {failure['model']!r}, not a name: delete it")
+    return failure
+
+
+# Folders of earlier evidence kept beside a results table (results/superseded/, results/store_probes/): not searched
+# for the table's runs unless asked for.
+SET_ASIDE = ("superseded", "*_probes")
+
+
+def set_aside(path: Path, directory: Path, patterns: Sequence[str]) -> bool:
+    """Whether a folder between ``directory`` and ``path`` is named like one of ``patterns``."""
+    return any(
+        fnmatch.fnmatchcase(part, pattern) for part in path.relative_to(directory).parts[:-1] for pattern in patterns
+    )
+
+
+def collect(
+    directory: Path, layout: str | None = None, skip: Sequence[str] = ()
+) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """Evaluated runs and recorded failures under ``directory``, each grouped by model name: every metrics.json
+    at any depth, or with ``layout`` (e.g. ``*/*``: ``<model>/<run>/``) only there and reached through no link;
+    none below a folder named like one of ``skip``."""
+    runs: dict[str, list[dict]] = {}
+    failures: dict[str, list[dict]] = {}
+    found = directory.rglob(METRICS_FILE) if layout is None else directory.glob(f"{layout}/evaluation/{METRICS_FILE}")
+    for path in sorted(found):
+        if (layout is not None and first_link(path, directory) is not None) or set_aside(path, directory, skip):
+            continue
+        metrics = read_evaluation(path)
+        runs.setdefault(metrics["model"], []).append({**metrics, "evaluation_folder": str(path.parent)})
+    found = (
+        directory.rglob(FAILURE_GLOB)
+        if layout is None
+        else directory.glob(f"{layout.rsplit('/', 1)[0]}/{FAILURE_GLOB}")
+    )
+    for path in sorted(found):
+        if set_aside(path, directory, skip):
+            continue
+        failure = read_failure(path)
+        failures.setdefault(failure["model"], []).append(failure)
+    return runs, failures

@@ -1,0 +1,156 @@
+"""Output of the report commands: atomic file writes, rich tables printed whole, and names from files
+shown safely (to a terminal, in a CSV a spreadsheet opens).
+
+A reader (or a second run) never sees half a file: content goes to a new hidden file in the target
+folder first and is renamed into place only once it is complete. The hidden file has an
+unpredictable name and is created exclusively, so a link planted in a run folder is never written
+through: a link at the final name is replaced by the report, and its target left as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.text import Text
+
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import atomic_file, read_small_bytes
+
+# A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
+# may shift it into one): such text cells get a leading apostrophe, as OWASP's CSV-injection advice says.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_file(path) as handle:
+        handle.write(text.encode("utf-8"))
+    return path
+
+
+def write_json(path: Path, content) -> Path:
+    return write_text(path, json.dumps(content, indent=1) + "\n")
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically and release it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_file(path) as handle:
+            figure.savefig(handle, format="png", dpi=110)
+    finally:
+        plt.close(figure)
+    return path
+
+
+def print_whole(console: Console, renderable) -> None:
+    """Print a table without cutting its columns. A terminal keeps its width; piped or logged output
+    (where rich assumes 80 columns and would cut ``training time`` to ``traini…``) gets the width the
+    table needs."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    needed = Measurement.get(console, console.options.update(width=100_000), renderable).maximum
+    width = console.width
+    console.width = max(width, needed)
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
+
+
+def print_plain(console: Console, text: str, style: str | None = None) -> None:
+    """Print text as written, in one style: a path is never wrapped across lines (piped output is 80
+    columns) nor read as rich markup (a folder named ``[red]``), and characters a terminal would act on
+    within a line are shown escaped."""
+    lines = "\n".join(escaped(line) for line in text.split("\n"))
+    console.print(lines, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def escaped(text: str) -> str:
+    """Text with every character a terminal would act on (ESC sequences that clear the screen or write the
+    clipboard, a newline that forges a table row) written as its Python escape, e.g. ``\\x1b``, ``\\n``."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def shown(text: str) -> Text:
+    """A name that came from a file, folder or config, as a table cell: escaped, and never read as markup."""
+    return Text(escaped(str(text)))
+
+
+def spreadsheet_safe(cell):
+    """A CSV cell a spreadsheet shows as written: text that would start a formula gets a leading apostrophe;
+    numbers are left as numbers."""
+    return f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
+
+
+def csv_text(header: list[str], rows) -> str:
+    """A CSV file's text in the csv module's default dialect (CRLF line ends, so a cell holding a bare CR or LF
+    is quoted and cannot split its row), every text cell spreadsheet-safe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
+    return buffer.getvalue()
+
+
+def output_location(out: str | Path, folder: bool) -> Path:
+    """``--out`` checked before any work, so that a wrong one costs no evaluation and leaves nothing behind:
+    a folder to write into (``folder``) must not be a file, a file to write must not be a folder, and
+    neither may lie under a file or in a folder this user cannot write (each was a traceback after the work,
+    from mkdir or the final rename)."""
+    path = Path(out).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise CifarBenchError(f"--out {path} is a file, not a folder: name a folder for the reports")
+    if not folder and path.is_dir():
+        raise CifarBenchError(f"--out {path} is a folder: name the file to write, e.g. {path / 'predictions.csv'}")
+    existing = path.absolute().parent
+    while not os.path.lexists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CifarBenchError(f"--out {path} lies under {existing}, which is not a folder: choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CifarBenchError(f"--out {path} lies in {existing}, which is not writable: choose another --out")
+    return path
+
+
+def first_link(path: Path, below: Path) -> Path | None:
+    """The first component of ``path``, from ``below`` down, that is a link (None if none is)."""
+    current = below
+    for part in path.relative_to(below).parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
+
+
+def unlinked_folder(folder: Path, below: Path) -> Path:
+    """``folder``, created where missing, with no link among its components from ``below`` down: a link
+    planted there (a run's ``evaluation/`` pointing elsewhere) would take the writes out of the run."""
+    link = first_link(folder, below)
+    if link is not None:
+        raise CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def copy_small_file(source: Path, below: Path, target: Path) -> Path:
+    """Copy a regular file of at most 16 MB (``read_small_bytes``), reached from ``below`` through no link, to
+    ``target`` as a new file: a link at the source would copy a file from anywhere, one at the target would
+    be written through."""
+    link = first_link(source, below)
+    if link is not None:
+        raise CifarBenchError(f"{link} is a link: refusing to copy what it points to; remove it and run again")
+    try:
+        content = read_small_bytes(source)
+    except OSError as error:
+        raise CifarBenchError(f"cannot copy {source} ({error}): remove it and run again")
+    with atomic_file(target) as handle:
+        handle.write(content)
+    return target

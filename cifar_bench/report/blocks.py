@@ -1,0 +1,100 @@
+"""The report's content model: a list of plain blocks (headings, paragraphs, lists, tables, preformatted
+text, figures as PNG bytes) that ``report_html`` and ``report_markdown`` each render; and the reading of a
+run folder's files for it, trusting none of them (bounded reads, nothing reached through a link).
+
+Text in a block is as it came (a model or class name from a folder may hold anything): the renderers
+escape it for their format.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import yaml
+
+from cifar_bench.io import read_small_bytes
+from cifar_bench.output import first_link
+
+REPORT_DPI = 80  # figures embedded in the page: sharp enough on screen and on paper, small enough to embed
+
+
+def heading(text: str, level: int = 2, anchor: str | None = None) -> dict:
+    return {"kind": "heading", "level": level, "text": text, "anchor": anchor}
+
+
+def paragraph(text: str, strong: str | None = None) -> dict:
+    """A paragraph, optionally opening with a word or two in bold (a verdict)."""
+    return {"kind": "paragraph", "text": text, "strong": strong}
+
+
+def bullets(items: list[str]) -> dict:
+    return {"kind": "list", "items": list(items)}
+
+
+def table(headings: list[str], rows: list[list]) -> dict:
+    return {"kind": "table", "headings": list(headings), "rows": [[str(cell) for cell in row] for row in rows]}
+
+
+def preformatted(text: str) -> dict:
+    return {"kind": "pre", "text": text}
+
+
+def figure(name: str, png: bytes, caption: str) -> dict:
+    """A figure: ``name`` is its file's name beside report.md (made of safe characters by the caller)."""
+    return {"kind": "figure", "name": name, "png": png, "caption": caption}
+
+
+def figure_png(drawn) -> bytes:
+    """A matplotlib figure as PNG bytes (then closed)."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    try:
+        drawn.savefig(buffer, format="png", dpi=REPORT_DPI)
+    finally:
+        plt.close(drawn)
+    # A 256-colour palette: plots hold few colours, and the page embeds every figure (about a third the bytes).
+    with Image.open(io.BytesIO(buffer.getvalue()), formats=["PNG"]) as image:
+        paletted = image.convert("RGB").quantize(256)
+    buffer = io.BytesIO()
+    paletted.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def percent(correct: int, images: int) -> str:
+    """The study's form of an accuracy: ``53.44% (2672/5000)``."""
+    return f"{correct / images:.2%} ({correct}/{images})" if images else "-"
+
+
+def run_file(directory: Path, path: Path) -> bytes | None:
+    """A run's file as bytes: None when missing, not a regular file, too large, or reached through a link
+    below ``directory`` (the folder the report reads)."""
+    try:
+        if first_link(path.absolute(), directory.absolute()) is not None:
+            return None
+        return read_small_bytes(path)
+    except (OSError, ValueError):
+        return None
+
+
+def run_config(directory: Path, run_folder: Path) -> dict | None:
+    """A run's config.yaml (None when missing or unreadable)."""
+    content = run_file(directory, run_folder / "config.yaml")
+    try:
+        config = yaml.safe_load(content.decode("utf-8")) if content is not None else None
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def run_environment(directory: Path, run_folder: Path) -> dict | None:
+    """A run's environment.json (None when missing or unreadable)."""
+    content = run_file(directory, run_folder / "environment.json")
+    try:
+        environment = json.loads(content.decode("utf-8")) if content is not None else None
+    except (ValueError, RecursionError):
+        return None
+    return environment if isinstance(environment, dict) else None

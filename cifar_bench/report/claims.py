@@ -1,0 +1,209 @@
+"""The study's conclusions, checked against the evaluated runs: each with a verdict and its evidence.
+
+An accuracy claim "A is better than B" is judged on the difference A − B and its 95% interval: the
+paired one with McNemar's exact p (``paired``) when both runs' test predictions are there, otherwise
+the unpaired one (Newcombe's hybrid interval from each model's own interval), and the report says
+which predictions are missing. Supported when the whole interval is above 0, contradicted when it is
+below, not shown when it holds 0. The resource claim is judged on the measured training time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cifar_bench.data.sources import NUM_CLASSES
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.evaluation.compare import accuracy_interval, mean_std
+from cifar_bench.evaluation.evaluation_files import format_duration
+from cifar_bench.evaluation.paired import PREDICTIONS_FILE, first_seed_run, paired_comparison
+from cifar_bench.evaluation.reference import study_epochs
+from cifar_bench.evaluation.statistics import newcombe_difference
+from cifar_bench.report.blocks import bullets, heading, paragraph, run_config, run_file
+
+SUPPORTED, CONTRADICTED, NOT_SHOWN, PARTLY, UNCHECKED = (
+    "Supported.",
+    "Not supported: our runs show the opposite.",
+    "Not shown: the difference's interval holds 0.",
+    "Partly supported.",
+    "Cannot be checked here.",
+)
+
+
+def model_accuracy(runs: list[dict]) -> tuple[float, float, float]:
+    """A model's test accuracy (mean over runs) and its 95% interval, as compare gives them."""
+    mean, _ = mean_std([run["splits"]["test"]["accuracy"] for run in runs])
+    interval = accuracy_interval(runs)
+    return mean, interval["test_accuracy_ci_low"], interval["test_accuracy_ci_high"]
+
+
+def missing_predictions(models: list[str], runs: dict[str, list[dict]], directory: Path) -> list[str]:
+    """The models whose first-seed run has no readable test predictions beside its metrics.json."""
+    missing = []
+    for model in models:
+        run = first_seed_run(model, runs)
+        if run_file(directory, Path(run["evaluation_folder"]) / PREDICTIONS_FILE) is None:
+            missing.append(model)
+    return missing
+
+
+def better(first: str, second: str, runs: dict[str, list[dict]], directory: Path) -> tuple[str | None, str]:
+    """Whether ``first`` has the higher test accuracy than ``second``: (verdict, one line of evidence);
+    the verdict is None when a model has no evaluated run."""
+    absent = [model for model in (first, second) if model not in runs]
+    if absent:
+        return None, f"{first} − {second}: no evaluated run of {' or '.join(absent)}"
+    missing = missing_predictions([first, second], runs, directory)
+    if not missing:
+        try:
+            paired = paired_comparison([first, second], runs)
+        except CifarBenchError as error:
+            missing, reason = [first, second], str(error)
+        else:
+            line = (
+                f"{first} − {second}: {paired['difference']:+.4f} on the same {paired['images']} test images, 95% CI "
+                f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}] (paired), McNemar exact p = {paired['mcnemar_p']:.3g} "
+                f"({paired['only_first_right']} images right only by {first}, {paired['only_second_right']} only by {second})"
+            )
+            return _verdict(paired["ci_low"], paired["ci_high"]), line + (
+                f"; {paired['note']}" if paired["note"] else ""
+            )
+    else:
+        reason = f"no test predictions ({PREDICTIONS_FILE}) for {' and '.join(missing)}"
+    a, b = model_accuracy(runs[first]), model_accuracy(runs[second])
+    difference, low, high = newcombe_difference(a, b)
+    line = (
+        f"{first} − {second}: {a[0]:.4f} − {b[0]:.4f} = {difference:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}] "
+        f"(unpaired, Newcombe; {reason}, so no paired test or McNemar p: run evaluate to write them)"
+    )
+    return _verdict(low, high), line
+
+
+def _verdict(low: float, high: float) -> str:
+    return SUPPORTED if low > 0 else CONTRADICTED if high < 0 else NOT_SHOWN
+
+
+def combined(verdicts: list[str | None]) -> str:
+    """One verdict for a claim made of several comparisons."""
+    if any(verdict is None for verdict in verdicts):
+        return UNCHECKED
+    if all(verdict == SUPPORTED for verdict in verdicts):
+        return SUPPORTED
+    if all(verdict == CONTRADICTED for verdict in verdicts):
+        return CONTRADICTED
+    return PARTLY if SUPPORTED in verdicts else NOT_SHOWN if CONTRADICTED not in verdicts else "Not supported."
+
+
+def recipe_settings(run: dict, directory: Path) -> dict:
+    """The settings of a run's config.yaml that make its recipe: the model's init_args, epochs and batch size."""
+    config = run_config(directory, Path(run["evaluation_folder"]).parent) or {}
+    sections = {
+        key: config.get(key) if isinstance(config.get(key), dict) else {} for key in ("model", "trainer", "data")
+    }
+    settings = sections["model"].get("init_args")
+    settings = dict(settings) if isinstance(settings, dict) else {}
+    return settings | {
+        "max_epochs": sections["trainer"].get("max_epochs"),
+        "batch_size": sections["data"].get("batch_size"),
+    }
+
+
+def recipe_differences(first: str, second: str, runs: dict[str, list[dict]], directory: Path) -> str:
+    """What else differs between two models' runs than the claim is about (their configs' settings, epochs as
+    in the study), so a reader can judge whether the comparison is fair."""
+    if first not in runs or second not in runs:
+        return ""
+    a, b = (recipe_settings(first_seed_run(model, runs), directory) for model in (first, second))
+    differing = [
+        f"{key} {a.get(key, '-')} vs {b.get(key, '-')}" for key in dict.fromkeys([*a, *b]) if a.get(key) != b.get(key)
+    ]
+    study = f"the study trained them {study_epochs(first) or '-'} and {study_epochs(second) or '-'} epochs"
+    return f"{first} vs {second}, settings that differ: {'; '.join(differing) or 'none'} ({study})."
+
+
+def accuracy_claim(title: str, claim: str, pairs: list[tuple[str, str]], runs, directory: Path, extra=()) -> list[dict]:
+    results = [better(first, second, runs, directory) for first, second in pairs]
+    verdicts = [verdict for verdict, _ in results] + [verdict for verdict, _ in extra]
+    evidence = [line for _, line in results] + [line for _, line in extra]
+    evidence += [recipe_differences(first, second, runs, directory) for first, second in pairs]
+    return [
+        heading(title, 3),
+        paragraph(f"The study: “{claim}”"),
+        paragraph("", strong=f"Verdict: {combined(verdicts)}"),
+        bullets([line for line in evidence if line]),
+    ]
+
+
+def above_random(model: str, runs: dict[str, list[dict]], chance: float) -> tuple[str | None, str]:
+    if model not in runs:
+        return None, f"{model} against random guessing: no evaluated run of {model}"
+    mean, low, high = model_accuracy(runs[model])
+    line = f"{model} {mean:.4f}, 95% CI [{low:.4f}, {high:.4f}], against random guessing's {chance:.2f}"
+    return _verdict(low - chance, high - chance), line
+
+
+def resource_claim(runs: dict[str, list[dict]]) -> list[dict]:
+    """Transfer learning (the VGG16 models) against training from scratch (the CNNs), by measured training time."""
+    transfer = [model for model in runs if model.startswith("vgg16")]
+    scratch = [model for model in ("cnn", "cnn_bn_do") if model in runs]
+    claim = "[Transfer learning] needs less resource to train than training a model from scratch."
+    blocks = [
+        heading("Transfer learning needs less resource than training from scratch", 3),
+        paragraph(f"The study: “{claim}”"),
+    ]
+    times = {}
+    for model in transfer + scratch:
+        values = [run["training_time_s"] for run in runs[model] if isinstance(run.get("training_time_s"), (int, float))]
+        times[model] = mean_std(values)[0] if values else None
+    lines = []
+    for model in transfer + scratch:
+        run = runs[model][0]
+        epochs = run.get("epochs_trained")
+        per_epoch = f", {format_duration(times[model] / epochs)} an epoch" if times[model] and epochs else ""
+        lines.append(
+            f"{model} ({'transfer' if model in transfer else 'from scratch'}): training time {format_duration(times[model])} "
+            f"over {epochs} epochs{per_epoch}; {run['trainable_params']:,} trainable of {run['total_params']:,} parameters"
+        )
+    timed_scratch = [times[model] for model in scratch if times[model] is not None]
+    if not transfer or not timed_scratch or any(times[model] is None for model in transfer):
+        verdict = UNCHECKED
+        lines.append("Needs a measured training time (environment.json) of a VGG16 model and of a CNN.")
+    else:
+        cheaper = [model for model in transfer if times[model] < min(timed_scratch)]
+        dearer = [model for model in transfer if model not in cheaper]
+        verdict = SUPPORTED if not dearer else "Not supported." if not cheaper else PARTLY
+        lines.append(
+            f"Trained in less time than every CNN: {', '.join(cheaper) or 'none'}; in more: {', '.join(dearer) or 'none'} "
+            "(times as each run measured them, on the machine in its recipe)."
+        )
+    return blocks + [paragraph("", strong=f"Verdict: {verdict}"), bullets(lines)]
+
+
+def claims_chapter(runs: dict[str, list[dict]], directory: Path) -> list[dict]:
+    """The study's four conclusions, in its order."""
+    chance = 1 / NUM_CLASSES
+    return [
+        heading("The study's conclusions, checked", anchor="claims"),
+        *accuracy_claim(
+            "Batch normalization and dropout raise test accuracy",
+            "Adding more batch normalization and dropout to the same model will result in test accuracy increment.",
+            [("cnn_bn_do", "cnn")],
+            runs,
+            directory,
+        ),
+        *accuracy_claim(
+            "Training more VGG16 layers raises test accuracy",
+            "Training more VGG16 layers results in accuracy increment.",
+            [("vgg16_last3", "vgg16_last2"), ("vgg16_last5", "vgg16_last3")],
+            runs,
+            directory,
+        ),
+        *accuracy_claim(
+            "The MLP does worse than the CNNs and better than random",
+            "MLP network did worse than CNN networks but still works better than random classifier.",
+            [("cnn", "mlp"), ("cnn_bn_do", "mlp")],
+            runs,
+            directory,
+            extra=[above_random("mlp", runs, chance)],
+        ),
+        *resource_claim(runs),
+    ]

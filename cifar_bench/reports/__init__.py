@@ -1,1 +1,0 @@
-"""Reports: dataset analysis, evaluation, comparison, figures."""

@@ -1,0 +1,1 @@
+"""Training plumbing: the LightningCLI, callbacks, checkpoints, preemption and locks."""

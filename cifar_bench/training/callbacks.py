@@ -1,0 +1,223 @@
+"""Training-plumbing pieces Lightning lacks: a non-finite-loss stop, exact-resume RNG state, a progress bar
+without the logger version, and a closing summary of where a fit left its results."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.utilities import rank_zero_only
+
+from cifar_bench.environment import commit, machine
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import atomic_file, read_small_text
+
+
+class StopOnNonFiniteLoss(pl.Callback):
+    """Stop training with a clear message when the training loss becomes NaN or infinite.
+
+    The check stays on the device: each step folds "is this loss finite" into a flag and remembers the
+    first bad step, and the host looks at the flag only every ``check_every`` steps and at epoch end,
+    so training pays no per-step synchronisation. Raising before the epoch ends means no checkpoint
+    of the broken weights is written: the last good ``last.ckpt`` stays as it was.
+    """
+
+    def __init__(self, check_every: int = 50) -> None:
+        self.check_every = check_every
+        self._first_bad: torch.Tensor | None = None
+        self._bad_value: torch.Tensor | None = None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=pl_module.device)
+        self._bad_value = torch.zeros((), device=pl_module.device)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        loss = loss.detach().float()
+        newly_bad = ~torch.isfinite(loss) & (self._first_bad < 0)
+        self._first_bad = torch.where(newly_bad, torch.full_like(self._first_bad, batch_idx), self._first_bad)
+        self._bad_value = torch.where(newly_bad, loss, self._bad_value)
+        if (batch_idx + 1) % self.check_every == 0:
+            self._raise_if_bad(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._raise_if_bad(trainer)
+
+    def _raise_if_bad(self, trainer: pl.Trainer) -> None:
+        first_bad = int(self._first_bad)
+        if first_bad < 0:
+            return
+        folder = getattr(trainer.checkpoint_callback, "dirpath", None) or "nowhere (checkpointing is off)"
+        raise CifarBenchError(
+            f"training loss became {float(self._bad_value)} at epoch {trainer.current_epoch}, step {first_bad} of the "
+            f"epoch; stopped without saving, the checkpoints of the last good epoch stay in {folder}. "
+            "Lower the learning rate or check the data"
+        )
+
+
+class RestoreRandomState(pl.Callback):
+    """Save the RNG states in every checkpoint and restore them on resume.
+
+    Augmentation, Dropout and the feature store's view draw draw from the global generators; without
+    this a resumed run would draw different numbers than an uninterrupted one from the same epoch.
+
+    Everything is stored as tensors and plain Python values, so checkpoints still load with
+    ``weights_only=True``.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+        state = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": (
+                name,
+                torch.from_numpy(keys.astype(np.int64)),
+                int(position),
+                int(has_gauss),
+                float(cached_gaussian),
+            ),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        random.setstate(state_dict["python"])
+        name, keys, position, has_gauss, cached_gaussian = state_dict["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar without ``v_num`` (the version, shown as ``0.000``): the run folder
+    is printed when the fit ends."""
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+class RunSummary(pl.Callback):
+    """When a fit ends, say where its results went and what to run next."""
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        checkpoints = [callback for callback in trainer.callbacks if isinstance(callback, ModelCheckpoint)]
+        best = next(
+            (c for c in checkpoints if c.monitor and c.best_model_path and c.best_model_score is not None), None
+        )
+        last = next(
+            (
+                Path(c.dirpath) / "last.ckpt"
+                for c in checkpoints
+                if c.dirpath and (Path(c.dirpath) / "last.ckpt").is_file()
+            ),
+            None,
+        )
+        # The logger's own log_dir: Trainer.log_dir broadcasts, a collective rank 0 alone would wait on under DDP.
+        lines = [
+            f"Run folder: {trainer.logger.log_dir}"
+            if trainer.logger is not None
+            else "No logger: no run folder was written"
+        ]
+        if best is not None:
+            lines.append(f"Best checkpoint ({best.monitor} {float(best.best_model_score):.4f}): {best.best_model_path}")
+        if last is not None:
+            lines.append(f"Last checkpoint: {last}")
+        evaluated = best.best_model_path if best is not None else last
+        if evaluated:
+            lines.append(f"Next: make evaluate CKPT={evaluated}   (or: cifar-bench evaluate --ckpt {evaluated})")
+        print("\n".join(lines), flush=True)
+
+
+class RecordEnvironment(pl.Callback):
+    """Write ``environment.json`` into the run folder: commit, versions, machine, precision, and the wall
+    time of each fit session (a resumed run adds a session), so every result says what produced it.
+
+    Its ``wall_s``, the sum of the sessions', is the run's training time wherever one is reported
+    (evaluate, compare). A session counts from the fit's start to its end or interruption (Ctrl-C, a
+    non-finite loss); it is rewritten at every epoch end, so a session killed outright (SIGKILL, a lost
+    machine) still counts up to its last finished epoch, the one its checkpoint kept, and says
+    ``"interrupted": "no end recorded"``. Event-file spans, the alternative, miss each interrupted
+    session's tail after its last logged scalar.
+
+    The commit is read as the session starts, when the code is imported: the tree may move on during
+    a long run. Each session keeps its own; the top-level ``commit`` is the latest session's."""
+
+    FILE = "environment.json"
+    NO_END = "no end recorded"
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started, self._commit, self._written = time.time(), commit(), False
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning counts the epoch into current_epoch only after this hook: the one ending here is done.
+        self._record(trainer, trainer.current_epoch + 1, interrupted=self.NO_END)
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record(trainer, trainer.current_epoch)
+
+    @rank_zero_only
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """An interrupted session (Ctrl-C, a SIGTERM, a non-finite loss) counts too."""
+        if not hasattr(self, "_started"):
+            return
+        name = type(exception).__name__
+        try:
+            self._record(trainer, trainer.current_epoch, interrupted="SIGTERM" if name == "SIGTERMException" else name)
+        except CifarBenchError:
+            pass  # the disk that stopped the run refuses this too: the error to show is the one that stopped it
+
+    def _record(self, trainer: pl.Trainer, epochs_done: int, interrupted: str | None = None) -> None:
+        # The logger's folder, not Trainer.log_dir: that broadcasts, and only rank 0 runs this.
+        log_dir = getattr(trainer.logger, "log_dir", None)
+        if log_dir is None:
+            return
+        path = Path(log_dir) / self.FILE
+        record = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
+        record.update(commit=self._commit, machine=machine(), precision=str(trainer.precision))
+        # The load average tells whether other work competed for the cores during the session.
+        session = {
+            "started": self._started,
+            "commit": self._commit,
+            "wall_s": time.time() - self._started,
+            "epochs_done": epochs_done,
+            "load_average_1min_at_end": os.getloadavg()[0],
+            "interrupted": interrupted,
+        }
+        # This session's earlier epoch-end entry is replaced, not added to.
+        record["sessions"] = record["sessions"][: -1 if self._written else None] + [session]
+        record["wall_s"] = sum(entry["wall_s"] for entry in record["sessions"])
+        # Written whole or not at all: a kill mid-write must not leave the next session an unreadable file.
+        with atomic_file(path) as handle:
+            handle.write((json.dumps(record, indent=1) + "\n").encode())
+        self._written = True
+
+
+def recorded_training_time(run_folder: Path) -> float | None:
+    """The run's training time, the sum of its fit sessions' wall times in ``environment.json``; None for a
+    run without one (trained before it was recorded, or without the callback) or with an unreadable one."""
+    path = Path(run_folder) / RecordEnvironment.FILE
+    try:
+        wall_s = json.loads(read_small_text(path)).get("wall_s")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return float(wall_s) if isinstance(wall_s, (int, float)) and not isinstance(wall_s, bool) and wall_s >= 0 else None

@@ -1,0 +1,264 @@
+"""LightningCLI for fit/validate/test (the package has its own predict), with the package's configs and guards.
+
+Below the command-line entry point (``cli.py``) so that other commands (the benchmark) can build a
+model, a DataModule and a Trainer from the same configs without importing the entry point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+
+from cifar_bench.arguments import refuse_bad_seed
+from cifar_bench.configs import BASE_CONFIG, resolve_config_argument
+from cifar_bench.data import CIFAR10DataModule
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models import CifarClassifier
+from cifar_bench.training.checkpoints import known_model, read_checkpoint
+from cifar_bench.training.locks import claim_version, hold_lock
+
+CONFIG_OPTIONS = ("--config", "-c")
+# The --ckpt_path values Lightning resolves itself instead of reading a file.
+LIGHTNING_CHECKPOINT_WORDS = ("last", "best", "hpc", "registry")
+
+
+def with_packaged_configs(words: list[str]) -> list[str]:
+    """The command line with each ``--config NAME`` (a bare model name) pointing at the packaged config."""
+    resolved = []
+    for index, word in enumerate(words):
+        if index and words[index - 1] in CONFIG_OPTIONS:
+            word = resolve_config_argument(word)
+        elif word.startswith("--config="):
+            word = "--config=" + resolve_config_argument(word.removeprefix("--config="))
+        resolved.append(word)
+    return resolved
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware, not only whether oneDNN accepts bf16.
+
+    oneDNN reports bf16 support on every AVX-512 CPU, but without the AVX512_BF16 or AMX instructions
+    it emulates it, slower than fp32 (measured on an AVX-512 Xeon without them: a 1024^3 matmul takes
+    0.020 s in fp32 and 0.086 s in bf16, a VGG conv layer 0.038 s against 0.190 s). On other
+    architectures oneDNN's own answer is all there is.
+    """
+    if torch.cpu._is_avx2_supported():  # x86
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def default_precision(accelerator: str = "auto") -> str:
+    """bf16 autocast where the hardware that will run computes bf16 natively, fp32 elsewhere.
+
+    A GPU with bf16 support, or a CPU with bf16 instructions (AVX512_BF16 or AMX), runs bf16 1.5-2x
+    faster than fp32 at the same accuracy; a CPU without them emulates bf16 4x (AVX-512) to 60x (AVX2:
+    a 1024^3 matmul 0.12 s in fp32, 7.6 s in bf16) slower than fp32. Used only where no config or flag
+    sets ``trainer.precision``.
+    """
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator in ("auto", "cpu"):
+        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    return "32-true"  # another accelerator (mps, tpu...): Lightning's own default
+
+
+def quiet_third_party_noise() -> None:
+    """Silence exactly the messages of other packages that tell a user of this one nothing."""
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
+    # The model, not the DataModule, prepares batches: that is the design, not a mistake.
+    warnings.filterwarnings(
+        "ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a"
+    )
+    # The models log once per epoch, values torchmetrics has already gathered from every rank: neither
+    # Lightning's per-step logging interval nor its advice to sync epoch values across ranks applies.
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True\)`")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Save the resolved config.yaml into the run folder, and nowhere when there is none (logger off):
+    Lightning would otherwise write it into the current folder."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.logger is not None:
+            super().setup(trainer, pl_module, stage)
+
+
+def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None:
+    """The newest ``version_N`` under save_dir/name holding ``checkpoints/last.ckpt``, if any."""
+    versions = []
+    for folder in (save_dir / name).glob("version_*"):
+        suffix = folder.name.removeprefix("version_")
+        if suffix.isdigit() and (folder / "checkpoints" / "last.ckpt").is_file():
+            versions.append(int(suffix))
+    return max(versions, default=None)
+
+
+def read_data_first(trainer, datamodule, stage: str) -> None:
+    """Unpack (or download) and read the data before the Trainer starts, in the process that prepares it.
+
+    The logger creates its run folder and an events file as the Trainer starts, before Lightning's own
+    data hooks run: bad data read first leaves no run folder behind. Only the process Lightning would
+    prepare the data in does it (local rank 0, or global rank 0 without ``prepare_data_per_node``), as
+    the DataModule's contract says; the other DDP ranks read it in Lightning's own setup, which waits
+    at a barrier until the data is prepared.
+    """
+    preparing_rank = trainer.local_rank if datamodule.prepare_data_per_node else trainer.global_rank
+    if preparing_rank != 0:
+        return
+    datamodule.prepare_data()
+    datamodule.setup(stage)  # the Trainer's own call then finds the data read
+
+
+class CifarBenchCLI(LightningCLI):
+    """LightningCLI with a few conveniences over the configs.
+
+    The precision defaults to what the hardware runs fast (``default_precision``).
+
+    ``--ckpt_path last`` resumes in the run's own log folder: a new run gets a new ``version_N`` and
+    Lightning looks for ``last.ckpt`` only there, so resuming would otherwise find nothing; the
+    TensorBoard logger is pointed back at the newest version that has a ``last.ckpt``.
+
+    ``--trainer.enable_progress_bar false`` drops the progress bar that configs/base.yaml adds, and
+    ``--trainer.logger false`` the learning-rate monitor, instead of Lightning refusing the combination.
+
+    Settings Lightning would accept silently or fail on late (zero epochs, a log folder that cannot be
+    created) are refused up front with one clear line, and the data is read and checked before the
+    Trainer runs: bad input then leaves nothing behind, not even the logger's run folder.
+    """
+
+    def parse_arguments(self, parser, args) -> None:
+        words = sys.argv[1:] if args is None else args
+        super().parse_arguments(parser, with_packaged_configs(list(words)) if isinstance(words, list) else args)
+        # LightningCLI reads the checkpoint's hyperparameters right after parsing: check it first.
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        refuse_bad_seed(config.get("seed_everything"), "--seed_everything")
+        self._check_checkpoint(config.get("ckpt_path"), known_model(getattr(config.get("model"), "class_path", None)))
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        self._check_trainer_settings(config.trainer)
+        if config.trainer.get("precision") is None:  # set by no config and no flag: the hardware's fast one
+            config.trainer.precision = default_precision(config.trainer.get("accelerator") or "auto")
+        unusable = []
+        if config.trainer.get("enable_progress_bar") is False:
+            unusable.append("ProgressBar")
+        if config.trainer.get("logger") in (False, None):
+            unusable.append("LearningRateMonitor")
+        if unusable and config.trainer.get("callbacks"):
+            config.trainer.callbacks = [
+                callback for callback in config.trainer.callbacks if not callback.class_path.endswith(tuple(unusable))
+            ]
+        if self.subcommand == "fit":
+            self._resume_in_latest_version(config)
+            if config.get("ckpt_path") is not None:
+                # A resumed run writes into its own checkpoint folder on purpose.
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+    def _read_data_first(self) -> None:
+        read_data_first(self.trainer, self.datamodule, self.subcommand)
+
+    before_validate = before_test = _read_data_first
+
+    def before_fit(self) -> None:
+        """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
+        (by the rank that writes, once the input is known good: bad input leaves no folder)."""
+        self._read_data_first()
+        trainer, logger = self.trainer, self.trainer.logger
+        # Before the strategy is set up, a rank that Lightning's own launcher started reads global rank 0: its
+        # local rank (and, started by hand on another machine, its node rank) says it is not the writer.
+        writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
+        # A logger with a folder (not the DummyLogger of a fast_dev_run, whose folders are None).
+        if writer and getattr(logger, "root_dir", None) is not None and hasattr(logger, "log_dir"):
+            config = self.config.get(self.subcommand, self.config)
+            if (getattr(config.trainer.get("logger"), "init_args", None) or {}).get("version") is None:
+                claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
+            self._run_lock = hold_lock(Path(logger.log_dir), "fit")
+
+    def after_fit(self) -> None:
+        """Free the run folder for the next fit in this process (a process that ends frees it anyway)."""
+        lock = getattr(self, "_run_lock", None)
+        if lock is not None:
+            lock.release()
+
+    @staticmethod
+    def subcommands() -> dict:
+        """fit, validate and test: ``cifar-bench predict`` is the package's own command (reports/predict.py)."""
+        return {name: hooks for name, hooks in LightningCLI.subcommands().items() if name != "predict"}
+
+    @staticmethod
+    def _check_trainer_settings(trainer) -> None:
+        max_epochs = trainer.get("max_epochs")
+        if max_epochs is not None and max_epochs < 1:
+            raise CifarBenchError(f"--trainer.max_epochs must be at least 1 (got {max_epochs})")
+        logger = trainer.get("logger")
+        save_dir = getattr(logger, "init_args", {}).get("save_dir") if logger else None
+        if save_dir:
+            existing = Path(save_dir).absolute()
+            while not existing.exists():
+                existing = existing.parent
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise CifarBenchError(
+                    f"cannot write logs under {save_dir}: {existing} is {'not a folder' if not existing.is_dir() else 'not writable'}; "
+                    "choose another --trainer.logger.init_args.save_dir"
+                )
+
+    @staticmethod
+    def _check_checkpoint(ckpt_path: str | None, model_class: type | None) -> None:
+        """A checkpoint path must exist, and ``read_checkpoint`` accept it (before Lightning imports the class
+        it names); 'last' and 'best' are Lightning's to resolve. LightningCLI reads any *file* of that name in
+        the current folder as a checkpoint first, importing the class it names: a file the user did not name,
+        refused."""
+        if ckpt_path in LIGHTNING_CHECKPOINT_WORDS:
+            if os.path.lexists(ckpt_path):
+                raise CifarBenchError(
+                    f"--ckpt_path {ckpt_path} means Lightning's {ckpt_path!r} checkpoint, but a file of that name in "
+                    f"{Path.cwd()} would be loaded instead: remove or rename it, or pass ./{ckpt_path} to load that file"
+                )
+            return
+        if ckpt_path is None:
+            return
+        if not Path(ckpt_path).is_file():
+            raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
+        read_checkpoint(ckpt_path, default=model_class)  # a checkpoint naming no class fills in the config's
+
+    @staticmethod
+    def _resume_in_latest_version(config) -> None:
+        logger = config.trainer.get("logger")
+        if config.get("ckpt_path") != "last" or not logger or not hasattr(logger, "init_args"):
+            return
+        args = logger.init_args
+        if args.get("version") is None and "save_dir" in args:
+            args["version"] = latest_version_with_last_checkpoint(
+                Path(args["save_dir"]), args.get("name") or "lightning_logs"
+            )
+
+
+def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
+    """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell; returns the finished CLI."""
+    return CifarBenchCLI(
+        CifarClassifier,
+        CIFAR10DataModule,
+        subclass_mode_model=True,
+        args=argv,
+        parser_kwargs={
+            "prog": "cifar-bench",
+            "exit_on_error": False,
+            # Every run starts from base.yaml, so that a model's config alone is a whole configuration;
+            # later --config files and flags override it.
+            **{command: {"default_config_files": [str(BASE_CONFIG)]} for command in CifarBenchCLI.subcommands()},
+        },
+        save_config_callback=SaveRunConfig,
+        save_config_kwargs={"overwrite": True},
+    )
