@@ -19,11 +19,12 @@ import pytest
 import torch
 from conftest import CONFIGS, REPO, snapshot, wait_for, write_binary_version
 
+from cifar_bench import cli
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import Terminated, hear_every_stop
 from cifar_bench.models import CifarClassifier
 from cifar_bench.study import fit_command, run_folder
-from cifar_bench.training import callbacks, cli
+from cifar_bench.training import callbacks
 from cifar_bench.training.callbacks import RecordEnvironment
 from cifar_bench.training.lightning_cli import CifarBenchCLI
 
