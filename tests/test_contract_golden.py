@@ -1,0 +1,485 @@
+"""Today's user-visible contract, frozen before issue 32 moves every module: golden files, file schemas and
+the command line. Everything goes through the command line (``cifar_bench.cli.main``, in this process)
+and the files it writes; nothing here imports a module of the package by its path, so a move that keeps
+behaviour keeps these tests green.
+
+- golden: ``cifar-bench compare results --pair "[vgg16_last3,vgg16_last5]"`` and ``cifar-bench report
+  results --data_dir data`` reproduce the committed ``results/comparison.*`` and ``results/report.*``;
+- schemas: the keys and value types of ``metrics.json``, ``environment.json`` and ``predictions.npz``, as
+  literals below, for the committed runs and for files written today by a tiny run;
+- the command line: every command's ``--help`` and its options; bad input beyond tests/test_bad_input.py's
+  table (which stays the one place for it: the few cases below are the ones it lacks).
+
+The committed ``results/`` is never written: compare writes to ``--out``, the report to a copy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, snapshot
+
+from cifar_bench.cli import main
+
+RESULTS = REPO / "results"
+CIFAR10_DIR = os.environ.get("CIFAR10_DIR")
+NO_DATA = "real-data test: set CIFAR10_DIR to a folder holding CIFAR-10 or its archive"
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+# --- compare: results/comparison.md, .csv and comparison_pair.json ------------------------------------
+
+PAIR = "[vgg16_last3,vgg16_last5]"  # how the committed comparison was made (see results/comparison.md)
+COMPARISON_FILES = ("comparison.md", "comparison.csv", "comparison_pair.json")
+# The t quantile table compare falls back to without scipy (95%, two-sided), for the run counts in results/.
+TABLE_T_975 = {2: 4.303}
+
+
+@pytest.fixture(scope="module")
+def results_untouched():
+    """compare reads the committed results/ in place: nothing in it may change."""
+    before = snapshot(RESULTS)
+    yield
+    assert snapshot(RESULTS) == before, "compare wrote into the committed results/"
+
+
+def compared(out: Path) -> dict[str, bytes]:
+    main(["compare", str(RESULTS), "--pair", PAIR, "--out", str(out)])
+    assert sorted(path.name for path in out.iterdir()) == sorted(COMPARISON_FILES)
+    return {name: (out / name).read_bytes() for name in COMPARISON_FILES}
+
+
+def test_compare_reproduces_the_committed_comparison_byte_for_byte(results_untouched, tmp_path, monkeypatch):
+    # The committed files were written where scipy was not installed: a table of t quantiles gave the
+    # t-intervals of multi-seed rows (4.303 for 3 runs). scipy, optional, gives 4.3026527... instead (see the
+    # next test), so scipy is hidden here. The rest is float64 arithmetic on the committed metrics.json and
+    # predictions.npz; the absolute paths in comparison_pair.json are the runs' as their metrics.json record them.
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)
+    produced = compared(tmp_path)
+    for name in COMPARISON_FILES:
+        assert produced[name] == (RESULTS / name).read_bytes(), f"{name} differs from the committed one"
+
+
+def test_compare_with_scipy_differs_only_in_the_t_quantile_of_multi_seed_intervals(results_untouched, tmp_path):
+    """Where scipy is installed (this project's venv has it, though no requirement names it), compare uses its
+    exact t quantile: comparison.csv's t-interval bounds move by under 1e-6, and by exactly the ratio of the
+    two quantiles; the Markdown (4 digits) and the paired comparison (normal quantile) do not change."""
+    stats = pytest.importorskip("scipy.stats")
+    produced = compared(tmp_path)
+    assert produced["comparison.md"] == (RESULTS / "comparison.md").read_bytes()
+    assert produced["comparison_pair.json"] == (RESULTS / "comparison_pair.json").read_bytes()
+    committed = list(csv.DictReader(io.StringIO((RESULTS / "comparison.csv").read_text())))
+    rows = list(csv.DictReader(io.StringIO(produced["comparison.csv"].decode())))
+    assert produced["comparison.csv"].splitlines()[0] == (RESULTS / "comparison.csv").read_bytes().splitlines()[0]
+    assert [row["model"] for row in rows] == [row["model"] for row in committed]
+    bounds = ("test_accuracy_ci_low", "test_accuracy_ci_high")
+    t_rows = 0
+    for new, old in zip(rows, committed):
+        assert {k: v for k, v in new.items() if k not in bounds} == {k: v for k, v in old.items() if k not in bounds}
+        method = re.fullmatch(r"t \((\d+) runs\)", old["test_accuracy_ci_method"])
+        if method is None:
+            assert [new[key] for key in bounds] == [old[key] for key in bounds], old["model"]
+            continue
+        t_rows += 1
+        df = int(method.group(1)) - 1
+        ratio = float(stats.t.ppf(0.975, df)) / TABLE_T_975[df]
+        mean = float(old["test_accuracy_mean"])
+        for key in bounds:
+            assert float(new[key]) - mean == pytest.approx((float(old[key]) - mean) * ratio, rel=1e-9, abs=0)
+            assert float(new[key]) == pytest.approx(float(old[key]), abs=1e-6)
+    assert t_rows == 3  # cnn, mlp, vgg16_last2: three seeds each
+
+
+# --- report: results/report.md, report.html, report_files/ --------------------------------------------
+
+REPORT_OUTPUTS = ("report.md", "report.html", "report_files")
+DATA_CHAPTER = "data"  # the anchor of the one chapter that reads CIFAR-10 itself
+MARKDOWN_CHAPTER = r'\n<a id="([\w-]+)"></a>\n'
+HTML_CHAPTER = r'<h2 id="([\w-]+)">'
+PNG_DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
+
+
+def report_in_copy(workspace: Path, *extra: str) -> Path:
+    """``cifar-bench report results EXTRA`` run as it was for the committed report: from the folder above
+    ``results/``, with relative paths, which the report quotes. On a copy of results/ (about 11 MB) without
+    the committed report: the report writes into the folder it reads."""
+    shutil.copytree(RESULTS, workspace / "results", ignore=shutil.ignore_patterns(*REPORT_OUTPUTS))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workspace)
+        main(["report", "results", *extra])
+    return workspace / "results"
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory) -> Path:
+    """The report without the data (``report results``): every chapter but the data's is the committed one's."""
+    return report_in_copy(tmp_path_factory.mktemp("report"))
+
+
+def link_official_copy(data: Path) -> None:
+    """``data/`` holding CIFAR10_DIR's extracted copy (linked), else links to its archives, which the report
+    unpacks into ``data/``: CIFAR10_DIR itself is never written."""
+    source = Path(CIFAR10_DIR).expanduser().resolve()
+    data.mkdir()
+    for name in ("cifar-10-batches-bin", "cifar-10-batches-py"):
+        folder = source if source.name == name else source / name
+        if folder.is_dir():
+            (data / name).symlink_to(folder)
+            return
+    archives = sorted(source.glob("cifar-10-*.tar*"))
+    assert archives, f"CIFAR10_DIR={CIFAR10_DIR} holds neither an extracted copy nor an official archive"
+    for archive in archives:
+        (data / archive.name).symlink_to(archive.resolve())
+
+
+@pytest.fixture(scope="module")
+def reported_with_data(tmp_path_factory) -> Path:
+    """``report results --data_dir data``, the committed report's command, CIFAR10_DIR's copy as ``data``."""
+    workspace = tmp_path_factory.mktemp("report_with_data")
+    link_official_copy(workspace / "data")
+    return report_in_copy(workspace, "--data_dir", "data")
+
+
+def chapters(text: str, anchor: str) -> dict[str, str]:
+    """A report split at its chapters' anchors (``anchor``: a regex whose group is the anchor's name)."""
+    parts = re.split(anchor, text)
+    return {"": parts[0], **{name: body for name, body in zip(parts[1::2], parts[2::2])}}
+
+
+def normalised(text: str) -> str:
+    """The report's text with what legitimately differs by machine made the same:
+    - which official version the data was read from (CIFAR10_DIR may hold the python version; the
+      committed report read the binary one): the folder's name only, every count is the same;
+    - in the HTML, the figures' bytes (PNG data URIs): the figures are checked by name and size below."""
+    text = re.sub(r"cifar-10-batches-(bin|py)", "cifar-10-batches-VERSION", text)
+    return PNG_DATA_URI.sub("data:image/png;base64,FIGURE", text)
+
+
+@pytest.mark.parametrize("name", ["report.md", "report.html"])
+def test_report_reproduces_the_committed_one_outside_the_data_chapter(reported, name):
+    anchor = MARKDOWN_CHAPTER if name == "report.md" else HTML_CHAPTER
+    produced = chapters(normalised((reported / name).read_text()), anchor)
+    committed = chapters(normalised((RESULTS / name).read_text()), anchor)
+    assert list(produced) == list(committed)
+    for chapter in committed:
+        if chapter != DATA_CHAPTER:
+            assert produced[chapter] == committed[chapter], f"chapter {chapter or '(head)'} of {name} differs"
+    # Without --data_dir the data chapter says so, and gives the counts the runs were evaluated on.
+    assert "No data folder was given" in produced[DATA_CHAPTER]
+    assert "the dataset analysis is left out." in produced[DATA_CHAPTER]
+
+
+@pytest.mark.slow  # 10 to 35 s: the whole report again, with the dataset read (and unpacked from an archive)
+@pytest.mark.real_data
+@pytest.mark.skipif(not CIFAR10_DIR, reason=NO_DATA)
+def test_report_with_the_data_reproduces_the_committed_one_whole(reported_with_data):
+    produced = {name: (reported_with_data / name).read_text() for name in ("report.md", "report.html")}
+    # report.md byte for byte from the binary version, as the committed one was made: its one absolute path,
+    # the VGG16 weights file in the recipe tables, is the runs' config.yaml's as recorded, not this machine's.
+    if "Read from data/cifar-10-batches-bin:" in produced["report.md"]:
+        assert (reported_with_data / "report.md").read_bytes() == (RESULTS / "report.md").read_bytes()
+    for name, text in produced.items():
+        assert normalised(text) == normalised((RESULTS / name).read_text()), f"{name} differs"
+    samples = "report_files/data_samples.png"
+    assert png_size((reported_with_data / samples).read_bytes()) == png_size((RESULTS / samples).read_bytes())
+
+
+def png_size(content: bytes) -> tuple[int, int]:
+    assert content[:8] == b"\x89PNG\r\n\x1a\n" and content[12:16] == b"IHDR"
+    return struct.unpack(">II", content[16:24])
+
+
+def test_report_figures_are_the_committed_ones_by_name_and_pixel_size(reported):
+    """The figures' names (linked from report.md) and sizes in pixels, but the data chapter's sample grid (see
+    the test above). Their bytes depend on the renderer (matplotlib, freetype, zlib versions) and are not
+    compared (today, on the machine kind the committed report was made on, they are identical too)."""
+    committed = {path.name: png_size(path.read_bytes()) for path in (RESULTS / "report_files").iterdir()}
+    committed.pop("data_samples.png")
+    produced = {path.name: png_size(path.read_bytes()) for path in (reported / "report_files").iterdir()}
+    assert produced == committed
+    linked = set(re.findall(r"\]\(report_files/([\w.]+)\)", (reported / "report.md").read_text()))
+    assert linked == set(produced)
+
+
+# --- schemas of the files a run and its evaluation write ----------------------------------------------
+
+NONE = type(None)
+# A schema is a literal: a dict (exactly these keys, each value of its schema), a one-element list (a list
+# of values of that schema), a type or a tuple of types (the JSON value's exact type; bool is not int).
+PER_CLASS = {"correct": int, "support": int, "accuracy": float, "precision": float, "recall": float, "f1": float}
+AVERAGES = {"precision": float, "recall": float, "f1": float}
+# A reliability bin without images has no accuracy nor confidence.
+RELIABILITY_BIN = {
+    "lower": float,
+    "upper": float,
+    "images": int,
+    "accuracy": (float, NONE),
+    "confidence": (float, NONE),
+}
+SPLIT = {
+    "accuracy": float,
+    "correct": int,
+    "images": int,
+    "per_class": {name: PER_CLASS for name in CLASS_NAMES},
+    "macro_avg": AVERAGES,
+    "weighted_avg": AVERAGES,
+    "confusion_matrix": [[int]],
+    "top3_accuracy": float,
+    "ece": float,
+    "reliability": [RELIABILITY_BIN],
+}  # `evaluate --tta` adds tta_accuracy, tta_top3_accuracy, tta_ece (floats); no committed run has them
+CURVE = {"epoch": [int], "value": [float]}
+METRICS_SCHEMA = {
+    "model": str,
+    "model_class": str,
+    "run": str,
+    "checkpoint": str,
+    "checkpoint_epoch": (int, NONE),
+    "checkpoint_global_step": int,
+    "seed": (int, NONE),
+    "transform_profile": str,
+    "weight_layers": int,
+    "trainable_params": int,
+    "total_params": int,
+    "precision": str,
+    "data_dir": str,
+    "epochs_trained": (int, NONE),  # None: no epoch-level curves in the event files
+    "training_time_s": (float, NONE),  # None: no readable environment.json
+    "curves": {tag: CURVE for tag in ("train/loss", "train/acc", "val/loss", "val/acc")},
+    "class_names": [str],
+    "splits": {"train": SPLIT, "test": SPLIT},
+}
+SESSION = {
+    "started": float,
+    "commit": (str, NONE),  # None: the code is not in a git checkout
+    "wall_s": float,
+    "epochs_done": int,
+    "load_average_1min_at_end": float,
+    "interrupted": (str, NONE),
+}
+ENVIRONMENT_SCHEMA = {
+    "sessions": [SESSION],
+    "commit": (str, NONE),
+    "machine": {
+        "cpu": str,
+        "cores": (int, NONE),  # os.cpu_count()
+        "torch_threads": int,
+        "cpu_capability": str,
+        "huge_pages": (str, NONE),  # THP_MEM_ALLOC_ENABLE, set by the command line unless the user did
+        "gpu": (str, NONE),  # None on a machine without CUDA, as every committed run's
+        "python": str,
+        "torch": str,
+        "torchvision": str,
+        "lightning": str,
+        "torchmetrics": str,
+        "platform": str,
+    },
+    "precision": str,
+    "wall_s": float,
+}
+# predictions.npz: array name -> (dtype, shape), "train"/"test" standing for that split's image count.
+PREDICTIONS_SCHEMA = {
+    "test_logits": ("float16", ("test", 10)),
+    "train_labels": ("uint8", ("train",)),
+    "train_predictions": ("uint8", ("train",)),
+    "test_labels": ("uint8", ("test",)),
+    "test_predictions": ("uint8", ("test",)),
+}
+COMMITTED_RUNS = (
+    "cnn/seed0",
+    "cnn/seed1",
+    "cnn/seed2",
+    "cnn_bn_do/seed0",
+    "mlp/seed0",
+    "mlp/seed1",
+    "mlp/seed2",
+    "vgg16_last2/seed0",
+    "vgg16_last2/seed1",
+    "vgg16_last2/seed2",
+    "vgg16_last3/seed0",
+    "vgg16_last5/seed0",
+)
+
+
+def schema_mismatches(value, schema, where: str = "") -> set[str]:
+    """Where ``value`` departs from ``schema``: keys missing or not in it, values of another type."""
+    if isinstance(schema, dict):
+        if type(value) is not dict:
+            return {f"{where or '/'}: {type(value).__name__}, not an object"}
+        problems = {f"{where}/{key}: missing" for key in schema.keys() - value.keys()}
+        problems |= {f"{where}/{key}: not in the schema" for key in value.keys() - schema.keys()}
+        for key in schema.keys() & value.keys():
+            problems |= schema_mismatches(value[key], schema[key], f"{where}/{key}")
+        return problems
+    if isinstance(schema, list):
+        if type(value) is not list:
+            return {f"{where}: {type(value).__name__}, not a list"}
+        return set().union(*(schema_mismatches(item, schema[0], f"{where}[]") for item in value))
+    allowed = schema if isinstance(schema, tuple) else (schema,)
+    if type(value) in allowed:
+        return set()
+    return {f"{where}: {type(value).__name__}, not {' or '.join(kind.__name__ for kind in allowed)}"}
+
+
+def predictions_mismatches(path: Path) -> tuple[set[str], dict[str, int]]:
+    """How predictions.npz departs from PREDICTIONS_SCHEMA (it must load without pickle), and its image counts."""
+    with np.load(path, allow_pickle=False) as content:
+        arrays = {name: content[name] for name in content.files}
+    problems = {f"{name}: missing" for name in PREDICTIONS_SCHEMA.keys() - arrays.keys()}
+    problems |= {f"{name}: not in the schema" for name in arrays.keys() - PREDICTIONS_SCHEMA.keys()}
+    counts = {split: len(arrays[f"{split}_labels"]) for split in ("train", "test") if f"{split}_labels" in arrays}
+    for name in PREDICTIONS_SCHEMA.keys() & arrays.keys():
+        dtype, shape = PREDICTIONS_SCHEMA[name]
+        expected = tuple(counts.get(size, size) for size in shape)
+        if (str(arrays[name].dtype), arrays[name].shape) != (dtype, expected):
+            problems.add(f"{name}: {arrays[name].dtype} {arrays[name].shape}, not {dtype} {expected}")
+    return problems, counts
+
+
+def test_the_committed_runs_are_the_listed_ones():
+    found = sorted(str(path.parent.parent.relative_to(RESULTS)) for path in RESULTS.glob("*/*/evaluation/metrics.json"))
+    assert found == sorted(COMMITTED_RUNS)
+
+
+@pytest.mark.parametrize("run", COMMITTED_RUNS)
+def test_committed_files_have_the_frozen_schemas(run):
+    folder = RESULTS / run
+    assert schema_mismatches(json.loads((folder / "evaluation" / "metrics.json").read_text()), METRICS_SCHEMA) == set()
+    assert schema_mismatches(json.loads((folder / "environment.json").read_text()), ENVIRONMENT_SCHEMA) == set()
+    problems, counts = predictions_mismatches(folder / "evaluation" / "predictions.npz")
+    assert problems == set() and counts == {"train": 50000, "test": 10000}
+
+
+@pytest.fixture(scope="module")
+def fresh_evaluation(trained_mlp, tmp_path_factory) -> Path:
+    """The session's tiny MLP run (trained today through the command line) evaluated today, into a folder of
+    its own (the shared run is left as it is)."""
+    out = tmp_path_factory.mktemp("fresh_evaluation")
+    main(["evaluate", "--ckpt", str(trained_mlp), "--batch_size", "64", "--out", str(out)])
+    return out
+
+
+def test_files_written_today_have_the_frozen_schemas(trained_mlp, fresh_evaluation):
+    metrics = json.loads((fresh_evaluation / "metrics.json").read_text())
+    assert schema_mismatches(metrics, METRICS_SCHEMA) == set()
+    # The optional fields are filled in a run trained and evaluated today (no None where a value is known).
+    assert all(metrics[key] is not None for key in ("checkpoint_epoch", "seed", "epochs_trained", "training_time_s"))
+    environment = json.loads((trained_mlp / "environment.json").read_text())
+    assert schema_mismatches(environment, ENVIRONMENT_SCHEMA) == set()
+    assert [session["interrupted"] for session in environment["sessions"]] == [None]
+    problems, counts = predictions_mismatches(fresh_evaluation / "predictions.npz")
+    assert problems == set() and counts == {"train": 200, "test": 40}  # the tiny copy: 5 batches of 40, a test batch
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+# Every command, with the options its --help lists (for Lightning's three: those this package defines or
+# documents; Lightning's own Trainer options follow Lightning's version) and its positional arguments.
+TRAINER_OPTIONS = {
+    "--config",
+    "--seed_everything",
+    "--ckpt_path",
+    "--model",
+    "--data.data_dir",
+    "--data.download",
+    "--data.val_size",
+    "--data.train_size",
+    "--data.batch_size",
+    "--data.eval_batch_size",
+    "--data.seed",
+    "--trainer.max_epochs",
+    "--trainer.precision",
+    "--trainer.accelerator",
+    "--trainer.devices",
+    "--trainer.default_root_dir",
+    "--trainer.logger",
+    "--optimizer",
+    "--lr_scheduler",
+}
+FUNCTION_OPTIONS = {  # command: (positional arguments, options), as its --help names them
+    "analyze": ("", "--data_dir --download --out --samples_per_class"),
+    "evaluate": ("", "--ckpt --data_dir --download --batch_size --out --accelerator --precision --tta"),
+    "predict": ("INPUTS", "--ckpt --inputs --out --data_dir --download --batch_size --device --show"),
+    "compare": ("directory", "--out --pair --set_aside"),
+    "study": ("", "--models --seeds --configs_dir --save_dir --data_dir --vgg_weights --results"),
+    "report": ("directory", "--data_dir"),
+    "bench": (
+        "",
+        "--models --batch_sizes --threads --steps --warmup --vgg_steps --vgg_warmup --eval_images --vgg_eval_images "
+        "--evaluate_batch_size --repeats --levers --feature_store --store_steps --sweep_models --accuracy_check "
+        "--accuracy_model --accuracy_epochs --accuracy_images --weights --config_dir --data_dir --download --out",
+    ),
+}
+COMMANDS = ("fit", "validate", "test", *FUNCTION_OPTIONS)
+
+
+def help_of(command: str, capsys, monkeypatch) -> str:
+    monkeypatch.setenv("COLUMNS", "120")  # the help's wrapping follows the terminal
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    return capsys.readouterr().out
+
+
+def listed(text: str, section: str, pattern: str) -> set[str]:
+    """The names of the entries (lines indented by two spaces) of one section of a --help."""
+    lines = text.split(f"\n{section}:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return {match.group(1) for line in lines if (match := re.match(rf"  (?:-\w(?: \w+)?, )?({pattern})", line))}
+
+
+def test_the_commands_are_the_listed_ones(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: no command given: choose one of {', '.join(COMMANDS)}\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_a_help_that_exits_0_and_lists_its_options(command, capsys, monkeypatch):
+    text = help_of(command, capsys, monkeypatch)
+    assert text.startswith("usage: cifar-bench ") and re.search(rf"\b{command}\b", text.splitlines()[0])
+    options = set(re.findall(r"^  (?:-\w(?: \w+)?, )?(--[\w.]+)", text, re.MULTILINE))  # each entry's first line
+    if command in FUNCTION_OPTIONS:
+        positional, expected = (words.split() for words in FUNCTION_OPTIONS[command])
+        assert options == {"--help", *expected}
+        assert (listed(text, "positional arguments", r"\w+") if positional else set()) == set(positional)
+    else:
+        assert TRAINER_OPTIONS <= options, sorted(TRAINER_OPTIONS - options)
+
+
+# Bad input: tests/test_bad_input.py holds the table (one `error:` line, exit status 2, nothing written).
+# These are the cases it lacks: the function commands' own parsing and their missing folders.
+BAD_INPUT = [
+    ("compare: missing folder", ["compare", "nowhere"], "no folder nowhere: pass the folder that holds the runs"),
+    ("report: missing folder", ["report", "nowhere"], "no folder nowhere: pass the folder that holds the evaluated"),
+    ("report: no folder named", ["report"], "the following arguments are required: directory"),
+    ("evaluate: no --ckpt", ["evaluate"], "the following arguments are required: ckpt"),
+    ("report: misspelled option", ["report", ".", "--datadir", "data"], "unrecognized arguments: --datadir data"),
+    ("compare: misspelled option", ["compare", ".", "--pairs", "[a,b]"], "unrecognized arguments: --pairs [a,b]"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input_to_the_function_commands_is_one_error_line_exit_code_2_and_writes_nothing(
+    argv, fragment, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("x\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: ") and fragment in errors[0], errors
+    assert snapshot(tmp_path) == before
