@@ -12,8 +12,6 @@ import torch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 
-SAMPLE_IMAGES = 32  # images in a sample-predictions grid: validation (TensorBoard) and evaluate's test grid
-
 
 def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str], title: str = "Confusion matrix"):
     """Heatmap of a (true x predicted) count matrix with the counts in the cells: torchmetrics' own plot."""

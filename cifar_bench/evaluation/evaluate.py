@@ -37,13 +37,13 @@ from cifar_bench.evaluation.evaluation_files import (
 )
 from cifar_bench.evaluation.runs import Run, find_run, load_model, read_data
 from cifar_bench.figures import (
-    SAMPLE_IMAGES,
     confusion_figure,
     curves_figure,
     prediction_grid_figure,
     reliability_figure,
 )
 from cifar_bench.models import CifarClassifier
+from cifar_bench.models.base import SAMPLE_IMAGES
 from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.output import (
     output_location,

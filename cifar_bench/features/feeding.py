@@ -1,7 +1,7 @@
 """The Trainer-level piece that joins the DataModule's images and a VGG16 model through a feature store.
 
-Neither the model nor the DataModule asks the other for anything: when a fit starts, this callback (which a
-``VGG16Classifier`` with a ``feature_store`` contributes through ``configure_callbacks``) opens the store,
+Neither the model nor the DataModule asks the other for anything: when a fit starts, this callback (listed in
+configs/base.yaml; it does nothing for a model without a ``feature_store`` setting) opens the store,
 building it from the DataModule's images with the model's frozen layers if it is not there yet, and hands
 the model the arrays its training and validation batches read from.
 """
@@ -16,7 +16,8 @@ from pytorch_lightning.utilities import rank_zero_info
 from cifar_bench.data.augment import AUGMENTATION_VERSION
 from cifar_bench.data.sources import CifarArrays
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.features.store import STORE_TAP, StoreInputs, StoreKey, open_or_build, tensors_sha256
+from cifar_bench.features.store import StoreInputs, StoreKey, open_or_build, tensors_sha256
+from cifar_bench.models.networks.vgg16 import STORE_TAP
 
 
 def store_key(model, arrays: CifarArrays, precision: str) -> StoreKey:
@@ -40,6 +41,8 @@ class FeatureStoreFeeder(pl.Callback):
     """Open or build the model's feature store when a fit starts, and feed the model from it."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
+        if pl_module.hparams.get("feature_store") is None:
+            return
         arrays = getattr(trainer.datamodule, "arrays", None)
         if not isinstance(arrays, CifarArrays):
             raise CifarBenchError(
@@ -66,4 +69,5 @@ class FeatureStoreFeeder(pl.Callback):
         pl_module.use_feature_store({"train": store.train_views, "val": validation})
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
-        pl_module.use_feature_store({})
+        if pl_module.hparams.get("feature_store") is not None:
+            pl_module.use_feature_store({})

@@ -33,8 +33,6 @@ from cifar_bench.data.augment import TransformProfile, augmentation_draws, augme
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import atomic_file, read_small_text, unwritable
 
-# The layer whose output is stored: the deepest one frozen in vgg16_last2, last3 and last5 alike.
-STORE_TAP = "conv5_1"
 # Bumped whenever the files' layout or meaning changes.
 STORE_FORMAT = 1
 # Images encoded per forward call and per recorded step of a build's progress.

@@ -8,7 +8,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MeanMetric
 
@@ -16,12 +15,13 @@ from cifar_bench.arguments import FloatFrom0Below1, refuse_out_of_range
 from cifar_bench.data.augment import PROFILES, TransformProfile, prepare_batch
 from cifar_bench.data.images import as_uint8_batch
 from cifar_bench.data.sources import CLASS_NAMES, IMAGE_SHAPE
-from cifar_bench.figures import SAMPLE_IMAGES, confusion_figure, prediction_grid_figure
 from cifar_bench.models.metrics import confusion_matrix, logged_metrics
 from cifar_bench.models.optimization import build_optimizer, build_schedule
 from cifar_bench.training.checkpoints import check_checkpoint
 
 STAGES = ("train", "val", "test")
+SAMPLE_IMAGES = 32
+"""Validation images kept each epoch for TensorBoard's sample-predictions grid (and evaluate's test grid)."""
 
 
 def count_weight_layers(net: nn.Module) -> int:
@@ -68,6 +68,8 @@ class CifarClassifier(pl.LightningModule):
         metrics = logged_metrics(self.class_names)
         self.metrics = nn.ModuleDict({f"{stage}_set": metrics.clone(prefix=f"{stage}/") for stage in STAGES})
         self.val_confusion = confusion_matrix()
+        # The last validation epoch's confusion matrix, for a logger callback to draw (training.callbacks).
+        self.last_val_confusion: torch.Tensor | None = None
         # nan_strategy="disable": a diverged run's loss stays NaN instead of NaN batches being dropped.
         self.losses = nn.ModuleDict({f"{stage}_set": MeanMetric(nan_strategy="disable") for stage in STAGES})
         # Per stage, (loss, predictions, labels) of each step of the running epoch, left on the device.
@@ -178,7 +180,7 @@ class CifarClassifier(pl.LightningModule):
         """Class probabilities (N, 10) as ``predict`` computes them: the batch comes prepared as its chunks are."""
         return self(batch[0]).float().softmax(dim=1)
 
-    # --- epoch metrics, figures ------------------------------------------------------------------
+    # --- epoch metrics ------------------------------------------------------------------
     def _log_epoch(self, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Log the epoch's loss and metrics from its stored steps; returns (predictions, labels), None without steps.
 
@@ -226,19 +228,8 @@ class CifarClassifier(pl.LightningModule):
         if outputs is None or self.trainer.sanity_checking:
             return
         self.val_confusion.update(*outputs)
-        confusion = self.val_confusion.compute()  # on every rank: compute() gathers them all
+        self.last_val_confusion = self.val_confusion.compute()  # on every rank: compute() gathers them all
         self.val_confusion.reset()
-        if self.trainer.is_global_zero and isinstance(self.logger, TensorBoardLogger):
-            self._write_figures(self.logger, confusion)
-
-    def _write_figures(self, logger: TensorBoardLogger, confusion: torch.Tensor) -> None:
-        step = self.current_epoch
-        logger.experiment.add_figure("val/confusion_matrix", confusion_figure(confusion.cpu(), self.class_names), step)
-        if self.sample_batch is not None:
-            images, labels = self.sample_batch
-            predictions = self.predict_logits(images).argmax(dim=1)
-            figure = prediction_grid_figure(images, predictions, labels, self.class_names)
-            logger.experiment.add_figure("val/sample_predictions", figure, step)
 
     def on_fit_start(self) -> None:
         trainable, total = self.parameter_counts()

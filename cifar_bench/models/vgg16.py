@@ -11,10 +11,8 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from cifar_bench.data.augment import PROFILES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.features.feeding import FeatureStoreFeeder
-from cifar_bench.features.store import STORE_TAP
 from cifar_bench.models.base import CifarClassifier
-from cifar_bench.models.networks.vgg16 import FC6_COPIES, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
+from cifar_bench.models.networks.vgg16 import FC6_COPIES, STORE_TAP, VGG16, WEIGHT_LAYER_NAMES, load_vgg16_weights
 
 # Options of earlier versions that no longer change anything (the in-run cache the feature store replaced).
 RETIRED_OPTIONS = ("cache_features", "cache_views")
@@ -144,10 +142,6 @@ class VGG16Classifier(CifarClassifier):
         for layer in self.net.layers[: self.prefix_end]:
             layer.train(False)
         return self
-
-    def configure_callbacks(self):
-        """Lightning's hook: a model with a feature store brings the callback that opens it when a fit starts."""
-        return [FeatureStoreFeeder()] if self.hparams.feature_store is not None else []
 
     def use_feature_store(self, features: dict[str, np.ndarray]) -> None:
         """Train and validate from these stored features by stage (an empty dict: the whole network again)."""

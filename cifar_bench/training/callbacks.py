@@ -1,5 +1,6 @@
 """Training-plumbing pieces Lightning lacks: a non-finite-loss stop, exact-resume RNG state, a progress bar
-without the logger version, and a closing summary of where a fit left its results."""
+without the logger version, validation figures in TensorBoard, and a closing summary of where a fit left
+its results."""
 
 from __future__ import annotations
 
@@ -14,11 +15,37 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.figures import confusion_figure, prediction_grid_figure
 from cifar_bench.io import atomic_file, read_small_text
+
+
+class ValidationFigures(pl.Callback):
+    """Each validation epoch's confusion matrix and sample predictions as TensorBoard images.
+
+    The model computes the numbers (``last_val_confusion``, ``sample_batch``); drawing them is the Trainer's
+    business, so no LightningModule imports matplotlib. ``on_validation_end`` runs after the model's own
+    epoch-end hook, when the epoch's matrix is there.
+    """
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        confusion, pl_module.last_val_confusion = getattr(pl_module, "last_val_confusion", None), None
+        if confusion is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if not isinstance(trainer.logger, TensorBoardLogger):
+            return
+        experiment, step, names = trainer.logger.experiment, pl_module.current_epoch, pl_module.class_names
+        experiment.add_figure("val/confusion_matrix", confusion_figure(confusion.cpu(), names), step)
+        if pl_module.sample_batch is not None:
+            images, labels = pl_module.sample_batch
+            predictions = pl_module.predict_logits(images).argmax(dim=1)
+            experiment.add_figure(
+                "val/sample_predictions", prediction_grid_figure(images, predictions, labels, names), step
+            )
 
 
 class StopOnNonFiniteLoss(pl.Callback):

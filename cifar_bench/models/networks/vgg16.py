@@ -27,6 +27,8 @@ WEIGHT_LAYER_NAMES = (
     "conv5_1", "conv5_2", "conv5_3",
     "fc6", "fc7", "fc8",
 )  # fmt: skip
+# The layer whose output the feature store keeps: the deepest one frozen in vgg16_last2, last3 and last5 alike.
+STORE_TAP = "conv5_1"
 # The most bytes a weights file may hold, and its tensors declare: torchvision's whole VGG16 in float32
 # (138,357,544 parameters, 553 MB) and its pickle fit under it.
 MAX_WEIGHTS_BYTES = 600 * 10**6
