@@ -20,7 +20,7 @@ from cifar_bench.data import load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.compare import RANDOM_MODEL, compare, failure_marker
 from cifar_bench.evaluation.reference import study_accuracy
-from cifar_bench.evaluation.statistics import mcnemar_exact_p, t_interval, t_quantile, wilson_interval
+from cifar_bench.evaluation.statistics import mcnemar_exact_p, t_interval, wilson_interval
 from cifar_bench.study import study
 
 TINY_FIT = [
@@ -254,7 +254,7 @@ def test_random_classifier_row_is_its_expected_accuracy_with_a_binomial_interval
     row = studied["rows"][RANDOM_MODEL]
     images = len(load_cifar10(tiny_data, download=False).test_labels)
     assert row["test_accuracy_mean"] == row["train_accuracy_mean"] == 0.1
-    assert (row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]) == wilson_interval(images / 10, images)
+    assert (row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]) == wilson_interval(round(images / 10), images)
     assert row["test_accuracy_ci_method"] == f"binomial ({images} images)"
     assert (row["weight_layers"], row["epochs_trained"]) == (0, 0)
     markdown = (studied["logs"] / "comparison.md").read_text()
@@ -317,9 +317,14 @@ def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(
 def test_interval_arithmetic_against_textbook_values():
     low, high = wilson_interval(8, 10)
     assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
-    assert [t_quantile(df) for df in (1, 4, 30, 1000)] == pytest.approx([12.706, 2.776, 2.042, 1.962], abs=2.5e-3)
     low, high = t_interval([0.5, 0.7])
-    assert (low, high) == (pytest.approx(0.6 - 12.706 * 0.1), pytest.approx(0.6 + 12.706 * 0.1))
+    assert (low, high) == (pytest.approx(0.6 - 12.706 * 0.1, abs=1e-4), pytest.approx(0.6 + 12.706 * 0.1, abs=1e-4))
+    half = 2.776 * 0.1581139 / 5**0.5  # t_{0.975, 4} from the tables, times the standard error
+    assert t_interval([0.5, 0.6, 0.7, 0.8, 0.9]) == (
+        pytest.approx(0.7 - half, abs=1e-4),
+        pytest.approx(0.7 + half, abs=1e-4),
+    )
+    assert t_interval([0.3, 0.3, 0.3]) == (0.3, 0.3)  # seeds that agree: no spread, and no NaN
     assert mcnemar_exact_p(0, 5) == pytest.approx(2 / 32)
     assert mcnemar_exact_p(1, 9) == pytest.approx(2 * 11 / 1024)
     assert mcnemar_exact_p(0, 0) == mcnemar_exact_p(7, 7) == 1.0

@@ -181,18 +181,33 @@ def test_a_killed_build_is_never_used_and_the_next_one_continues_where_it_stoppe
         assert np.array_equal(getattr(resumed, name), getattr(reference, name))
 
 
+def link_in_place(path: Path) -> None:
+    """``path`` replaced by a link to its own content, moved beside it."""
+    path.rename(path.with_name("moved.npy"))
+    path.symlink_to("moved.npy")
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
         (lambda folder: (folder / "train_views.npy").write_bytes(b"\x93NUMPY"), "train_views.npy is not an array"),
         (
             lambda folder: open(folder / "test_plain.npy", "r+b").truncate(1000),
-            r"test_plain.npy has 1,000 bytes, expected",
+            r"test_plain.npy is not an array file \(mmap length is greater than file size\)",
         ),
+        (
+            lambda folder: open(folder / "test_plain.npy", "ab").write(b"\0"),
+            r"test_plain.npy has [\d,]+ bytes, expected",
+        ),
+        (
+            lambda folder: np.save(folder / "test_plain.npy", np.load(folder / "test_plain.npy").astype(np.float64)),
+            r"test_plain.npy holds float64 \(\d+, 512, 2, 2\), expected float",
+        ),
+        (lambda folder: link_in_place(folder / "test_plain.npy"), "test_plain.npy is not a regular file"),
         (lambda folder: (folder / "store.json").write_text('{"key": {}}'), "does not record this store's key"),
         (lambda folder: (folder / "store.json").unlink(), "does not record this store's key"),
     ],
-    ids=["not an array", "truncated", "another key", "no key"],
+    ids=["not an array", "truncated", "extended", "another dtype", "a link", "another key", "no key"],
 )
 def test_a_damaged_store_is_refused_with_one_line_and_left_in_place(model, arrays, tmp_path, damage, message):
     folder = build(tmp_path, model, arrays).folder

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from rich.console import Console
 from cifar_bench.cli import main
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.compare import compare
-from cifar_bench.evaluation.paired import MAX_PREDICTIONS
+from cifar_bench.evaluation.paired import MAX_MEMBER_BYTES, MAX_PREDICTIONS
 from cifar_bench.evaluation.runs import find_run, load_model
 from cifar_bench.training.checkpoints import read_checkpoint
 
@@ -89,7 +90,9 @@ def test_a_small_predictions_npz_that_would_expand_to_gigabytes_is_refused_befor
     assert bomb.stat().st_size < 3_000_000
     tracemalloc.start()
     try:
-        with pytest.raises(CifarBenchError, match=f"not one dimension of at most {MAX_PREDICTIONS:,} entries"):
+        with pytest.raises(
+            CifarBenchError, match=f"would expand to 2,499,805,312 bytes, more than {MAX_MEMBER_BYTES:,}"
+        ):
             compare(str(tmp_path), pair=["a", "b"], out=str(tmp_path / "out"), console=quiet())
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -97,18 +100,40 @@ def test_a_small_predictions_npz_that_would_expand_to_gigabytes_is_refused_befor
     assert peak < 64 * 2**20, f"{peak:,} bytes allocated"
 
 
+def test_a_member_whose_zip_directory_understates_its_size_is_expanded_no_further_than_declared(tmp_path):
+    evaluated(tmp_path, "a")
+    path = evaluated(tmp_path, "b", predictions=npy_header((50_000_000,)) + bytes(50_000_000)) / "predictions.npz"
+    content = bytearray(path.read_bytes())
+    entry = content.rindex(b"PK\x01\x02")  # the central directory entry of the last member, test_predictions
+    struct.pack_into("<I", content, entry + 24, 2000)  # its uncompressed size: 2,000 bytes, not 50 MB
+    path.write_bytes(content)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CifarBenchError, match="Bad CRC-32 for file 'test_predictions.npy'"):
+            compare(str(tmp_path), pair=["a", "b"], out=str(tmp_path / "out"), console=quiet())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20, f"{peak:,} bytes allocated"  # reading the file takes 16 MB; expanding 50 MB more
+
+
 HOSTILE_PREDICTIONS = {
     "fewer predictions than labels": (
         npy(np.zeros(IMAGES - 1, dtype=np.uint8)),
         "1000 test labels but 999 predictions",
     ),
-    "a declared shape of a terabyte": (npy_header((10**12,)) + bytes(64), "declares shape (1000000000000,)"),
-    "a negative declared length": (npy_header((-1,)) + bytes(64), "declares shape (-1,)"),
-    "two dimensions": (npy(np.zeros((IMAGES, 2), dtype=np.uint8)), "declares shape (1000, 2)"),
+    "a declared shape beyond any memory": (npy_header((2**62,)) + bytes(64), "Unable to allocate 4.00 EiB"),
+    "a negative declared length": (npy_header((-1,)) + bytes(64), "negative dimensions are not allowed"),
+    "two dimensions": (npy(np.zeros((IMAGES, 2), dtype=np.uint8)), "has shape (1000, 2), not one dimension"),
+    "more entries than allowed": (
+        npy(np.zeros(MAX_PREDICTIONS + 1, dtype=np.uint8)),
+        f"has shape ({MAX_PREDICTIONS + 1},), not one dimension of at most {MAX_PREDICTIONS:,} entries",
+    ),
     "floats with NaN": (npy(np.full(IMAGES, np.nan)), "holds float64, not integer class indices"),
-    "pickled objects": (npy(np.array([None] * IMAGES, dtype=object)), "holds object, not integer class indices"),
+    "pickled objects": (npy(np.array([None] * IMAGES, dtype=object)), "Object arrays cannot be loaded"),
     "a class index out of range": (npy(np.full(IMAGES, 200, dtype=np.uint8)), "outside the class indices 0..9"),
-    "a truncated array": (npy_header((IMAGES,)) + bytes(10), "truncated"),
+    "a truncated array": (npy_header((IMAGES,)) + bytes(10), "EOF: reading array data"),
+    "not an npy array": (b"plain bytes", "test_predictions is not an npy array"),
 }
 
 

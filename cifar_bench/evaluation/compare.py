@@ -130,8 +130,8 @@ def evaluated_test_images(runs: dict[str, list[dict]]) -> int | None:
 
 
 def random_row(images: int | None) -> dict:
-    """Uniform guessing: its expected accuracy, and the binomial interval of such a guesser on ``images``
-    test images (none without evaluated runs)."""
+    """Uniform guessing: its expected accuracy, and the Wilson interval of such a guesser's expected count of
+    right answers (rounded to whole answers) on ``images`` test images (none without evaluated runs)."""
     row = {
         "model": RANDOM_MODEL,
         "runs": 1,
@@ -145,7 +145,7 @@ def random_row(images: int | None) -> dict:
         "total_params": 0,
     }
     if images is not None:
-        low, high = wilson_interval(images / NUM_CLASSES, images)
+        low, high = wilson_interval(round(images / NUM_CLASSES), images)
         row |= {
             "test_accuracy_ci_low": low,
             "test_accuracy_ci_high": high,

@@ -15,10 +15,11 @@ from cifar_bench.evaluation.evaluation_files import PREDICTIONS_FILE
 from cifar_bench.evaluation.statistics import paired_difference
 from cifar_bench.io import read_small_bytes
 
-# The most entries one array of predictions.npz may declare: 20 times CIFAR-10's largest split (50,000
-# images). With at most 8 bytes an entry, what is read of the file stays under 8 MB an array, whatever
-# its compressed size and whatever its zip directory or array header claim.
+# The most entries one array of predictions.npz may hold: 20 times CIFAR-10's largest split (50,000 images).
 MAX_PREDICTIONS = 1_000_000
+# The most bytes one member may declare it expands to: that many 8-byte integers and an npy header (numpy
+# reads at most 10,000 header bytes). zipfile expands a member no further than its declared size.
+MAX_MEMBER_BYTES = MAX_PREDICTIONS * 8 + 10_000
 
 
 def first_seed_run(model: str, runs: dict[str, list[dict]]) -> dict:
@@ -29,43 +30,37 @@ def first_seed_run(model: str, runs: dict[str, list[dict]]) -> dict:
     return min(runs[model], key=lambda run: (run.get("seed") is None, run.get("seed") or 0, run.get("run", "")))
 
 
-def read_class_array(archive: zipfile.ZipFile, key: str) -> np.ndarray:
-    """One array of an npz as int64, its npy header checked before a byte of its data is expanded: one
-    dimension of at most ``MAX_PREDICTIONS`` integers (no objects: nothing is unpickled), each a class
-    index. Only as many bytes as that header declares are decompressed, however much the member would
-    expand to."""
-    with archive.open(f"{key}.npy") as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise ValueError(f"{key} is in npy format {version}, not 1.0 or 2.0")
-        if dtype.kind not in "iu" or dtype.itemsize > 8:
-            raise ValueError(f"{key} holds {dtype}, not integer class indices")
-        if len(shape) != 1 or not 0 <= shape[0] <= MAX_PREDICTIONS:
-            raise ValueError(f"{key} declares shape {shape}, not one dimension of at most {MAX_PREDICTIONS:,} entries")
-        size = shape[0] * dtype.itemsize
-        data = member.read(size)
-    if len(data) != size:
-        raise ValueError(f"{key} is truncated")
-    array = np.frombuffer(data, dtype=dtype).astype(np.int64)
+def class_indices(npz: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """One array of predictions.npz as int64: one dimension of at most ``MAX_PREDICTIONS`` class indices."""
+    array = npz[key]
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{key} is not an npy array")
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{key} holds {array.dtype}, not integer class indices")
+    if array.ndim != 1 or array.size > MAX_PREDICTIONS:
+        raise ValueError(f"{key} has shape {array.shape}, not one dimension of at most {MAX_PREDICTIONS:,} entries")
     if array.size and (array.min() < 0 or array.max() >= NUM_CLASSES):
         raise ValueError(f"{key} holds values outside the class indices 0..{NUM_CLASSES - 1}")
-    return array
+    return array.astype(np.int64)
 
 
 def load_test_predictions(run: dict) -> tuple[np.ndarray, np.ndarray]:
     """A run's test labels and predictions, of equal and non-zero length, from a predictions.npz trusted in
-    nothing: a regular file of at most 16 MB (``read_small_bytes``), each array checked by ``read_class_array``."""
+    nothing: a regular file of at most 16 MB (``read_small_bytes``) whose members each declare at most
+    ``MAX_MEMBER_BYTES`` expanded, checked before any is expanded, read by numpy without unpickling."""
     path = Path(run["evaluation_folder"]) / PREDICTIONS_FILE
     try:
-        with zipfile.ZipFile(io.BytesIO(read_small_bytes(path))) as archive:
-            labels, predictions = (read_class_array(archive, key) for key in ("test_labels", "test_predictions"))
+        with np.lib.npyio.NpzFile(io.BytesIO(read_small_bytes(path)), allow_pickle=False) as npz:
+            for member in npz.zip.infolist():
+                if member.file_size > MAX_MEMBER_BYTES:
+                    raise ValueError(
+                        f"{member.filename} would expand to {member.file_size:,} bytes, more than {MAX_MEMBER_BYTES:,}"
+                    )
+            labels, predictions = (class_indices(npz, key) for key in ("test_labels", "test_predictions"))
         if not len(labels) or len(labels) != len(predictions):
             raise ValueError(f"{len(labels)} test labels but {len(predictions)} predictions")
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+    except (OSError, KeyError, ValueError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as error:
+        # MemoryError: an npy header declaring more entries than memory holds (its member holds far fewer).
         raise CifarBenchError(
             f"{path} is missing or not what evaluate writes ({type(error).__name__}: {error}): "
             f"run evaluate again for {run.get('run') or run['evaluation_folder']}"

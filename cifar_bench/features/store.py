@@ -140,46 +140,50 @@ def _new_array(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarra
     return array
 
 
-def _array_problem(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> str | None:
-    """Why the .npy file at ``path`` is not a complete array of this dtype and shape, or None."""
+def _mapped_array(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.memmap:
+    """The .npy file at ``path`` mapped read-only by numpy (nothing unpickled, header at most 10,000 bytes),
+    if it is a regular file holding exactly a C-order array of this dtype and shape; else ValueError saying
+    why not."""
     try:
         info = os.stat(path, follow_symlinks=False)
     except OSError:
-        return f"{path.name} is missing"
+        raise ValueError(f"{path.name} is missing")
     if not stat.S_ISREG(info.st_mode):
-        return f"{path.name} is not a regular file"
+        raise ValueError(f"{path.name} is not a regular file")
     try:
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            if version not in read_header:
-                return f"{path.name} has .npy format {version}, not 1.0 or 2.0"
-            header = read_header[version](handle, max_header_size=10_000)
-            offset = handle.tell()
-    except (OSError, ValueError) as error:
-        return f"{path.name} is not an array file ({error})"
-    found_shape, fortran, found_dtype = header
-    if tuple(found_shape) != tuple(shape) or np.dtype(found_dtype) != np.dtype(dtype) or fortran:
-        return f"{path.name} holds {found_dtype} {tuple(found_shape)}, expected {np.dtype(dtype)} {tuple(shape)}"
-    expected = offset + int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if info.st_size != expected:
-        return f"{path.name} has {info.st_size:,} bytes, expected {expected:,}"
-    return None
+        array = np.lib.format.open_memmap(path, mode="r")
+    except (OSError, ValueError) as error:  # a header numpy refuses, or less data than it declares
+        raise ValueError(f"{path.name} is not an array file ({error})")
+    if array.shape != tuple(shape) or array.dtype != dtype or not array.flags.c_contiguous:
+        raise ValueError(f"{path.name} holds {array.dtype} {array.shape}, expected {np.dtype(dtype)} {tuple(shape)}")
+    if info.st_size != array.offset + array.nbytes:
+        raise ValueError(f"{path.name} has {info.st_size:,} bytes, expected {array.offset + array.nbytes:,}")
+    return array
+
+
+def _is_complete(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> bool:
+    """Whether a stopped build's array file can be continued: checked read-only first, since mapping a short
+    file for writing would extend it."""
+    try:
+        _mapped_array(path, dtype, shape)
+    except ValueError:
+        return False
+    return True
 
 
 def open_store(folder: Path, key: StoreKey, shapes: dict) -> FeatureStore:
     """The complete store in ``folder``, checked against ``key`` and the expected shapes; one error line if not."""
     _refuse_link(folder)
     recorded = _read_json(folder / "store.json")
-    dtype = STORE_DTYPES[key.dtype]
-    problem = None
-    if not isinstance(recorded, dict) or recorded.get("key") != asdict(key) or recorded.get("digest") != key.digest:
-        problem = "its store.json does not record this store's key"
-    for name, shape in shapes.items():
-        problem = problem or _array_problem(folder / f"{name}.npy", dtype, shape)
-    if problem:
+    try:
+        if not isinstance(recorded, dict) or recorded.get("key") != asdict(key) or recorded.get("digest") != key.digest:
+            raise ValueError("its store.json does not record this store's key")
+        arrays = {
+            name: _mapped_array(folder / f"{name}.npy", STORE_DTYPES[key.dtype], shape)
+            for name, shape in shapes.items()
+        }
+    except ValueError as problem:
         raise CifarBenchError(f"feature store {folder} is damaged ({problem}): delete that folder to rebuild it")
-    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in shapes}
     build_s = recorded.get("build_s")
     return FeatureStore(folder, arrays, build_s if isinstance(build_s, float) else None)
 
@@ -228,8 +232,8 @@ def _build(partial: Path, key: StoreKey, inputs: StoreInputs, encode, shapes: di
     for name, shape in shapes.items():
         path = partial / f"{name}.npy"
         _refuse_link(path)
-        if isinstance(done.get(name), int) and _array_problem(path, dtype, shape) is None:
-            arrays[name] = np.load(path, mmap_mode="r+", allow_pickle=False)
+        if isinstance(done.get(name), int) and _is_complete(path, dtype, shape):
+            arrays[name] = np.lib.format.open_memmap(path, mode="r+")
         else:
             path.unlink(missing_ok=True)
             arrays[name] = _new_array(path, dtype, shape)
