@@ -1,4 +1,4 @@
-"""The report's chapter on each model, as blocks (``report_blocks``), in the study's order.
+"""The report's chapter on each model, as blocks (``model_chapter``), in the study's order.
 
 Everything comes from what ``evaluate`` wrote (metrics.json: per-class counts, reports, confusion
 matrices, reliability bins, curves) and the run's config.yaml and environment.json; figures are drawn
@@ -46,7 +46,7 @@ def model_chapter(number: int, model: str, group: list[dict], directory: Path) -
             + architecture_blocks(first, directory, run_folder)
             + recipe_blocks(first, directory, run_folder)
         )
-        blocks += curves_blocks(first, prefix) + per_class_blocks(model, group) + report_blocks(first)
+        blocks += curves_blocks(first, prefix) + per_class_blocks(model, group) + classification_report_blocks(first)
         blocks += confusion_blocks(first, prefix) + samples_blocks(first, directory, prefix)
         blocks += calibration_blocks(group, first, prefix)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
@@ -237,7 +237,7 @@ def _cell_all(runs: list[dict], split: str) -> tuple[str, float]:
     return f"{mean:.2%} ± {std * 100:.2f}", mean
 
 
-def report_blocks(run: dict) -> list[dict]:
+def classification_report_blocks(run: dict) -> list[dict]:
     blocks = [heading("Classification reports", 3)]
     for split in SPLITS:
         blocks += [paragraph(f"[{split.capitalize()}]:"), preformatted(classification_report(run["splits"][split]))]
