@@ -1,5 +1,6 @@
 """Output of the report commands: atomic file writes, rich tables printed whole, and names from files
-shown safely (to a terminal, in a CSV a spreadsheet opens).
+shown safely, with one escaper per output: a terminal (``escaped``, ``literal_text``), a CSV a
+spreadsheet opens (``spreadsheet_safe``), Markdown (``markdown_escaped``); HTML is Jinja2's autoescape.
 
 A reader (or a second run) never sees half a file: content goes to a new hidden file in the target
 folder first and is renamed into place only once it is complete. The hidden file has an
@@ -10,9 +11,11 @@ through: a link at the final name is replaced by the report, and its target left
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 from rich.console import Console
@@ -25,6 +28,15 @@ from cifar_bench.io import atomic_file, read_small_bytes
 # A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
 # may shift it into one): such text cells get a leading apostrophe, as OWASP's CSV-injection advice says.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Markdown's marks (code, emphasis, strikethrough, links and images, table cells, headings), each backslash-escaped.
+MARKDOWN_MARKS = re.compile(r"([\\`*_~\[\]|#])")
+# What would open a block where the text starts one (a list entry, a paragraph): a bullet, a numbered item,
+# a thematic break, an indented code block.
+BLOCK_START = r"^(?:[-+](?=[-\s])|\d{1,9}[.)](?=\s)|\s)"
+# What GitHub turns into a link unasked (its "extended autolinks"): a scheme's ``://``, a ``www.`` host, an
+# e-mail address.
+AUTOLINK_MARKS = r":(?=//)|(?i:(?<=www)\.)|@"
+STRUCTURE_MARKS = re.compile(f"{BLOCK_START}|{AUTOLINK_MARKS}")
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -76,12 +88,31 @@ def print_plain(console: Console, text: str, style: str | None = None) -> None:
 def escaped(text: str) -> str:
     """Text with every character a terminal would act on (ESC sequences that clear the screen or write the
     clipboard, a newline that forges a table row) written as its Python escape, e.g. ``\\x1b``, ``\\n``."""
+    if text.isprintable():
+        return text
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
-def shown(text: str) -> Text:
-    """A name that came from a file, folder or config, as a table cell: escaped, and never read as markup."""
+def literal_text(text) -> Text:
+    """A name that came from a file, folder or config, as a rich table cell or title: escaped, and never
+    read as rich markup."""
     return Text(escaped(str(text)))
+
+
+def markdown_escaped(text) -> str:
+    """Text for a Markdown file (report.md, comparison.md) that reads as written on GitHub: escaped for a
+    terminal (a line break would forge a table row), then HTML's ``<>&``, Markdown's marks and what would open
+    a block, so it adds no markup, table cell, list, image or link, not even an automatic one."""
+    text = MARKDOWN_MARKS.sub(r"\\\1", html.escape(escaped(str(text)), quote=False))
+    return STRUCTURE_MARKS.sub(_as_plain_text, text)
+
+
+def _as_plain_text(mark: re.Match) -> str:
+    """A mark made plain text: backslash-escaped; a leading space as its entity; an ``@`` followed by an empty
+    HTML comment (shown as nothing), as GitHub merges the text around a backslash before it finds addresses."""
+    if mark[0] == "@":
+        return "@<!-- -->"
+    return f"&#{ord(mark[0])};" if mark[0].isspace() else mark[0][:-1] + "\\" + mark[0][-1]
 
 
 def spreadsheet_safe(cell):

@@ -30,7 +30,7 @@ from cifar_bench.evaluation.compare import compare, failure_marker
 from cifar_bench.evaluation.evaluate import EVALUATION_FOLDER, METRICS_FILE
 from cifar_bench.evaluation.evaluation_files import PREDICTIONS_FILE
 from cifar_bench.evaluation.runs import read_config
-from cifar_bench.output import copy_small_file, print_plain, shown, unlinked_folder, write_json
+from cifar_bench.output import copy_small_file, literal_text, print_plain, unlinked_folder, write_json
 from cifar_bench.report.command import report
 from cifar_bench.training.locks import hold_lock
 
@@ -207,7 +207,7 @@ def train_and_evaluate(
         print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
         return
     last = folder / "checkpoints" / "last.ckpt"
-    console.rule(shown(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
+    console.rule(literal_text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
     command, stage = fit_command(configs_dir, save_dir, model, seed, settings), "fit"
     status = cifar_bench(*command)
     if status == 0:

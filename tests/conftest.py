@@ -13,6 +13,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -384,3 +385,35 @@ def with_random_weights(module: torch.nn.Module, seed: int = 0) -> torch.nn.Modu
             setattr(layer, name, torch.nn.Parameter(value, requires_grad=parameter.requires_grad))
     assert not any(tensor.is_meta for tensor in [*module.parameters(), *module.buffers()])
     return module
+
+
+# --- Markdown as GitHub shows it -----------------------------------------------------------------------
+
+
+class RenderedPage(HTMLParser):
+    """A rendered page's elements: each tag with its attributes, and the text of each element that holds text."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.tags, self.texts, self._open = [], [], []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._open.append([])
+
+    def handle_endtag(self, tag):
+        text = "".join(self._open.pop()) if self._open else ""
+        if text.strip():
+            self.texts.append(text)
+
+    def handle_data(self, data):
+        if self._open:
+            self._open[-1].append(data)
+
+
+def github_rendered(markdown: str) -> RenderedPage:
+    """Markdown through GitHub's own renderer (cmark-gfm, a dev extra) with raw HTML kept, as GitHub does
+    before it sanitises: a link, image or tag the text adds shows here."""
+    cmarkgfm = pytest.importorskip("cmarkgfm", reason="GitHub's Markdown renderer: pip install -e '.[dev]'")
+    return RenderedPage(cmarkgfm.github_flavored_markdown_to_html(markdown, options=cmarkgfm.Options.CMARK_OPT_UNSAFE))

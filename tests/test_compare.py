@@ -12,13 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import CONFIGS
+from conftest import CONFIGS, github_rendered
 from rich.console import Console
 
 from cifar_bench.cli import main
 from cifar_bench.data import load_cifar10
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.compare import RANDOM_MODEL, compare, failure_marker
+from cifar_bench.evaluation.compare import (
+    HEADINGS,
+    RANDOM_MODEL,
+    compare,
+    failure_marker,
+    markdown_table,
+    model_row,
+    random_row,
+)
+from cifar_bench.evaluation.paired import mcnemar_p_text
 from cifar_bench.evaluation.reference import study_accuracy
 from cifar_bench.evaluation.statistics import mcnemar_exact_p, t_interval, wilson_interval
 from cifar_bench.study import study
@@ -137,6 +146,15 @@ def test_a_failed_model_is_named_as_written_even_when_its_name_looks_like_markup
     assert " [b]broken, seed 0 " in output  # the rule above its run
     assert "[b]broken (seed 0) failed in fit with exit status 2\n" in output
     assert "│ [b]broken " in output  # its row of the table
+
+
+def test_a_model_named_like_markdown_gets_one_plain_row_in_comparison_md():
+    hostile = "evil|forged cell\n| forged row | [link](https://evil.example) www.evil.example a@evil.example"
+    rows = [random_row(1000), model_row(hostile, [], [{"seed": 0}])]
+    page = github_rendered(markdown_table(rows))
+    assert [tag for tag, _ in page.tags].count("tr") == 1 + len(rows)
+    assert not [attributes for _, attributes in page.tags if attributes]  # no link, no image
+    assert page.texts[len(HEADINGS) + len(HEADINGS)] == hostile.replace("\n", "\\n")
 
 
 def test_the_study_column_and_the_difference_to_it(hand_written):
@@ -259,7 +277,7 @@ def test_random_classifier_row_is_its_expected_accuracy_with_a_binomial_interval
     assert (row["weight_layers"], row["epochs_trained"]) == (0, 0)
     markdown = (studied["logs"] / "comparison.md").read_text()
     assert (
-        f"| {RANDOM_MODEL} | 1 | 0.1000 | [{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}] |"
+        f"| {RANDOM_MODEL} | 1 | 0.1000 | \\[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}\\] |"
         in markdown
     )
 
@@ -312,6 +330,13 @@ def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(
     assert "Paired comparison on the same" in (tmp_path / "comparison.md").read_text()
     with pytest.raises(CifarBenchError, match="no evaluated run here"):
         compare(str(tmp_path), pair=["mlp", "resnet"], console=Console(width=200))
+
+
+def test_mcnemars_p_is_given_with_three_digits_and_one_too_small_for_a_double_as_a_bound_never_as_0():
+    assert mcnemar_p_text(mcnemar_exact_p(708, 326)) == "McNemar exact p = 4.08e-33"
+    assert mcnemar_exact_p(3345, 390) == 0.0  # below the smallest double: the exact sum underflows
+    assert mcnemar_p_text(mcnemar_exact_p(3345, 390)) == "McNemar exact p < 1e-300"
+    assert mcnemar_p_text(mcnemar_exact_p(0, 0)) == "McNemar exact p = 1"
 
 
 def test_interval_arithmetic_against_textbook_values():

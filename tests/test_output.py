@@ -1,4 +1,5 @@
-"""Report files are written atomically, under names nobody can plant a link at beforehand."""
+"""Report files are written atomically, under names nobody can plant a link at beforehand; a name from a
+file reads as written in Markdown on GitHub."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
+from conftest import github_rendered
 
-from cifar_bench.output import atomic_file, save_figure, write_json, write_text
+from cifar_bench.output import atomic_file, escaped, markdown_escaped, save_figure, write_json, write_text
 
 
 def test_a_link_planted_at_the_old_temporary_name_is_never_written_through(tmp_path):
@@ -63,3 +65,33 @@ def test_report_files_get_the_permissions_the_umask_allows_not_those_of_a_privat
     finally:
         os.umask(mask)
     assert (tmp_path / "summary.txt").stat().st_mode & 0o777 == 0o644
+
+
+NAMES_FROM_FILES = [
+    "cnn_bn_do",
+    "<img src=x onerror=alert(1)><script>alert(1)</script>",
+    "[link](http://evil.example) ![image](x.png) [ref]: http://evil.example",
+    "see https://evil.example/a?b=c, HTTP://EVIL.EXAMPLE and ftp://evil.example",
+    "www.evil.example and (WWW.Evil.Example)",
+    "write to someone@evil.example or mailto:x@evil.example",
+    "**bold** _em_ ~~struck~~ `code` ``more`` | a cell",
+    "# a heading",
+    "- a bullet",
+    "+ a bullet",
+    "---",
+    "12. a numbered item",
+    "    indented code",
+    "line\nbreak\x1b[2J\u202e",
+    "&lt; &amp; an entity \\ a backslash",
+]
+
+
+@pytest.mark.parametrize("name", NAMES_FROM_FILES)
+def test_a_name_reads_as_written_on_github_wherever_it_stands_in_markdown(name):
+    shown = markdown_escaped(name)
+    page = github_rendered(
+        f"## {shown}\n\n{shown}\n\n- {shown}\n\n| {shown} | x |\n| --- | --- |\n| {shown} | y |\n\n*{shown}*\n"
+    )
+    structure = ["h2", "p", "ul", "li", "table", "thead", "tr", "th", "th", "tbody", "tr", "td", "td", "p", "em"]
+    assert page.tags == [(tag, {}) for tag in structure]  # no link, image, list or cell of the name's own
+    assert page.texts == [escaped(name)] * 4 + ["x", escaped(name), "y", escaped(name)]

@@ -42,6 +42,17 @@ def test_the_wheel_carries_base_yaml_and_every_model_config(installed):
     assert shipped == sorted(["base.yaml", *(f"{name}.yaml" for name in model_names())])
 
 
+def test_the_wheel_carries_the_reports_templates_and_renders_with_them(installed, tmp_path):
+    shipped = sorted(path.name for path in (installed / "cifar_bench" / "report" / "templates").iterdir())
+    assert shipped == ["report.html.j2", "report.md.j2"]
+    render = "from cifar_bench.report.render import render_markdown; print(render_markdown('A *title*', [], 'f')[0])"
+    environment = {**os.environ, "PYTHONPATH": str(installed)}
+    result = subprocess.run(
+        [sys.executable, "-c", render], cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout == "# A \\*title\\*\n\n", result.stderr[-3000:]
+
+
 def test_an_installed_copy_trains_a_model_by_name_from_an_empty_folder(installed, tmp_path):
     data = tmp_path / "data"
     write_binary_version(data)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_run
+from conftest import copy_run, github_rendered
 from PIL import Image
 from rich.console import Console
 
@@ -30,7 +30,7 @@ from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE, study_ac
 from cifar_bench.evaluation.statistics import newcombe_difference, wilson_interval
 from cifar_bench.report.command import report
 
-EVIL = "<img src=x onerror=alert(1)>\x1b[2J|[link](http://evil.example)"
+EVIL = "<img src=x onerror=alert(1)>\x1b[2J|[link](http://evil.example) www.evil.example mail@evil.example"
 
 
 def test_the_studys_counts_are_kept_for_every_model_and_round_to_its_table():
@@ -161,6 +161,16 @@ def test_the_page_references_nothing_outside_itself_and_every_image_decodes(logs
         Image.open(logs / name).verify()
 
 
+def test_each_classification_report_keeps_its_lines_in_the_page(written):
+    page = parsed(written["html"])
+    reports = [text for text in page.text if "precision    recall  f1-score   support" in text]
+    assert len(reports) == 2 * 3  # train and test, per model
+    for report_text in reports:
+        lines = report_text.split("\n")
+        assert len(lines) >= 3 + 10 and "\\n" not in report_text  # a header, a line per class, the averages
+        assert lines[0].split() == ["precision", "recall", "f1-score", "support"]
+
+
 def test_the_command_says_where_the_report_went_and_what_to_run_next(logs, written):
     printed = " ".join(written["printed"].split())
     assert f"Report written to {logs / 'report.html'}" in printed and "Next: open" in printed
@@ -182,6 +192,9 @@ def test_hostile_names_are_shown_as_written_never_as_markup(logs, tmp_path):
     assert "\x1b" not in markdown
     outside_code = re.sub(r"```text\n.*?\n```", "", markdown, flags=re.S)  # a code block shows text as written
     assert "<img src=x" not in outside_code and "[link](http" not in outside_code  # written \\[link\\]: no link
+    on_github = github_rendered(markdown)  # neither a link nor an address becomes one, nor an image
+    assert not [attributes for tag, attributes in on_github.tags if "href" in attributes]
+    assert {attributes["src"].split("/")[0] for tag, attributes in on_github.tags if tag == "img"} == {"report_files"}
     assert "No data folder was given" in page
 
 
@@ -266,6 +279,7 @@ def test_the_page_opens_in_a_real_browser_whole(logs, written, tmp_path):
     assert page["images"] >= 16 and page["broken"] == [] and page["fetched"] == []
     for text in ("The data", "Results and comparisons", "The study's conclusions, checked", "Verdict:"):
         assert text in page["text"]
+    assert re.search(r"precision +recall +f1-score +support\n", page["text"])  # a report shown line by line
     # the check sees a failure where there is one: a missing image and a fetch from outside
     (folder / "report.html").write_text(
         '<p>x</p><img src="missing.png"><link rel="stylesheet" href="https://x.invalid/a.css">'

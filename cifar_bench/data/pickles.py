@@ -27,7 +27,7 @@ _BYTE_ORDERS = ("|", "<", ">", "=")
 _PLAIN_DTYPE_STATE_TAIL = (None, None, None, -1, -1, 0)
 
 
-def shown(value: object) -> str:
+def short_repr(value: object) -> str:
     """A value from a file, for an error message: short, escaped onto one line, and never failing."""
     return reprlib.repr(value) if isinstance(value, (str, bytes)) else f"a value of type {type(value).__name__}"
 
@@ -43,7 +43,9 @@ class _PlainDtype:
     def __init__(self, code: object, align: object = False, copy: object = True) -> None:
         code = _text(code)
         if code not in _PLAIN_CODES or align not in (False, 0):
-            raise pickle.UnpicklingError(f"refusing numpy dtype {shown(code)}: official batches hold plain numbers")
+            raise pickle.UnpicklingError(
+                f"refusing numpy dtype {short_repr(code)}: official batches hold plain numbers"
+            )
         self.dtype = np.dtype(code)
 
     def __setstate__(self, state: object) -> None:
@@ -125,7 +127,7 @@ def _frombuffer(raw: object, dtype: object, shape: object, order: object) -> np.
 def _latin1_bytes(text: object, encoding: object = "utf-8") -> bytes:
     """Stands in for ``_codecs.encode``: Python 3 writes bytes into protocol-2 pickles as latin-1 text."""
     if not isinstance(text, str) or encoding != "latin1":
-        raise pickle.UnpicklingError(f"refusing codec {shown(encoding)}: official batches use none but latin1")
+        raise pickle.UnpicklingError(f"refusing codec {short_repr(encoding)}: official batches use none but latin1")
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError:
@@ -151,7 +153,7 @@ class _BatchUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> object:
         stand_in = _STAND_INS.get((module, name))
         if stand_in is None:
-            raise pickle.UnpicklingError(f"refusing to load {shown(f'{module}.{name}')}")
+            raise pickle.UnpicklingError(f"refusing to load {short_repr(f'{module}.{name}')}")
         return stand_in
 
 
@@ -170,7 +172,7 @@ def _key(path: Path, key: object) -> object:
         return key.decode("utf-8")
     except UnicodeDecodeError:
         raise CifarBenchError(
-            f"{path} has a key that is not UTF-8 text ({shown(key)}): replace it with an official copy"
+            f"{path} has a key that is not UTF-8 text ({short_repr(key)}): replace it with an official copy"
         ) from None
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from cifar_bench.data.archives import one_line, unpack_atomically
-from cifar_bench.data.pickles import load_batch_pickle, shown
+from cifar_bench.data.pickles import load_batch_pickle, short_repr
 from cifar_bench.errors import CifarBenchError
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -146,7 +146,7 @@ def _class_names(folder: Path) -> tuple[str, ...]:
         )
     readable = [_label_name(name) for name in names]
     if None in readable:
-        found = shown(names[readable.index(None)])
+        found = short_repr(names[readable.index(None)])
         raise CifarBenchError(f"label names must be printable text, but {meta} holds {found}: replace the meta file")
     return tuple(readable)
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES, REQUIRED_FILES, TRAIN_BATCHES, CifarArrays, load_cifar10
 from cifar_bench.figures import image_grid_figure
-from cifar_bench.output import output_location, print_plain, print_whole, save_figure, shown, write_json
+from cifar_bench.output import literal_text, output_location, print_plain, print_whole, save_figure, write_json
 
 CHANNELS = ("red", "green", "blue")
 
@@ -98,7 +98,7 @@ def summary_tables(summary: dict) -> list[Table]:
     for column in ("class", "train", "test", "total"):
         splits.add_column(column, justify="left" if column == "class" else "right")
     for name in names:
-        splits.add_row(shown(name), str(train[name]), str(test[name]), str(train[name] + test[name]))
+        splits.add_row(literal_text(name), str(train[name]), str(test[name]), str(train[name] + test[name]))
     totals = summary["images"]
     splits.add_section()
     splits.add_row(
@@ -111,7 +111,7 @@ def summary_tables(summary: dict) -> list[Table]:
     for position in range(len(batches)):
         per_batch.add_column(f"batch {position + 1}", justify="right")
     for name in names:
-        per_batch.add_row(shown(name), *(str(batch["per_class"][name]) for batch in batches))
+        per_batch.add_row(literal_text(name), *(str(batch["per_class"][name]) for batch in batches))
     per_batch.add_section()
     for key in ("min", "max", "images"):
         per_batch.add_row(key, *(str(batch[key]) for batch in batches), style="bold")

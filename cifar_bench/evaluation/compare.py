@@ -27,11 +27,11 @@ from cifar_bench.evaluation.reference import STUDY_RANDOM_ACCURACY, study_accura
 from cifar_bench.evaluation.statistics import t_interval, wilson_interval
 from cifar_bench.output import (
     csv_text,
-    escaped,
+    literal_text,
+    markdown_escaped,
     output_location,
     print_plain,
     print_whole,
-    shown,
     write_json,
     write_text,
 )
@@ -196,12 +196,10 @@ def total_time_line(rows: list[dict]) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
+    """comparison.md's table and total time, every text through the Markdown escaper (a model is named by a folder)."""
     lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "|".join(" --- " for _ in HEADINGS) + "|"]
-    # A name from a folder could hold a "|" (a forged column) or a line break (a forged row).
-    lines += [
-        "| " + " | ".join(escaped(cell).replace("|", "\\|") for cell in display_cells(row)) + " |" for row in rows
-    ]
-    return "\n".join(lines) + "\n\n" + total_time_line(rows) + "\n"
+    lines += ["| " + " | ".join(map(markdown_escaped, display_cells(row))) + " |" for row in rows]
+    return "\n".join(lines) + "\n\n" + markdown_escaped(total_time_line(rows)) + "\n"
 
 
 def csv_table(rows: list[dict]) -> str:
@@ -209,11 +207,11 @@ def csv_table(rows: list[dict]) -> str:
 
 
 def print_table(console: Console, directory: Path, rows: list[dict]) -> None:
-    table = Table(title=shown(f"Results & comparisons ({directory})"))
+    table = Table(title=literal_text(f"Results & comparisons ({directory})"))
     for heading in HEADINGS:
         table.add_column(heading, justify="left" if heading == "Model" else "right")
     for row in rows:
-        table.add_row(*map(shown, display_cells(row)))  # a model named like markup is shown as named
+        table.add_row(*map(literal_text, display_cells(row)))  # a model named like markup is shown as named
     print_whole(console, table)
     print_plain(console, total_time_line(rows))
 
@@ -259,7 +257,7 @@ def compare(
     if paired is not None:
         lines = paired_lines(paired)
         print_plain(console, "\n".join(lines))
-        markdown += "\n" + "\n".join(lines) + "\n"
+        markdown += "\n" + "\n".join(map(markdown_escaped, lines)) + "\n"
         write_json(out / "comparison_pair.json", paired)
     write_text(out / "comparison.md", markdown)
     write_text(out / "comparison.csv", csv_table(rows))

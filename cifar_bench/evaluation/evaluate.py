@@ -46,11 +46,11 @@ from cifar_bench.models import CifarClassifier
 from cifar_bench.models.base import SAMPLE_IMAGES
 from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.output import (
+    literal_text,
     output_location,
     print_plain,
     print_whole,
     save_figure,
-    shown,
     unlinked_folder,
     write_json,
     write_text,
@@ -275,7 +275,9 @@ def write_outputs(out: Path, metrics: dict, images, labels, logits) -> list[str]
 
 
 def print_results(console: Console, metrics: dict, text: list[str], out: Path) -> None:
-    table = Table(title=shown(f"{metrics['model']}: {Path(metrics['checkpoint']).name} of {Path(metrics['run']).name}"))
+    table = Table(
+        title=literal_text(f"{metrics['model']}: {Path(metrics['checkpoint']).name} of {Path(metrics['run']).name}")
+    )
     table.add_column("")
     table.add_column("value", justify="right")
     for split in SPLITS:

@@ -92,13 +92,19 @@ def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
     }
 
 
+def mcnemar_p_text(p: float) -> str:
+    """McNemar's exact p as compare and the report say it. Below 1e-300 the exact sum underflows (to 0 for
+    thousands of discordant pairs): it is given as that bound, never as p = 0."""
+    return "McNemar exact p < 1e-300" if p < 1e-300 else f"McNemar exact p = {p:.3g}"
+
+
 def paired_lines(result: dict) -> list[str]:
-    """The paired comparison as Markdown/terminal lines."""
+    """The paired comparison as lines of text, for the terminal and comparison.md (each escapes them its way)."""
     lines = [
         f"Paired comparison on the same {result['images']} test images: {result['first']} {result['first_accuracy']:.4f} "
         f"vs {result['second']} {result['second_accuracy']:.4f}",
         f"difference {result['difference']:+.4f}, 95% CI [{result['ci_low']:+.4f}, {result['ci_high']:+.4f}] "
         f"(normal approximation on the discordant pairs: {result['only_first_right']} right only by {result['first']}, "
-        f"{result['only_second_right']} only by {result['second']}); McNemar exact p = {result['mcnemar_p']:.4g}",
+        f"{result['only_second_right']} only by {result['second']}); {mcnemar_p_text(result['mcnemar_p'])}",
     ]
     return lines + ([f"({result['note']})"] if result["note"] else [])

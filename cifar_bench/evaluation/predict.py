@@ -25,10 +25,10 @@ from cifar_bench.evaluation.runs import find_run, load_model, read_data
 from cifar_bench.models import CifarClassifier
 from cifar_bench.output import (
     csv_text,
+    literal_text,
     output_location,
     print_plain,
     print_whole,
-    shown,
     unlinked_folder,
     write_text,
 )
@@ -188,7 +188,7 @@ def print_skipped(console: Console, skipped: list[tuple[str, str]]) -> None:
     table.add_column("input")
     table.add_column("reason")
     for name, reason in skipped:
-        table.add_row(shown(name), shown(reason))
+        table.add_row(literal_text(name), literal_text(reason))
     print_whole(console, table)
 
 
@@ -197,7 +197,7 @@ def print_table(console: Console, model: str, names: list[str], probabilities: t
     title = f"{model}: predictions" + (
         f" (first {listed} of {len(names)}; all in the CSV)" if listed < len(names) else ""
     )
-    table = Table(title=shown(title))
+    table = Table(title=literal_text(title))
     for heading in ("file", *(("true",) if labels is not None else ()), "predicted", "probability", "top 3"):
         table.add_column(heading, justify="right" if heading == "probability" else "left")
     top = probabilities[:listed].topk(3, dim=1)
@@ -205,6 +205,6 @@ def print_table(console: Console, model: str, names: list[str], probabilities: t
         top3 = ", ".join(f"{CLASS_NAMES[int(c)]} {float(p):.3f}" for p, c in zip(top.values[i], top.indices[i]))
         true = (CLASS_NAMES[int(labels[i])],) if labels is not None else ()
         table.add_row(
-            shown(names[i]), *true, CLASS_NAMES[int(top.indices[i, 0])], f"{float(top.values[i, 0]):.4f}", top3
+            literal_text(names[i]), *true, CLASS_NAMES[int(top.indices[i, 0])], f"{float(top.values[i, 0]):.4f}", top3
         )
     print_whole(console, table)

@@ -1,9 +1,9 @@
 """The report's content model: a list of plain blocks (headings, paragraphs, lists, tables, preformatted
-text, figures as PNG bytes) that ``report_html`` and ``report_markdown`` each render; and the reading of a
-run folder's files for it, trusting none of them (bounded reads, nothing reached through a link).
+lines, figures as PNG bytes) that the templates of ``render`` turn into report.html and report.md; and the
+reading of a run folder's files for it, trusting none of them (bounded reads, nothing reached through a link).
 
-Text in a block is as it came (a model or class name from a folder may hold anything): the renderers
-escape it for their format.
+Text in a block is as it came (a model or class name from a folder may hold anything): each template's
+escaper makes it safe for its format.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def paragraph(text: str, strong: str | None = None) -> dict:
 
 
 def bullets(items: list[str]) -> dict:
-    return {"kind": "list", "items": list(items)}
+    return {"kind": "list", "entries": list(items)}
 
 
 def table(headings: list[str], rows: list[list]) -> dict:
@@ -38,7 +38,8 @@ def table(headings: list[str], rows: list[list]) -> dict:
 
 
 def preformatted(text: str) -> dict:
-    return {"kind": "pre", "text": text}
+    """Text shown as written, in a fixed-width font, line by line."""
+    return {"kind": "pre", "lines": text.rstrip("\n").split("\n")}
 
 
 def figure(name: str, png: bytes, caption: str) -> dict:

@@ -1,4 +1,4 @@
-"""The report's chapter on each model, as blocks (``report_blocks``), in the study's order.
+"""The report's chapter on each model, as blocks (``model_chapter``), in the study's order.
 
 Everything comes from what ``evaluate`` wrote (metrics.json: per-class counts, reports, confusion
 matrices, reliability bins, curves) and the run's config.yaml and environment.json; figures are drawn
@@ -46,7 +46,7 @@ def model_chapter(number: int, model: str, group: list[dict], directory: Path) -
             + architecture_blocks(first, directory, run_folder)
             + recipe_blocks(first, directory, run_folder)
         )
-        blocks += curves_blocks(first, prefix) + per_class_blocks(model, group) + report_blocks(first)
+        blocks += curves_blocks(first, prefix) + per_class_blocks(model, group) + classification_report_blocks(first)
         blocks += confusion_blocks(first, prefix) + samples_blocks(first, directory, prefix)
         blocks += calibration_blocks(group, first, prefix)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
@@ -104,17 +104,10 @@ def layer_blocks(config: dict | None, run: dict) -> list[dict]:
                 f"The network's layers are not shown: config.yaml lists {longest:,} entries for {layers} weight layers."
             )
         ]
-    try:
+    try:  # a config.yaml of an older version may hold settings this code no longer takes
         with torch.device("meta"):
             network = cls(**settings).net
-    except (
-        CifarBenchError,
-        RuntimeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-    ) as error:  # settings it no longer takes
+    except (CifarBenchError, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as error:
         return [paragraph(f"The network's layers could not be rebuilt from config.yaml ({type(error).__name__}).")]
     rows = []
     for name, layer in network.named_modules():
@@ -192,13 +185,17 @@ def curves_blocks(run: dict, prefix: str) -> list[dict]:
     ]
 
 
-def _cell(runs: list[dict], split: str, name: str) -> tuple[str, float]:
-    """Our per-class accuracy in the study's form (one run), or mean ± std in percent (several), and its mean."""
-    values = [run["splits"][split]["per_class"][name] for run in runs]
-    if len(values) == 1:
-        return percent(values[0]["correct"], values[0]["support"]), values[0]["correct"] / values[0]["support"]
-    mean, std = mean_std([value["correct"] / value["support"] for value in values])
-    return f"{mean:.2%} ± {std * 100:.2f}", mean
+def _accuracy_row(label: str, counts: list[tuple[int, int]], study: tuple[int, int] | None) -> list[str]:
+    """Our accuracy from each run's (correct, images): the study's form for one run, mean ± std in percent for
+    several; beside the study's and the difference in points."""
+    if len(counts) == 1:
+        ours, mean = percent(*counts[0]), counts[0][0] / counts[0][1]
+    else:
+        mean, std = mean_std([correct / images for correct, images in counts])
+        ours = f"{mean:.2%} ± {std * 100:.2f}"
+    if study is None:
+        return [label, ours, "-", "-"]
+    return [label, ours, percent(*study), f"{(mean - study[0] / study[1]) * 100:+.2f} pp"]
 
 
 def per_class_blocks(model: str, runs: list[dict]) -> list[dict]:
@@ -206,38 +203,25 @@ def per_class_blocks(model: str, runs: list[dict]) -> list[dict]:
     blocks = [heading("Per-class accuracy, beside the study's", 3)]
     for split in SPLITS:
         study = study_class_accuracy(model, split) or {}
-        rows = []
-        for name in runs[0]["class_names"]:
-            ours, mean = _cell(runs, split, name)
-            theirs = study.get(name)
-            difference = "-" if theirs is None else f"{(mean - theirs[0] / theirs[1]) * 100:+.2f} pp"
-            rows.append(
-                [
-                    f"{split.capitalize()} accuracy of {name}",
-                    ours,
-                    "-" if theirs is None else percent(*theirs),
-                    difference,
-                ]
+        ours = [run["splits"][split] for run in runs]
+        rows = [
+            _accuracy_row(
+                f"{split.capitalize()} accuracy of {name}",
+                [(counts["per_class"][name]["correct"], counts["per_class"][name]["support"]) for counts in ours],
+                study.get(name),
             )
-        ours, mean = _cell_all(runs, split)
-        total = (sum(c for c, _ in study.values()), sum(n for _, n in study.values())) if study else None
-        rows.append([f"{split.capitalize()} accuracy", ours, "-" if total is None else percent(*total),
-                     "-" if total is None else f"{(mean - total[0] / total[1]) * 100:+.2f} pp"])  # fmt: skip
+            for name in runs[0]["class_names"]
+        ]
+        total = tuple(map(sum, zip(*study.values()))) if study else None
+        overall = [(counts["correct"], counts["images"]) for counts in ours]
+        rows.append(_accuracy_row(f"{split.capitalize()} accuracy", overall, total))
         blocks.append(table(["", "ours", "study", "difference"], rows))
     if not study_class_accuracy(model, "test"):
         blocks.append(paragraph(f"The study did not train {model}: no figures to set beside ours."))
     return blocks
 
 
-def _cell_all(runs: list[dict], split: str) -> tuple[str, float]:
-    values = [run["splits"][split] for run in runs]
-    if len(values) == 1:
-        return percent(values[0]["correct"], values[0]["images"]), values[0]["correct"] / values[0]["images"]
-    mean, std = mean_std([value["accuracy"] for value in values])
-    return f"{mean:.2%} ± {std * 100:.2f}", mean
-
-
-def report_blocks(run: dict) -> list[dict]:
+def classification_report_blocks(run: dict) -> list[dict]:
     blocks = [heading("Classification reports", 3)]
     for split in SPLITS:
         blocks += [paragraph(f"[{split.capitalize()}]:"), preformatted(classification_report(run["splits"][split]))]

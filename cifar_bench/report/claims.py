@@ -15,7 +15,7 @@ from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.compare import accuracy_interval, mean_std
 from cifar_bench.evaluation.evaluation_files import format_duration
-from cifar_bench.evaluation.paired import PREDICTIONS_FILE, first_seed_run, paired_comparison
+from cifar_bench.evaluation.paired import PREDICTIONS_FILE, first_seed_run, mcnemar_p_text, paired_comparison
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.evaluation.statistics import newcombe_difference
 from cifar_bench.report.blocks import bullets, heading, paragraph, run_config, run_file
@@ -61,7 +61,7 @@ def better(first: str, second: str, runs: dict[str, list[dict]], directory: Path
         else:
             line = (
                 f"{first} − {second}: {paired['difference']:+.4f} on the same {paired['images']} test images, 95% CI "
-                f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}] (paired), McNemar exact p = {paired['mcnemar_p']:.3g} "
+                f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}] (paired), {mcnemar_p_text(paired['mcnemar_p'])} "
                 f"({paired['only_first_right']} images right only by {first}, {paired['only_second_right']} only by {second})"
             )
             return _verdict(paired["ci_low"], paired["ci_high"]), line + (

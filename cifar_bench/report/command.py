@@ -1,9 +1,9 @@
 """``cifar-bench report DIR``: the study's report, regenerated from the evaluated runs under DIR.
 
-One content model (``report_content``, ``report_claims``: a list of blocks) in the study's order: the
-data, one chapter per model, the comparison table, the study's conclusions checked; rendered twice:
-``DIR/report.html``, one self-contained page (``report_html``), and ``DIR/report.md`` with its figures
-in ``DIR/report_files/`` (``report_markdown``). The runs are read as ``compare`` reads them.
+One content model (``report_content``: a list of blocks) in the study's order: the data, one chapter
+per model, the comparison table, the study's conclusions checked; rendered twice by Jinja2 templates
+(``render``): ``DIR/report.html``, one self-contained page, and ``DIR/report.md`` with its figures in
+``DIR/report_files/``. The runs are read as ``compare`` reads them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from cifar_bench.report.blocks import heading, paragraph, table
 from cifar_bench.report.chapters import model_chapter
 from cifar_bench.report.claims import claims_chapter
 from cifar_bench.report.data_chapter import data_chapter
-from cifar_bench.report.html import render_html
-from cifar_bench.report.markdown import render_markdown
+from cifar_bench.report.render import render_html, render_markdown
 
 TITLE = "CIFAR-10: an MLP, two CNNs and VGG16 transfer learning, the study redone"
 # Where runs are read: <DIR>/<model>/<run>/evaluation/, a study folder's and lightning_logs' layout (results/
@@ -64,7 +63,7 @@ def comparison_chapter(runs: dict[str, list[dict]], failures: dict[str, list[dic
     ]
 
 
-def report_blocks(directory: Path, data_dir: Optional[str]) -> list[dict]:
+def report_content(directory: Path, data_dir: Optional[str]) -> list[dict]:
     """Every block of the report, from the evaluated runs under ``directory``."""
     runs, failures = collect(directory, RUNS_LAYOUT)
     if not runs:
@@ -102,7 +101,7 @@ def report(directory: str, data_dir: Optional[str] = None, console: Optional[Con
     directory = Path(directory).expanduser()
     if not directory.is_dir():
         raise CifarBenchError(f"no folder {directory}: pass the folder that holds the evaluated runs")
-    blocks = report_blocks(directory, data_dir)
+    blocks = report_content(directory, data_dir)
     folder = unlinked_folder(directory / FIGURES_FOLDER, directory)  # refused if a link: before anything is written
     html_path = write_text(directory / HTML_FILE, render_html(TITLE, blocks))
     markdown, figures = render_markdown(TITLE, blocks, FIGURES_FOLDER)
