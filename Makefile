@@ -1,4 +1,4 @@
-# cifar_bench: every target installs what it needs first (a stamp redone when setup.cfg changes).
+# cifar_bench: every target installs what it needs first (a stamp redone when setup.cfg or pyproject.toml changes).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -30,7 +30,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  models: $(MODELS)"
 
-$(STAMP): setup.cfg setup.py
+$(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -75,7 +75,7 @@ report: $(STAMP) ## the study's report from the evaluated runs in DIR (default r
 	$(BIN)/cifar-bench report $(DIR) --data_dir $(DATA) $(ARGS)
 
 bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS='--models "[cnn]"']
-	$(BIN)/cifar-bench bench --data_dir $(DATA) --batch_sizes "[64,256,1024]" --threads "[1,2]" --levers true --accuracy_check true $(ARGS)
+	$(BIN)/python -m benchmarks --data_dir $(DATA) --batch_sizes "[64,256,1024]" --threads "[1,2]" --levers true --accuracy_check true $(ARGS)
 
 tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 	$(BIN)/tensorboard --logdir lightning_logs

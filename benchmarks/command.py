@@ -1,4 +1,4 @@
-"""``cifar-bench bench``: its options (``BenchSettings``), the run over every model named, and ``bench.json``."""
+"""``python -m benchmarks``: its options (``BenchSettings``), the run over every model named, and ``bench.json``."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ MODELS = tuple(model_names())
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """The options of ``cifar-bench bench``: the command line is built from these fields and their
+    """Time the package against the study's plain loop, same networks, same machine; write bench.json.
+
+    The options of ``python -m benchmarks``: its command line is built from these fields and their
     descriptions, so a default is stated once, here; bench.json records them under ``settings``.
 
     Args:

@@ -1,4 +1,4 @@
-"""The tables ``cifar-bench bench`` prints, and the targets its results are checked against."""
+"""The tables ``python -m benchmarks`` prints, and the targets its results are checked against."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def print_tables(results: dict, console: Console) -> None:
     """Every table and line of a bench run, as the terminal shows it (whole, even when piped)."""
     info = results["machine"]
     console.print(
-        f"[bold]cifar-bench bench[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}"
+        f"[bold]python -m benchmarks[/]: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} threads, torch {info['torch']}"
     )
     peaks = ", ".join(f"{peak['device']} {peak['dtype']} {peak['gflop_s']:,.1f}" for peak in results["peaks"])
     console.print(f"matmul peak (GFLOP/s, {results['peaks'][0]['threads']} threads): {peaks}")

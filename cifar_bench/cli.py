@@ -1,5 +1,6 @@
 """The ``cifar-bench`` command: LightningCLI for fit/validate/test, plus the study's commands.
 
+    cifar-bench --help                      # every command, one line each
     cifar-bench fit --config configs/cnn.yaml --trainer.max_epochs 5
     cifar-bench fit --config cnn            # the packaged config, from any folder
     cifar-bench analyze --data_dir data
@@ -9,13 +10,12 @@
     cifar-bench compare lightning_logs
     cifar-bench study --seeds [0,1,2] -- --trainer.max_epochs 5
     cifar-bench report results --data_dir data
-    cifar-bench bench --models [cnn,mlp]
 
 Every command other than the Trainer's is a plain function whose signature and docstring are its
-options and help (jsonargparse builds the parser), so a default is stated once, in the function; or,
-where a signature would hold too many (bench), in the fields of the settings dataclass it takes.
-Its module is imported only when the command runs, as is Lightning (and torch): a Ctrl-C during
-those imports ends as one line, not a traceback.
+options and help: jsonargparse's ``auto_cli`` builds its parser, parses and calls it, so a default is
+stated once, in the function. Its module is imported only when the command runs, as is Lightning (and
+torch): a Ctrl-C during those imports ends as one line, not a traceback. ``run`` is the guard every
+command runs under, ``python -m benchmarks`` too.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import os
 import pickle
 import re
 import sys
+from collections.abc import Callable
 
-from jsonargparse import ArgumentError, ArgumentParser
+from jsonargparse import ArgumentError, ArgumentParser, auto_cli
 
 from cifar_bench.errors import (
     INTERRUPTED_STATUS,
@@ -39,8 +40,12 @@ from cifar_bench.errors import (
     raise_on_sigterm,
 )
 
-TRAINER_COMMANDS = ("fit", "validate", "test")
-# name: (module, function, whether its required parameters are positional)
+TRAINER_COMMANDS = {
+    "fit": "Train a model from its config (LightningCLI: --config cnn, --trainer.*, --model.*, --data.*).",
+    "validate": "A model's metrics on the validation split (LightningCLI, as fit; --ckpt_path the checkpoint).",
+    "test": "A model's metrics on the test set (LightningCLI, as fit; --ckpt_path the checkpoint).",
+}
+# name: (module, function, whether its required parameters are positional: `cifar-bench compare results`)
 FUNCTION_COMMANDS = {
     "analyze": ("cifar_bench.evaluation.analyze", "analyze", False),
     "evaluate": ("cifar_bench.evaluation.evaluate", "evaluate", False),
@@ -48,41 +53,62 @@ FUNCTION_COMMANDS = {
     "compare": ("cifar_bench.evaluation.compare", "compare", True),
     "study": ("cifar_bench.study", "study", False),
     "report": ("cifar_bench.report.command", "report", True),
-    "bench": ("benchmarks.command", "bench", False),
 }
-# Arguments after "--" go, unparsed, to this parameter of a command that has it (study, bench: to every fit).
+COMMANDS = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)
+HELP = ("-h", "--help")
+# Arguments after "--" go, unparsed, to this parameter of a command that has it (study: to every fit).
 PASSTHROUGH = "fit_args"
-NOT_OPTIONS = {"console", PASSTHROUGH}
 # A list parameter that also takes the bare words of the command line, as a shell glob expands to them:
 # `cifar-bench predict --ckpt RUN cat.png photos/ shots/*.jpg`, as well as `--inputs [cat.png,photos/]`.
-BARE_WORDS = {"predict": "inputs"}
+BARE_WORDS = "inputs"
 BARE_DEST = "bare_words"
 
 
-def run_function_command(name: str, argv: list[str]) -> None:
-    module, function_name, positional = FUNCTION_COMMANDS[name]
-    function = getattr(importlib.import_module(module), function_name)
-    # A command with too many options for a readable signature (bench) takes them as one settings dataclass.
-    settings = inspect.signature(function, eval_str=True).parameters.get("settings")
-    options_of = settings.annotation if settings is not None else function
-    takes_passthrough = PASSTHROUGH in inspect.signature(options_of).parameters
-    words, passthrough = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv and takes_passthrough else (argv, [])
-    )
-    summary = (inspect.getdoc(function) or "").split("\n", 1)[0]
-    parser = ArgumentParser(prog=f"cifar-bench {name}", description=summary, exit_on_error=False)
-    parser.add_function_arguments(options_of, as_group=False, as_positional=positional, skip=NOT_OPTIONS)
-    listed = BARE_WORDS.get(name)
-    if listed:
-        help_text = f"{listed} as plain words (what a shell glob expands to), added to --{listed}"
-        parser.add_argument(BARE_DEST, nargs="*", type=str, default=[], metavar=listed.upper(), help=help_text)
-    options = parser.parse_args(words).as_dict()
-    options.pop("config", None)
-    bare = options.pop(BARE_DEST, None)
-    if bare:
-        options[listed] = [*(options[listed] or []), *bare]
-    options |= {PASSTHROUGH: passthrough} if takes_passthrough else {}
-    function(options_of(**options)) if settings is not None else function(**options)
+def function_of(command: str) -> Callable:
+    module, function_name, _ = FUNCTION_COMMANDS[command]
+    return getattr(importlib.import_module(module), function_name)
+
+
+def summary_of(component: Callable) -> str:
+    """The first paragraph of a docstring, on one line: a command's description."""
+    return " ".join((inspect.getdoc(component) or "").split("\n\n")[0].split())
+
+
+def call_with_options(component: Callable, words: list[str], prog: str, positional: bool = False):
+    """Parse ``component``'s options from the command line's ``words`` and call it (a class: make one)."""
+    takes_passthrough = PASSTHROUGH in inspect.signature(component).parameters
+    split = words.index("--") if takes_passthrough and "--" in words else len(words)
+    passthrough = {PASSTHROUGH: words[split + 1 :]} if split < len(words) else None
+    return auto_cli(
+        component, words[:split], set_defaults=passthrough, as_positional=positional, return_instance=True,
+        parser_class=CommandParser, prog=prog, description=summary_of(component), exit_on_error=False,
+    )  # fmt: skip
+
+
+class CommandParser(ArgumentParser):
+    """``auto_cli``'s parser, less an option for the console a caller may pass, and with BARE_WORDS."""
+
+    def add_function_arguments(self, function, *args, **kwargs) -> list[str]:
+        added = super().add_function_arguments(function, *args, skip={"console"}, **kwargs)
+        if BARE_WORDS in added:
+            help_text = f"{BARE_WORDS} as plain words (what a shell glob expands to), added to --{BARE_WORDS}"
+            self.add_argument(BARE_DEST, nargs="*", type=str, default=[], metavar=BARE_WORDS.upper(), help=help_text)
+        return added
+
+    def parse_args(self, *args, **kwargs):
+        options = super().parse_args(*args, **kwargs)
+        bare = options.pop(BARE_DEST, None)
+        if bare:
+            options[BARE_WORDS] = [*(options[BARE_WORDS] or []), *bare]
+        return options
+
+
+def print_commands() -> None:
+    """``cifar-bench --help``: every command with its description, one line each."""
+    summaries = TRAINER_COMMANDS | {name: summary_of(function_of(name)) for name in FUNCTION_COMMANDS}
+    print("usage: cifar-bench COMMAND [options]    (cifar-bench COMMAND --help: its options)\n\ncommands:")
+    for name, summary in summaries.items():
+        print(f"  {name:<9} {summary}")
 
 
 def user_error_in(error: BaseException) -> CifarBenchError | None:
@@ -155,7 +181,9 @@ def stop_terminated(command: str, stop: BaseException) -> None:
     sys.exit(TERMINATED_STATUS)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(command: str | None, action: Callable[[], object], usage: str) -> None:
+    """Run a command's ``action`` as every command runs: bad input, a Ctrl-C or a SIGTERM end as one
+    line and their exit status, not a traceback; ``usage`` is the command line whose --help an error points to."""
     # Large CPU tensors on transparent huge pages: a step that allocates big activations and gradients
     # afresh page-faults far less (VGG16's trained fc layers step about twice as fast on a CPU). PyTorch
     # reads this once, at its first allocation: so here, before torch is imported, and the processes a
@@ -163,23 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     raise_on_sigterm()
     hear_every_stop()
-    words = sys.argv[1:] if argv is None else argv
-    command = words[0] if words else None
-    known = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)
-    if command is None or (command not in known and not command.startswith("-")):
-        fail(
-            f"{'no command given' if command is None else f'unknown command {command!r}'}: choose one of {', '.join(known)}"
-        )
     try:
-        from cifar_bench.training.lightning_cli import quiet_third_party_noise, run_lightning_cli
-
-        quiet_third_party_noise()
-        if command in FUNCTION_COMMANDS:
-            run_function_command(command, words[1:])
-        else:
-            run_lightning_cli(argv)
+        action()
     except ArgumentError as error:
-        fail(f"{parser_error_line(error)} (see cifar-bench {command} --help)")
+        fail(f"{parser_error_line(error)} (see {usage} --help)")
     except KeyboardInterrupt:
         stop_interrupted(command)
     except Terminated:
@@ -201,6 +216,27 @@ def main(argv: list[str] | None = None) -> None:
         if cause is None:
             raise
         fail(str(cause))
+
+
+def main(argv: list[str] | None = None) -> None:
+    words = sys.argv[1:] if argv is None else argv
+    command = words[0] if words else None
+    run(command, lambda: run_command(command, words[1:], argv), f"cifar-bench {command}")
+
+
+def run_command(command: str | None, options: list[str], argv: list[str] | None) -> None:
+    if command not in (*COMMANDS, *HELP):
+        what = "no command given" if command is None else f"unknown command {command!r}"
+        fail(f"{what}: choose one of {', '.join(COMMANDS)}")
+    from cifar_bench.training.lightning_cli import quiet_third_party_noise, run_lightning_cli
+
+    quiet_third_party_noise()
+    if command in HELP:
+        print_commands()
+    elif command in FUNCTION_COMMANDS:
+        call_with_options(function_of(command), options, f"cifar-bench {command}", FUNCTION_COMMANDS[command][2])
+    else:
+        run_lightning_cli(argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The package's configs: base.yaml and one YAML per model, the one source of the model names.
 
 They live in the repository's top-level ``configs/`` (where ``--config configs/cnn.yaml`` finds them)
-and ship inside the package as ``cifar_bench/configs/`` (setup.py maps the folder there), so an
+and ship inside the package as ``cifar_bench/configs/`` (setup.cfg maps the folder there), so an
 installed copy finds them with no checkout around. Plain paths, no torch: the Makefile reads the names.
 """
 

@@ -1,4 +1,4 @@
-"""`cifar-bench bench` on a tiny dataset: every figure is there and the ratios follow from them (no timing asserted)."""
+"""`python -m benchmarks` on a tiny dataset: every figure is there and the ratios follow from them (no timing asserted)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from conftest import CONFIGS, tiny_batches, write_binary_version
 from rich.console import Console
 from torch import nn
 
-from benchmarks import BenchSettings, bench, harness
+from benchmarks import harness
+from benchmarks.__main__ import main
+from benchmarks.command import BenchSettings, bench
 from benchmarks.roofline import network_flops_per_image, roofline
 from benchmarks.tables import print_tables
-from cifar_bench.cli import main
 from cifar_bench.evaluation.evaluate import logits_in_precision
 from cifar_bench.training.lightning_cli import default_precision
 
@@ -108,7 +109,7 @@ def test_targets_name_only_what_was_measured(results):
 
 def test_an_unknown_model_is_a_user_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["bench", "--models", "[resnet]", "--config_dir", str(CONFIGS)])
+        main(["--models", "[resnet]", "--config_dir", str(CONFIGS)])
     assert exit_info.value.code == 2
     assert "no config for resnet" in capsys.readouterr().err
 
@@ -187,3 +188,24 @@ def test_the_evaluate_arm_times_evaluates_own_inference_over_every_training_and_
     timed = harness.evaluate_everything(cli, batch_size=64)
     assert seen == [len(cli.datamodule.arrays.train_images), len(cli.datamodule.arrays.test_images)] == [200, 40]
     assert timed["images"] == 240 and timed["images_per_s"] > 0
+
+
+def test_the_command_line_options_are_the_settings_fields_and_the_words_after_a_double_dash_go_to_every_run(
+    monkeypatch,
+):
+    given = []
+    monkeypatch.setattr("benchmarks.command.bench", given.append)
+    main(["--models", "[cnn]", "--batch_sizes", "[64,256]", "--", "--trainer.precision", "32-true"])
+    (settings,) = given
+    assert settings == BenchSettings(
+        models=("cnn",), batch_sizes=(64, 256), fit_args=["--trainer.precision", "32-true"]
+    )
+
+
+def test_a_bad_option_is_one_error_line_pointing_to_the_benchmarks_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--repeats", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'error: Parser key "repeats": 0 does not conform to restriction v>0 (see python -m benchmarks --help)\n'
+    )

@@ -149,7 +149,7 @@ def formatted_lines(tmp_path_factory) -> dict[Path, int]:
     copy = tmp_path_factory.mktemp("formatted") / "cifar_bench"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     formatting = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--config", str(REPO / "ruff.toml"), str(copy)],
+        [sys.executable, "-m", "ruff", "format", "--config", str(REPO / "pyproject.toml"), str(copy)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,5 +1,6 @@
-"""The package as a user installs it: a wheel built from this checkout, installed into a folder of its
-own, runs a model by name from an empty folder, with no checkout to find its configs in."""
+"""The package as a user installs it: a wheel built from this checkout (setup.cfg, pyproject.toml), installed
+into a folder of its own, holds the whole package and its configs but not the benchmark, and runs a model by
+name from an empty folder, with no checkout to find its configs in."""
 
 from __future__ import annotations
 
@@ -16,8 +17,19 @@ from cifar_bench.configs import model_names
 
 pytestmark = pytest.mark.slow
 
-# What a build reads: everything but version control, environments, data and outputs.
+# What a build reads: everything but version control, environments, data and outputs (top-level folders
+# only: cifar_bench/data is the package's own).
 NOT_BUILT_FROM = (".git", ".venv", ".wt", "data", "lightning_logs", "results", "bench", "reports", "build")
+
+
+def not_built_from(folder: str, names: list[str]) -> list[str]:
+    """``shutil.copytree``'s ignore: caches, egg-info, and the top-level folders above."""
+    top = Path(folder) == REPO
+    return [
+        name
+        for name in names
+        if name == "__pycache__" or name.endswith(".egg-info") or (top and name in NOT_BUILT_FROM)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +37,11 @@ def installed(tmp_path_factory) -> Path:
     """The wheel, built offline from a copy of the checkout (a build writes build/ and egg-info into its
     source), installed with pip into a folder of its own."""
     root = tmp_path_factory.mktemp("packaging")
-    source = shutil.copytree(
-        REPO, root / "source", ignore=shutil.ignore_patterns(*NOT_BUILT_FROM, "__pycache__", "*.egg-info")
-    )
+    source = shutil.copytree(REPO, root / "source", ignore=not_built_from)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(root / "dist"), str(source)]
-    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    built = subprocess.run(build, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = (root / "dist").glob("cifar_bench-*.whl")
     target = root / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)], check=True)
@@ -51,6 +62,15 @@ def test_the_wheel_carries_the_reports_templates_and_renders_with_them(installed
         [sys.executable, "-c", render], cwd=tmp_path, env=environment, capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout == "# A \\*title\\*\n\n", result.stderr[-3000:]
+
+
+def test_the_wheel_carries_every_file_of_the_package_and_not_the_benchmark(installed):
+    def files(package: Path) -> list[str]:
+        every = (path.relative_to(package) for path in package.rglob("*") if path.is_file())
+        return sorted(str(path) for path in every if "__pycache__" not in path.parts and path.parts[0] != "configs")
+
+    assert files(installed / "cifar_bench") == files(REPO / "cifar_bench")
+    assert not (installed / "benchmarks").exists()
 
 
 def test_an_installed_copy_trains_a_model_by_name_from_an_empty_folder(installed, tmp_path):
