@@ -35,8 +35,7 @@ def model_config(name: str) -> Path:
 
 
 def resolve_config_argument(value: str) -> str:
-    """A ``--config`` value as given, unless it is a bare model name that is not a file here: then the
-    packaged config of that name, so ``--config cnn`` works from any folder."""
-    if _BARE_NAME.fullmatch(value) and not Path(value).exists():
-        return str(model_config(value))
-    return value
+    """A ``--config`` value as given, unless it is a bare model name: then always the packaged config of that
+    name, so ``--config cnn`` works from any folder and a file named ``cnn`` in the working folder never
+    stands in for it (a file is named as a path: ``./cnn``, ``cnn.yaml``)."""
+    return str(model_config(value)) if _BARE_NAME.fullmatch(value) else value

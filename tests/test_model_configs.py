@@ -9,6 +9,7 @@ import yaml
 from conftest import CONFIGS
 
 import cifar_bench.models
+from cifar_bench.configs import CONFIG_DIR, resolve_config_argument
 
 CONV5 = 512 * 512 * 9 + 512  # one of conv5_2, conv5_3
 FC6_FOLDED, FC7, FC8 = 512 * 4096 + 4096, 4096 * 4096 + 4096, 4096 * 10 + 10
@@ -69,3 +70,10 @@ def test_trainable_and_total_parameters_of_each_configured_model(model):
 @pytest.mark.parametrize("model", sorted(PROFILES))
 def test_each_configured_model_prepares_its_input_with_its_own_transform_profile(model):
     assert configured(model).transform_profile.name == PROFILES[model]
+
+
+def test_a_bare_model_name_is_always_the_packaged_config_never_a_file_of_that_name_here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlp").write_text("model:\n  class_path: somewhere.Else\n")
+    assert resolve_config_argument("mlp") == str(CONFIG_DIR / "mlp.yaml")
+    assert resolve_config_argument("./mlp") == "./mlp"
