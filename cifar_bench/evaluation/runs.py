@@ -12,8 +12,8 @@ import yaml
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import read_small_text
-from cifar_bench.models import CifarClassifier
-from cifar_bench.training.checkpoints import build_model, check_checkpoint, known_model, model_classes, read_checkpoint
+from cifar_bench.models import MODEL_CLASSES, CifarClassifier, known_model
+from cifar_bench.training.checkpoints import build_model, read_checkpoint
 
 # The sections of a run's config.yaml that evaluate and predict read: each a mapping of settings, when there.
 SECTIONS = ("model", "trainer", "data")
@@ -80,7 +80,7 @@ def model_class(run: Run) -> type[CifarClassifier]:
     class_path = (run.config.get("model") or {}).get("class_path")
     cls = known_model(class_path)
     if cls is None:
-        known = ", ".join(model_classes())
+        known = ", ".join(MODEL_CLASSES)
         raise CifarBenchError(
             f"{run.folder / 'config.yaml'} names an unknown model {class_path!r}: expected one of {known}"
         )
@@ -91,12 +91,11 @@ def load_model(run: Run) -> tuple[CifarClassifier, dict]:
     """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step).
 
     The model is built from the checkpoint's hyperparameters and given its weights here, not by Lightning's
-    ``load_from_checkpoint``: the file is read once, and ``check_checkpoint`` is the only judge of it.
+    ``load_from_checkpoint``: the file is read once, and checked once, by ``read_checkpoint``.
     """
     cls = model_class(run)
-    checkpoint = read_checkpoint(run.checkpoint, expected=cls)  # its hyperparameters fit its weights
-    model = build_model(cls, checkpoint, str(run.checkpoint))
-    check_checkpoint(checkpoint, str(run.checkpoint), model=model)
+    checkpoint = read_checkpoint(run.checkpoint, expected=cls)  # of this class, its hyperparameters fit its weights
+    model = build_model(cls, checkpoint.get("hyper_parameters", {}), str(run.checkpoint))
     model.load_state_dict(checkpoint.get("state_dict", {}))
     return model.eval(), {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
 

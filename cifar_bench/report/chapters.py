@@ -17,6 +17,7 @@ from cifar_bench.evaluation.evaluation_files import SPLITS, classification_repor
 from cifar_bench.evaluation.paired import first_seed_run
 from cifar_bench.evaluation.reference import study_class_accuracy
 from cifar_bench.figures import confusion_figure, curves_figure, reliability_figure
+from cifar_bench.models import known_model
 from cifar_bench.report.blocks import (
     bullets,
     figure,
@@ -30,7 +31,7 @@ from cifar_bench.report.blocks import (
     run_file,
     table,
 )
-from cifar_bench.training.checkpoints import known_model, model_settings
+from cifar_bench.training.checkpoints import model_settings
 
 
 def model_chapter(number: int, model: str, group: list[dict], directory: Path) -> list[dict]:
