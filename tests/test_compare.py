@@ -18,9 +18,10 @@ from rich.console import Console
 from cifar_bench.cli import main
 from cifar_bench.data import load_cifar10
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.compare import RANDOM_MODEL, compare, failure_marker
+from cifar_bench.evaluation.compare import RANDOM_MODEL, compare
 from cifar_bench.evaluation.reference import study_accuracy
 from cifar_bench.evaluation.statistics import mcnemar_exact_p, t_interval, t_quantile, wilson_interval
+from cifar_bench.run_folder import RunFolder
 from cifar_bench.study import study
 
 TINY_FIT = [
@@ -243,9 +244,10 @@ def test_a_model_that_fails_to_train_is_listed_as_failed_without_stopping_the_ot
 
 def test_a_rerun_that_finds_a_run_evaluated_drops_the_failure_an_earlier_attempt_left(configs, tiny_data, tmp_path):
     write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
-    failure_marker(tmp_path, "mlp", 0).write_text("{}")
+    marker = RunFolder.in_study(tmp_path, "mlp", 0).failure_marker
+    marker.write_text("{}")
     rows = study(["mlp"], [0], configs, tmp_path, str(tiny_data), console=Console(file=io.StringIO()))
-    assert not failure_marker(tmp_path, "mlp", 0).exists()
+    assert not marker.exists()
     assert [(row["runs"], row["failed"]) for row in rows if row["model"] == "mlp"] == [(1, 0)]
 
 

@@ -29,8 +29,8 @@ from cifar_bench.evaluation.evaluate import evaluate
 from cifar_bench.evaluation.predict import image_files, predict
 from cifar_bench.models.networks.vgg16 import MAX_WEIGHTS_BYTES, VGG16, load_vgg16_weights
 from cifar_bench.output import csv_text, print_plain
+from cifar_bench.run_folder import RunFolder
 from cifar_bench.study import export_evidence
-from cifar_bench.training.callbacks import recorded_training_time
 
 ESCAPES = "\x1b[2J\x1b]52;c;aGk=\x07"  # clear the screen, write the clipboard
 
@@ -181,7 +181,7 @@ def test_evidence_is_neither_copied_from_a_planted_link_nor_written_through_one(
 def test_a_fifo_as_environment_json_leaves_the_training_time_unknown_instead_of_hanging(tmp_path):
     os.mkfifo(tmp_path / "environment.json")
     with ends_within(60):
-        assert recorded_training_time(tmp_path) is None
+        assert RunFolder(tmp_path).training_time() is None
 
 
 def deflated(path: Path) -> Path:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.evaluation_files import PREDICTIONS_FILE
+from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.statistics import paired_difference
 from cifar_bench.io import read_small_bytes
 
@@ -59,7 +58,7 @@ def read_class_array(archive: zipfile.ZipFile, key: str) -> np.ndarray:
 def load_test_predictions(run: dict) -> tuple[np.ndarray, np.ndarray]:
     """A run's test labels and predictions, of equal and non-zero length, from a predictions.npz trusted in
     nothing: a regular file of at most 16 MB (``read_small_bytes``), each array checked by ``read_class_array``."""
-    path = Path(run["evaluation_folder"]) / PREDICTIONS_FILE
+    path = evaluation_of(run).predictions
     try:
         with zipfile.ZipFile(io.BytesIO(read_small_bytes(path))) as archive:
             labels, predictions = (read_class_array(archive, key) for key in ("test_labels", "test_predictions"))
