@@ -29,6 +29,7 @@ PREDICTIONS_FILE = "predictions.npz"
 FAILURE_MARKERS = "failed-seed*.json"
 # The sections of a config that are read: each a mapping of settings, when there.
 CONFIG_SECTIONS = ("model", "trainer", "data")
+AFRESH = "move it aside to record this run's sessions afresh"
 
 
 @dataclass(frozen=True)
@@ -123,21 +124,17 @@ class RunFolder:
 
     def read_environment(self) -> dict:
         """environment.json, whose fit sessions are objects with a wall time (what a resumed fit adds to)."""
-        environment = read_json_object(self.environment_file, "move it aside to record this run's sessions afresh")
+        environment = read_json_object(self.environment_file, AFRESH)
         sessions = environment.get("sessions")
         if not isinstance(sessions, list) or not all(
             isinstance(session, dict) and is_duration(session.get("wall_s")) for session in sessions
         ):
-            raise CifarBenchError(
-                f"{self.environment_file} holds no list of fit sessions with their wall_s: "
-                "move it aside to record this run's sessions afresh"
-            )
+            raise CifarBenchError(f"{self.environment_file} holds no list of fit sessions with their wall_s: {AFRESH}")
         return environment
 
     def training_time(self) -> float | None:
-        """The run's training time, the sum of its fit sessions' wall times that environment.json records;
-        None for a run without one (trained before it was recorded, or without the callback) or with an
-        unreadable one."""
+        """The run's training time, its fit sessions' wall times summed in environment.json; None for a run
+        without one (trained before it was recorded, or without the callback) or with an unreadable one."""
         try:
             wall_s = read_json_object(self.environment_file, "").get("wall_s")
         except CifarBenchError:

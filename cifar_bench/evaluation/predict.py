@@ -31,6 +31,7 @@ from cifar_bench.output import (
     unlinked_folder,
     write_text,
 )
+from cifar_bench.run_folder import Evaluation
 
 GLOB_CHARACTERS = set("*?[")
 # The most paths one glob may walk: ``**`` below a folder holding links to itself has no end otherwise.
@@ -152,9 +153,7 @@ def predict(
         images, labels = arrays.test_images, arrays.test_labels
         names = [f"test[{i}]" for i in range(len(images))]
     probabilities = model.predict(images, batch_size=batch_size)
-    if csv_path is None:
-        unlinked_folder(run.folder.evaluation.path, run.folder.path)
-        csv_path = run.folder.evaluation.predictions_csv
+    csv_path = csv_path or Evaluation(unlinked_folder(run.folder.evaluation.path, run.folder.path)).predictions_csv
     write_text(csv_path, predictions_csv(names, probabilities, labels))
     print_table(console, run.folder.model_name, names, probabilities, labels, show)
     print_skipped(console, skipped)
