@@ -11,6 +11,7 @@ is never written through: a link at the final name is replaced, and its target l
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tempfile
@@ -21,7 +22,7 @@ from typing import IO
 
 from cifar_bench.errors import CifarBenchError
 
-# The largest metrics.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
+# The largest metrics.json, environment.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
 MAX_SMALL_FILE = 16 * 2**20
 
 
@@ -42,6 +43,19 @@ def read_small_bytes(path: Path, limit: int = MAX_SMALL_FILE) -> bytes:
 def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
     """``read_small_bytes`` as UTF-8 text (undecodable bytes raise UnicodeDecodeError, a ValueError)."""
     return read_small_bytes(path, limit).decode("utf-8")
+
+
+def read_json_object(path: Path, advice: str) -> dict:
+    """A JSON object read with ``read_small_text``; anything else (missing, not a regular file, too large, not
+    JSON, nested too deep to parse, not an object) is one error naming the file, ending in ``advice``."""
+    try:
+        content = json.loads(read_small_text(path))
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nesting too deep to parse
+        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
+        raise CifarBenchError(f"{path} is not readable JSON ({reason}): {advice}")
+    if not isinstance(content, dict):
+        raise CifarBenchError(f"{path} holds no JSON object: {advice}")
+    return content
 
 
 def _umask() -> int:

@@ -26,12 +26,10 @@ from rich.console import Console
 from cifar_bench.arguments import Seed, refuse_bad_seed
 from cifar_bench.configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, TERMINATED_STATUS, CifarBenchError, Terminated
-from cifar_bench.evaluation.compare import compare, failure_marker
-from cifar_bench.evaluation.evaluate import EVALUATION_FOLDER, METRICS_FILE
-from cifar_bench.evaluation.evaluation_files import PREDICTIONS_FILE
-from cifar_bench.evaluation.runs import read_config
+from cifar_bench.evaluation.compare import compare
 from cifar_bench.output import copy_small_file, literal_text, print_plain, unlinked_folder, write_json
 from cifar_bench.report.command import report
+from cifar_bench.run_folder import Evaluation, RunFolder, read_config
 from cifar_bench.training.locks import hold_lock
 
 
@@ -45,11 +43,6 @@ def takes_pretrained_weights(config: dict) -> bool:
     """Whether a model config sets ``model.init_args.weights`` (the VGG16 models), so --vgg_weights applies."""
     model = config.get("model") or {}
     return isinstance(model.get("init_args"), dict) and "weights" in model["init_args"]
-
-
-def run_folder(save_dir: Path, model: str, seed: int) -> Path:
-    """Where the study keeps the run of one model and seed (the logger's version is ``seed<N>``)."""
-    return save_dir / model / f"seed{seed}"
 
 
 # After a Ctrl-C: how long the child has to stop on the one it heard from the terminal, then to stop on
@@ -180,8 +173,7 @@ def chosen_models(configs_dir: Path, models: Optional[list[str]]) -> list[str]:
 
 def fit_command(configs_dir: Path, save_dir: Path, model: str, seed: int, settings: list[str]) -> list[str]:
     """``cifar-bench fit`` of one model and seed into its fixed run folder, continued from its last.ckpt if any."""
-    folder = run_folder(save_dir, model, seed)
-    last = folder / "checkpoints" / "last.ckpt"
+    run = RunFolder.in_study(save_dir, model, seed)
     # The seed also draws the validation split and the batch order (data.seed), not only the weights.
     return [
         # Every fit starts from the package's base.yaml; a configs_dir may add its own over it.
@@ -190,9 +182,9 @@ def fit_command(configs_dir: Path, save_dir: Path, model: str, seed: int, settin
         # The run folder follows the study's name for the model, whatever logger name its config carries (a
         # copied config that kept "mlp" would otherwise train into mlp's folder, over its last.ckpt).
         *("--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.name", model),
-        *("--trainer.logger.init_args.version", folder.name),
+        *("--trainer.logger.init_args.version", run.path.name),
         *settings,
-        *(["--ckpt_path", str(last)] if last.is_file() else []),
+        *(["--ckpt_path", str(run.last_checkpoint)] if run.last_checkpoint.is_file() else []),
     ]
 
 
@@ -201,12 +193,12 @@ def train_and_evaluate(
 ) -> None:
     """Train and evaluate one model and seed, each in its own process, unless it was evaluated already;
     a failure is recorded beside the run (``failed-seed<N>.json``), a Ctrl-C stops the study."""
-    folder, marker = run_folder(save_dir, model, seed), failure_marker(save_dir, model, seed)
-    if (folder / EVALUATION_FOLDER / METRICS_FILE).is_file():
+    run = RunFolder.in_study(save_dir, model, seed)
+    folder, marker, last = run.path, run.failure_marker, run.last_checkpoint
+    if run.evaluation.metrics.is_file():
         marker.unlink(missing_ok=True)  # from a failure a later run made good
         print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
         return
-    last = folder / "checkpoints" / "last.ckpt"
     console.rule(literal_text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
     command, stage = fit_command(configs_dir, save_dir, model, seed, settings), "fit"
     status = cifar_bench(*command)
@@ -226,32 +218,27 @@ def train_and_evaluate(
     write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
 
 
-EVIDENCE = (
-    "config.yaml",
-    "environment.json",
-    *(
-        f"{EVALUATION_FOLDER}/{name}"
-        for name in (
-            METRICS_FILE,
-            PREDICTIONS_FILE,
-            "summary.txt",
-            "curves.png",
-            "confusion_test.png",
-            "reliability_test.png",
-        )
-    ),
-)
+def evidence(run: RunFolder) -> list[Path]:
+    """The small files that back an evaluated run: its config, environment, metrics, predictions, summary and figures."""
+    evaluation = run.evaluation
+    return [
+        run.config_file,
+        run.environment_file,
+        *(evaluation.metrics, evaluation.predictions, evaluation.summary, evaluation.curves),
+        *(evaluation.split_file(kind, "test", ".png") for kind in ("confusion", "reliability")),
+    ]
 
 
 def export_evidence(save_dir: Path, results: Path) -> int:
-    """Copy the small files that back each evaluated run, and the comparison, from save_dir to results."""
-    runs = sorted(path.parent.parent for path in save_dir.glob(f"*/*/{EVALUATION_FOLDER}/{METRICS_FILE}"))
+    """Copy the evidence of each evaluated run, and the comparison, from save_dir to results."""
+    found = save_dir.glob(str(RunFolder(Path("*/*")).evaluation.metrics))  # <model>/<run>/evaluation/metrics.json
+    runs = [Evaluation(path.parent).run for path in sorted(found)]
     results.mkdir(parents=True, exist_ok=True)  # the folder named; below it, nothing is written through a link
     for run in runs:
-        for name in EVIDENCE:
-            if (run / name).is_file() or (run / name).is_symlink():
-                target = results / run.relative_to(save_dir) / name
-                copy_small_file(run / name, save_dir, unlinked_folder(target.parent, results) / target.name)
+        for path in evidence(run):
+            if path.is_file() or path.is_symlink():
+                target = results / path.relative_to(save_dir)
+                copy_small_file(path, save_dir, unlinked_folder(target.parent, results) / target.name)
     for name in ("comparison.md", "comparison.csv"):
         copy_small_file(save_dir / name, save_dir, results / name)
     return len(runs)

@@ -22,7 +22,6 @@ from cifar_bench.evaluation.compare import (
     HEADINGS,
     RANDOM_MODEL,
     compare,
-    failure_marker,
     markdown_table,
     model_row,
     random_row,
@@ -30,6 +29,7 @@ from cifar_bench.evaluation.compare import (
 from cifar_bench.evaluation.paired import mcnemar_p_text
 from cifar_bench.evaluation.reference import study_accuracy
 from cifar_bench.evaluation.statistics import mcnemar_exact_p, t_interval, wilson_interval
+from cifar_bench.run_folder import RunFolder
 from cifar_bench.study import study
 
 TINY_FIT = [
@@ -261,9 +261,10 @@ def test_a_model_that_fails_to_train_is_listed_as_failed_without_stopping_the_ot
 
 def test_a_rerun_that_finds_a_run_evaluated_drops_the_failure_an_earlier_attempt_left(configs, tiny_data, tmp_path):
     write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
-    failure_marker(tmp_path, "mlp", 0).write_text("{}")
+    marker = RunFolder.in_study(tmp_path, "mlp", 0).failure_marker
+    marker.write_text("{}")
     rows = study(["mlp"], [0], configs, tmp_path, str(tiny_data), console=Console(file=io.StringIO()))
-    assert not failure_marker(tmp_path, "mlp", 0).exists()
+    assert not marker.exists()
     assert [(row["runs"], row["failed"]) for row in rows if row["model"] == "mlp"] == [(1, 0)]
 
 

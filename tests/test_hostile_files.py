@@ -12,6 +12,7 @@ import os
 import signal
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -29,8 +30,9 @@ from cifar_bench.evaluation.evaluate import evaluate
 from cifar_bench.evaluation.predict import image_files, predict
 from cifar_bench.models.networks.vgg16 import MAX_WEIGHTS_BYTES, VGG16, load_vgg16_weights
 from cifar_bench.output import csv_text, print_plain
+from cifar_bench.run_folder import RunFolder
 from cifar_bench.study import export_evidence
-from cifar_bench.training.callbacks import recorded_training_time
+from cifar_bench.training.callbacks import RecordEnvironment
 
 ESCAPES = "\x1b[2J\x1b]52;c;aGk=\x07"  # clear the screen, write the clipboard
 
@@ -181,7 +183,24 @@ def test_evidence_is_neither_copied_from_a_planted_link_nor_written_through_one(
 def test_a_fifo_as_environment_json_leaves_the_training_time_unknown_instead_of_hanging(tmp_path):
     os.mkfifo(tmp_path / "environment.json")
     with ends_within(60):
-        assert recorded_training_time(tmp_path) is None
+        assert RunFolder(tmp_path).training_time() is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", '{"sessions": 5}', '{"sessions": [{"wall_s": "long"}]}'],
+    ids=["not JSON", "no list", "no time"],
+)
+def test_a_resumed_fit_stops_at_its_start_on_an_environment_json_without_sessions_and_leaves_it_as_it_was(
+    tmp_path, content
+):
+    """A resumed fit adds its session to the earlier ones: a file that holds none is one error naming it, not a
+    traceback at the first epoch's end."""
+    (tmp_path / "environment.json").write_text(content)
+    trainer = SimpleNamespace(logger=SimpleNamespace(log_dir=str(tmp_path)))
+    with pytest.raises(CifarBenchError, match=r"environment.json .*: move it aside"):
+        RecordEnvironment().on_fit_start(trainer, None)
+    assert (tmp_path / "environment.json").read_text() == content
 
 
 def deflated(path: Path) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import copy_run
+from conftest import cli_args, copy_run, snapshot
 from rich.console import Console
 
 from cifar_bench.cli import main
@@ -250,3 +250,53 @@ def test_a_hyperparameter_listing_more_layers_than_the_checkpoint_has_weights_is
     with pytest.raises(CifarBenchError, match="hyperparameter hidden lists 1,000,000 entries for 6 weights"):
         read_checkpoint(with_hyperparameters(run, hidden=[8] * 1_000_000))
     assert sizes == []
+
+
+def without_hidden(run: Path) -> Path:
+    path = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    del checkpoint["hyper_parameters"]["hidden"]
+    torch.save(checkpoint, path)
+    return path
+
+
+def with_infinite_bias(run: Path) -> Path:
+    path = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint["state_dict"]["net.layers.4.bias"].fill_(float("inf"))
+    torch.save(checkpoint, path)
+    return path
+
+
+RESUMED = {
+    "last: of other model settings than the config's": (
+        lambda run: "last",
+        "does not fit this MLPClassifier (it differs at net.layers.1",
+    ),
+    "last: non-finite weights": (
+        lambda run: (with_infinite_bias(run), "last")[1],
+        "non-finite weights (NaN or infinity in net.layers.4.bias)",
+    ),
+    "a file naming no width, resumed with the config's": (
+        lambda run: str(without_hidden(run)),
+        "the MLPClassifier its hyperparameters describe does not fit its weights (they differ at net.layers.1",
+    ),
+}
+
+
+@pytest.mark.parametrize("ckpt_path, reason", RESUMED.values(), ids=RESUMED.keys())
+def test_a_resumed_checkpoint_is_checked_against_the_model_the_config_builds_before_lightning_loads_it(
+    trained_mlp, imbalanced_data, tmp_path, capsys, ckpt_path, reason
+):
+    """``--ckpt_path last`` is loaded into the model the config builds (here with other hidden widths than the
+    run's), a named file into that model with the file's own hyperparameters over the config's settings: each
+    a clear error before Lightning builds or loads anything, and nothing written."""
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    words = ("--ckpt_path", ckpt_path(run), "--model.hidden", "[7,5]", "--trainer.max_epochs", "3")
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", *words))
+    assert exit_info.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert reason in line
+    assert snapshot(tmp_path) == before

@@ -1,5 +1,5 @@
 """The package's imports run one way, each layer importing only those before it: errors, io, environment,
-configs -> data -> models (networks inside) -> features -> figures -> training -> evaluation -> report -> study
+configs, run_folder -> data -> models (networks inside) -> features -> figures -> training -> evaluation -> report -> study
 -> cli; no import circle, and no module much over 300 lines: read off the source, not run."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ LAYERS = [
         "cifar_bench.environment",
         "cifar_bench.configs",
         "cifar_bench.arguments",
+        "cifar_bench.run_folder",
     },
     {"cifar_bench.data"},
     {"cifar_bench.models"},

@@ -23,7 +23,8 @@ from cifar_bench import cli
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import Terminated, hear_every_stop
 from cifar_bench.models import CifarClassifier
-from cifar_bench.study import fit_command, run_folder
+from cifar_bench.run_folder import RunFolder
+from cifar_bench.study import fit_command
 from cifar_bench.training import callbacks
 from cifar_bench.training.callbacks import RecordEnvironment
 from cifar_bench.training.lightning_cli import CifarBenchCLI
@@ -142,9 +143,9 @@ def test_a_killed_session_still_counts_to_its_last_epoch_end_and_training_time_i
         (60.0, 2, RecordEnvironment.NO_END),
         (50.0, 2, None),
     ]
-    assert record["wall_s"] == callbacks.recorded_training_time(tmp_path) == 110.0
+    assert record["wall_s"] == RunFolder(tmp_path).training_time() == 110.0
     (tmp_path / "environment.json").write_text("{not json")
-    assert callbacks.recorded_training_time(tmp_path) is None
+    assert RunFolder(tmp_path).training_time() is None
 
 
 def children(pid: int) -> list[int]:
@@ -235,7 +236,7 @@ def test_a_copied_config_that_kept_its_logger_name_trains_into_its_own_run_folde
     (configs / "mlp_copy.yaml").write_text((configs / "mlp.yaml").read_text())  # still "name: mlp"
     words = fit_command(configs, tmp_path / "study", "mlp_copy", 0, ["--data.data_dir", str(tmp_path)])
     cli = CifarBenchCLI(CifarClassifier, CIFAR10DataModule, subclass_mode_model=True, run=False, args=words[1:])
-    assert Path(cli.trainer.logger.log_dir) == run_folder(tmp_path / "study", "mlp_copy", 0)
+    assert Path(cli.trainer.logger.log_dir) == RunFolder.in_study(tmp_path / "study", "mlp_copy", 0).path
 
 
 @pytest.mark.slow  # a study process each

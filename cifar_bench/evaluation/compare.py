@@ -72,11 +72,6 @@ HEADINGS = (
 )
 
 
-def failure_marker(save_dir: Path, model: str, seed: int) -> Path:
-    """Where ``study`` records that a model failed to train or evaluate for one seed."""
-    return save_dir / model / f"failed-seed{seed}.json"
-
-
 def accuracy_interval(runs: list[dict]) -> dict:
     """The 95% interval of a model's test accuracy: Wilson on the test images for one run, t across runs for several."""
     if len(runs) == 1:

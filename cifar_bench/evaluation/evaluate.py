@@ -26,7 +26,6 @@ from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.calibration import calibration_metrics
 from cifar_bench.evaluation.evaluation_files import (
-    PREDICTIONS_FILE,
     SPLITS,
     classification_report,
     format_duration,
@@ -55,11 +54,8 @@ from cifar_bench.output import (
     write_json,
     write_text,
 )
-from cifar_bench.training.callbacks import recorded_training_time
+from cifar_bench.run_folder import Evaluation, RunFolder
 from cifar_bench.training.lightning_cli import default_precision
-
-EVALUATION_FOLDER = "evaluation"
-METRICS_FILE = "metrics.json"
 
 
 def logits_in_precision(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:
@@ -155,8 +151,8 @@ def evaluate(
         "class_names": list(arrays.class_names),
         "splits": splits,
     }
-    out_folder = out_folder or unlinked_folder(run.folder / EVALUATION_FOLDER, run.folder)
-    text = write_outputs(out_folder, metrics, images, labels, logits)
+    out_folder = out_folder or unlinked_folder(run.folder.evaluation.path, run.folder.path)
+    text = write_outputs(Evaluation(out_folder), metrics, images, labels, logits)
     print_results(console, metrics, text, out_folder)
     return metrics
 
@@ -193,9 +189,9 @@ def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
     trainable, total = model.parameter_counts()
     seed = run.config.get("seed_everything")
     return {
-        "model": run.model_name,
+        "model": run.folder.model_name,
         "model_class": run.config["model"]["class_path"],
-        "run": str(run.folder),
+        "run": str(run.folder.path),
         "checkpoint": str(run.checkpoint),
         "checkpoint_epoch": None if checkpoint["epoch"] is None else checkpoint["epoch"] + 1,
         "checkpoint_global_step": checkpoint["global_step"],
@@ -207,13 +203,13 @@ def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
     }
 
 
-def training_record(folder: Path) -> dict:
+def training_record(folder: RunFolder) -> dict:
     """The training curves (event files), how many epochs they cover and the training time (environment.json)."""
-    curves = read_history(folder)
+    curves = read_history(folder.path)
     trained_epochs = curves["train/loss"]["epoch"]
     return {
         "epochs_trained": max(trained_epochs) if trained_epochs else None,
-        "training_time_s": recorded_training_time(folder),
+        "training_time_s": folder.training_time(),
         "curves": curves,
     }
 
@@ -233,19 +229,21 @@ def split_lines(split: str, values: dict) -> list[str]:
     return [*lines, "", *per_class_lines(split, values), "", f"[{name}]:", classification_report(values)]
 
 
-def write_split_files(out: Path, metrics: dict, split: str) -> None:
+def write_split_files(out: Evaluation, metrics: dict, split: str) -> None:
     """One split's classification report, confusion matrix (CSV, PNG) and reliability diagram."""
     values, class_names = metrics["splits"][split], tuple(metrics["class_names"])
-    write_text(out / f"classification_report_{split}.txt", classification_report(values))
+    write_text(out.split_file("classification_report", split, ".txt"), classification_report(values))
     confusion = values["confusion_matrix"]
-    write_confusion_csv(out / f"confusion_{split}.csv", confusion, class_names)
+    write_confusion_csv(out.split_file("confusion", split, ".csv"), confusion, class_names)
     title = f"{metrics['model']}: {split} confusion matrix"
-    save_figure(confusion_figure(torch.tensor(confusion), class_names, title), out / f"confusion_{split}.png")
+    save_figure(
+        confusion_figure(torch.tensor(confusion), class_names, title), out.split_file("confusion", split, ".png")
+    )
     title = f"{metrics['model']}: {split} reliability (ECE {values['ece']:.4f})"
-    save_figure(reliability_figure(values["reliability"], title), out / f"reliability_{split}.png")
+    save_figure(reliability_figure(values["reliability"], title), out.split_file("reliability", split, ".png"))
 
 
-def write_outputs(out: Path, metrics: dict, images, labels, logits) -> list[str]:
+def write_outputs(out: Evaluation, metrics: dict, images, labels, logits) -> list[str]:
     """Every file of the evaluation folder; returns the summary's lines."""
     text = []
     for split in SPLITS:
@@ -258,9 +256,9 @@ def write_outputs(out: Path, metrics: dict, images, labels, logits) -> list[str]
         labels["test"][sample],
         tuple(metrics["class_names"]),
     )
-    save_figure(grid, out / "sample_predictions.png")
+    save_figure(grid, out.sample_predictions)
     if metrics["epochs_trained"] is not None:
-        save_figure(curves_figure(metrics["curves"], f"{metrics['model']}: training curves"), out / "curves.png")
+        save_figure(curves_figure(metrics["curves"], f"{metrics['model']}: training curves"), out.curves)
     else:
         text.append(f"No epoch-level training curves in the event files of {metrics['run']}: curves.png not drawn.")
     if metrics["training_time_s"] is None:
@@ -268,9 +266,9 @@ def write_outputs(out: Path, metrics: dict, images, labels, logits) -> list[str]
             f"No training time: {metrics['run']} has no readable environment.json (a run trained before it was "
             "recorded, or without the RecordEnvironment callback)."
         )
-    write_predictions(out / PREDICTIONS_FILE, labels, logits)
-    write_text(out / "summary.txt", "\n".join(text) + "\n")
-    write_json(out / METRICS_FILE, metrics)
+    write_predictions(out.predictions, labels, logits)
+    write_text(out.summary, "\n".join(text) + "\n")
+    write_json(out.metrics, metrics)
     return text
 
 

@@ -6,31 +6,17 @@ instead of a traceback, a NaN row or an interval of nonsense."""
 from __future__ import annotations
 
 import fnmatch
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.evaluate import METRICS_FILE
-from cifar_bench.io import read_small_text
+from cifar_bench.io import read_json_object
 from cifar_bench.output import first_link
+from cifar_bench.run_folder import FAILURE_MARKERS, METRICS_FILE, Evaluation, RunFolder, is_duration
 
 AGAIN = "run evaluate again, or delete it"
-FAILURE_GLOB = "failed-seed*.json"
 # Counts shown in the table: absent, null or a whole number of at least zero.
 COUNTS = ("weight_layers", "epochs_trained", "trainable_params", "total_params")
-
-
-def read_json_object(path: Path) -> dict:
-    try:
-        content = json.loads(read_small_text(path))
-    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nesting too deep to parse
-        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
-        raise CifarBenchError(f"{path} is not readable JSON ({reason}): {AGAIN}")
-    if not isinstance(content, dict):
-        raise CifarBenchError(f"{path} holds no JSON object: {AGAIN}")
-    return content
 
 
 def is_count(value: object) -> bool:
@@ -75,23 +61,28 @@ def evaluation_problem(metrics: dict) -> str | None:
     if not isinstance(metrics.get("run", ""), str):
         return f"run {metrics['run']!r} is not a folder name"
     time = metrics.get("training_time_s")
-    if time is not None and not (isinstance(time, (int, float)) and math.isfinite(time) and time >= 0):
+    if time is not None and not is_duration(time):
         return f"training_time_s {time!r} is not a duration"
     return None
 
 
 def read_evaluation(path: Path) -> dict:
     """A metrics.json that ``evaluation_problem`` finds nothing wrong with, else one error naming it."""
-    metrics = read_json_object(path)
+    metrics = read_json_object(path, AGAIN)
     problem = evaluation_problem(metrics)
     if problem:
         raise CifarBenchError(f"{path} was not written by cifar-bench evaluate ({problem}): {AGAIN}")
     return metrics
 
 
+def evaluation_of(run: dict) -> Evaluation:
+    """The evaluation folder a run that ``collect`` found was read from."""
+    return Evaluation(Path(run["evaluation_folder"]))
+
+
 def read_failure(path: Path) -> dict:
     """A study's failure marker; the model it names defaults to its folder's name, and must be a name."""
-    failure = read_json_object(path)
+    failure = read_json_object(path, AGAIN)
     failure.setdefault("model", path.parent.name)
     if not isinstance(failure["model"], str):
         raise CifarBenchError(f"{path} names model {failure['model']!r}, not a name: delete it")
@@ -118,16 +109,20 @@ def collect(
     none below a folder named like one of ``skip``."""
     runs: dict[str, list[dict]] = {}
     failures: dict[str, list[dict]] = {}
-    found = directory.rglob(METRICS_FILE) if layout is None else directory.glob(f"{layout}/evaluation/{METRICS_FILE}")
+    found = (
+        directory.rglob(METRICS_FILE)
+        if layout is None
+        else directory.glob(str(RunFolder(Path(layout)).evaluation.metrics))  # e.g. */*/evaluation/metrics.json
+    )
     for path in sorted(found):
         if (layout is not None and first_link(path, directory) is not None) or set_aside(path, directory, skip):
             continue
         metrics = read_evaluation(path)
         runs.setdefault(metrics["model"], []).append({**metrics, "evaluation_folder": str(path.parent)})
     found = (
-        directory.rglob(FAILURE_GLOB)
+        directory.rglob(FAILURE_MARKERS)
         if layout is None
-        else directory.glob(f"{layout.rsplit('/', 1)[0]}/{FAILURE_GLOB}")
+        else directory.glob(str(Path(layout).with_name(FAILURE_MARKERS)))
     )
     for path in sorted(found):
         if set_aside(path, directory, skip):

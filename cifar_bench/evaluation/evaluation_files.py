@@ -11,7 +11,6 @@ import torch
 from cifar_bench.output import atomic_file, csv_text, write_text
 
 SPLITS = ("train", "test")
-PREDICTIONS_FILE = "predictions.npz"
 CURVE_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc")
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.evaluation_files import PREDICTIONS_FILE
+from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.statistics import paired_difference
 from cifar_bench.io import read_small_bytes
 
@@ -48,7 +47,7 @@ def load_test_predictions(run: dict) -> tuple[np.ndarray, np.ndarray]:
     """A run's test labels and predictions, of equal and non-zero length, from a predictions.npz trusted in
     nothing: a regular file of at most 16 MB (``read_small_bytes``) whose members each declare at most
     ``MAX_MEMBER_BYTES`` expanded, checked before any is expanded, read by numpy without unpickling."""
-    path = Path(run["evaluation_folder"]) / PREDICTIONS_FILE
+    path = evaluation_of(run).predictions
     try:
         with np.lib.npyio.NpzFile(io.BytesIO(read_small_bytes(path)), allow_pickle=False) as npz:
             for member in npz.zip.infolist():

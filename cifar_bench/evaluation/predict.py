@@ -20,7 +20,6 @@ from rich.table import Table
 from cifar_bench.data.images import SIZE, image_extensions, read_image, to_32
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.evaluate import EVALUATION_FOLDER
 from cifar_bench.evaluation.runs import find_run, load_model, read_data
 from cifar_bench.models import CifarClassifier
 from cifar_bench.output import (
@@ -32,8 +31,8 @@ from cifar_bench.output import (
     unlinked_folder,
     write_text,
 )
+from cifar_bench.run_folder import Evaluation
 
-PREDICTIONS_CSV = "predictions.csv"
 GLOB_CHARACTERS = set("*?[")
 # The most paths one glob may walk: ``**`` below a folder holding links to itself has no end otherwise.
 MAX_GLOB_PATHS = 100_000
@@ -154,9 +153,9 @@ def predict(
         images, labels = arrays.test_images, arrays.test_labels
         names = [f"test[{i}]" for i in range(len(images))]
     probabilities = model.predict(images, batch_size=batch_size)
-    csv_path = csv_path or unlinked_folder(run.folder / EVALUATION_FOLDER, run.folder) / PREDICTIONS_CSV
+    csv_path = csv_path or Evaluation(unlinked_folder(run.folder.evaluation.path, run.folder.path)).predictions_csv
     write_text(csv_path, predictions_csv(names, probabilities, labels))
-    print_table(console, run.model_name, names, probabilities, labels, show)
+    print_table(console, run.folder.model_name, names, probabilities, labels, show)
     print_skipped(console, skipped)
     print_plain(console, f"Predictions of {len(names)} images written to {csv_path}")
     return {"files": names, "probabilities": probabilities, "labels": labels, "skipped": skipped, "csv": csv_path}

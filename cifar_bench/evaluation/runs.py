@@ -7,72 +7,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.io import read_small_text
-from cifar_bench.models import CifarClassifier
-from cifar_bench.training.checkpoints import build_model, check_checkpoint, known_model, model_classes, read_checkpoint
-
-# The sections of a run's config.yaml that evaluate and predict read: each a mapping of settings, when there.
-SECTIONS = ("model", "trainer", "data")
+from cifar_bench.models import MODEL_CLASSES, CifarClassifier, known_model
+from cifar_bench.run_folder import RunFolder
+from cifar_bench.training.checkpoints import build_model, read_checkpoint
 
 
 @dataclass(frozen=True)
 class Run:
-    """A training run as LightningCLI leaves it: ``version_N/`` with config.yaml, checkpoints/, events."""
+    """A training run as LightningCLI leaves it (``RunFolder``), the checkpoint chosen and its config read."""
 
-    folder: Path
+    folder: RunFolder
     checkpoint: Path
     config: dict
 
-    @property
-    def model_name(self) -> str:
-        """The logger name the run was filed under (``<save_dir>/<name>/version_N``)."""
-        return self.folder.parent.name
-
 
 def find_run(ckpt: str | Path) -> Run:
-    """The run of a checkpoint file, or of a run folder (whose ``checkpoints/last.ckpt`` is then used)."""
+    """The run of a checkpoint file, or of a run folder (whose last checkpoint is then used)."""
     path = Path(ckpt).expanduser()
     if path.is_dir():
-        folder, checkpoint = path, path / "checkpoints" / "last.ckpt"
+        folder = RunFolder(path)
+        checkpoint = folder.last_checkpoint
         if not checkpoint.is_file():
             raise CifarBenchError(
-                f"run folder {path} has no checkpoints/last.ckpt: pass --ckpt a .ckpt file of a finished run"
+                f"run folder {path} has no {checkpoint.relative_to(path)}: pass --ckpt a .ckpt file of a finished run"
             )
     elif path.is_file():
-        checkpoint = path
-        folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        folder, checkpoint = RunFolder.of_checkpoint(path), path
     else:
         raise CifarBenchError(f"no checkpoint at {path}: pass --ckpt a .ckpt file or a run folder (version_N/)")
-    config_file = folder / "config.yaml"
-    if not config_file.is_file():
+    if not folder.config_file.is_file():
         raise CifarBenchError(
-            f"no config.yaml in {folder}: evaluate needs the run folder LightningCLI wrote "
+            f"no {folder.config_file.name} in {folder.path}: evaluate needs the run folder LightningCLI wrote "
             "(version_N/ holding config.yaml and checkpoints/)"
         )
-    config = read_config(config_file, "restore the run's config")
-    return Run(folder.resolve(), checkpoint.resolve(), config)
-
-
-def read_config(config_file: Path, advice: str) -> dict:
-    """A config.yaml read as a bounded regular file (``read_small_text``) whose sections that are read
-    (``SECTIONS``) are mappings where present: ``model: abc`` or ``trainer: [1]`` were AttributeErrors."""
-    try:
-        config = yaml.safe_load(read_small_text(config_file))
-    except (yaml.YAMLError, OSError, ValueError, RecursionError) as error:
-        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
-        raise CifarBenchError(f"{config_file} is not readable YAML ({reason}): {advice}")
-    if not isinstance(config, dict):
-        raise CifarBenchError(f"{config_file} holds no configuration: {advice}")
-    odd = next((key for key in SECTIONS if config.get(key) is not None and not isinstance(config[key], dict)), None)
-    if odd is not None:
-        raise CifarBenchError(
-            f"{config_file} holds a {type(config[odd]).__name__} as {odd}, not its settings: {advice}"
-        )
-    return config
+    config = folder.read_config("restore the run's config")
+    return Run(RunFolder(folder.path.resolve()), checkpoint.resolve(), config)
 
 
 def model_class(run: Run) -> type[CifarClassifier]:
@@ -80,9 +51,9 @@ def model_class(run: Run) -> type[CifarClassifier]:
     class_path = (run.config.get("model") or {}).get("class_path")
     cls = known_model(class_path)
     if cls is None:
-        known = ", ".join(model_classes())
+        known = ", ".join(MODEL_CLASSES)
         raise CifarBenchError(
-            f"{run.folder / 'config.yaml'} names an unknown model {class_path!r}: expected one of {known}"
+            f"{run.folder.config_file} names an unknown model {class_path!r}: expected one of {known}"
         )
     return cls
 
@@ -91,12 +62,11 @@ def load_model(run: Run) -> tuple[CifarClassifier, dict]:
     """The trained model on the CPU, and the checkpoint's bookkeeping (epoch, global step).
 
     The model is built from the checkpoint's hyperparameters and given its weights here, not by Lightning's
-    ``load_from_checkpoint``: the file is read once, and ``check_checkpoint`` is the only judge of it.
+    ``load_from_checkpoint``: the file is read once, and checked once, by ``read_checkpoint``.
     """
     cls = model_class(run)
-    checkpoint = read_checkpoint(run.checkpoint, expected=cls)  # its hyperparameters fit its weights
-    model = build_model(cls, checkpoint, str(run.checkpoint))
-    check_checkpoint(checkpoint, str(run.checkpoint), model=model)
+    checkpoint = read_checkpoint(run.checkpoint, expected=cls)  # of this class, its hyperparameters fit its weights
+    model = build_model(cls, checkpoint.get("hyper_parameters", {}), str(run.checkpoint))
     model.load_state_dict(checkpoint.get("state_dict", {}))
     return model.eval(), {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
 
@@ -110,7 +80,7 @@ def read_data(run: Run, data_dir: str | None, download: bool) -> tuple[str, Cifa
     trained_on = data.get("data_dir", CIFAR10DataModule().hparams["data_dir"]) if isinstance(data, dict) else None
     try:
         if not isinstance(trained_on, str):
-            raise CifarBenchError(f"{run.folder / 'config.yaml'} names no data_dir")
+            raise CifarBenchError(f"{run.folder.config_file} names no data_dir")
         return trained_on, load_cifar10(trained_on, download=download, unpack=download)
     except CifarBenchError as error:
         raise CifarBenchError(

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from cifar_bench.data.augment import TransformProfile, augmentation_draws, augmented_view, normalize
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.io import atomic_file, read_small_text, unwritable
+from cifar_bench.io import atomic_file, read_json_object, unwritable
 
 # Bumped whenever the files' layout or meaning changes.
 STORE_FORMAT = 1
@@ -113,10 +113,11 @@ def _refuse_link(path: Path) -> None:
         raise CifarBenchError(f"{path} is a link: refusing to use it as a feature store; remove it and run again")
 
 
-def _read_json(path: Path):
+def _read_json(path: Path) -> dict | None:
+    """A store's record (store.json, progress.json), None when missing or not a readable JSON object."""
     try:
-        return json.loads(read_small_text(path))
-    except (OSError, ValueError, RecursionError):
+        return read_json_object(path, "")
+    except CifarBenchError:
         return None
 
 

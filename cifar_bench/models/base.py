@@ -1,4 +1,4 @@
-"""What every model of the study shares: loss, metrics and logging, the one inference path, checkpoint checks."""
+"""What every model of the study shares: loss, metrics and logging, the one inference path, mid-epoch resumes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from cifar_bench.data.images import as_uint8_batch
 from cifar_bench.data.sources import CLASS_NAMES, IMAGE_SHAPE
 from cifar_bench.models.metrics import confusion_matrix, logged_metrics
 from cifar_bench.models.optimization import build_optimizer, build_schedule
-from cifar_bench.training.checkpoints import check_checkpoint
 
 STAGES = ("train", "val", "test")
 SAMPLE_IMAGES = 32
@@ -249,10 +248,8 @@ class CifarClassifier(pl.LightningModule):
         )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Lightning's hook on every load (a resumed fit, ``load_from_checkpoint``): refuse, with one clear
-        message, a checkpoint that is not of this model with these settings (``check_checkpoint`` decides).
-        A checkpoint saved mid-epoch (on a SIGTERM) brings back the epoch's steps so far."""
-        check_checkpoint(checkpoint, "the checkpoint", model=self)
+        """A checkpoint saved mid-epoch (on a SIGTERM) brings back the epoch's steps so far. Whether the file
+        is one of this model's was decided where it entered (``training/checkpoints.read_checkpoint``)."""
         steps = checkpoint.get(RUNNING_EPOCH_KEY, [])
         if isinstance(steps, list) and all(
             isinstance(step, (list, tuple)) and len(step) == 3 and all(isinstance(t, torch.Tensor) for t in step)

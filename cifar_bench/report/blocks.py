@@ -9,13 +9,13 @@ escaper makes it safe for its format.
 from __future__ import annotations
 
 import io
-import json
+from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
+from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import read_small_bytes
 from cifar_bench.output import first_link
+from cifar_bench.run_folder import RunFolder, read_config
 
 REPORT_DPI = 80  # figures embedded in the page: sharp enough on screen and on paper, small enough to embed
 
@@ -70,32 +70,23 @@ def percent(correct: int, images: int) -> str:
     return f"{correct / images:.2%} ({correct}/{images})" if images else "-"
 
 
-def run_file(directory: Path, path: Path) -> bytes | None:
-    """A run's file as bytes: None when missing, not a regular file, too large, or reached through a link
-    below ``directory`` (the folder the report reads)."""
+def run_file(directory: Path, path: Path, read: Callable[[Path], object] = read_small_bytes):
+    """A run's file as ``read`` gives it (its bytes by default): None where the report goes on without it,
+    when it is missing, refused by the reader, or reached through a link below ``directory`` (the folder
+    the report reads)."""
     try:
         if first_link(path.absolute(), directory.absolute()) is not None:
             return None
-        return read_small_bytes(path)
-    except (OSError, ValueError):
+        return read(path)
+    except (CifarBenchError, OSError, ValueError):
         return None
 
 
-def run_config(directory: Path, run_folder: Path) -> dict | None:
+def run_config(directory: Path, run: RunFolder) -> dict | None:
     """A run's config.yaml (None when missing or unreadable)."""
-    content = run_file(directory, run_folder / "config.yaml")
-    try:
-        config = yaml.safe_load(content.decode("utf-8")) if content is not None else None
-    except (yaml.YAMLError, ValueError, RecursionError):
-        return None
-    return config if isinstance(config, dict) else None
+    return run_file(directory, run.config_file, lambda path: read_config(path, "the report leaves it out"))
 
 
-def run_environment(directory: Path, run_folder: Path) -> dict | None:
+def run_environment(directory: Path, run: RunFolder) -> dict | None:
     """A run's environment.json (None when missing or unreadable)."""
-    content = run_file(directory, run_folder / "environment.json")
-    try:
-        environment = json.loads(content.decode("utf-8")) if content is not None else None
-    except (ValueError, RecursionError):
-        return None
-    return environment if isinstance(environment, dict) else None
+    return run_file(directory, run.environment_file, lambda path: run.read_environment())

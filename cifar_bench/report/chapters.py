@@ -13,10 +13,12 @@ import torch
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.compare import mean_std
+from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import SPLITS, classification_report, format_duration
 from cifar_bench.evaluation.paired import first_seed_run
 from cifar_bench.evaluation.reference import study_class_accuracy
 from cifar_bench.figures import confusion_figure, curves_figure, reliability_figure
+from cifar_bench.models import known_model
 from cifar_bench.report.blocks import (
     bullets,
     figure,
@@ -30,14 +32,15 @@ from cifar_bench.report.blocks import (
     run_file,
     table,
 )
-from cifar_bench.training.checkpoints import known_model, model_settings
+from cifar_bench.run_folder import CONFIG_SECTIONS, RunFolder
+from cifar_bench.training.checkpoints import model_settings
 
 
 def model_chapter(number: int, model: str, group: list[dict], directory: Path) -> list[dict]:
     """One model: architecture, recipe, curves, per-class accuracy beside the study's, reports, confusion,
     sample predictions, calibration; several seeds as mean ± std (the figures and reports: the first seed's run)."""
     first = first_seed_run(model, {model: group})
-    run_folder = Path(first["evaluation_folder"]).parent
+    run_folder = evaluation_of(first).run
     prefix = f"model{number}"
     blocks = [heading(model, anchor=prefix)]
     try:
@@ -52,7 +55,9 @@ def model_chapter(number: int, model: str, group: list[dict], directory: Path) -
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         reason = f"{type(error).__name__}: {error}"
         blocks.append(
-            paragraph(f"The metrics.json of {run_folder} lacks what this chapter needs ({reason}): run evaluate again.")
+            paragraph(
+                f"The metrics.json of {run_folder.path} lacks what this chapter needs ({reason}): run evaluate again."
+            )
         )
     return blocks
 
@@ -73,7 +78,7 @@ def seeds_blocks(group: list[dict], first: dict) -> list[dict]:
     ]
 
 
-def architecture_blocks(run: dict, directory: Path, run_folder: Path) -> list[dict]:
+def architecture_blocks(run: dict, directory: Path, run_folder: RunFolder) -> list[dict]:
     rows = [
         ["model class", run.get("model_class", "-")],
         ["weight layers", run["weight_layers"]],
@@ -136,15 +141,13 @@ def _setting(value) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def recipe_blocks(run: dict, directory: Path, run_folder: Path) -> list[dict]:
+def recipe_blocks(run: dict, directory: Path, run_folder: RunFolder) -> list[dict]:
     """The recipe as the run's config.yaml and environment.json record it."""
     blocks = [heading("Recipe", 3)]
     config = run_config(directory, run_folder)
     if config is None:
-        return blocks + [paragraph(f"No readable config.yaml in {run_folder}: the recipe is unknown.")]
-    model, trainer, data = (
-        config.get(key) if isinstance(config.get(key), dict) else {} for key in ("model", "trainer", "data")
-    )
+        return blocks + [paragraph(f"No readable config.yaml in {run_folder.path}: the recipe is unknown.")]
+    model, trainer, data = (config.get(key) or {} for key in CONFIG_SECTIONS)  # mappings: read_config checked them
     settings = model.get("init_args") if isinstance(model.get("init_args"), dict) else {}
     rows = [[f"model: {key}", _setting(value)] for key, value in settings.items()]
     rows += [
@@ -245,7 +248,7 @@ def confusion_blocks(run: dict, prefix: str) -> list[dict]:
 
 def samples_blocks(run: dict, directory: Path, prefix: str) -> list[dict]:
     blocks = [heading("Sample predictions", 3)]
-    png = run_file(directory, Path(run["evaluation_folder"]) / "sample_predictions.png")
+    png = run_file(directory, evaluation_of(run).sample_predictions)
     if png is None or not png.startswith(b"\x89PNG\r\n\x1a\n"):
         return blocks + [
             paragraph(

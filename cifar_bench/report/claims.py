@@ -14,11 +14,13 @@ from pathlib import Path
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.compare import accuracy_interval, mean_std
+from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import format_duration
-from cifar_bench.evaluation.paired import PREDICTIONS_FILE, first_seed_run, mcnemar_p_text, paired_comparison
+from cifar_bench.evaluation.paired import first_seed_run, mcnemar_p_text, paired_comparison
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.evaluation.statistics import newcombe_difference
 from cifar_bench.report.blocks import bullets, heading, paragraph, run_config, run_file
+from cifar_bench.run_folder import CONFIG_SECTIONS, PREDICTIONS_FILE
 
 SUPPORTED, CONTRADICTED, NOT_SHOWN, PARTLY, UNCHECKED = (
     "Supported.",
@@ -41,7 +43,7 @@ def missing_predictions(models: list[str], runs: dict[str, list[dict]], director
     missing = []
     for model in models:
         run = first_seed_run(model, runs)
-        if run_file(directory, Path(run["evaluation_folder"]) / PREDICTIONS_FILE) is None:
+        if run_file(directory, evaluation_of(run).predictions) is None:
             missing.append(model)
     return missing
 
@@ -95,10 +97,8 @@ def combined(verdicts: list[str | None]) -> str:
 
 def recipe_settings(run: dict, directory: Path) -> dict:
     """The settings of a run's config.yaml that make its recipe: the model's init_args, epochs and batch size."""
-    config = run_config(directory, Path(run["evaluation_folder"]).parent) or {}
-    sections = {
-        key: config.get(key) if isinstance(config.get(key), dict) else {} for key in ("model", "trainer", "data")
-    }
+    config = run_config(directory, evaluation_of(run).run) or {}
+    sections = {key: config.get(key) or {} for key in CONFIG_SECTIONS}  # mappings: read_config checked them
     settings = sections["model"].get("init_args")
     settings = dict(settings) if isinstance(settings, dict) else {}
     return settings | {

@@ -23,6 +23,7 @@ from cifar_bench.evaluation.compare import (
     random_row,
     total_time_line,
 )
+from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.reference import STUDY_TABLE, study_epochs
 from cifar_bench.output import atomic_file, print_plain, unlinked_folder, write_text
 from cifar_bench.report.blocks import heading, paragraph, table
@@ -72,7 +73,7 @@ def report_content(directory: Path, data_dir: Optional[str]) -> list[dict]:
         )
     for group in runs.values():
         for run in group:
-            folder = Path(run["evaluation_folder"]).parent
+            folder = evaluation_of(run).run.path
             run["run_name"] = str(folder.relative_to(directory)) if folder.is_relative_to(directory) else str(folder)
     blocks = [
         paragraph(

@@ -21,7 +21,9 @@ from pytorch_lightning.utilities import rank_zero_only
 from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.figures import confusion_figure, prediction_grid_figure
-from cifar_bench.io import atomic_file, read_small_text
+from cifar_bench.io import atomic_file
+from cifar_bench.run_folder import RunFolder
+from cifar_bench.training.preemption import last_checkpoint_path
 
 
 class ValidationFigures(pl.Callback):
@@ -149,14 +151,8 @@ class RunSummary(pl.Callback):
         best = next(
             (c for c in checkpoints if c.monitor and c.best_model_path and c.best_model_score is not None), None
         )
-        last = next(
-            (
-                Path(c.dirpath) / "last.ckpt"
-                for c in checkpoints
-                if c.dirpath and (Path(c.dirpath) / "last.ckpt").is_file()
-            ),
-            None,
-        )
+        last = last_checkpoint_path(trainer)
+        last = last if last is not None and last.is_file() else None
         # The logger's own log_dir: Trainer.log_dir broadcasts, a collective rank 0 alone would wait on under DDP.
         lines = [
             f"Run folder: {trainer.logger.log_dir}"
@@ -187,11 +183,16 @@ class RecordEnvironment(pl.Callback):
     The commit is read as the session starts, when the code is imported: the tree may move on during
     a long run. Each session keeps its own; the top-level ``commit`` is the latest session's."""
 
-    FILE = "environment.json"
     NO_END = "no end recorded"
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._started, self._commit, self._written = time.time(), commit(), False
+        # The logger's folder, not Trainer.log_dir: that broadcasts.
+        log_dir = getattr(trainer.logger, "log_dir", None)
+        self._run = RunFolder(Path(log_dir)) if log_dir is not None else None
+        # The sessions before this one (a resumed run), read once: a file that holds no record stops the fit here.
+        resumed = self._run is not None and self._run.environment_file.is_file()
+        self._earlier = self._run.read_environment() if resumed else {"sessions": []}
+        self._started, self._commit = time.time(), commit()
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -214,13 +215,10 @@ class RecordEnvironment(pl.Callback):
             pass  # the disk that stopped the run refuses this too: the error to show is the one that stopped it
 
     def _record(self, trainer: pl.Trainer, epochs_done: int, interrupted: str | None = None) -> None:
-        # The logger's folder, not Trainer.log_dir: that broadcasts, and only rank 0 runs this.
-        log_dir = getattr(trainer.logger, "log_dir", None)
-        if log_dir is None:
+        """Write the earlier sessions and this one as it stands (its earlier epoch-end entry replaced)."""
+        if self._run is None:
             return
-        path = Path(log_dir) / self.FILE
-        record = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
-        record.update(commit=self._commit, machine=machine(), precision=str(trainer.precision))
+        record = {**self._earlier, "commit": self._commit, "machine": machine(), "precision": str(trainer.precision)}
         # The load average tells whether other work competed for the cores during the session.
         session = {
             "started": self._started,
@@ -230,21 +228,8 @@ class RecordEnvironment(pl.Callback):
             "load_average_1min_at_end": os.getloadavg()[0],
             "interrupted": interrupted,
         }
-        # This session's earlier epoch-end entry is replaced, not added to.
-        record["sessions"] = record["sessions"][: -1 if self._written else None] + [session]
+        record["sessions"] = [*self._earlier["sessions"], session]
         record["wall_s"] = sum(entry["wall_s"] for entry in record["sessions"])
         # Written whole or not at all: a kill mid-write must not leave the next session an unreadable file.
-        with atomic_file(path) as handle:
+        with atomic_file(self._run.environment_file) as handle:
             handle.write((json.dumps(record, indent=1) + "\n").encode())
-        self._written = True
-
-
-def recorded_training_time(run_folder: Path) -> float | None:
-    """The run's training time, the sum of its fit sessions' wall times in ``environment.json``; None for a
-    run without one (trained before it was recorded, or without the callback) or with an unreadable one."""
-    path = Path(run_folder) / RecordEnvironment.FILE
-    try:
-        wall_s = json.loads(read_small_text(path)).get("wall_s")
-    except (OSError, ValueError, AttributeError, RecursionError):
-        return None
-    return float(wall_s) if isinstance(wall_s, (int, float)) and not isinstance(wall_s, bool) and wall_s >= 0 else None

@@ -1,12 +1,13 @@
 """Whether a file is one of this package's checkpoints, decided here and only here, without trusting it:
 tensors and plain values only, and nothing it names imported.
 
-Every path that loads a checkpoint asks ``check_checkpoint``: ``fit``/``test --ckpt_path`` before Lightning
-reads the file (``read_checkpoint``) and again, with the model built, in the model's ``on_load_checkpoint``;
-``evaluate`` and ``predict`` through ``reports/runs.py``. Lightning hands a checkpoint's
-``hyper_parameters._class_path`` to jsonargparse, which imports that module before anything checks it, and
-a checkpoint whose top level or hyperparameters are not dicts ends in an AttributeError traceback: both
-are refused before Lightning sees the file.
+A checkpoint is checked once, where it enters, by ``read_checkpoint``: ``fit``/``validate``/``test
+--ckpt_path`` before LightningCLI reads the file (``lightning_cli._check_checkpoint``; ``last`` once the
+run folder it means is known), ``evaluate`` and ``predict`` as they load a run (``evaluation/runs.py``).
+Lightning hands a checkpoint's ``hyper_parameters._class_path`` to jsonargparse, which imports that module
+before anything checks it, and a checkpoint whose top level or hyperparameters are not dicts ends in an
+AttributeError traceback: both are refused before Lightning sees the file. A Python caller of Lightning's
+own loading (``Trainer.fit(ckpt_path=...)``, ``load_from_checkpoint``) gets Lightning's checks only.
 """
 
 from __future__ import annotations
@@ -18,34 +19,23 @@ from pathlib import Path
 import torch
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.models import MODEL_CLASSES, known_model
 
-MODELS_MODULE = "cifar_bench.models"
 ADVICE = "pass a .ckpt file written by cifar-bench fit"
 
 
-def model_classes() -> dict[str, type]:
-    """This package's models by the class path its configs and checkpoints record (``cifar_bench.models.X``)."""
-    import cifar_bench.models as models
-
-    return {
-        f"{MODELS_MODULE}.{name}": cls
-        for name in models.__all__
-        if isinstance(cls := getattr(models, name), type)
-        and issubclass(cls, models.CifarClassifier)
-        and cls is not models.CifarClassifier
-    }
-
-
-def known_model(class_path: object) -> type | None:
-    """The model class a class path names, among this package's models only (compared by name: nothing is imported)."""
-    return model_classes().get(class_path) if isinstance(class_path, str) else None
-
-
-def read_checkpoint(path: str | Path, expected: type | None = None, default: type | None = None) -> dict:
-    """The checkpoint at ``path``, loaded weights_only with its tensors left on disk (mmap), once
-    ``check_checkpoint`` has accepted it (as one of ``expected``'s, when given) and the model its
-    hyperparameters describe has its weights' shapes (``check_hyperparameters``): the class it records,
-    else ``expected``, else ``default`` (the class its hyperparameters would be given to)."""
+def read_checkpoint(
+    path: str | Path,
+    expected: type | None = None,
+    default: type | None = None,
+    settings: dict | None = None,
+    model=None,
+) -> dict:
+    """The checkpoint at ``path``, loaded weights_only with its tensors left on disk (mmap), once it is
+    known to be one of this package's (``check_contents``) and to fit the model it will be loaded into:
+    ``model``, when given (the model a config built, which Lightning loads ``--ckpt_path last`` into), else
+    the model its hyperparameters describe over ``settings`` (a config's, as LightningCLI overlays them),
+    of the class it records, or else ``expected`` (which a recorded class must then be), or ``default``."""
     if not zipfile.is_zipfile(path):
         raise CifarBenchError(f"{path} is truncated or not a checkpoint: {ADVICE}")
     try:
@@ -53,10 +43,18 @@ def read_checkpoint(path: str | Path, expected: type | None = None, default: typ
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:  # an UnpicklingError is main's
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CifarBenchError(f"{path} is truncated or not a checkpoint ({reason}): {ADVICE}")
-    checkpoint = check_checkpoint(checkpoint, str(path), expected=expected)
-    cls = known_model(checkpoint.get("hyper_parameters", {}).get("_class_path")) or expected or default
+    recorded = check_contents(checkpoint, str(path), type(model) if model is not None else expected)
+    if model is not None:
+        differing = differing_weights(model.state_dict(), checkpoint.get("state_dict", {}))
+        if differing:
+            raise CifarBenchError(
+                f"{path} does not fit this {type(model).__name__} (it differs at {', '.join(differing[:3])}): "
+                "use the model settings of the run that wrote it"
+            )
+        return checkpoint
+    cls = recorded or expected or default
     if cls is not None:
-        check_hyperparameters(checkpoint, str(path), cls)
+        check_hyperparameters(checkpoint, str(path), cls, settings or {})
     return checkpoint
 
 
@@ -75,10 +73,10 @@ def model_settings(cls: type, hyper_parameters: dict) -> dict:
     return settings | ({"weights": "none"} if "weights" in parameters else {})
 
 
-def build_model(cls: type, checkpoint: dict, source: str):
-    """``cls`` built with the checkpoint's hyperparameters; settings it refuses are one error naming ``source``."""
+def build_model(cls: type, settings: dict, source: str):
+    """``cls`` built with the saved ``settings`` it takes; settings it refuses are one error naming ``source``."""
     try:
-        return cls(**model_settings(cls, checkpoint.get("hyper_parameters", {})))
+        return cls(**model_settings(cls, settings))
     except (CifarBenchError, RuntimeError, KeyError, TypeError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CifarBenchError(
@@ -87,21 +85,21 @@ def build_model(cls: type, checkpoint: dict, source: str):
         )
 
 
-def check_hyperparameters(checkpoint: dict, source: str, cls: type) -> None:
-    """The model the hyperparameters describe must have the weights' names and shapes, seen on the ``meta``
-    device first, where no parameter is allocated or initialised: a 14 MB checkpoint saying
-    ``hidden=[20000,20000]`` would otherwise build a 461M-parameter MLP (1.8 GB) before its weights were
-    compared. Lightning's own ``--ckpt_path`` rebuilds the model from these hyperparameters too. A list
-    among them longer than the state dict has weights (``hidden`` of a million layers) is refused before
-    even that: on ``meta`` too, each entry would still be built as a module."""
-    weights = checkpoint.get("state_dict", {})
-    for key, value in checkpoint.get("hyper_parameters", {}).items():
+def check_hyperparameters(checkpoint: dict, source: str, cls: type, settings: dict) -> None:
+    """The model the hyperparameters describe (over ``settings``) must have the weights' names and shapes,
+    seen on the ``meta`` device first, where no parameter is allocated or initialised: a 14 MB checkpoint
+    saying ``hidden=[20000,20000]`` would otherwise build a 461M-parameter MLP (1.8 GB) before its weights
+    were compared. LightningCLI rebuilds the model from these hyperparameters too. A list among them longer
+    than the state dict has weights (``hidden`` of a million layers) is refused before even that: on
+    ``meta`` too, each entry would still be built as a module."""
+    weights, hyper_parameters = checkpoint.get("state_dict", {}), checkpoint.get("hyper_parameters", {})
+    for key, value in hyper_parameters.items():
         if isinstance(value, (list, tuple)) and len(value) > len(weights):
             raise CifarBenchError(
                 f"{source}: its hyperparameter {key} lists {len(value):,} entries for {len(weights)} weights: {ADVICE}"
             )
     with torch.device("meta"):
-        described = build_model(cls, checkpoint, source)
+        described = build_model(cls, settings | hyper_parameters, source)
     differing = differing_weights(described.state_dict(), weights)
     if differing:
         raise CifarBenchError(
@@ -110,14 +108,14 @@ def check_hyperparameters(checkpoint: dict, source: str, cls: type) -> None:
         )
 
 
-def check_checkpoint(checkpoint: object, source: str, expected: type | None = None, model=None) -> dict:
-    """``checkpoint`` if it is one of this package's, else one CifarBenchError naming ``source``.
+def check_contents(checkpoint: object, source: str, expected: type | None = None) -> type | None:
+    """The model class ``checkpoint`` records (None if none), if it is one of this package's checkpoints,
+    else one CifarBenchError naming ``source``.
 
     Its top level, ``hyper_parameters`` and ``state_dict`` must be dicts, the model class it records (if
-    any) one of this package's models, and every floating-point weight finite: NaN or infinite weights
-    predict one class everywhere, and resume into a NaN loss. Given ``expected`` (a model class) or
-    ``model`` (a built model), it must be a checkpoint of that class; given ``model``, its weights must
-    have that model's names and shapes too.
+    any) one of this package's models (and ``expected``, when given), its weights named by strings, and
+    every floating-point weight finite: NaN or infinite weights predict one class everywhere, and resume
+    into a NaN loss.
     """
     if not isinstance(checkpoint, dict):
         raise CifarBenchError(f"{source} holds a {type(checkpoint).__name__}, not a checkpoint: {ADVICE}")
@@ -127,32 +125,24 @@ def check_checkpoint(checkpoint: object, source: str, expected: type | None = No
     class_path = checkpoint.get("hyper_parameters", {}).get("_class_path")
     recorded = known_model(class_path)
     if class_path is not None and recorded is None:
-        known = ", ".join(model_classes())
+        known = ", ".join(MODEL_CLASSES)
         raise CifarBenchError(
             f"{source} is a checkpoint of {class_path!r}, not of one of this package's models ({known}): {ADVICE}"
         )
-    expected = type(model) if model is not None else expected
     if expected is not None and recorded is not None and recorded is not expected:
         raise CifarBenchError(
             f"{source} is not a checkpoint of {expected.__name__} but of {recorded.__name__}: "
             "use the config of the run that wrote it"
         )
-    state_dict = checkpoint.get("state_dict", {})
-    odd_key = next((key for key in state_dict if not isinstance(key, str)), None)
+    odd_key = next((key for key in checkpoint.get("state_dict", {}) if not isinstance(key, str)), None)
     if odd_key is not None:
         raise CifarBenchError(f"{source} names a weight {odd_key!r}, not by a string: {ADVICE}")
-    broken = first_non_finite(state_dict)
+    broken = first_non_finite(checkpoint.get("state_dict", {}))
     if broken is not None:
         raise CifarBenchError(
             f"{source} holds non-finite weights (NaN or infinity in {broken}): use an earlier checkpoint of the run"
         )
-    differing = [] if model is None else differing_weights(model.state_dict(), state_dict)
-    if differing:
-        raise CifarBenchError(
-            f"{source} does not fit this {expected.__name__} (it differs at {', '.join(differing[:3])}): "
-            "use the model settings of the run that wrote it"
-        )
-    return checkpoint
+    return recorded
 
 
 def differing_weights(ours: dict, theirs: dict) -> list[str]:

@@ -19,8 +19,9 @@ from cifar_bench.arguments import refuse_bad_seed
 from cifar_bench.configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.models import CifarClassifier
-from cifar_bench.training.checkpoints import known_model, read_checkpoint
+from cifar_bench.models import CifarClassifier, known_model
+from cifar_bench.run_folder import CONFIG_FILE, RunFolder
+from cifar_bench.training.checkpoints import read_checkpoint
 from cifar_bench.training.locks import claim_version, hold_lock
 
 CONFIG_OPTIONS = ("--config", "-c")
@@ -96,11 +97,11 @@ class SaveRunConfig(SaveConfigCallback):
 
 
 def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None:
-    """The newest ``version_N`` under save_dir/name holding ``checkpoints/last.ckpt``, if any."""
+    """The newest ``version_N`` under save_dir/name holding a ``last.ckpt``, if any."""
     versions = []
     for folder in (save_dir / name).glob("version_*"):
         suffix = folder.name.removeprefix("version_")
-        if suffix.isdigit() and (folder / "checkpoints" / "last.ckpt").is_file():
+        if suffix.isdigit() and RunFolder(folder).last_checkpoint.is_file():
             versions.append(int(suffix))
     return max(versions, default=None)
 
@@ -144,7 +145,13 @@ class CifarBenchCLI(LightningCLI):
         # LightningCLI reads the checkpoint's hyperparameters right after parsing: check it first.
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         refuse_bad_seed(config.get("seed_everything"), "--seed_everything")
-        self._check_checkpoint(config.get("ckpt_path"), known_model(getattr(config.get("model"), "class_path", None)))
+        model = config.get("model")
+        settings = getattr(model, "init_args", None)
+        self._check_checkpoint(
+            config.get("ckpt_path"),
+            known_model(getattr(model, "class_path", None)),
+            settings.as_dict() if settings is not None else {},
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
@@ -166,23 +173,43 @@ class CifarBenchCLI(LightningCLI):
                 # A resumed run writes into its own checkpoint folder on purpose.
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
-    def _read_data_first(self) -> None:
+    def _check_inputs(self) -> None:
+        """Check the checkpoint ``--ckpt_path last`` means, then read the data: bad input stops here."""
+        self._check_last_checkpoint()
         read_data_first(self.trainer, self.datamodule, self.subcommand)
 
-    before_validate = before_test = _read_data_first
+    before_validate = before_test = _check_inputs
+
+    def _named_version(self):
+        """The logger version the config names (a study's seedN, a resume), None when it is the logger's to choose."""
+        config = self.config.get(self.subcommand, self.config)
+        return (getattr(config.trainer.get("logger"), "init_args", None) or {}).get("version")
+
+    def _check_last_checkpoint(self) -> None:
+        """``--ckpt_path last``: the run folder's last.ckpt (the logger's folder, or the default root without a
+        logger), checked against the model the config built, then named to Lightning, which loads that very
+        file. Where the logger has yet to choose a version, there is none to resume: Lightning's own ``last``
+        finds nothing, and the version is not chosen here, outside ``claim_version``'s lock."""
+        arguments, logger = self.config_init[self.subcommand], self.trainer.logger
+        if arguments.get("ckpt_path") != "last" or (logger is not None and self._named_version() is None):
+            return
+        folder = getattr(logger, "log_dir", None) if logger is not None else self.trainer.default_root_dir
+        last = RunFolder(Path(folder)).last_checkpoint if folder is not None else None
+        if last is not None and last.is_file():
+            read_checkpoint(last, model=self.model)
+            arguments["ckpt_path"] = str(last)
 
     def before_fit(self) -> None:
         """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
         (by the rank that writes, once the input is known good: bad input leaves no folder)."""
-        self._read_data_first()
+        self._check_inputs()
         trainer, logger = self.trainer, self.trainer.logger
         # Before the strategy is set up, a rank that Lightning's own launcher started reads global rank 0: its
         # local rank (and, started by hand on another machine, its node rank) says it is not the writer.
         writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
         # A logger with a folder (not the DummyLogger of a fast_dev_run, whose folders are None).
         if writer and getattr(logger, "root_dir", None) is not None and hasattr(logger, "log_dir"):
-            config = self.config.get(self.subcommand, self.config)
-            if (getattr(config.trainer.get("logger"), "init_args", None) or {}).get("version") is None:
+            if self._named_version() is None:
                 claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
             self._run_lock = hold_lock(Path(logger.log_dir), "fit")
 
@@ -215,11 +242,12 @@ class CifarBenchCLI(LightningCLI):
                 )
 
     @staticmethod
-    def _check_checkpoint(ckpt_path: str | None, model_class: type | None) -> None:
-        """A checkpoint path must exist, and ``read_checkpoint`` accept it (before Lightning imports the class
-        it names); 'last' and 'best' are Lightning's to resolve. LightningCLI reads any *file* of that name in
-        the current folder as a checkpoint first, importing the class it names: a file the user did not name,
-        refused."""
+    def _check_checkpoint(ckpt_path: str | None, model_class: type | None, settings: dict) -> None:
+        """A checkpoint path must exist, and ``read_checkpoint`` accept it for the model LightningCLI will build
+        from it, the config's settings overlaid by its hyperparameters (before Lightning imports the class it
+        names); 'last' is checked once its run folder is known (``_check_last_checkpoint``), 'best' and the
+        other words are Lightning's to resolve. LightningCLI reads any *file* of that name in the current
+        folder as a checkpoint first, importing the class it names: a file the user did not name, refused."""
         if ckpt_path in LIGHTNING_CHECKPOINT_WORDS:
             if os.path.lexists(ckpt_path):
                 raise CifarBenchError(
@@ -231,7 +259,7 @@ class CifarBenchCLI(LightningCLI):
             return
         if not Path(ckpt_path).is_file():
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
-        read_checkpoint(ckpt_path, default=model_class)  # a checkpoint naming no class fills in the config's
+        read_checkpoint(ckpt_path, default=model_class, settings=settings)  # one naming no class: the config's
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:
@@ -260,5 +288,5 @@ def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
             **{command: {"default_config_files": [str(BASE_CONFIG)]} for command in CifarBenchCLI.subcommands()},
         },
         save_config_callback=SaveRunConfig,
-        save_config_kwargs={"overwrite": True},
+        save_config_kwargs={"overwrite": True, "config_filename": CONFIG_FILE},
     )

@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from cifar_bench.errors import SigtermHandler
+from cifar_bench.run_folder import LAST_CHECKPOINT
 
 
 class SaveOnSigterm(pl.Callback):
@@ -98,4 +99,4 @@ def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
     """Where ``--ckpt_path last`` looks: ``last.ckpt`` in the folder of the run's checkpoints (none when
     checkpointing is off)."""
     folders = [c.dirpath for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
-    return Path(folders[0]) / "last.ckpt" if folders else None
+    return Path(folders[0]) / LAST_CHECKPOINT if folders else None

@@ -1,0 +1,165 @@
+"""A run folder's layout, said once, and one reader per kind of file in it, none of them trusting it.
+
+    <save_dir>/<model>/<version>/       a run: version_N (LightningCLI's logger), seed<N> in a study
+        config.yaml                     the resolved configuration (LightningCLI)
+        environment.json                commit, machine, each fit session's wall time (RecordEnvironment)
+        checkpoints/last.ckpt           the state after the last epoch or SIGTERM, where a resume goes on
+        evaluation/                     what evaluate writes (``Evaluation``), or any folder its --out names
+    <save_dir>/<model>/failed-seed<N>.json   a study's record that the run of that seed failed
+
+The training callbacks and ``study`` write through these paths; evaluate, compare, report and predict
+read through them. Checkpoints are read in ``training/checkpoints.py``: this module needs no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import read_json_object, read_small_text
+
+CONFIG_FILE = "config.yaml"
+LAST_CHECKPOINT = "last.ckpt"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.npz"
+FAILURE_MARKERS = "failed-seed*.json"
+# The sections of a config that are read: each a mapping of settings, when there.
+CONFIG_SECTIONS = ("model", "trainer", "data")
+AFRESH = "move it aside to record this run's sessions afresh"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The files of an evaluation folder, as ``evaluate`` writes them and compare, report and study read them."""
+
+    path: Path
+
+    @property
+    def run(self) -> RunFolder:
+        """The run evaluated, where evaluate writes by default: the folder above this one."""
+        return RunFolder(self.path.parent)
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / PREDICTIONS_FILE
+
+    @property
+    def predictions_csv(self) -> Path:
+        return self.path / "predictions.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.txt"
+
+    @property
+    def curves(self) -> Path:
+        return self.path / "curves.png"
+
+    @property
+    def sample_predictions(self) -> Path:
+        return self.path / "sample_predictions.png"
+
+    def split_file(self, kind: str, split: str, suffix: str) -> Path:
+        """A split's file: ``classification_report``, ``confusion`` or ``reliability``, e.g. confusion_test.png."""
+        return self.path / f"{kind}_{split}{suffix}"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One training run's folder; its paths, and its config.yaml and environment.json read without trust."""
+
+    path: Path
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: Path) -> RunFolder:
+        """The run a checkpoint file belongs to: the folder above its checkpoints/, else the folder it is in."""
+        folder = checkpoint.parent
+        return cls(folder.parent if folder.name == "checkpoints" else folder)
+
+    @classmethod
+    def in_study(cls, save_dir: Path, model: str, seed: int) -> RunFolder:
+        """Where ``study`` keeps the run of one model and seed (the logger's version is ``seed<N>``)."""
+        return cls(save_dir / model / f"seed{seed}")
+
+    @property
+    def model_name(self) -> str:
+        """The logger name the run was filed under (``<save_dir>/<name>/<version>``)."""
+        return self.path.parent.name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def environment_file(self) -> Path:
+        return self.path / "environment.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / LAST_CHECKPOINT
+
+    @property
+    def evaluation(self) -> Evaluation:
+        return Evaluation(self.path / "evaluation")
+
+    @property
+    def failure_marker(self) -> Path:
+        """Where ``study`` records that this run failed to train or evaluate: beside it, ``failed-seed<N>.json``."""
+        return self.path.with_name(f"failed-{self.path.name}.json")
+
+    def read_config(self, advice: str) -> dict:
+        return read_config(self.config_file, advice)
+
+    def read_environment(self) -> dict:
+        """environment.json, whose fit sessions are objects with a wall time (what a resumed fit adds to)."""
+        environment = read_json_object(self.environment_file, AFRESH)
+        sessions = environment.get("sessions")
+        if not isinstance(sessions, list) or not all(
+            isinstance(session, dict) and is_duration(session.get("wall_s")) for session in sessions
+        ):
+            raise CifarBenchError(f"{self.environment_file} holds no list of fit sessions with their wall_s: {AFRESH}")
+        return environment
+
+    def training_time(self) -> float | None:
+        """The run's training time, its fit sessions' wall times summed in environment.json; None for a run
+        without one (trained before it was recorded, or without the callback) or with an unreadable one."""
+        try:
+            wall_s = read_json_object(self.environment_file, "").get("wall_s")
+        except CifarBenchError:
+            return None
+        return float(wall_s) if is_duration(wall_s) else None
+
+
+def is_duration(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def read_config(path: Path, advice: str) -> dict:
+    """A config (a run's config.yaml, a model's YAML) read as a bounded regular file whose sections that are
+    read (``CONFIG_SECTIONS``) are mappings where present: ``model: abc`` or ``trainer: [1]`` were
+    AttributeErrors. Anything else is one error naming the file, ending in ``advice``."""
+    try:
+        config = yaml.safe_load(read_small_text(path))
+    except (yaml.YAMLError, OSError, ValueError, RecursionError) as error:
+        reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
+        raise CifarBenchError(f"{path} is not readable YAML ({reason}): {advice}")
+    if not isinstance(config, dict):
+        raise CifarBenchError(f"{path} holds no configuration: {advice}")
+    odd = next(
+        (key for key in CONFIG_SECTIONS if config.get(key) is not None and not isinstance(config[key], dict)), None
+    )
+    if odd is not None:
+        raise CifarBenchError(f"{path} holds a {type(config[odd]).__name__} as {odd}, not its settings: {advice}")
+    return config
