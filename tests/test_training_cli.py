@@ -15,6 +15,7 @@ import torch
 import yaml
 from conftest import PER_BATCH, cli_args, packed
 from pytorch_lightning import Trainer
+from pytorch_lightning.utilities import rank_zero_only
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
 
@@ -271,6 +272,9 @@ def test_only_the_rank_that_prepares_the_data_unpacks_and_reads_it_before_the_tr
     ranks = {"LOCAL_RANK": local_rank, "NODE_RANK": node_rank, "WORLD_SIZE": 4}
     for name, value in {**ranks, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}.items():
         monkeypatch.setenv(name, str(value))
+    # The Trainer sets Lightning's process-wide rank; put it back after, or every later fit in this process
+    # believes it is not rank 0 and writes no environment.json and no event files.
+    monkeypatch.setattr(rank_zero_only, "rank", rank_zero_only.rank)
     trainer = Trainer(accelerator="cpu", strategy="ddp", devices=2, num_nodes=2, logger=False)
     assert (trainer.local_rank, trainer.node_rank) == (local_rank, node_rank)
     datamodule = CIFAR10DataModule(str(archive.parent), download=False, val_size=20)
