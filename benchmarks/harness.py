@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import Callback
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.evaluate import logits_in_precision
+from cifar_bench.features.feeding import FeatureStoreFeeder
 from cifar_bench.models import CifarClassifier
 from cifar_bench.training.lightning_cli import CifarBenchCLI
 
@@ -118,11 +119,13 @@ def package_cli(name: str, config_dir: str | Path, extra: Iterable[str]) -> Cifa
 
 def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:
     """``trainer.fit`` for warm-up + steps batches, no validation: seconds per step, and fit start to first
-    step (which includes opening, or building, a VGG16 feature store)."""
+    step (which includes opening, or building, a VGG16 feature store: the config's FeatureStoreFeeder, named
+    again because these callbacks replace the config's)."""
     timer = StepTimer()
     per_epoch = warmup + steps
+    callbacks = [timer, FeatureStoreFeeder()]
     trainer = cli.instantiate_trainer(
-        **QUIET_TRAINER, max_epochs=1, limit_train_batches=per_epoch, limit_val_batches=0, callbacks=[timer]
+        **QUIET_TRAINER, max_epochs=1, limit_train_batches=per_epoch, limit_val_batches=0, callbacks=callbacks
     )
     trainer.fit(cli.model, datamodule=cli.datamodule)
     return {"step_s": seconds_per_step(timer.stamps, warmup), "fit_start_s": timer.train_start - timer.fit_start}

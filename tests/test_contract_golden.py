@@ -368,19 +368,15 @@ TRAINER_OPTIONS = {
     "--optimizer",
     "--lr_scheduler",
 }
+# Every function command also takes its options from a YAML file (jsonargparse's --config, --print_config).
+CONFIG_OPTIONS = {"--config", "--print_config"}
 FUNCTION_OPTIONS = {  # command: (positional arguments, options), as its --help names them
     "analyze": ("", "--data_dir --download --out --samples_per_class"),
     "evaluate": ("", "--ckpt --data_dir --download --batch_size --out --accelerator --precision --tta"),
     "predict": ("INPUTS", "--ckpt --inputs --out --data_dir --download --batch_size --device --show"),
     "compare": ("directory", "--out --pair --set_aside"),
-    "study": ("", "--models --seeds --configs_dir --save_dir --data_dir --vgg_weights --results"),
+    "study": ("", "--models --seeds --configs_dir --save_dir --data_dir --vgg_weights --results --fit_args"),
     "report": ("directory", "--data_dir"),
-    "bench": (
-        "",
-        "--models --batch_sizes --threads --steps --warmup --vgg_steps --vgg_warmup --eval_images --vgg_eval_images "
-        "--evaluate_batch_size --repeats --levers --feature_store --store_steps --sweep_models --accuracy_check "
-        "--accuracy_model --accuracy_epochs --accuracy_images --weights --config_dir --data_dir --download --out",
-    ),
 }
 COMMANDS = ("fit", "validate", "test", *FUNCTION_OPTIONS)
 
@@ -414,7 +410,7 @@ def test_every_command_has_a_help_that_exits_0_and_lists_its_options(command, ca
     options = set(re.findall(r"^  (?:-\w(?: \w+)?, )?(--[\w.]+)", text, re.MULTILINE))  # each entry's first line
     if command in FUNCTION_OPTIONS:
         positional, expected = (words.split() for words in FUNCTION_OPTIONS[command])
-        assert options == {"--help", *expected}
+        assert options == {"--help", *CONFIG_OPTIONS, *expected}
         assert (listed(text, "positional arguments", r"\w+") if positional else set()) == set(positional)
     else:
         assert TRAINER_OPTIONS <= options, sorted(TRAINER_OPTIONS - options)
