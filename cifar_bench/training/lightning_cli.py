@@ -221,7 +221,7 @@ class CifarBenchCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict:
-        """fit, validate and test: ``cifar-bench predict`` is the package's own command (reports/predict.py)."""
+        """fit, validate and test: ``cifar-bench predict`` is the package's own command (evaluation/predict.py)."""
         return {name: hooks for name, hooks in LightningCLI.subcommands().items() if name != "predict"}
 
     @staticmethod
