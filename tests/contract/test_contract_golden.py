@@ -7,7 +7,7 @@ behaviour keeps these tests green.
   results --data_dir data`` reproduce the committed ``results/comparison.*`` and ``results/report.*``;
 - schemas: the keys and value types of ``metrics.json``, ``environment.json`` and ``predictions.npz``, as
   literals below, for the committed runs and for files written today by a tiny run;
-- the command line: every command's ``--help`` and its options; bad input beyond tests/test_bad_input.py's
+- the command line: every command's ``--help`` and its options; bad input beyond tests/contract/test_bad_input.py's
   table (which stays the one place for it: the few cases below are the ones it lacks).
 
 The committed ``results/`` is never written: compare writes to ``--out``, the report to a copy.
@@ -416,7 +416,7 @@ def test_every_command_has_a_help_that_exits_0_and_lists_its_options(command, ca
         assert TRAINER_OPTIONS <= options, sorted(TRAINER_OPTIONS - options)
 
 
-# Bad input: tests/test_bad_input.py holds the table (one `error:` line, exit status 2, nothing written).
+# Bad input: tests/contract/test_bad_input.py holds the table (one `error:` line, exit status 2, nothing written).
 # These are the cases it lacks: the function commands' own parsing and their missing folders.
 BAD_INPUT = [
     ("compare: missing folder", ["compare", "nowhere"], "no folder nowhere: pass the folder that holds the runs"),
