@@ -158,27 +158,13 @@ RESUME_HINTS = {
 }
 
 
-def stop_interrupted(command: str, what: str = "interrupted", status: int = INTERRUPTED_STATUS) -> None:
-    """One line for a Ctrl-C (or a SIGTERM), saying how to go on where there is a way, and the status
-    shells give a command stopped by that signal. A command run by ``study`` stays silent: the study says it once."""
+def stop(command: str, what: str = "interrupted", status: int = INTERRUPTED_STATUS, hint: str | None = None) -> None:
+    """One line for a Ctrl-C or a SIGTERM, saying how to go on where there is a way, and the status shells
+    give a command stopped by that signal. A command run by ``study`` stays silent: the study says it once."""
+    hint = hint or RESUME_HINTS.get(command)
     if not os.environ.get(STUDY_CHILD):
-        hint = RESUME_HINTS.get(command)
         print(f"error: {what}" + (f"; {hint}" if hint else ""), file=sys.stderr)
     sys.exit(status)
-
-
-def stop_terminated(command: str, stop: BaseException) -> None:
-    """A fit stopped by SIGTERM (Lightning's ``SIGTERMException``, after ``SaveOnSigterm`` saved its step)."""
-    saved_to = getattr(stop, "saved_to", None)
-    if saved_to is None:
-        stop_interrupted(command, "stopped by SIGTERM", TERMINATED_STATUS)
-    if not os.environ.get(STUDY_CHILD):
-        print(
-            f"error: stopped by SIGTERM at step {stop.step}, saved to {saved_to}; "
-            "the same command with --ckpt_path last continues from that step",
-            file=sys.stderr,
-        )
-    sys.exit(TERMINATED_STATUS)
 
 
 def run(command: str | None, action: Callable[[], object], usage: str) -> None:
@@ -196,15 +182,19 @@ def run(command: str | None, action: Callable[[], object], usage: str) -> None:
     except ArgumentError as error:
         fail(f"{parser_error_line(error)} (see {usage} --help)")
     except KeyboardInterrupt:
-        stop_interrupted(command)
+        stop(command)
     except Terminated:
-        stop_interrupted(command, "stopped by SIGTERM", TERMINATED_STATUS)
-    except SystemExit as stop:
-        if type(stop).__name__ == "SIGTERMException":  # Lightning's, not imported before Lightning is
-            stop_terminated(command, stop)
+        stop(command, "stopped by SIGTERM", TERMINATED_STATUS)
+    except SystemExit as exit_:
+        if type(exit_).__name__ == "SIGTERMException":  # Lightning's, not imported before Lightning is
+            saved_to = getattr(exit_, "saved_to", None)  # where SaveOnSigterm saved the step it stopped at
+            if saved_to is None:
+                stop(command, "stopped by SIGTERM", TERMINATED_STATUS)
+            hint = "the same command with --ckpt_path last continues from that step"
+            stop(command, f"stopped by SIGTERM at step {exit_.step}, saved to {saved_to}", TERMINATED_STATUS, hint)
         # Lightning ends its graceful Ctrl-C shutdown with sys.exit(1), raised while handling the KeyboardInterrupt.
-        if isinstance(stop.__context__, KeyboardInterrupt):
-            stop_interrupted(command)
+        if isinstance(exit_.__context__, KeyboardInterrupt):
+            stop(command)
         raise
     except pickle.UnpicklingError as error:
         reason = str(error).splitlines()[0]

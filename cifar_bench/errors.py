@@ -27,6 +27,10 @@ class Terminated(Exception):
     """A SIGTERM that came where no training could save its step (starting up, between a study's runs)."""
 
 
+STOP_SIGNALS = {KeyboardInterrupt: signal.SIGINT, Terminated: signal.SIGTERM}
+"""The exceptions that stop a command, and the signal that raises each (``raise_on_sigterm``)."""
+
+
 class SigtermHandler:
     """Whether a fit's ``preemption.SaveOnSigterm`` handles SIGTERM now: Lightning keeps the handler it found
     (``raise_terminated``) in its chain, which must then stay silent."""
@@ -40,20 +44,12 @@ def raise_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, raise_terminated)
 
 
-LOST_STOP_AGAIN_S = 0.05
-"""How long after a lost Ctrl-C or SIGTERM it comes again: long enough for the main thread to leave the callback."""
-
-
-STOP_SIGNALS = ((KeyboardInterrupt, signal.SIGINT), (Terminated, signal.SIGTERM))
-"""The exceptions that stop a command, and the signal that raises each (``raise_on_sigterm``)."""
-
-
 def hear_every_stop() -> None:
     """From now on a Ctrl-C or SIGTERM that lands in a weakref callback or a ``__del__`` stops the command too.
 
     Python cannot raise there: it prints the KeyboardInterrupt (or ``Terminated``) as "Exception ignored",
     traceback and all, and runs on (a study's training then trained to its last epoch). Such a one is
-    sent again a moment later, as the same signal from another thread, when the main thread is most
+    sent again 50 ms later, as the same signal from another thread, when the main thread is most
     likely back in its own code; one lost again is passed on again. Any other unraisable exception is
     printed as before."""
     print_unraisable = sys.unraisablehook
@@ -62,12 +58,12 @@ def hear_every_stop() -> None:
 
     def pass_on_a_lost_stop(unraisable) -> None:
         lost = unraisable.exc_type or type(None)
-        signals = [signum for stop, signum in STOP_SIGNALS if issubclass(lost, stop)]
+        signals = [signum for stop, signum in STOP_SIGNALS.items() if issubclass(lost, stop)]
         if not signals:
             print_unraisable(unraisable)
             return
         main_thread = threading.main_thread().ident  # a real signal: it also breaks a wait on a child process
-        again = threading.Timer(LOST_STOP_AGAIN_S, signal.pthread_kill, args=(main_thread, signals[0]))
+        again = threading.Timer(0.05, signal.pthread_kill, args=(main_thread, signals[0]))
         again.daemon = True  # a command that ends meanwhile does not wait for it
         again.start()
 
