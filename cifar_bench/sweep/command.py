@@ -83,7 +83,8 @@ def sweep(
             fit_command("trial0") + fit_words({key: ends(dist)[end] for key, dist in distributions.items()})
         )
     optuna.logging.disable_default_handler()  # this command says what happens, once per trial
-    out.mkdir(parents=True, exist_ok=True)
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)  # for the default SQLite file
     store = Storage(storage, out)
     study = open_study(store, study_name, name, space_record(distributions), sampler_seed, PRUNERS[pruner]())
     runs = out / study_name
