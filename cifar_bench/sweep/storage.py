@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -37,25 +38,35 @@ class Storage:
 
     def __init__(self, value: str | None, out: Path) -> None:
         value = value or f"sqlite:///{(out / DEFAULT_STORAGE).absolute()}"
+        self.shown, self.lock_file = value, None
         try:
-            if "://" in value:
-                url = make_url(value)
+            url = make_url(value) if "://" in value else None
+            if url is not None:
                 self.shown = url.render_as_string(hide_password=True)
-                sqlite = url.get_backend_name() == "sqlite"
-                file = Path(url.database) if sqlite and url.database not in (None, "", ":memory:") else None
-                self.backend = RDBStorage(
-                    value,
-                    engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {},
-                    heartbeat_interval=HEARTBEAT_S,
-                    grace_period=GRACE_S,
-                )
+                file = url.database if url.get_backend_name() == "sqlite" else None
+                file = Path(file) if file not in (None, "", ":memory:") else None
             else:
-                self.shown, file = value, Path(value)
-                self.backend = JournalStorage(JournalFileBackend(value))
+                file = Path(value)
+            if file is not None and not file.absolute().parent.is_dir():
+                raise FileNotFoundError(f"no folder {file.absolute().parent}")  # filelock would create it
+            self.lock_file = file.with_name(f".{file.name}.sweep-lock") if file is not None else None
+            with self.turn(), warnings.catch_warnings():  # two workers creating one SQLite file's tables would collide
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat's
+                self.backend = (
+                    JournalStorage(JournalFileBackend(value))
+                    if url is None
+                    else RDBStorage(
+                        value,
+                        engine_kwargs={"connect_args": {"timeout": 60}} if file is not None else {},
+                        heartbeat_interval=HEARTBEAT_S,
+                        grace_period=GRACE_S,
+                    )
+                )
         except Exception as error:  # a bad URL, a missing driver, a server not answering, a folder not there
             reason = " ".join(str(error).split("\n")[0].split()) or type(error).__name__
-            raise CifarBenchError(f"cannot open the storage {value} ({type(error).__name__}: {reason}): {STORAGE_HELP}")
-        self.lock_file = file.with_name(f".{file.name}.sweep-lock") if file is not None else None
+            raise CifarBenchError(
+                f"cannot open the storage {self.shown} ({type(error).__name__}: {reason}): {STORAGE_HELP}"
+            )
 
     def turn(self):
         """Held while a worker counts the trials and starts one (a no-op for a server database)."""
