@@ -221,12 +221,15 @@ def stored_trials(root: Path) -> list[tuple[int, str]]:
 
 
 @pytest.mark.slow
-def test_two_workers_on_one_sqlite_storage_run_the_trials_between_them_none_twice(tmp_path, tiny_data):
-    workers = [worker(tmp_path, tiny_data, "--trials", "4", "--pruner", "none") for _ in range(2)]
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_two_workers_on_one_storage_run_the_trials_between_them_none_twice(tmp_path, tiny_data, storage):
+    journal = ("--storage", str(tmp_path / "sweep.log")) if storage == "journal" else ()
+    workers = [worker(tmp_path, tiny_data, "--trials", "4", "--pruner", "none", *journal) for _ in range(2)]
     for process in workers:
         _, errors = process.communicate(timeout=600)
         assert process.returncode == 0, errors[-3000:]
-    assert stored_trials(tmp_path) == [(number, "COMPLETE") for number in range(4)]
+    if storage == "sqlite":
+        assert stored_trials(tmp_path) == [(number, "COMPLETE") for number in range(4)]
     assert sorted(path.name for path in (tmp_path / "sweep" / "mlp").iterdir()) == [f"trial{n}" for n in range(4)]
     assert trial_states(tmp_path / "sweep") == [(number, "COMPLETE") for number in range(4)]
 
