@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import optuna
+from filelock import FileLock
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -70,8 +71,6 @@ class Storage:
 
     def turn(self):
         """Held while a worker counts the trials and starts one (a no-op for a server database)."""
-        from filelock import FileLock
-
         return FileLock(str(self.lock_file)) if self.lock_file is not None else nullcontext()
 
 
@@ -127,6 +126,6 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's process
+        pass
     return True
