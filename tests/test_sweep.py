@@ -19,7 +19,9 @@ from conftest import REPO, cli_command, cli_environment, snapshot, wait_for, wri
 
 from cifar_bench.cli import main
 from cifar_bench.data import sources
-from cifar_bench.sweep.trial import ReportToTrial
+from cifar_bench.sweep.command import ends
+from cifar_bench.sweep.space import SPACES_DIR, fit_words, read_space
+from cifar_bench.sweep.trial import ReportToTrial, check_fit_options
 
 TINY_FIT = (
     *("--data.download", "false", "--data.val_size", "20", "--data.batch_size", "8", "--data.eval_batch_size", "64"),
@@ -201,6 +203,15 @@ def test_validating_on_the_test_set_is_refused(tmp_path, tiny_data, capsys):
     with pytest.raises(SystemExit):
         main(sweep_args(tmp_path, tiny_data, fit=("--data.val_size", "0")))
     assert "--data.val_size 0 validates on the test set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("space", sorted(SPACES_DIR.glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_packaged_space_names_options_fit_accepts_at_both_ends_of_their_ranges(space):
+    distributions = read_space(space)
+    for end in (0, -1):
+        check_fit_options(
+            ["fit", "--config", space.stem, *fit_words({k: ends(d)[end] for k, d in distributions.items()})]
+        )
 
 
 def worker(root: Path, data: Path, *options: str, fit: tuple[str, ...] = ()) -> subprocess.Popen:
