@@ -13,6 +13,7 @@ STUDY_LOGS ?= lightning_logs/study
 SEEDS ?= 0
 VGG_WEIGHTS ?=
 RESULTS ?=
+TRIALS ?= 20
 # The folder make report reads and writes into (its evaluated runs: <DIR>/<model>/<run>/evaluation/).
 DIR ?= results
 # The model names as the package derives them from configs/ (plain Python, no install needed; read only when used).
@@ -24,7 +25,7 @@ space := $(empty) $(empty)
 # "0 1 2" -> [0,1,2]: the list syntax of cifar-bench's options
 list = [$(subst $(space),$(comma),$(strip $(1)))]
 
-.PHONY: help install lint train test test-all analyze bench tensorboard clean evaluate predict compare study report
+.PHONY: help install lint train test test-all analyze bench tensorboard clean evaluate predict compare study report sweep
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,3 +83,8 @@ tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 
 clean: ## remove the virtual environment and caches (keeps data and logs)
 	rm -rf $(VENV) .pytest_cache *.egg-info
+
+sweep: $(STAMP) ## search a model's recipe with Optuna on validation accuracy: make sweep MODEL=mlp TRIALS=8 [ARGS="-- --data.train_size 5000"]
+	@if [ "$(words $(MODEL))" != 1 ] || [ -z "$(filter $(MODEL),$(MODELS))" ]; then \
+		echo "error: unknown MODEL '$(MODEL)': choose one of $(MODELS)" >&2; exit 2; fi
+	$(BIN)/cifar-bench sweep --model $(MODEL) --trials $(TRIALS) $(ARGS)

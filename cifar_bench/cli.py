@@ -9,6 +9,7 @@
     cifar-bench predict --ckpt lightning_logs/cnn/version_0 cat.png photos/ shots/*.jpg
     cifar-bench compare lightning_logs
     cifar-bench study --seeds [0,1,2] -- --trainer.max_epochs 5
+    cifar-bench sweep --model mlp --trials 8
     cifar-bench report results --data_dir data
 
 Every command other than the Trainer's is a plain function whose signature and docstring are its
@@ -52,6 +53,7 @@ FUNCTION_COMMANDS = {
     "predict": ("cifar_bench.evaluation.predict", "predict", False),
     "compare": ("cifar_bench.evaluation.compare", "compare", True),
     "study": ("cifar_bench.study", "study", False),
+    "sweep": ("cifar_bench.sweep.command", "sweep", False),
     "report": ("cifar_bench.report.command", "report", True),
 }
 COMMANDS = (*TRAINER_COMMANDS, *FUNCTION_COMMANDS)
@@ -155,6 +157,7 @@ def fail(message: str) -> None:
 RESUME_HINTS = {
     "fit": "the same command with --ckpt_path last continues from the last finished epoch",
     "study": "the same command run again continues where it stopped",
+    "sweep": "the same command run again resumes the study",
 }
 
 

@@ -58,6 +58,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
     stored for the whole set, whatever the split; the model prepares the images (``model.prepare_inputs``).
     """
 
+    # Whether setup reads the test batch; a sweep's DataModule does not, so no trial can be judged on it.
+    reads_test = True
+
     def __init__(
         self,
         data_dir: str = "data",
@@ -82,7 +85,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def setup(self, stage: Optional[str] = None) -> None:
         if self.arrays is not None:
             return
-        arrays = read_folder(locate(self.data_dir, download=False))
+        arrays = read_folder(locate(self.data_dir, download=False), test=self.reads_test)
         if self.hparams.val_size >= len(arrays.train_labels):
             raise CifarBenchError(
                 f"val_size {self.hparams.val_size} leaves no training images (the training set has "

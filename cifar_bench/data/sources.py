@@ -151,13 +151,18 @@ def _class_names(folder: Path) -> tuple[str, ...]:
     return tuple(readable)
 
 
-def read_folder(folder: Path) -> CifarArrays:
-    """Read an extracted official folder; every batch must hold the same number of records."""
+def read_folder(folder: Path, test: bool = True) -> CifarArrays:
+    """Read an extracted official folder; every batch must hold the same number of records.
+
+    ``test`` False leaves the test batch unread (a sweep's trials): its images and labels are then empty."""
     reader = read_python_batch if folder.name == PYTHON_FOLDER else read_binary_batch
-    batches = [reader(folder / name) for name in REQUIRED_FILES[folder.name]]
-    counts = [len(labels) for _, labels in batches]
+    names = REQUIRED_FILES[folder.name][: None if test else TRAIN_BATCHES]
+    batches = [reader(folder / name) for name in names]
+    if not test:
+        batches.append((torch.empty((0, *IMAGE_SHAPE), dtype=torch.uint8), torch.empty(0, dtype=torch.long)))
+    counts = [len(labels) for _, labels in batches[: len(names)]]
     if len(set(counts)) != 1:
-        listing = ", ".join(f"{name}: {n}" for name, n in zip(REQUIRED_FILES[folder.name], counts))
+        listing = ", ".join(f"{name}: {n}" for name, n in zip(names, counts))
         raise CifarBenchError(f"batches in {folder} differ in record count ({listing}): one is truncated, replace it")
     train = batches[:TRAIN_BATCHES]
     return CifarArrays(

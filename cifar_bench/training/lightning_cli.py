@@ -12,6 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
@@ -273,13 +274,21 @@ class CifarBenchCLI(LightningCLI):
             )
 
 
-def run_lightning_cli(argv: list[str] | None) -> CifarBenchCLI:
-    """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell; returns the finished CLI."""
-    return CifarBenchCLI(
+def run_lightning_cli(
+    argv: list[str] | None,
+    cli_class: type[CifarBenchCLI] = CifarBenchCLI,
+    datamodule_class: type[CIFAR10DataModule] = CIFAR10DataModule,
+    callbacks: tuple[pl.Callback, ...] = (),
+) -> CifarBenchCLI:
+    """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell; returns the finished CLI.
+
+    A sweep's trial runs its own subclasses and adds its pruning callback, which no config.yaml records."""
+    return cli_class(
         CifarClassifier,
-        CIFAR10DataModule,
+        datamodule_class,
         subclass_mode_model=True,
         args=argv,
+        trainer_defaults={"callbacks": list(callbacks)},
         parser_kwargs={
             "prog": "cifar-bench",
             "exit_on_error": False,

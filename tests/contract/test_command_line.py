@@ -17,7 +17,7 @@ from rich.console import Console
 
 from cifar_bench.cli import COMMANDS, call_with_options, main
 
-EVERY_COMMAND = ["fit", "validate", "test", "analyze", "evaluate", "predict", "compare", "study", "report"]
+EVERY_COMMAND = ["fit", "validate", "test", "analyze", "evaluate", "predict", "compare", "study", "sweep", "report"]
 
 
 def command_lines(help_text: str) -> dict[str, list[str]]:

@@ -376,6 +376,10 @@ FUNCTION_OPTIONS = {  # command: (positional arguments, options), as its --help 
     "predict": ("INPUTS", "--ckpt --inputs --out --data_dir --download --batch_size --device --show"),
     "compare": ("directory", "--out --pair --set_aside"),
     "study": ("", "--models --seeds --configs_dir --save_dir --data_dir --vgg_weights --results --fit_args"),
+    "sweep": (
+        "",
+        "--model --trials --timeout --storage --study_name --sampler_seed --pruner --space --out --fit_args",
+    ),
     "report": ("directory", "--data_dir"),
 }
 COMMANDS = ("fit", "validate", "test", *FUNCTION_OPTIONS)

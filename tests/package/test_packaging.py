@@ -51,6 +51,8 @@ def installed(tmp_path_factory) -> Path:
 def test_the_wheel_carries_base_yaml_and_every_model_config(installed):
     shipped = sorted(path.name for path in (installed / "cifar_bench" / "configs").glob("*.yaml"))
     assert shipped == sorted(["base.yaml", *(f"{name}.yaml" for name in model_names())])
+    spaces = sorted(path.name for path in (installed / "cifar_bench" / "configs" / "spaces").glob("*.yaml"))
+    assert spaces == sorted(path.name for path in (REPO / "configs" / "spaces").glob("*.yaml"))  # sweep's defaults
 
 
 def test_the_wheel_carries_the_reports_templates_and_renders_with_them(installed, tmp_path):
