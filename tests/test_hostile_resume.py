@@ -4,7 +4,13 @@ links in a run folder written through, a checkpoint choosing paths, a planted ``
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+from conftest import cli_args, copy_run
+
 from cifar_bench import study
+from cifar_bench.cli import main
 
 
 def test_a_package_planted_in_the_working_folder_is_not_run_by_studys_children(tmp_path, monkeypatch):
@@ -17,3 +23,30 @@ def test_a_package_planted_in_the_working_folder_is_not_run_by_studys_children(t
     monkeypatch.chdir(tmp_path)
     assert study.cifar_bench("--help") == 0
     assert not (tmp_path / "planted-code-ran").exists()
+
+
+def with_callback_paths(run: Path, **paths: str) -> None:
+    """The run's last.ckpt with ``paths`` set in the state of each ModelCheckpoint it records."""
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    for key, state in checkpoint["callbacks"].items():
+        if key.startswith("ModelCheckpoint"):
+            state.update(paths, dirpath=str(run / "checkpoints"))
+    torch.save(checkpoint, last)
+
+
+def test_a_checkpoints_callback_state_never_chooses_what_a_resumed_fit_deletes(trained_mlp, imbalanced_data, tmp_path):
+    """Lightning restores a ModelCheckpoint's paths from the file and, at the first save of the resumed fit,
+    removes the previous 'best' or 'last' recursively: a path climbing out of the run deleted a folder
+    outside it. Only paths of files directly in the checkpoint's own folder are taken from it."""
+    victim = tmp_path / "precious"
+    victim.mkdir()
+    (victim / "thesis.tex").write_text("years of work")
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    climbing = str(run / "checkpoints" / ".." / ".." / ".." / ".." / "precious")
+    with_callback_paths(run, best_model_path=climbing, last_model_path=climbing, kth_best_model_path=climbing,
+                        best_k_models={climbing: torch.tensor(0.0)})  # fmt: skip
+    main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", "last", "--trainer.max_epochs",
+                  "3", "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    assert (victim / "thesis.tex").read_text() == "years of work"
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
