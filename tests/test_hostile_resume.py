@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import cli_args, copy_run
 
@@ -50,3 +51,31 @@ def test_a_checkpoints_callback_state_never_chooses_what_a_resumed_fit_deletes(t
                   "3", "--trainer.enable_progress_bar", "false"))  # fmt: skip
     assert (victim / "thesis.tex").read_text() == "years of work"
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
+
+
+def test_ckpt_path_last_is_the_runs_last_ckpt_and_never_a_planted_last_something(
+    trained_mlp, imbalanced_data, tmp_path
+):
+    """Lightning's own ``last`` loads the newest ``last*.ckpt`` in the folder, unchecked: with no last.ckpt, a
+    planted ``last_x.ckpt`` was resumed from. ``last`` means ``<run>/checkpoints/last.ckpt`` and nothing else:
+    where there is none, the fit starts afresh."""
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    (run / "checkpoints" / "last.ckpt").rename(run / "checkpoints" / "last_x.ckpt")  # at epoch 1 of 2
+    main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", "last", "--trainer.max_epochs",
+                  "1", "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 0
+
+
+def test_a_truncated_last_ckpt_is_one_error_line(trained_mlp, imbalanced_data, tmp_path, capsys):
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:5000])
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            cli_args(
+                "fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", "last", "--trainer.max_epochs", "3"
+            )
+        )
+    assert exit_info.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "is truncated or not a checkpoint" in line

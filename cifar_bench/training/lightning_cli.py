@@ -188,16 +188,23 @@ class CifarBenchCLI(LightningCLI):
     def _check_last_checkpoint(self) -> None:
         """``--ckpt_path last``: the run folder's last.ckpt (the logger's folder, or the default root without a
         logger), checked against the model the config built, then named to Lightning, which loads that very
-        file. Where the logger has yet to choose a version, there is none to resume: Lightning's own ``last``
-        finds nothing, and the version is not chosen here, outside ``claim_version``'s lock."""
+        file. Where there is none, nothing is resumed: Lightning's own ``last`` would load the newest
+        ``last*.ckpt`` there, a planted ``last_x.ckpt`` too, unchecked. Where the logger has yet to choose a
+        version, there is none to resume (and the version is not chosen here, outside ``claim_version``'s lock)."""
         arguments, logger = self.config_init[self.subcommand], self.trainer.logger
-        if arguments.get("ckpt_path") != "last" or (logger is not None and self._named_version() is None):
+        if arguments.get("ckpt_path") != "last":
             return
         folder = getattr(logger, "log_dir", None) if logger is not None else self.trainer.default_root_dir
+        if logger is not None and self._named_version() is None:
+            folder = None
         last = RunFolder(Path(folder)).last_checkpoint if folder is not None else None
-        if last is not None and last.is_file():
+        if last is not None and os.path.lexists(last):
             read_checkpoint(last, model=self.model)
             arguments["ckpt_path"] = str(last)
+        else:
+            where = last or "a new run's folder"
+            warnings.warn(f"--ckpt_path last: there is no {where}, so nothing is resumed", stacklevel=2)
+            arguments["ckpt_path"] = None
 
     def before_fit(self) -> None:
         """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
