@@ -4,14 +4,16 @@ links in a run folder written through, a checkpoint choosing paths, a planted ``
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_args, copy_run
+from conftest import cli_args, copy_run, with_random_weights
 
 from cifar_bench import study
 from cifar_bench.cli import main
+from cifar_bench.models.networks import VGG16
 
 
 def test_a_package_planted_in_the_working_folder_is_not_run_by_studys_children(tmp_path, monkeypatch):
@@ -79,3 +81,26 @@ def test_a_truncated_last_ckpt_is_one_error_line(trained_mlp, imbalanced_data, t
     assert exit_info.value.code == 2
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert "is truncated or not a checkpoint" in line
+
+
+@pytest.mark.slow  # two VGG16 fits on the CPU
+def test_a_checkpoint_never_chooses_where_a_fit_reads_or_writes_its_feature_store(tiny_binary_data, tmp_path):
+    """LightningCLI lays a checkpoint's hyperparameters over the command line's: ``fit --ckpt_path FILE`` made
+    (or read) the feature store where the file said, not where ``--model.feature_store`` said."""
+    weights, chosen_by_file, chosen_by_user = tmp_path / "w.pth", tmp_path / "file_store", tmp_path / "user_store"
+    with torch.device("meta"):
+        net = VGG16(fold_fc6=True)
+    torch.save(with_random_weights(net.features).state_dict(prefix="features."), weights)
+
+    def fit(*words: str) -> None:
+        main(cli_args("fit", "vgg16_last3", tiny_binary_data, tmp_path / "logs", "--model.weights", str(weights),
+                      "--model.store_views", "1", "--model.fresh_epochs", "0", "--model.warmup_epochs", "0",
+                      "--trainer.limit_train_batches", "1",
+                      "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false", *words))  # fmt: skip
+
+    fit("--model.feature_store", str(chosen_by_file), "--trainer.max_epochs", "1")
+    shutil.rmtree(chosen_by_file)
+    (last,) = (tmp_path / "logs").glob("vgg16_last3/version_0/checkpoints/last.ckpt")
+    fit("--model.feature_store", str(chosen_by_user), "--trainer.max_epochs", "2", "--ckpt_path", str(last))
+    assert not chosen_by_file.exists()
+    assert any(chosen_by_user.iterdir())

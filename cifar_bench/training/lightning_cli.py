@@ -27,6 +27,8 @@ from cifar_bench.training.locks import claim_version, hold_lock
 CONFIG_OPTIONS = ("--config", "-c")
 # The --ckpt_path values Lightning resolves itself instead of reading a file.
 LIGHTNING_CHECKPOINT_WORDS = ("last", "best", "hpc", "registry")
+# The model settings that name a file or folder, and the words each also takes, which a checkpoint may set.
+PATH_SETTINGS = {"feature_store": (None,), "weights": ("imagenet", "none")}
 
 
 def with_packaged_configs(words: list[str]) -> list[str]:
@@ -152,6 +154,19 @@ class CifarBenchCLI(LightningCLI):
             known_model(getattr(model, "class_path", None)),
             settings.as_dict() if settings is not None else {},
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI lays a ``--ckpt_path`` file's hyperparameters over the command line's: those that name a
+        file or folder (``PATH_SETTINGS``) stay the command line's, so a checkpoint never chooses where a fit
+        reads or writes (a feature store made where the file said), only the words such a setting also takes."""
+        given = self.config.clone()
+        super()._parse_ckpt_path()
+        model, user = (
+            getattr(c.get(c.get("subcommand") or "", c).get("model"), "init_args", None) for c in (self.config, given)
+        )
+        for name, words in PATH_SETTINGS.items():
+            if model is not None and user is not None and name in user and model.get(name) not in words:
+                model[name] = user[name]
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
