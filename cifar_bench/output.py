@@ -161,12 +161,18 @@ def first_link(path: Path, below: Path) -> Path | None:
     return None
 
 
+def refuse_links(folders, below: Path) -> None:
+    """One error if a component of a folder in ``folders``, from ``below`` down, is a link: a link planted
+    there (a run's ``evaluation/`` or ``checkpoints/`` pointing elsewhere) would take the writes out of it."""
+    for folder in folders:
+        link = first_link(folder, below)
+        if link is not None:
+            raise CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
+
+
 def unlinked_folder(folder: Path, below: Path) -> Path:
-    """``folder``, created where missing, with no link among its components from ``below`` down: a link
-    planted there (a run's ``evaluation/`` pointing elsewhere) would take the writes out of the run."""
-    link = first_link(folder, below)
-    if link is not None:
-        raise CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
+    """``folder``, created where missing, with no link among its components from ``below`` down."""
+    refuse_links((folder,), below)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

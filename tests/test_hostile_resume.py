@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_args, copy_run, with_random_weights
+from conftest import cli_args, copy_run, snapshot, with_random_weights
 
 from cifar_bench import study
 from cifar_bench.cli import main
@@ -104,3 +104,39 @@ def test_a_checkpoint_never_chooses_where_a_fit_reads_or_writes_its_feature_stor
     fit("--model.feature_store", str(chosen_by_user), "--trainer.max_epochs", "2", "--ckpt_path", str(last))
     assert not chosen_by_file.exists()
     assert any(chosen_by_user.iterdir())
+
+
+def resume(data: Path, logs: Path, *words: str) -> None:
+    main(cli_args("fit", "mlp", data, logs, "--ckpt_path", "last", "--trainer.max_epochs", "3",
+                  "--trainer.enable_progress_bar", "false", *words))  # fmt: skip
+
+
+def test_a_config_yaml_linked_elsewhere_is_replaced_not_written_through(trained_mlp, imbalanced_data, tmp_path):
+    victim = tmp_path / "victim.yaml"
+    victim.write_text("mine\n")
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    (run / "config.yaml").unlink()
+    (run / "config.yaml").symlink_to(victim)
+    resume(imbalanced_data, tmp_path / "logs")
+    assert victim.read_text() == "mine\n"
+    assert not (run / "config.yaml").is_symlink() and "VGG16" not in (run / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("linked", ["version_0", "version_0/checkpoints"])
+def test_a_run_folder_or_its_checkpoints_linked_elsewhere_is_refused_before_anything_is_written(
+    trained_mlp, imbalanced_data, tmp_path, capsys, linked
+):
+    """``--ckpt_path last`` resumes the newest version holding a last.ckpt: one that is a link (or whose
+    ``checkpoints/`` is) took the fit's writes, the lock file included, out of the log folder."""
+    logs, elsewhere = tmp_path / "logs", tmp_path / "elsewhere"
+    run = copy_run(trained_mlp, logs)
+    shutil.move(logs / "mlp" / linked, elsewhere)
+    (logs / "mlp" / linked).symlink_to(elsewhere)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        resume(imbalanced_data, logs)
+    assert exit_info.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert f"{logs / 'mlp' / linked} is a link" in line
+    assert snapshot(tmp_path) == before
+    assert run.exists()

@@ -20,6 +20,7 @@ from cifar_bench.configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier, known_model
+from cifar_bench.output import refuse_links, write_text
 from cifar_bench.run_folder import CONFIG_FILE, RunFolder
 from cifar_bench.training.checkpoints import read_checkpoint
 from cifar_bench.training.locks import claim_version, hold_lock
@@ -91,11 +92,17 @@ def quiet_third_party_noise() -> None:
 
 class SaveRunConfig(SaveConfigCallback):
     """Save the resolved config.yaml into the run folder, and nowhere when there is none (logger off):
-    Lightning would otherwise write it into the current folder."""
+    Lightning would otherwise write it into the current folder. Written whole by ``write_text``, which
+    replaces a link planted at its name (Lightning's own save wrote through it)."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if trainer.logger is not None:
-            super().setup(trainer, pl_module, stage)
+        if trainer.logger is None or self.already_saved:
+            return
+        log_dir = trainer.log_dir  # broadcast: every rank asks
+        if trainer.is_global_zero:
+            write_text(Path(log_dir) / self.config_filename, self.parser.dump(self.config, skip_none=False))
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
 
 def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None:
@@ -233,6 +240,8 @@ class CifarBenchCLI(LightningCLI):
         if writer and getattr(logger, "root_dir", None) is not None and hasattr(logger, "log_dir"):
             if self._named_version() is None:
                 claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
+            run = RunFolder(Path(logger.log_dir))
+            refuse_links((run.path, run.checkpoints), Path(logger.save_dir))
             self._run_lock = hold_lock(Path(logger.log_dir), "fit")
 
     def after_fit(self) -> None:
