@@ -58,6 +58,32 @@ def read_json_object(path: Path, advice: str) -> dict:
     return content
 
 
+def user_secret(name: str) -> bytes:
+    """32 random bytes kept in this user's cache folder (``$XDG_CACHE_HOME/cifar-bench/NAME``, else under
+    ``~/.cache``; created on first use, readable by this user only): what this user's runs know and a folder
+    handed over does not, to tag what they write in shared places (the feature stores)."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar-bench"
+    path = folder / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.path.lexists(path):
+            descriptor, fresh = tempfile.mkstemp(dir=folder)  # mode 0600
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(os.urandom(32))
+            try:
+                os.link(fresh, path)  # whole, and only if no other process made one first
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(fresh)
+        secret = read_small_bytes(path, 32)
+    except OSError as error:
+        raise CifarBenchError(f"cannot keep the secret {path} ({error}): make {folder} writable and run again")
+    if len(secret) != 32:
+        raise CifarBenchError(f"{path} is not a secret of 32 bytes: remove it and run again")
+    return secret
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
