@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from filelock import FileLock, Timeout
+
 from cifar_bench.errors import CifarBenchError
 
 # The largest metrics.json, environment.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
@@ -56,6 +58,28 @@ def read_json_object(path: Path, advice: str) -> dict:
     if not isinstance(content, dict):
         raise CifarBenchError(f"{path} holds no JSON object: {advice}")
     return content
+
+
+def take_lock(path: Path, wait_s: float, busy: str, report=None) -> FileLock:
+    """The ``filelock`` lock at ``path`` (``flock``: freed when its holder ends in any way), waited for at most
+    ``wait_s`` seconds, saying what for through ``report`` when it must wait: a lock held longer (by a
+    stopped process) is the one error ``busy``, never an endless wait; a lock file that cannot be taken (a
+    link or a folder planted as it, a read-only folder) is one error naming it."""
+    lock = FileLock(str(path))
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if wait_s <= 0:
+                raise
+            if report is not None:
+                report(f"Waiting for {path}, held by another process, for at most {wait_s:,.0f} s")
+            lock.acquire(timeout=wait_s)
+    except Timeout:
+        raise CifarBenchError(busy) from None
+    except OSError as error:
+        raise CifarBenchError(f"cannot lock {path} ({error}): remove it, or choose another folder") from None
+    return lock
 
 
 def user_secret(name: str) -> bytes:

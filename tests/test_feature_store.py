@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import cli_args, with_random_weights
+from filelock import FileLock
 
 from cifar_bench.data.augment import augmented_view
 from cifar_bench.data.sources import CLASS_NAMES, CifarArrays
@@ -318,3 +319,23 @@ def test_a_planted_partial_build_that_says_it_is_done_is_computed_not_promoted(m
     assert len(calls) == 4
     for name in ("train_views", "train_plain", "test_plain"):
         assert np.array_equal(getattr(store, name), getattr(reference, name))
+
+
+def test_a_build_held_by_a_stopped_process_is_waited_for_saying_so_then_given_up_in_one_line(
+    model, arrays, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(store_module, "BUILD_WAIT_S", 0.2)
+    model.hparams.store_dtype, model.hparams.store_views = "float32", 2
+    digest = store_key(model, arrays, "32-true").digest
+    tmp_path.joinpath("stores").mkdir()
+    held, said = FileLock(str(tmp_path / "stores" / f"{digest}.lock")), []
+    held.acquire()  # another open file description: as another process's flock
+    try:
+        inputs = StoreInputs(arrays.train_images, arrays.test_images, model.transform_profile)
+        with pytest.raises(CifarBenchError, match="was still being built by another process after") as error:
+            open_or_build(tmp_path / "stores", store_key(model, arrays, "32-true"), inputs, encoder(model),
+                          (512, 2, 2), show_progress=False, report=said.append)  # fmt: skip
+    finally:
+        held.release()
+    assert "\n" not in str(error.value)
+    assert said and said[0].startswith("Waiting for") and f"{digest}.lock" in said[0]

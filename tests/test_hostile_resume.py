@@ -140,3 +140,16 @@ def test_a_run_folder_or_its_checkpoints_linked_elsewhere_is_refused_before_anyt
     assert f"{logs / 'mlp' / linked} is a link" in line
     assert snapshot(tmp_path) == before
     assert run.exists()
+
+
+@pytest.mark.parametrize("plant", ["folder", "link"])
+def test_a_versions_lock_that_is_a_folder_or_a_link_is_one_error_line(imbalanced_data, tmp_path, capsys, plant):
+    lock = tmp_path / "logs" / "mlp" / ".versions.lock"
+    lock.parent.mkdir(parents=True)
+    lock.mkdir() if plant == "folder" else lock.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--trainer.max_epochs", "1"))
+    assert exit_info.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert f"cannot lock {lock}" in line
+    assert not (tmp_path / "elsewhere").exists()

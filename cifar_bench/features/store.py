@@ -32,16 +32,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cifar_bench.data.augment import TransformProfile, augmentation_draws, augmented_view, normalize
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.io import atomic_file, read_json_object, unwritable, user_secret
+from cifar_bench.io import atomic_file, read_json_object, take_lock, unwritable, user_secret
 
 # Bumped whenever the files' layout or meaning changes.
 STORE_FORMAT = 2
 SECRET_NAME = "feature-store.key"
+# How long a fit waits for another process's build of the store it needs (641 s on a fast CPU) before giving up.
+BUILD_WAIT_S = 3 * 3600
 # Images encoded per forward call and per recorded step of a build's progress.
 CHUNK_IMAGES = 250
 STORE_DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -288,14 +289,14 @@ def open_or_build(
     A lock makes concurrent runs (or DDP ranks) wait for one build instead of each building its own. The
     root is the user's to choose (a link to a scratch disk is fine); a link planted below it is refused."""
     root = Path(root)
+    final, partial, lock_file = root / key.digest, root / f"{key.digest}.partial", root / f"{key.digest}.lock"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(root / f"{key.digest}.lock")
-        lock.acquire()
-    except OSError as error:  # a read-only or full disk, or a link planted as the lock file
+    except OSError as error:  # a read-only or full disk
         raise CifarBenchError(f"cannot use {root} for VGG16 feature stores ({error}): choose another feature_store")
+    busy = f"{final} was still being built by another process after {BUILD_WAIT_S:,} s (it holds {lock_file})"
+    lock = take_lock(lock_file, BUILD_WAIT_S, busy + ": if it is stopped, end it and run again", report)
     shapes = array_shapes(key, len(inputs.train_images), len(inputs.test_images), feature_shape)
-    final, partial = root / key.digest, root / f"{key.digest}.partial"
     try:
         if not final.exists() and not final.is_symlink():
             _build(partial, key, inputs, encode, shapes, show_progress)
