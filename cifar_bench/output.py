@@ -1,6 +1,7 @@
 """Output of the report commands: atomic file writes, rich tables printed whole, and names from files
 shown safely, with one escaper per output: a terminal (``escaped``, ``literal_text``), a CSV a
-spreadsheet opens (``spreadsheet_safe``), Markdown (``markdown_escaped``); HTML is Jinja2's autoescape.
+spreadsheet opens (``spreadsheet_safe``), Markdown (``markdown_escaped``), a figure (``figure_text``); HTML
+is Jinja2's autoescape.
 
 A reader (or a second run) never sees half a file: content goes to a new hidden file in the target
 folder first and is renamed into place only once it is complete. The hidden file has an
@@ -91,6 +92,13 @@ def escaped(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def figure_text(text) -> str:
+    """A name for matplotlib text: escaped as for a terminal (a control character shows as its escape, e.g.
+    ``\\x1b``, not as a glyph the font lacks), and each ``$`` as ``\\$``, which matplotlib shows as ``$``
+    instead of reading the text between two of them as math (torchmetrics' plots reset any rc setting)."""
+    return escaped(str(text)).replace("$", r"\$")
 
 
 def literal_text(text) -> Text:
