@@ -28,6 +28,7 @@ from cifar_bench.configs import model_names
 from cifar_bench.evaluation.evaluate import evaluate
 from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE, study_accuracy, study_class_accuracy
 from cifar_bench.evaluation.statistics import newcombe_difference, wilson_interval
+from cifar_bench.report.chapters import layer_blocks
 from cifar_bench.report.command import report
 
 EVIL = "<img src=x onerror=alert(1)>\x1b[2J|[link](http://evil.example) www.evil.example mail@evil.example"
@@ -291,3 +292,11 @@ def test_the_page_opens_in_a_real_browser_whole(logs, written, tmp_path):
     chromium(f"--screenshot={shot}", "--window-size=1200,1600", (folder / "report.html").as_uri())
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.shape == (1600, 1200) and (pixels < 128).mean() > 0.01 and pixels.std() > 10
+
+
+def test_the_layers_rebuilt_are_bounded_by_the_code_not_by_a_count_from_the_same_run_folder():
+    """A config.yaml listing 20,000 hidden layers beside a metrics.json claiming as many weight layers built
+    them all (on meta, still seconds and memory per module): the bound is the code's own."""
+    config = {"model": {"class_path": "cifar_bench.models.MLPClassifier", "init_args": {"hidden": [1] * 20_000}}}
+    (block,) = layer_blocks(config, {"weight_layers": 20_001, "trainable_params": 0, "total_params": 0})
+    assert "not shown: config.yaml lists 20,000 entries" in str(block)
