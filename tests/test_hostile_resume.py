@@ -153,3 +153,19 @@ def test_a_versions_lock_that_is_a_folder_or_a_link_is_one_error_line(imbalanced
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert f"cannot lock {lock}" in line
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("part", ["python", "numpy", "torch"])
+def test_a_checkpoint_with_a_malformed_random_state_is_one_error_line(
+    trained_mlp, imbalanced_data, tmp_path, capsys, part
+):
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    checkpoint["callbacks"]["RestoreRandomState"][part] = "not a state"
+    torch.save(checkpoint, last)
+    with pytest.raises(SystemExit) as exit_info:
+        resume(imbalanced_data, tmp_path / "logs")
+    assert exit_info.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "random-number state is not one cifar-bench saved" in line
