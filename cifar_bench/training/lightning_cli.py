@@ -163,9 +163,8 @@ class CifarBenchCLI(LightningCLI):
         )
 
     def _parse_ckpt_path(self) -> None:
-        """LightningCLI lays a ``--ckpt_path`` file's hyperparameters over the command line's: those that name a
-        file or folder (``PATH_SETTINGS``) stay the command line's, so a checkpoint never chooses where a fit
-        reads or writes (a feature store made where the file said), only the words such a setting also takes."""
+        """LightningCLI lays a ``--ckpt_path`` file's hyperparameters over the command line's: those naming a file
+        or folder (``PATH_SETTINGS``) stay the command line's, so a checkpoint never chooses where a fit writes."""
         given = self.config.clone()
         super()._parse_ckpt_path()
         model, user = (
@@ -216,17 +215,14 @@ class CifarBenchCLI(LightningCLI):
         arguments, logger = self.config_init[self.subcommand], self.trainer.logger
         if arguments.get("ckpt_path") != "last":
             return
-        folder = getattr(logger, "log_dir", None) if logger is not None else self.trainer.default_root_dir
-        if logger is not None and self._named_version() is None:
-            folder = None
-        last = RunFolder(Path(folder)).last_checkpoint if folder is not None else None
-        if last is not None and os.path.lexists(last):
+        named = logger is None or self._named_version() is not None
+        folder = (self.trainer.default_root_dir if logger is None else logger.log_dir) if named else None
+        last = RunFolder(Path(folder)).last_checkpoint if folder else "a new run's last.ckpt"
+        if folder and os.path.lexists(last):
             read_checkpoint(last, model=self.model)
-            arguments["ckpt_path"] = str(last)
         else:
-            where = last or "a new run's folder"
-            warnings.warn(f"--ckpt_path last: there is no {where}, so nothing is resumed", stacklevel=2)
-            arguments["ckpt_path"] = None
+            warnings.warn(f"--ckpt_path last: there is no {last}, so nothing is resumed", stacklevel=2)
+        arguments["ckpt_path"] = str(last) if folder and os.path.lexists(last) else None
 
     def before_fit(self) -> None:
         """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
