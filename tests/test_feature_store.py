@@ -339,3 +339,18 @@ def test_a_build_held_by_a_stopped_process_is_waited_for_saying_so_then_given_up
         held.release()
     assert "\n" not in str(error.value)
     assert said and said[0].startswith("Waiting for") and f"{digest}.lock" in said[0]
+
+
+@pytest.mark.parametrize("plant", ["a file as the build folder", "a folder as an array file", "absurd views"])
+def test_a_build_that_cannot_make_its_files_is_one_error_line(model, arrays, tmp_path, plant):
+    model.hparams.store_dtype, model.hparams.store_views = "float32", 10**12 if plant == "absurd views" else 2
+    partial = tmp_path / f"{store_key(model, arrays, '32-true').digest}.partial"
+    if plant == "a file as the build folder":
+        partial.write_text("")
+    elif plant == "a folder as an array file":
+        (partial / "train_views.npy").mkdir(parents=True)
+    inputs = StoreInputs(arrays.train_images, arrays.test_images, model.transform_profile)
+    with pytest.raises(CifarBenchError, match="cannot build feature store") as error:
+        open_or_build(tmp_path, store_key(model, arrays, "32-true"), inputs, encoder(model), (512, 2, 2),
+                      show_progress=False)  # fmt: skip
+    assert "\n" not in str(error.value)

@@ -299,8 +299,11 @@ def open_or_build(
     shapes = array_shapes(key, len(inputs.train_images), len(inputs.test_images), feature_shape)
     try:
         if not final.exists() and not final.is_symlink():
-            _build(partial, key, inputs, encode, shapes, show_progress)
-            os.rename(partial, final)
+            try:
+                _build(partial, key, inputs, encode, shapes, show_progress)
+                os.rename(partial, final)
+            except OSError as error:  # a file or folder in the way of the build's, arrays the system refuses
+                raise CifarBenchError(f"cannot build feature store {partial} ({error}): delete it and run again")
             store = open_store(final, key, shapes)
             report(f"Built the VGG16 feature store in {store.build_s:.0f} s: {store.nbytes / 2**30:.2f} GiB in {final}")
             return store
