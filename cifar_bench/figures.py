@@ -1,4 +1,8 @@
-"""Matplotlib figures shared by TensorBoard logging (models) and the report commands: below both."""
+"""Matplotlib figures shared by TensorBoard logging (models) and the report commands: below both.
+
+Every text a figure shows that may come from a file (class names, run and model names in titles) goes
+through ``output.figure_text`` where it enters here: a name such as ``$\\foo$`` is shown as written, never
+parsed as math (an unknown symbol was a traceback)."""
 
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ import torch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 
+from cifar_bench.output import figure_text  # noqa: E402
+
 
 def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str], title: str = "Confusion matrix"):
     """Heatmap of a (true x predicted) count matrix with the counts in the cells: torchmetrics' own plot."""
-    figure, axes = MulticlassConfusionMatrix(len(class_names)).plot(val=confusion.cpu(), labels=list(class_names))
+    figure, axes = MulticlassConfusionMatrix(len(class_names)).plot(
+        val=confusion.cpu(), labels=[figure_text(n) for n in class_names]
+    )
     figure.set_size_inches(8, 7)
-    axes.set_title(title)
+    axes.set_title(figure_text(title))
     return figure
 
 
@@ -31,7 +39,7 @@ def image_grid_figure(
         axes.axis("off")
         if position < len(images):
             axes.imshow(images[position].permute(1, 2, 0).cpu().numpy())
-            axes.set_title(titles[position], fontsize=7, color=colors[position] if colors else "black")
+            axes.set_title(figure_text(titles[position]), fontsize=7, color=colors[position] if colors else "black")
     figure.tight_layout()
     return figure
 
@@ -62,7 +70,7 @@ def curves_figure(curves: dict[str, dict[str, list[float]]], title: str = ""):
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend()
-    figure.suptitle(title)
+    figure.suptitle(figure_text(title))
     figure.tight_layout()
     return figure
 
@@ -89,7 +97,7 @@ def reliability_figure(bins: Sequence[dict], title: str = "Reliability diagram")
         label="mean confidence",
     )
     axes.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=figure_text(title))
     axes.legend(loc="upper left")
     figure.tight_layout()
     return figure

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from filelock import FileLock, Timeout
+
 from cifar_bench.errors import CifarBenchError
 
 # The largest metrics.json, environment.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
@@ -56,6 +58,54 @@ def read_json_object(path: Path, advice: str) -> dict:
     if not isinstance(content, dict):
         raise CifarBenchError(f"{path} holds no JSON object: {advice}")
     return content
+
+
+def take_lock(path: Path, wait_s: float, busy: str, report=None) -> FileLock:
+    """The ``filelock`` lock at ``path`` (``flock``: freed when its holder ends in any way), waited for at most
+    ``wait_s`` seconds, saying what for through ``report`` when it must wait: a lock held longer (by a
+    stopped process) is the one error ``busy``, never an endless wait; a lock file that cannot be taken (a
+    link or a folder planted as it, a read-only folder) is one error naming it."""
+    lock = FileLock(str(path))
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if wait_s <= 0:
+                raise
+            if report is not None:
+                report(f"Waiting for {path}, held by another process, for at most {wait_s:,.0f} s")
+            lock.acquire(timeout=wait_s)
+    except Timeout:
+        raise CifarBenchError(busy) from None
+    except OSError as error:
+        raise CifarBenchError(f"cannot lock {path} ({error}): remove it, or choose another folder") from None
+    return lock
+
+
+def user_secret(name: str) -> bytes:
+    """32 random bytes kept in this user's cache folder (``$XDG_CACHE_HOME/cifar-bench/NAME``, else under
+    ``~/.cache``; created on first use, readable by this user only): what this user's runs know and a folder
+    handed over does not, to tag what they write in shared places (the feature stores)."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar-bench"
+    path = folder / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.path.lexists(path):
+            descriptor, fresh = tempfile.mkstemp(dir=folder)  # mode 0600
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(os.urandom(32))
+            try:
+                os.link(fresh, path)  # whole, and only if no other process made one first
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(fresh)
+        secret = read_small_bytes(path, 32)
+    except OSError as error:
+        raise CifarBenchError(f"cannot keep the secret {path} ({error}): make {folder} writable and run again")
+    if len(secret) != 32:
+        raise CifarBenchError(f"{path} is not a secret of 32 bytes: remove it and run again")
+    return secret
 
 
 def _umask() -> int:

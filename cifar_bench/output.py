@@ -1,6 +1,7 @@
 """Output of the report commands: atomic file writes, rich tables printed whole, and names from files
 shown safely, with one escaper per output: a terminal (``escaped``, ``literal_text``), a CSV a
-spreadsheet opens (``spreadsheet_safe``), Markdown (``markdown_escaped``); HTML is Jinja2's autoescape.
+spreadsheet opens (``spreadsheet_safe``), Markdown (``markdown_escaped``), a figure (``figure_text``); HTML
+is Jinja2's autoescape.
 
 A reader (or a second run) never sees half a file: content goes to a new hidden file in the target
 folder first and is renamed into place only once it is complete. The hidden file has an
@@ -93,6 +94,13 @@ def escaped(text: str) -> str:
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
+def figure_text(text) -> str:
+    """A name for matplotlib text: escaped as for a terminal (a control character shows as its escape, e.g.
+    ``\\x1b``, not as a glyph the font lacks), and each ``$`` as ``\\$``, which matplotlib shows as ``$``
+    instead of reading the text between two of them as math (torchmetrics' plots reset any rc setting)."""
+    return escaped(str(text)).replace("$", r"\$")
+
+
 def literal_text(text) -> Text:
     """A name that came from a file, folder or config, as a rich table cell or title: escaped, and never
     read as rich markup."""
@@ -161,12 +169,18 @@ def first_link(path: Path, below: Path) -> Path | None:
     return None
 
 
+def refuse_links(folders, below: Path) -> None:
+    """One error if a component of a folder in ``folders``, from ``below`` down, is a link: a link planted
+    there (a run's ``evaluation/`` or ``checkpoints/`` pointing elsewhere) would take the writes out of it."""
+    for folder in folders:
+        link = first_link(folder, below)
+        if link is not None:
+            raise CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
+
+
 def unlinked_folder(folder: Path, below: Path) -> Path:
-    """``folder``, created where missing, with no link among its components from ``below`` down: a link
-    planted there (a run's ``evaluation/`` pointing elsewhere) would take the writes out of the run."""
-    link = first_link(folder, below)
-    if link is not None:
-        raise CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
+    """``folder``, created where missing, with no link among its components from ``below`` down."""
+    refuse_links((folder,), below)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -54,8 +54,10 @@ def cifar_bench(*words: str) -> int:
     """Run a cifar-bench command in a fresh process, its output streaming through; the exit status.
 
     A SIGTERM to the study (a scheduler stopping it: often the study alone is signalled) is passed on
-    to the child, which saves its step and stops; the study then stops on its exit status."""
-    child = subprocess.Popen([sys.executable, "-m", "cifar_bench", *words], env={**os.environ, STUDY_CHILD: "1"})
+    to the child, which saves its step and stops; the study then stops on its exit status. The child runs
+    with ``-P``: the working folder is not on its import path, so a module planted there named like one the
+    package imports is never run (PYTHONPATH, which the user sets, still applies)."""
+    child = subprocess.Popen([sys.executable, "-P", "-m", "cifar_bench", *words], env={**os.environ, STUDY_CHILD: "1"})
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
     try:
         return child.wait()

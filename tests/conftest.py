@@ -181,6 +181,15 @@ def bare_sys_argv():
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_cache_folder(tmp_path_factory):
+    """The user's cache folder (where the feature stores' secret is kept) one of the session's own, for
+    this process and the commands it starts."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture
 def python_copy(tmp_path) -> Path:
     """A data_dir holding an extracted python version."""

@@ -11,6 +11,12 @@ it makes another store, so a stale one is never read. It is built in ``<digest>.
 chunk by chunk with its progress recorded, and renamed into place only when complete: a killed build leaves
 no folder that looks complete, and the next build continues where it stopped. Opening checks what the
 folder says of itself (its key, each array's dtype and shape, each file's size) against what is expected.
+
+The key comes from public inputs, so a folder can be planted under its name: the content is trusted only
+where it carries the build's own tags, a keyed digest (BLAKE2b under this user's secret, ``io.user_secret``)
+of every chunk, recorded as each chunk is written. Opening checks every chunk's tag (a full read, ~2 s for
+the 1.75 GiB store); a continued build recomputes each chunk whose tag does not match, so a planted or
+stale ``.partial`` is rebuilt, never promoted.
 """
 
 from __future__ import annotations
@@ -26,15 +32,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cifar_bench.data.augment import TransformProfile, augmentation_draws, augmented_view, normalize
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.io import atomic_file, read_json_object, unwritable
+from cifar_bench.io import atomic_file, read_json_object, take_lock, unwritable, user_secret
 
 # Bumped whenever the files' layout or meaning changes.
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+SECRET_NAME = "feature-store.key"
+# How long a fit waits for another process's build of the store it needs (641 s on a fast CPU) before giving up.
+BUILD_WAIT_S = 3 * 3600
 # Images encoded per forward call and per recorded step of a build's progress.
 CHUNK_IMAGES = 250
 STORE_DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -183,49 +191,55 @@ def open_store(folder: Path, key: StoreKey, shapes: dict) -> FeatureStore:
             name: _mapped_array(folder / f"{name}.npy", STORE_DTYPES[key.dtype], shape)
             for name, shape in shapes.items()
         }
+        tags, secret = recorded.get("tags"), user_secret(SECRET_NAME)
+        for chunk, block in _blocks(arrays):
+            if not isinstance(tags, dict) or tags.get(chunk) != _tag(secret, key, chunk, block):
+                raise ValueError(f"its content at {chunk} is not what a build of this user wrote")
     except ValueError as problem:
         raise CifarBenchError(f"feature store {folder} is damaged ({problem}): delete that folder to rebuild it")
     build_s = recorded.get("build_s")
     return FeatureStore(folder, arrays, build_s if isinstance(build_s, float) else None)
 
 
-def _chunks(key: StoreKey, inputs: StoreInputs) -> Iterable[tuple[str, int, int, Callable[[], torch.Tensor]]]:
-    """(array, start, stop, network input) of every chunk of a build, in order; positions are flat within
-    the array (view-major for ``train_views``)."""
-    profile = inputs.profile
-    train_count = len(inputs.train_images)
-    for view in range(key.views):
-        flip, degrees = view_draws(view, train_count, key.view_seed, profile)
-        for start in range(0, train_count, CHUNK_IMAGES):
-            stop = min(start + CHUNK_IMAGES, train_count)
-            yield (
-                "train_views",
-                view * train_count + start,
-                view * train_count + stop,
-                lambda start=start, stop=stop, flip=flip, degrees=degrees: augmented_view(
-                    inputs.train_images[start:stop], profile, flip[start:stop], degrees[start:stop]
-                ),
-            )
-    for name, images in (("train_plain", inputs.train_images), ("test_plain", inputs.test_images)):
-        for start in range(0, len(images), CHUNK_IMAGES):
-            stop = min(start + CHUNK_IMAGES, len(images))
-            yield (
-                name,
-                start,
-                stop,
-                lambda i=images[start:stop]: normalize(i.float().div(255), profile.mean, profile.std),
-            )
+def _blocks(arrays: dict[str, np.ndarray]) -> Iterable[tuple[str, np.ndarray]]:
+    """(name, the block of the array it names) of every chunk a build computes at once, in order: ``ARRAY:START``,
+    START flat within the array (view-major for ``train_views``; a chunk never crosses a view)."""
+    for name, array in arrays.items():
+        flat, per_view = array.reshape(-1, *array.shape[-3:]), array.shape[-4]
+        for first in range(0, len(flat), per_view):
+            for start in range(first, first + per_view, CHUNK_IMAGES):
+                yield f"{name}:{start}", flat[start : min(start + CHUNK_IMAGES, first + per_view)]
+
+
+def _network_input(key: StoreKey, inputs: StoreInputs, chunk: str, size: int) -> torch.Tensor:
+    """The network input of chunk ``chunk`` (as ``_blocks`` names it) of ``size`` images."""
+    name, start = chunk.split(":")
+    profile, count = inputs.profile, len(inputs.train_images)
+    if name == "train_views":
+        view, start = divmod(int(start), count)
+        flip, degrees = (d[start : start + size] for d in view_draws(view, count, key.view_seed, profile))
+        return augmented_view(inputs.train_images[start : start + size], profile, flip, degrees)
+    images = (inputs.train_images if name == "train_plain" else inputs.test_images)[int(start) : int(start) + size]
+    return normalize(images.float().div(255), profile.mean, profile.std)
+
+
+def _tag(secret: bytes, key: StoreKey, chunk: str, block: np.ndarray) -> str:
+    """The build's tag of a chunk's content: only a process holding this user's secret can make it."""
+    digest = hashlib.blake2b(f"{key.digest}/{chunk}/".encode(), key=secret, digest_size=16)
+    digest.update(np.ascontiguousarray(block).tobytes())
+    return digest.hexdigest()
 
 
 def _build(partial: Path, key: StoreKey, inputs: StoreInputs, encode, shapes: dict, show_progress: bool) -> None:
-    """Fill ``partial`` chunk by chunk, continuing a build that was stopped, and record the store's key last."""
+    """Fill ``partial`` chunk by chunk, computing each chunk that does not carry this build's tag (all of a new
+    build, those left of a stopped one), and record the store's key and tags last."""
     partial.mkdir(exist_ok=True)
     _refuse_link(partial)
-    dtype = STORE_DTYPES[key.dtype]
+    dtype, secret = STORE_DTYPES[key.dtype], user_secret(SECRET_NAME)
     progress_file = partial / "progress.json"
     recorded = _read_json(progress_file)
     continuing = isinstance(recorded, dict) and recorded.get("digest") == key.digest
-    done = recorded.get("done", {}) if continuing else {}
+    tags = recorded.get("tags") if continuing and isinstance(recorded.get("tags"), dict) else {}
     # Seconds spent by the sessions before this one, so a continued build records its whole time.
     earlier = recorded.get("seconds", 0.0) if continuing and isinstance(recorded.get("seconds"), float) else 0.0
     started = time.perf_counter()
@@ -233,32 +247,30 @@ def _build(partial: Path, key: StoreKey, inputs: StoreInputs, encode, shapes: di
     for name, shape in shapes.items():
         path = partial / f"{name}.npy"
         _refuse_link(path)
-        if isinstance(done.get(name), int) and _is_complete(path, dtype, shape):
+        if _is_complete(path, dtype, shape):
             arrays[name] = np.lib.format.open_memmap(path, mode="r+")
         else:
             path.unlink(missing_ok=True)
             arrays[name] = _new_array(path, dtype, shape)
-            done[name] = 0
-    flat = {name: array.reshape(-1, *array.shape[-3:]) for name, array in arrays.items()}
     total = sum(int(np.prod(shape[:-3])) for shape in shapes.values())
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} images"))
     with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), disable=not show_progress) as bar:
         task = bar.add_task(f"VGG16 feature store ({key.views} views)", total=total)
-        bar.update(task, completed=sum(done.values()))
-        for name, start, stop, network_input in _chunks(key, inputs):
-            if stop <= done[name]:
-                continue
-            features = encode(network_input()).float().cpu().numpy().astype(dtype)
-            if not np.isfinite(features).all():
-                raise CifarBenchError(f"the frozen layers' output does not fit {key.dtype}: use store_dtype float32")
-            flat[name][start:stop] = features
-            arrays[name].flush()
-            done[name] = stop
-            seconds = earlier + time.perf_counter() - started
-            _write_json(progress_file, {"digest": key.digest, "done": done, "seconds": seconds})
-            bar.update(task, advance=stop - start)
-    del flat, arrays
-    record = {"key": asdict(key), "digest": key.digest, "shapes": shapes}
+        for chunk, block in _blocks(arrays):
+            if tags.get(chunk) != _tag(secret, key, chunk, block):
+                features = encode(_network_input(key, inputs, chunk, len(block))).float().cpu().numpy().astype(dtype)
+                if not np.isfinite(features).all():
+                    raise CifarBenchError(
+                        f"the frozen layers' output does not fit {key.dtype}: use store_dtype float32"
+                    )
+                block[:] = features
+                arrays[chunk.split(":")[0]].flush()
+                tags[chunk] = _tag(secret, key, chunk, block)
+                seconds = earlier + time.perf_counter() - started
+                _write_json(progress_file, {"digest": key.digest, "tags": tags, "seconds": seconds})
+            bar.update(task, advance=len(block))
+    del block, arrays
+    record = {"key": asdict(key), "digest": key.digest, "shapes": shapes, "tags": tags}
     _write_json(partial / "store.json", record | {"build_s": earlier + time.perf_counter() - started})
     progress_file.unlink()
 
@@ -277,18 +289,21 @@ def open_or_build(
     A lock makes concurrent runs (or DDP ranks) wait for one build instead of each building its own. The
     root is the user's to choose (a link to a scratch disk is fine); a link planted below it is refused."""
     root = Path(root)
+    final, partial, lock_file = root / key.digest, root / f"{key.digest}.partial", root / f"{key.digest}.lock"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(root / f"{key.digest}.lock")
-        lock.acquire()
-    except OSError as error:  # a read-only or full disk, or a link planted as the lock file
+    except OSError as error:  # a read-only or full disk
         raise CifarBenchError(f"cannot use {root} for VGG16 feature stores ({error}): choose another feature_store")
+    busy = f"{final} was still being built by another process after {BUILD_WAIT_S:,} s (it holds {lock_file})"
+    lock = take_lock(lock_file, BUILD_WAIT_S, busy + ": if it is stopped, end it and run again", report)
     shapes = array_shapes(key, len(inputs.train_images), len(inputs.test_images), feature_shape)
-    final, partial = root / key.digest, root / f"{key.digest}.partial"
     try:
         if not final.exists() and not final.is_symlink():
-            _build(partial, key, inputs, encode, shapes, show_progress)
-            os.rename(partial, final)
+            try:
+                _build(partial, key, inputs, encode, shapes, show_progress)
+                os.rename(partial, final)
+            except OSError as error:  # a file or folder in the way of the build's, arrays the system refuses
+                raise CifarBenchError(f"cannot build feature store {partial} ({error}): delete it and run again")
             store = open_store(final, key, shapes)
             report(f"Built the VGG16 feature store in {store.build_s:.0f} s: {store.nbytes / 2**30:.2f} GiB in {final}")
             return store

@@ -103,12 +103,14 @@ def report(directory: str, data_dir: Optional[str] = None, console: Optional[Con
     if not directory.is_dir():
         raise CifarBenchError(f"no folder {directory}: pass the folder that holds the evaluated runs")
     blocks = report_content(directory, data_dir)
-    folder = unlinked_folder(directory / FIGURES_FOLDER, directory)  # refused if a link: before anything is written
-    html_path = write_text(directory / HTML_FILE, render_html(TITLE, blocks))
     markdown, figures = render_markdown(TITLE, blocks, FIGURES_FOLDER)
-    for stale in folder.glob("*.png"):
-        if stale.name not in figures:
-            stale.unlink()
+    # Checked before anything is written: a link as the folder, a folder where a figure goes. Figures of an
+    # earlier report that this one lacks are left, as are the user's own files: it deletes nothing.
+    in_the_way = [directory / FIGURES_FOLDER / name for name in figures if (directory / FIGURES_FOLDER / name).is_dir()]
+    if in_the_way:
+        raise CifarBenchError(f"{in_the_way[0]} is a folder where the report writes a figure: remove it and run again")
+    folder = unlinked_folder(directory / FIGURES_FOLDER, directory)
+    html_path = write_text(directory / HTML_FILE, render_html(TITLE, blocks))
     for name, png in figures.items():
         with atomic_file(folder / name) as handle:
             handle.write(png)

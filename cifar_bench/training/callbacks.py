@@ -124,12 +124,19 @@ class RestoreRandomState(pl.Callback):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict["torch"])
-        random.setstate(state_dict["python"])
-        name, keys, position, has_gauss, cached_gaussian = state_dict["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        """The states as saved; a checkpoint holding anything else there is one error, not a traceback."""
+        try:
+            torch.set_rng_state(state_dict["torch"])
+            random.setstate(state_dict["python"])
+            name, keys, position, has_gauss, cached_gaussian = state_dict["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+            if "cuda" in state_dict and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state_dict["cuda"])
+        except (AttributeError, IndexError, KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise CifarBenchError(
+                f"the checkpoint's random-number state is not one cifar-bench saved ({type(error).__name__}): "
+                "resume from a checkpoint the run wrote"
+            ) from None
 
 
 class ProgressBar(RichProgressBar):

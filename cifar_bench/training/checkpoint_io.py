@@ -8,11 +8,18 @@ a truncated ``last.ckpt`` and no previous one; a full disk ended the fit in a tr
 bytes go to a hidden file beside the checkpoint, flushed to the disk, then renamed over it
 (``files.atomic_file``); a refused write is one ``error:`` line and the previous checkpoint stays.
 The price: the disk must hold the old and the new checkpoint at once for a moment.
+
+A checkpoint is not trusted to say what is deleted: Lightning restores a ModelCheckpoint's paths from the
+file and removes the "previous" best or last checkpoint recursively (a path climbing out of the run took a
+folder outside it with it). A ModelCheckpoint's state is taken from a file only where every path it names
+is a file directly in that checkpoint's own folder (else the callback starts afresh), and a removal
+unlinks one file, never a folder.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,6 +27,9 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from cifar_bench.io import atomic_file
+
+# The fields of a ModelCheckpoint's state that name files (best_k_models: its keys).
+CHECKPOINT_PATH_FIELDS = ("best_model_path", "kth_best_model_path", "last_model_path")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -32,3 +42,35 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         torch.save(checkpoint, buffer)  # serialised whole first: a pickling error writes nothing
         with atomic_file(Path(path), durable=True) as handle:
             handle.write(buffer.getbuffer())
+
+    def load_checkpoint(self, path, *args, **kwargs) -> dict[str, Any]:
+        checkpoint = super().load_checkpoint(path, *args, **kwargs)
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get("callbacks"), dict) and "://" not in str(path):
+            folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+            checkpoint["callbacks"] = {
+                key: state
+                for key, state in checkpoint["callbacks"].items()
+                if not str(key).startswith("ModelCheckpoint") or paths_within(state, folder)
+            }
+        return checkpoint
+
+    def remove_checkpoint(self, path) -> None:
+        """Unlink the file (or a link) at ``path``; a folder there is left alone."""
+        if "://" in str(path):
+            return super().remove_checkpoint(path)
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):  # PermissionError: a folder, on macOS
+            pass
+
+
+def paths_within(state: object, folder: str) -> bool:
+    """Whether a ModelCheckpoint's ``state`` names its folder as ``folder`` and files directly in it only."""
+    if not isinstance(state, dict) or not isinstance(state.get("best_k_models", {}), dict):
+        return False
+    paths = [state.get(field) or "" for field in CHECKPOINT_PATH_FIELDS] + list(state.get("best_k_models", {}))
+    return os.path.realpath(str(state.get("dirpath"))) == folder and all(
+        path == "" or (isinstance(path, str) and os.path.basename(path) not in ("", ".", "..")
+                       and os.path.realpath(os.path.dirname(os.path.abspath(path))) == folder)
+        for path in paths
+    )  # fmt: skip

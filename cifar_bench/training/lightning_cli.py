@@ -21,6 +21,7 @@ from cifar_bench.configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier, known_model
+from cifar_bench.output import refuse_links, write_text
 from cifar_bench.run_folder import CONFIG_FILE, RunFolder
 from cifar_bench.training.checkpoints import read_checkpoint
 from cifar_bench.training.locks import claim_version, hold_lock
@@ -28,6 +29,8 @@ from cifar_bench.training.locks import claim_version, hold_lock
 CONFIG_OPTIONS = ("--config", "-c")
 # The --ckpt_path values Lightning resolves itself instead of reading a file.
 LIGHTNING_CHECKPOINT_WORDS = ("last", "best", "hpc", "registry")
+# The model settings that name a file or folder, and the words each also takes, which a checkpoint may set.
+PATH_SETTINGS = {"feature_store": (None,), "weights": ("imagenet", "none")}
 
 
 def with_packaged_configs(words: list[str]) -> list[str]:
@@ -90,11 +93,17 @@ def quiet_third_party_noise() -> None:
 
 class SaveRunConfig(SaveConfigCallback):
     """Save the resolved config.yaml into the run folder, and nowhere when there is none (logger off):
-    Lightning would otherwise write it into the current folder."""
+    Lightning would otherwise write it into the current folder. Written whole by ``write_text``, which
+    replaces a link planted at its name (Lightning's own save wrote through it)."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if trainer.logger is not None:
-            super().setup(trainer, pl_module, stage)
+        if trainer.logger is None or self.already_saved:
+            return
+        log_dir = trainer.log_dir  # broadcast: every rank asks
+        if trainer.is_global_zero:
+            write_text(Path(log_dir) / self.config_filename, self.parser.dump(self.config, skip_none=False))
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
 
 def latest_version_with_last_checkpoint(save_dir: Path, name: str) -> int | None:
@@ -154,6 +163,18 @@ class CifarBenchCLI(LightningCLI):
             settings.as_dict() if settings is not None else {},
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI lays a ``--ckpt_path`` file's hyperparameters over the command line's: those naming a file
+        or folder (``PATH_SETTINGS``) stay the command line's, so a checkpoint never chooses where a fit writes."""
+        given = self.config.clone()
+        super()._parse_ckpt_path()
+        model, user = (
+            getattr(c.get(c.get("subcommand") or "", c).get("model"), "init_args", None) for c in (self.config, given)
+        )
+        for name, words in PATH_SETTINGS.items():
+            if model is not None and user is not None and name in user and model.get(name) not in words:
+                model[name] = user[name]
+
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         self._check_trainer_settings(config.trainer)
@@ -189,16 +210,20 @@ class CifarBenchCLI(LightningCLI):
     def _check_last_checkpoint(self) -> None:
         """``--ckpt_path last``: the run folder's last.ckpt (the logger's folder, or the default root without a
         logger), checked against the model the config built, then named to Lightning, which loads that very
-        file. Where the logger has yet to choose a version, there is none to resume: Lightning's own ``last``
-        finds nothing, and the version is not chosen here, outside ``claim_version``'s lock."""
+        file. Where there is none, nothing is resumed: Lightning's own ``last`` would load the newest
+        ``last*.ckpt`` there, a planted ``last_x.ckpt`` too, unchecked. Where the logger has yet to choose a
+        version, there is none to resume (and the version is not chosen here, outside ``claim_version``'s lock)."""
         arguments, logger = self.config_init[self.subcommand], self.trainer.logger
-        if arguments.get("ckpt_path") != "last" or (logger is not None and self._named_version() is None):
+        if arguments.get("ckpt_path") != "last":
             return
-        folder = getattr(logger, "log_dir", None) if logger is not None else self.trainer.default_root_dir
-        last = RunFolder(Path(folder)).last_checkpoint if folder is not None else None
-        if last is not None and last.is_file():
+        named = logger is None or self._named_version() is not None
+        folder = (self.trainer.default_root_dir if logger is None else logger.log_dir) if named else None
+        last = RunFolder(Path(folder)).last_checkpoint if folder else "a new run's last.ckpt"
+        if folder and os.path.lexists(last):
             read_checkpoint(last, model=self.model)
-            arguments["ckpt_path"] = str(last)
+        else:
+            warnings.warn(f"--ckpt_path last: there is no {last}, so nothing is resumed", stacklevel=2)
+        arguments["ckpt_path"] = str(last) if folder and os.path.lexists(last) else None
 
     def before_fit(self) -> None:
         """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
@@ -212,6 +237,8 @@ class CifarBenchCLI(LightningCLI):
         if writer and getattr(logger, "root_dir", None) is not None and hasattr(logger, "log_dir"):
             if self._named_version() is None:
                 claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
+            run = RunFolder(Path(logger.log_dir))
+            refuse_links((run.path, run.checkpoints), Path(logger.save_dir))
             self._run_lock = hold_lock(Path(logger.log_dir), "fit")
 
     def after_fit(self) -> None:

@@ -14,29 +14,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import take_lock
 
 LOCK_NAME = ".cifar-bench.lock"
 VERSIONS_LOCK_NAME = ".versions.lock"
+# How long a fit waits for another to choose its version (a moment's work) before giving up.
+VERSIONS_WAIT_S = 60
 
 
 def hold_lock(folder: Path, what: str) -> FileLock:
     """The lock of ``folder``, held until this process ends (or ``release()``); a CifarBenchError if another
     process holds it. ``what`` names this command in the message ("fit", "study")."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / LOCK_NAME), timeout=0)
     try:
-        lock.acquire()
-    except Timeout:
-        raise CifarBenchError(
-            f"another cifar-bench {what} is writing into {folder} (it holds {folder / LOCK_NAME}); "
-            f"wait for it to end, or stop it, before starting this {what} there"
-        ) from None
-    except OSError as error:  # a link planted as the lock file (filelock refuses it), a read-only folder
-        raise CifarBenchError(f"cannot lock {folder / LOCK_NAME} ({error}): remove it, or choose another folder")
-    return lock
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CifarBenchError(f"cannot create {folder} ({error}): choose another folder") from None
+    return take_lock(
+        folder / LOCK_NAME,
+        0,
+        f"another cifar-bench {what} is writing into {folder} (it holds {folder / LOCK_NAME}); "
+        f"wait for it to end, or stop it, before starting this {what} there",
+    )
 
 
 def claim_version(logger) -> None:
@@ -44,5 +45,9 @@ def claim_version(logger) -> None:
     the same logger folder meanwhile (a version chosen already, by a flag or a resume, is kept)."""
     parent = Path(logger.root_dir)
     parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(parent / VERSIONS_LOCK_NAME), timeout=60):
+    lock = parent / VERSIONS_LOCK_NAME
+    held = take_lock(lock, VERSIONS_WAIT_S, f"{lock} stayed held by another process for {VERSIONS_WAIT_S} s: end it")
+    try:
         os.makedirs(logger.log_dir, exist_ok=True)
+    finally:
+        held.release()

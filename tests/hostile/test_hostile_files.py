@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import signal
+import warnings
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,8 +29,9 @@ from cifar_bench.evaluation import predict as predict_module
 from cifar_bench.evaluation.compare import compare
 from cifar_bench.evaluation.evaluate import evaluate
 from cifar_bench.evaluation.predict import image_files, predict
+from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
 from cifar_bench.models.networks.vgg16 import MAX_WEIGHTS_BYTES, VGG16, load_vgg16_weights
-from cifar_bench.output import csv_text, print_plain
+from cifar_bench.output import csv_text, print_plain, save_figure
 from cifar_bench.run_folder import RunFolder
 from cifar_bench.study import export_evidence
 from cifar_bench.training.callbacks import RecordEnvironment
@@ -275,3 +277,27 @@ def test_weights_given_as_etc_passwd_are_one_error_line_not_a_traceback(tmp_path
         "error: /etc/passwd is not a loadable state dict (File is not a zip file): pass a torch.save'd VGG16 state dict"
     ]
     assert not (tmp_path / "logs").exists()
+
+
+HOSTILE_NAMES = ["$\\foo$", "a\x1bb", "$x^2$", *(f"c{i}" for i in range(7))]
+FIGURES = {
+    "confusion": lambda: confusion_figure(torch.eye(10, dtype=torch.long), HOSTILE_NAMES, "$\\foo$ \x1b"),
+    "predictions": lambda: prediction_grid_figure(
+        torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.tensor([0, 1]), torch.tensor([1, 2]), HOSTILE_NAMES
+    ),
+    "curves": lambda: curves_figure({}, "$\\foo$ \x1b"),
+    "reliability": lambda: reliability_figure([], "$\\foo$ \x1b"),
+}
+
+
+@pytest.mark.parametrize("draw", FIGURES.values(), ids=FIGURES.keys())
+def test_names_in_figures_are_shown_as_written_never_parsed_as_math_nor_missing_glyphs(tmp_path, draw):
+    """A name read as matplotlib math (``$\\foo$``) was a traceback in the middle of evaluate's writes; a
+    control character a glyph the font lacks."""
+    figure = draw()
+    texts = [text.get_text() for text in figure.findobj(lambda artist: hasattr(artist, "get_text"))]
+    assert not any("\x1b" in text for text in texts)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Glyph")
+        save_figure(figure, tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").stat().st_size > 0

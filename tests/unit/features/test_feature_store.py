@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import cli_args, with_random_weights
+from filelock import FileLock
 
 from cifar_bench.data.augment import augmented_view
 from cifar_bench.data.sources import CLASS_NAMES, CifarArrays
@@ -280,3 +282,75 @@ def test_fits_build_the_store_once_and_share_it_across_models_and_seeds(tiny_bin
     assert len(builds) == 1
     (folder,) = [p for p in store.iterdir() if p.is_dir()]
     assert np.load(folder / "train_views.npy", mmap_mode="r").shape == (2, 200, 512, 2, 2)
+
+
+# --- planted content ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("poison", [np.nan, 0.5])
+def test_a_store_with_its_key_but_other_content_is_refused(model, arrays, tmp_path, poison):
+    """The key comes from public inputs: a store planted under its name, with a store.json recording it but
+    other features (or NaN), was trained on. Its content must carry the tags of a build of this user."""
+    folder = build(tmp_path, model, arrays).folder
+    poisoned = np.lib.format.open_memmap(folder / "train_views.npy", mode="r+")
+    poisoned[1, 3] = poison
+    poisoned.flush()
+    with pytest.raises(CifarBenchError, match=r"train_views:\d+ is not what a build of this user wrote"):
+        build(tmp_path, model, arrays)
+
+
+def test_a_planted_partial_build_that_says_it_is_done_is_computed_not_promoted(model, arrays, tmp_path):
+    reference = build(tmp_path / "reference", model, arrays)
+    partial = tmp_path / "stores" / f"{reference.folder.name}.partial"
+    partial.mkdir(parents=True)
+    for name in ("train_views", "train_plain", "test_plain"):
+        np.save(partial / f"{name}.npy", np.zeros_like(getattr(reference, name)))
+    (partial / "progress.json").write_text(
+        json.dumps(
+            {
+                "digest": reference.folder.name,
+                "done": {"train_views": 24, "train_plain": 12, "test_plain": 4},
+                "tags": {f"train_views:{start}": "0" * 32 for start in (0, 12)},
+            }
+        )  # fmt: skip
+    )
+    calls: list = []
+    store = build(tmp_path / "stores", model, arrays, encode=encoder(model, calls))
+    assert len(calls) == 4
+    for name in ("train_views", "train_plain", "test_plain"):
+        assert np.array_equal(getattr(store, name), getattr(reference, name))
+
+
+def test_a_build_held_by_a_stopped_process_is_waited_for_saying_so_then_given_up_in_one_line(
+    model, arrays, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(store_module, "BUILD_WAIT_S", 0.2)
+    model.hparams.store_dtype, model.hparams.store_views = "float32", 2
+    digest = store_key(model, arrays, "32-true").digest
+    tmp_path.joinpath("stores").mkdir()
+    held, said = FileLock(str(tmp_path / "stores" / f"{digest}.lock")), []
+    held.acquire()  # another open file description: as another process's flock
+    try:
+        inputs = StoreInputs(arrays.train_images, arrays.test_images, model.transform_profile)
+        with pytest.raises(CifarBenchError, match="was still being built by another process after") as error:
+            open_or_build(tmp_path / "stores", store_key(model, arrays, "32-true"), inputs, encoder(model),
+                          (512, 2, 2), show_progress=False, report=said.append)  # fmt: skip
+    finally:
+        held.release()
+    assert "\n" not in str(error.value)
+    assert said and said[0].startswith("Waiting for") and f"{digest}.lock" in said[0]
+
+
+@pytest.mark.parametrize("plant", ["a file as the build folder", "a folder as an array file", "absurd views"])
+def test_a_build_that_cannot_make_its_files_is_one_error_line(model, arrays, tmp_path, plant):
+    model.hparams.store_dtype, model.hparams.store_views = "float32", 10**12 if plant == "absurd views" else 2
+    partial = tmp_path / f"{store_key(model, arrays, '32-true').digest}.partial"
+    if plant == "a file as the build folder":
+        partial.write_text("")
+    elif plant == "a folder as an array file":
+        (partial / "train_views.npy").mkdir(parents=True)
+    inputs = StoreInputs(arrays.train_images, arrays.test_images, model.transform_profile)
+    with pytest.raises(CifarBenchError, match="cannot build feature store") as error:
+        open_or_build(tmp_path, store_key(model, arrays, "32-true"), inputs, encoder(model), (512, 2, 2),
+                      show_progress=False)  # fmt: skip
+    assert "\n" not in str(error.value)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_run, github_rendered
+from conftest import copy_run, github_rendered, snapshot
 from PIL import Image
 from rich.console import Console
 
@@ -28,6 +28,7 @@ from cifar_bench.configs import model_names
 from cifar_bench.evaluation.evaluate import evaluate
 from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE, study_accuracy, study_class_accuracy
 from cifar_bench.evaluation.statistics import newcombe_difference, wilson_interval
+from cifar_bench.report.chapters import layer_blocks
 from cifar_bench.report.command import report
 
 EVIL = "<img src=x onerror=alert(1)>\x1b[2J|[link](http://evil.example) www.evil.example mail@evil.example"
@@ -212,7 +213,10 @@ def test_a_config_listing_a_million_layers_is_not_rebuilt(logs, tmp_path):
     config = tmp_path / "mlp" / "version_0" / "config.yaml"
     config.write_text(config.read_text().replace("hidden:", "hidden: [" + "1," * 1_000_000 + "1]\n    old_hidden:"))
     report(str(tmp_path), console=Console(file=io.StringIO()))
-    assert "config.yaml lists 1,000,001 entries for 3 weight layers" in (tmp_path / "report.md").read_text()
+    assert (
+        "config.yaml lists 1,000,001 entries, over the 1,000 this report rebuilds"
+        in (tmp_path / "report.md").read_text()
+    )
 
 
 def test_a_figures_folder_that_is_a_link_is_refused_before_anything_is_written(logs, tmp_path, capsys):
@@ -291,3 +295,33 @@ def test_the_page_opens_in_a_real_browser_whole(logs, written, tmp_path):
     chromium(f"--screenshot={shot}", "--window-size=1200,1600", (folder / "report.html").as_uri())
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.shape == (1600, 1200) and (pixels < 128).mean() > 0.01 and pixels.std() > 10
+
+
+def test_the_layers_rebuilt_are_bounded_by_the_code_not_by_a_count_from_the_same_run_folder():
+    """A config.yaml listing 20,000 hidden layers beside a metrics.json claiming as many weight layers built
+    them all (on meta, still seconds and memory per module): the bound is the code's own."""
+    config = {"model": {"class_path": "cifar_bench.models.MLPClassifier", "init_args": {"hidden": [1] * 20_000}}}
+    (block,) = layer_blocks(config, {"weight_layers": 20_001, "trainable_params": 0, "total_params": 0})
+    assert "not shown: config.yaml lists 20,000 entries" in str(block)
+
+
+def test_the_figures_folder_keeps_files_the_report_did_not_write_and_a_folder_in_a_figures_way_is_refused_first(
+    logs, tmp_path, capsys
+):
+    """A folder named like a figure was a traceback after report.html, before report.md; the user's own
+    PNGs in report_files/ were deleted as stale."""
+    runs = tmp_path / "runs"
+    shutil.copytree(logs / "cnn", runs / "cnn")
+    report(str(runs), console=Console(file=io.StringIO()))
+    figure = sorted((runs / "report_files").glob("*.png"))[0]
+    (runs / "report_files" / "mine.png").write_bytes(b"my own figure")
+    figure.unlink()
+    figure.mkdir()
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(runs)])
+    assert stop.value.code == 2 and f"{figure} is a folder" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
+    figure.rmdir()
+    report(str(runs), console=Console(file=io.StringIO()))
+    assert (runs / "report_files" / "mine.png").read_bytes() == b"my own figure" and figure.is_file()
