@@ -23,6 +23,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
 from cifar_bench.data.sources import NUM_CLASSES
+from cifar_bench.environment import default_precision
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.calibration import calibration_metrics
 from cifar_bench.evaluation.evaluation_files import (
@@ -55,7 +56,6 @@ from cifar_bench.output import (
     write_text,
 )
 from cifar_bench.run_folder import Evaluation, RunFolder
-from cifar_bench.training.lightning_cli import default_precision
 
 
 def logits_in_precision(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:

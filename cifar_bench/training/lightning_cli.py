@@ -13,12 +13,12 @@ import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 from cifar_bench.arguments import refuse_bad_seed
 from cifar_bench.configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.data import CIFAR10DataModule
+from cifar_bench.environment import default_precision
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier, known_model
 from cifar_bench.output import refuse_links, write_text
@@ -43,34 +43,6 @@ def with_packaged_configs(words: list[str]) -> list[str]:
             word = "--config=" + resolve_config_argument(word.removeprefix("--config="))
         resolved.append(word)
     return resolved
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware, not only whether oneDNN accepts bf16.
-
-    oneDNN reports bf16 support on every AVX-512 CPU, but without the AVX512_BF16 or AMX instructions
-    it emulates it, slower than fp32 (measured on an AVX-512 Xeon without them: a 1024^3 matmul takes
-    0.020 s in fp32 and 0.086 s in bf16, a VGG conv layer 0.038 s against 0.190 s). On other
-    architectures oneDNN's own answer is all there is.
-    """
-    if torch.cpu._is_avx2_supported():  # x86
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def default_precision(accelerator: str = "auto") -> str:
-    """bf16 autocast where the hardware that will run computes bf16 natively, fp32 elsewhere.
-
-    A GPU with bf16 support, or a CPU with bf16 instructions (AVX512_BF16 or AMX), runs bf16 1.5-2x
-    faster than fp32 at the same accuracy; a CPU without them emulates bf16 4x (AVX-512) to 60x (AVX2:
-    a 1024^3 matmul 0.12 s in fp32, 7.6 s in bf16) slower than fp32. Used only where no config or flag
-    sets ``trainer.precision``.
-    """
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    if accelerator in ("auto", "cpu"):
-        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-    return "32-true"  # another accelerator (mps, tpu...): Lightning's own default
 
 
 def quiet_third_party_noise() -> None:

@@ -16,8 +16,8 @@ from benchmarks.__main__ import main
 from benchmarks.command import BenchSettings, bench
 from benchmarks.roofline import network_flops_per_image, roofline
 from benchmarks.tables import print_tables
+from cifar_bench.environment import default_precision
 from cifar_bench.evaluation.evaluate import logits_in_precision
-from cifar_bench.training.lightning_cli import default_precision
 
 # Small batches, so that the tiny training split holds every timed step of the package.
 PACKAGE_ARGS = [

@@ -19,14 +19,15 @@ from pytorch_lightning.utilities import rank_zero_only
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import VGG16_Weights
 
+from cifar_bench import environment
 from cifar_bench.cli import main
 from cifar_bench.configs import model_names
 from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
 from cifar_bench.data.sources import BINARY_FOLDER
+from cifar_bench.environment import default_precision
 from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE
 from cifar_bench.models import MLPClassifier
-from cifar_bench.training import lightning_cli
-from cifar_bench.training.lightning_cli import default_precision, read_data_first, run_lightning_cli
+from cifar_bench.training.lightning_cli import read_data_first, run_lightning_cli
 
 MODELS = model_names()
 WEIGHT_LAYERS = {"mlp": 3, "cnn": 9, "cnn_bn_do": 9, "vgg16_last2": 16, "vgg16_last3": 16, "vgg16_last5": 16}
@@ -233,7 +234,7 @@ def test_cpu_precision_is_bf16_only_with_bf16_instructions(avx512_bf16, amx, exp
 def test_the_default_precision_follows_the_accelerator_that_will_run(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
-    monkeypatch.setattr(lightning_cli, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(environment, "cpu_has_native_bf16", lambda: False)
     assert (default_precision("auto"), default_precision("gpu"), default_precision("cpu")) == (
         "bf16-mixed",
         "bf16-mixed",
@@ -250,7 +251,7 @@ def test_a_cpu_run_on_a_machine_with_a_bf16_gpu_keeps_the_precision_given_or_get
     """The default is the accelerator's that will run (not the GPU's), and a precision given is never replaced."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
-    monkeypatch.setattr(lightning_cli, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(environment, "cpu_has_native_bf16", lambda: False)
     extra = ("--trainer.accelerator", "cpu", "--trainer.fast_dev_run", "1", "--trainer.enable_model_summary", "false")
     cli = run_lightning_cli(arguments("fit", "mlp", tiny_binary_data, tmp_path, *extra, *given))
     assert cli.trainer.precision == expected
