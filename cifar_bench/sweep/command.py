@@ -68,16 +68,11 @@ def sweep(
     console = console or Console()
     # Each trial is LightningCLI given its words while sys.argv holds the sweep's: as intended here.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
-    config, name = resolve_config_argument(model), Path(model).stem
-    space_file = Path(space) if space is not None else default_space(model)
-    if space is None and not space_file.is_file():
-        raise CifarBenchError(
-            f"no search space for {name} in {SPACES_DIR}: write one and pass --space FILE (docs/sweep.md)"
-        )
-    distributions = read_space(space_file)
+    name = Path(model).stem
+    distributions = read_model_space(model, space)
     out = output_location(out if out is not None else f"lightning_logs/sweep/{name}", folder=True)
     study_name = study_name or name
-    fit_command = trial_command(config, out, study_name, fit_args)
+    fit_command = trial_command(resolve_config_argument(model), out, study_name, fit_args)
     for end in (0, -1):  # both ends of every range: fit's parser refuses an unknown option or a value out of its range
         check_fit_options(
             fit_command("trial0") + fit_words({key: ends(dist)[end] for key, dist in distributions.items()})
@@ -100,6 +95,16 @@ def sweep(
     run_trials(study, store, distributions, fit_command, trials, timeout, console)
     skipped = write_outputs(study, store, out, model, runs)
     return closing_lines(study, store, out, model, skipped, console)
+
+
+def read_model_space(model: str, space: Optional[str]) -> dict:
+    """The search space of ``--space``, or the packaged one of the model (one error line when there is none)."""
+    space_file = Path(space) if space is not None else default_space(model)
+    if space is None and not space_file.is_file():
+        raise CifarBenchError(
+            f"no search space for {Path(model).stem} in {SPACES_DIR}: write one and pass --space FILE (docs/sweep.md)"
+        )
+    return read_space(space_file)
 
 
 def ends(distribution) -> tuple:
