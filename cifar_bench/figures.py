@@ -101,3 +101,28 @@ def reliability_figure(bins: Sequence[dict], title: str = "Reliability diagram")
     axes.legend(loc="upper left")
     figure.tight_layout()
     return figure
+
+
+def sweep_history_figure(trials: Sequence[dict], title: str = ""):
+    """Each trial's validation accuracy against its number (pruned ones at their last report), with the best
+    complete trial so far as a step line: how fast the search found its recipe."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
+        points = [(t["number"], t["value"]) for t in trials if t["state"] == state and t["value"] is not None]
+        if points:
+            axes.plot(*zip(*points), marker, label=f"{state.lower()} trials")
+    best, steps = None, []
+    for trial in sorted(trials, key=lambda t: t["number"]):
+        if trial["state"] == "COMPLETE" and trial["value"] is not None:
+            best = trial["value"] if best is None else max(best, trial["value"])
+        if best is not None:
+            steps.append((trial["number"], best))
+    if steps:
+        axes.step(*zip(*steps), where="post", color="tab:red", label="best so far")
+    axes.set(xlabel="trial", ylabel="validation accuracy", title=figure_text(title))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend()
+    figure.tight_layout()
+    return figure

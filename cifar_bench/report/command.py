@@ -30,6 +30,7 @@ from cifar_bench.report.blocks import heading, paragraph, table
 from cifar_bench.report.chapters import model_chapter
 from cifar_bench.report.claims import claims_chapter
 from cifar_bench.report.data_chapter import data_chapter
+from cifar_bench.report.recipes_chapter import recipes_chapter
 from cifar_bench.report.render import render_html, render_markdown
 
 TITLE = "CIFAR-10: an MLP, two CNNs and VGG16 transfer learning, the study redone"
@@ -81,7 +82,7 @@ def report_content(directory: Path, data_dir: Optional[str]) -> list[dict]:
             f"folders are left out): {sum(map(len, runs.values()))} runs of {len(runs)} models. The study's figures come from its per-class counts."
         )
     ]
-    blocks += data_chapter(data_dir, runs)
+    blocks += data_chapter(data_dir, runs) + recipes_chapter(runs, directory, study_order(runs))
     for number, model in enumerate(study_order(runs), start=1):
         blocks += model_chapter(number, model, runs[model], directory)
     return blocks + comparison_chapter(runs, failures) + claims_chapter(runs, directory)

@@ -23,7 +23,8 @@ from cifar_bench.arguments import Seed
 from cifar_bench.configs import resolve_config_argument
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.output import output_location, print_plain
-from cifar_bench.sweep.outputs import BEST_YAML, best_trial, write_outputs
+from cifar_bench.sweep.folder import BEST_YAML, TRIALS_CSV, default_sweep_folder
+from cifar_bench.sweep.outputs import best_trial, write_outputs
 from cifar_bench.sweep.space import SPACES_DIR, default_space, fit_words, read_space, space_record, suggest
 from cifar_bench.sweep.storage import FAILURE, Storage, claim, counted, fail_abandoned, open_study
 from cifar_bench.sweep.trial import TrialFailed, check_fit_options, run_trial
@@ -56,7 +57,7 @@ def sweep(
         model: the model config whose recipe is searched, e.g. mlp (a packaged name or a YAML file).
         trials: trials in the study, all workers together; a rerun or another worker adds only what is missing.
         timeout: seconds after which this worker starts no new trial (the running one finishes).
-        storage: Optuna storage: an SQLAlchemy URL (postgresql://user@host/db) or a journal file path
+        storage: Optuna storage: an SQLAlchemy URL (postgresql+psycopg://user@host/db) or a journal file path
             (default: sqlite:///OUT/sweep.db).
         study_name: the study in the storage (default: the model's name); workers on one name share it.
         sampler_seed: seed of the TPE sampler.
@@ -70,7 +71,7 @@ def sweep(
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     name = Path(model).stem
     distributions = read_model_space(model, space)
-    out = output_location(out if out is not None else f"lightning_logs/sweep/{name}", folder=True)
+    out = output_location(out if out is not None else default_sweep_folder(name), folder=True)
     study_name = study_name or name
     fit_command = trial_command(resolve_config_argument(model), out, study_name, fit_args)
     for end in (0, -1):  # both ends of every range: fit's parser refuses an unknown option or a value out of its range
@@ -198,7 +199,7 @@ def closing_lines(study, store: Storage, out: Path, model: str, skipped: list[st
         f"Results in {out}: trials.csv, summary.json, figures; watch a sweep live: optuna-dashboard {store.shown}",
     )
     if best is None:
-        print_plain(console, f"No trial completed: see {out / 'trials.csv'} for why, then run the same command again")
+        print_plain(console, f"No trial completed: see {out / TRIALS_CSV} for why, then run the same command again")
         return {"best": None}
     print_plain(console, f"Best: trial {best.number}, val/acc {best.value:.4f}, {best.params}")
     print_plain(console, f"Next: cifar-bench fit --config {model} --config {out / BEST_YAML}")

@@ -12,11 +12,9 @@ import yaml
 from optuna.trial import TrialState
 
 from cifar_bench.output import csv_text, save_figure, write_json, write_text
+from cifar_bench.sweep.folder import BEST_YAML, FIGURES, SUMMARY_JSON, TRIALS_CSV
 from cifar_bench.sweep.space import as_value, overlay
 from cifar_bench.sweep.storage import FAILURE, Storage
-
-TRIALS_CSV, SUMMARY_JSON, BEST_YAML = "trials.csv", "summary.json", "best.yaml"
-FIGURES = ("optimization_history.png", "param_importances.png")
 
 
 def duration_s(trial) -> float | None:

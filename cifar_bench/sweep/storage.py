@@ -1,6 +1,6 @@
 """Optuna's storage and the study in it, shared by every worker of a sweep.
 
-``--storage`` is an SQLAlchemy URL (``sqlite:///sweep.db``, ``postgresql://user@host/db``): Optuna's RDB
+``--storage`` is an SQLAlchemy URL (``sqlite:///sweep.db``, ``postgresql+psycopg://user@host/db``): Optuna's RDB
 storage, with its heartbeat, so a trial whose worker died anywhere is failed once its heartbeat is
 stale; or a file path: Optuna's journal file, for a shared filesystem without a database server. Both
 also fail at once a trial left running by a dead worker of this machine (``fail_abandoned``).
@@ -31,7 +31,9 @@ HEARTBEAT_S, GRACE_S = 60, 180
 # Trial user attributes: the worker running it ([host, pid]), and why it failed, when it failed on its own.
 WORKER, FAILURE = "worker", "failure"
 SPACE, MODEL = "space", "model"
-STORAGE_HELP = "pass an SQLAlchemy URL (sqlite:///sweep.db, postgresql://user:password@host/db) or a journal file path"
+STORAGE_HELP = (
+    "pass an SQLAlchemy URL (sqlite:///sweep.db, postgresql+psycopg://user:password@host/db) or a journal file path"
+)
 
 
 class Storage:

@@ -3,6 +3,11 @@ batch and tells the trial each validation's accuracy, so the pruner can stop it 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
+
 import optuna
 import pytorch_lightning as pl
 
@@ -57,7 +62,8 @@ def run_trial(trial: optuna.Trial, words: list[str]) -> float:
     ends with (what ``evaluate`` measures of it)."""
     reporter = ReportToTrial(trial)
     try:
-        run_lightning_cli(words, datamodule_class=HeldOutData, callbacks=(reporter,))
+        with fit_lines_silenced():
+            run_lightning_cli(words, datamodule_class=HeldOutData, callbacks=(reporter,))
         if reporter.last is None:
             raise CifarBenchError(
                 f"the fit logged no {MONITOR}: validate at least once (trainer.check_val_every_n_epoch)"
@@ -68,6 +74,22 @@ def run_trial(trial: optuna.Trial, words: list[str]) -> float:
     if reporter.pruned_after is not None:
         raise optuna.TrialPruned(f"pruned after epoch {reporter.pruned_after} ({MONITOR} {reporter.last:.4f})")
     return reporter.last
+
+
+@contextlib.contextmanager
+def fit_lines_silenced() -> Iterator[None]:
+    """A trial's fit without its lines (seed, devices, model summary, where its run went): the sweep says one
+    line a trial. Warnings and errors still show."""
+    loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 class OptionsChecked(Exception):
@@ -84,6 +106,7 @@ def check_fit_options(words: list[str]) -> None:
     """Parse a fit command line as a trial's would be, and nothing more: an option fit does not know, or a value
     it refuses, is fit's own error (jsonargparse's, or one of the package's checks)."""
     try:
-        run_lightning_cli(words, cli_class=CheckOptions, datamodule_class=HeldOutData)
+        with fit_lines_silenced():
+            run_lightning_cli(words, cli_class=CheckOptions, datamodule_class=HeldOutData)
     except OptionsChecked as checked:
         refuse_test_as_judge(checked.args[0].data.val_size)

@@ -1,6 +1,6 @@
 """The package's imports run one way, each layer importing only those before it: errors, io, environment,
-configs, run_folder -> data -> models (networks inside) -> features -> figures -> training -> evaluation -> report -> study
-(and sweep) -> cli; no import circle, and no module much over 300 lines: read off the source, not run."""
+configs, run_folder -> data -> models (networks inside) -> features -> figures -> training -> evaluation -> sweep -> report
+-> study -> cli; no import circle, and no module much over 300 lines: read off the source, not run."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ LAYERS = [
     {"cifar_bench.figures"},
     {"cifar_bench.training"},
     {"cifar_bench.evaluation"},
+    {"cifar_bench.sweep"},
     {"cifar_bench.report"},
-    {"cifar_bench.study", "cifar_bench.sweep"},
+    {"cifar_bench.study"},
     {"cifar_bench.cli", "cifar_bench.__main__"},
 ]
 

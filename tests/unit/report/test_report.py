@@ -16,9 +16,11 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import yaml
 from conftest import copy_run, github_rendered, snapshot
 from PIL import Image
 from rich.console import Console
@@ -325,3 +327,63 @@ def test_the_figures_folder_keeps_files_the_report_did_not_write_and_a_folder_in
     figure.rmdir()
     report(str(runs), console=Console(file=io.StringIO()))
     assert (runs / "report_files" / "mine.png").read_bytes() == b"my own figure" and figure.is_file()
+
+
+# --- how the recipes were chosen: the sweeps beside the runs ------------------------------------------------
+def swept(logs: Path, tmp_path: Path, study_name: str = "mlp") -> Path:
+    """A copy of the runs with a sweep of mlp in ``sweep/mlp/``, written by the sweep's own writer from a real
+    Optuna study: trial 1, the best, drew exactly the recipe the runs trained with."""
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from cifar_bench.sweep.outputs import write_outputs
+
+    root = Path(shutil.copytree(logs, tmp_path / "runs", ignore=shutil.ignore_patterns("report*")))
+    config = yaml.safe_load((root / "mlp" / "version_0" / "config.yaml").read_text())
+    ran = {"model.lr": config["model"]["init_args"]["lr"], "trainer.max_epochs": config["trainer"]["max_epochs"]}
+    space = {"model.lr": FloatDistribution(1e-4, 1.0, log=True), "trainer.max_epochs": IntDistribution(1, 9)}
+    study = optuna.create_study(study_name=study_name, direction="maximize")
+    for value, state, params in ((0.4, TrialState.COMPLETE, {"model.lr": 0.5, "trainer.max_epochs": 3}),
+                                 (0.5, TrialState.COMPLETE, ran),
+                                 (0.2, TrialState.PRUNED, {"model.lr": 0.9, "trainer.max_epochs": 9})):  # fmt: skip
+        study.add_trial(create_trial(state=state, value=value, params=params, distributions=space,
+                                     intermediate_values={1: value}))  # fmt: skip
+    write_outputs(study, SimpleNamespace(shown="in memory"), root / "sweep" / "mlp", "mlp", root / "sweep" / "mlp")
+    return root
+
+
+def test_the_recipes_chapter_shows_each_sweep_and_whether_the_runs_trained_its_best(logs, tmp_path):
+    root = swept(logs, tmp_path)
+    report(str(root), console=Console(file=io.StringIO()))
+    markdown = (root / "report.md").read_text()
+    chapter = markdown[markdown.index("## How the recipes were chosen") : markdown.index('<a id="model1">')]
+    assert "never reads the test split" in chapter and "No sweep here for cnn, cnn\\_bn\\_do" in chapter
+    assert "3 trials (2 complete, 1 pruned)" in chapter and "Best: trial 1, validation accuracy 0.5000" in chapter
+    assert "2 of 2 evaluated runs trained with this recipe." in chapter  # the mlp's two seeds
+    assert chapter.index("| 1 | complete | 0.5000") < chapter.index("| 0 | complete | 0.4000")  # best first
+    assert (root / "report_files" / "sweep1_history.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / "trials.csv").write_text("number,state\n1,COMPLETE\n"),
+        lambda folder: (folder / "summary.json").write_text('{"trials": {"COMPLETE": -1}}'),
+        lambda folder: (folder / "summary.json").write_text("[" * 100_000),
+        lambda folder: (folder / "trials.csv").unlink(),
+    ],
+    ids=["other columns", "negative count", "nested too deep", "trials missing"],
+)
+def test_a_damaged_sweep_is_left_out_with_why_and_the_report_is_written(logs, tmp_path, damage):
+    root = swept(logs, tmp_path)
+    damage(root / "sweep" / "mlp")
+    report(str(root), console=Console(file=io.StringIO()))
+    assert "Left out: " in (root / "report.md").read_text() and (root / "report.html").is_file()
+
+
+def test_a_sweeps_names_reach_the_page_as_text(logs, tmp_path):
+    root = swept(logs, tmp_path, study_name=EVIL)
+    report(str(root), console=Console(file=io.StringIO()))
+    page = (root / "report.html").read_text()
+    assert "<img src=x" not in page and html.escape(EVIL, quote=False)[:20] in page

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import pwd
+import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,7 +60,7 @@ def test_batch_unreadable(tmp_path, monkeypatch) -> tuple[Path, list[str]]:
 
 
 def test_a_sweep_never_reads_the_test_batch_and_its_best_yaml_is_a_config_fit_trains(
-    tmp_path, test_batch_unreadable, tiny_data, capsys
+    tmp_path, test_batch_unreadable, tiny_data, capfd
 ):
     data, read = test_batch_unreadable
     main(sweep_args(tmp_path, data, "--trials", "3", "--pruner", "none"))
@@ -73,8 +77,11 @@ def test_a_sweep_never_reads_the_test_batch_and_its_best_yaml_is_a_config_fit_tr
         "model": {"init_args": {key.removeprefix("model."): value for key, value in best["params"].items()}}
     }
     assert (out / "optimization_history.png").stat().st_size > 0 and (out / "param_importances.png").is_file()
-    lines = capsys.readouterr().out.splitlines()
+    printed = capfd.readouterr()
+    lines = printed.out.splitlines()
     assert any(line.startswith("Trial 3 of 3") for line in lines)
+    assert len(lines) == 8  # the sweep's own lines: no trial's fit lines (devices, seed, run folder)
+    assert "GPU available" not in printed.err + printed.out and "Seed set" not in printed.err + printed.out
     assert lines[-1] == f"Next: cifar-bench fit --config mlp --config {out / 'best.yaml'}"
 
     logs = tmp_path / "refit"
@@ -231,16 +238,49 @@ def stored_trials(root: Path) -> list[tuple[int, str]]:
         return db.execute("select number, state from trials order by number").fetchall()
 
 
+@pytest.fixture
+def postgresql_url(request) -> str:
+    """The URL of a PostgreSQL server of the test's own (Debian's postgresql package, as CI installs it), on a
+    Unix socket in a fresh folder, stopped and removed after; skipped where no server or driver is installed."""
+    pytest.importorskip("psycopg", reason="no PostgreSQL driver: pip install 'cifar-bench[postgresql]'")
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    initdb = shutil.which("initdb") or (str(found[-1]) if found else None)
+    if initdb is None:
+        pytest.skip("no PostgreSQL server installed (Debian: apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="sweep-postgresql-"))
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    as_server = []
+    if os.geteuid() == 0:  # the server refuses to run as root: as the package's own user
+        server = pwd.getpwnam("postgres")
+        os.chown(folder, server.pw_uid, server.pw_gid)
+        as_server = ["runuser", "-u", "postgres", "--"]
+    pg_ctl = [*as_server, str(Path(initdb).parent / "pg_ctl"), "-D", str(folder / "data")]
+    subprocess.run([*as_server, initdb, "-D", folder / "data", "-A", "trust", "-U", "sweeper"], check=True,
+                   capture_output=True)  # fmt: skip
+    subprocess.run([*pg_ctl, "-o", f"-k {folder} -h '' -p 5439", "-l", folder / "log", "-w", "start"], check=True,
+                   capture_output=True)  # fmt: skip
+    request.addfinalizer(lambda: subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True))
+    return f"postgresql+psycopg://sweeper@/postgres?host={folder}&port=5439"
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("storage", ["sqlite", "journal"])
-def test_two_workers_on_one_storage_run_the_trials_between_them_none_twice(tmp_path, tiny_data, storage):
-    journal = ("--storage", str(tmp_path / "sweep.log")) if storage == "journal" else ()
-    workers = [worker(tmp_path, tiny_data, "--trials", "4", "--pruner", "none", *journal) for _ in range(2)]
+@pytest.mark.parametrize("storage", ["sqlite", "journal", "postgresql"])
+def test_two_workers_on_one_storage_run_the_trials_between_them_none_twice(tmp_path, tiny_data, storage, request):
+    url = {
+        "sqlite": lambda: None,
+        "journal": lambda: str(tmp_path / "sweep.log"),
+        "postgresql": lambda: request.getfixturevalue("postgresql_url"),
+    }[storage]()
+    chosen = ("--storage", url) if url else ()
+    workers = [worker(tmp_path, tiny_data, "--trials", "4", "--pruner", "none", *chosen) for _ in range(2)]
     for process in workers:
         _, errors = process.communicate(timeout=600)
         assert process.returncode == 0, errors[-3000:]
     if storage == "sqlite":
         assert stored_trials(tmp_path) == [(number, "COMPLETE") for number in range(4)]
+    if storage == "postgresql":
+        stored = optuna.load_study(study_name="mlp", storage=url).get_trials(deepcopy=False)
+        assert [(trial.number, trial.state.name) for trial in stored] == [(number, "COMPLETE") for number in range(4)]
     assert sorted(path.name for path in (tmp_path / "sweep" / "mlp").iterdir()) == [f"trial{n}" for n in range(4)]
     assert trial_states(tmp_path / "sweep") == [(number, "COMPLETE") for number in range(4)]
 
