@@ -86,18 +86,26 @@ class CIFAR10DataModule(pl.LightningDataModule):
         if self.arrays is not None:
             return
         arrays = read_folder(locate(self.data_dir, download=False), test=self.reads_test)
-        if self.hparams.val_size >= len(arrays.train_labels):
-            raise CifarBenchError(
-                f"val_size {self.hparams.val_size} leaves no training images (the training set has "
-                f"{len(arrays.train_labels)}): choose a smaller val_size"
-            )
-        train_index, val_index = stratified_split(arrays.train_labels, self.hparams.val_size, self.hparams.seed)
-        train_size = self.hparams.train_size
-        if train_size is not None and train_size < len(train_index):
-            _, kept = stratified_split(arrays.train_labels[train_index], train_size, self.hparams.seed)
-            train_index = train_index[kept]
+        train_index, val_index = self.split_positions(arrays.train_labels)
         self.arrays = arrays
         self.train_index, self.val_index = train_index, val_index
+
+    def split_positions(self, train_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the images trained on, the held-out validation images) as positions in the training set: what
+        this module's val_size, train_size and seed make of it (evaluate redoes a run's split with it)."""
+        val_size, train_size, seed = (self.hparams[key] for key in ("val_size", "train_size", "seed"))
+        if type(seed) is not int:
+            raise CifarBenchError(f"seed {seed!r} is not a whole number: pass one")
+        if val_size >= len(train_labels):
+            raise CifarBenchError(
+                f"val_size {val_size} leaves no training images (the training set has "
+                f"{len(train_labels)}): choose a smaller val_size"
+            )
+        train_index, val_index = stratified_split(train_labels, val_size, seed)
+        if train_size is not None and train_size < len(train_index):
+            _, kept = stratified_split(train_labels[train_index], train_size, seed)
+            train_index = train_index[kept]
+        return train_index, val_index
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from cifar_bench.evaluation.evaluation_files import (
     write_confusion_csv,
     write_predictions,
 )
-from cifar_bench.evaluation.runs import Run, find_run, load_model, read_data
+from cifar_bench.evaluation.runs import Run, find_run, load_model, read_data, trained_images
 from cifar_bench.figures import (
     confusion_figure,
     curves_figure,
@@ -140,8 +140,9 @@ def evaluate(
     data_dir, arrays = read_data(run, data_dir, download)
     precision = precision or evaluation_precision(run, accelerator)
     fabric = evaluation_fabric(accelerator, precision)
-    labels = {"train": arrays.train_labels, "test": arrays.test_labels}
-    images = {"train": arrays.train_images, "test": arrays.test_images}
+    trained = trained_images(run, arrays.train_labels)
+    labels = {"train": arrays.train_labels[trained], "test": arrays.test_labels}
+    images = {"train": arrays.train_images[trained], "test": arrays.test_images}
     splits, logits = evaluate_splits(model, images, labels, arrays.class_names, fabric, batch_size, tta)
     metrics = {
         **describe_run(run, model, checkpoint),

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import MODEL_CLASSES, CifarClassifier, known_model
@@ -87,3 +89,16 @@ def read_data(run: Run, data_dir: str | None, download: bool) -> tuple[str, Cifa
             f"no readable CIFAR-10 where the run was trained ({error}); evaluate only looks there: "
             "pass --data_dir FOLDER (with --download true to fetch it)"
         )
+
+
+def trained_images(run: Run, train_labels: torch.Tensor) -> torch.Tensor:
+    """The positions of the training images the run trained on (its validation images held out), as its
+    config's data split makes them; a split the config does not record is all of them (older runs)."""
+    data = run.config.get("data")
+    data = data if isinstance(data, dict) else {}
+    split = {key: data[key] for key in ("val_size", "train_size", "seed") if key in data}
+    try:
+        train_index, _ = CIFAR10DataModule(**split).split_positions(train_labels)
+    except CifarBenchError as error:
+        raise CifarBenchError(f"{run.folder.config_file} holds a data split evaluate cannot redo: {error}")
+    return train_index

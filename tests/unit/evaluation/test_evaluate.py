@@ -18,6 +18,7 @@ from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cifar_bench.cli import main
+from cifar_bench.data.datamodule import stratified_split
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.evaluate import evaluate
@@ -80,17 +81,46 @@ def independent_report(labels: np.ndarray, predictions: np.ndarray) -> dict:
     }
 
 
-def test_predictions_cover_all_training_images_not_only_the_training_split_and_the_test_set(run, raw):
-    """val_size held 20 images out of training; evaluation still predicts all 200, unaugmented."""
-    model = MLPClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+def judged_images() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
+    """Per split, the images and labels evaluate judges the tiny run on: of the imbalanced copy's 200 training
+    images the 180 it trained on (val_size 20 held out, as seed 0 splits them), and the 40 test images."""
     batches = imbalanced_batches()  # what the data fixture wrote: five training batches, then the test batch
+    judged = {}
     for split, chosen in (("train", batches[:-1]), ("test", batches[-1:])):
         pixels = torch.from_numpy(np.concatenate([images for images, _ in chosen])).view(-1, 3, 32, 32)
+        labels = np.concatenate([labels for _, labels in chosen])
+        kept = stratified_split(torch.from_numpy(labels), 20, 0)[0] if split == "train" else slice(None)
+        judged[split] = (pixels[kept], labels[kept])
+    return judged
+
+
+def test_train_figures_are_of_the_images_trained_on_and_test_figures_of_the_whole_test_set(run, raw):
+    """The held-out validation images count neither as train nor as test; predictions are unaugmented."""
+    model = MLPClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    for split, (pixels, labels) in judged_images().items():
         with torch.no_grad():
             expected = model(pixels.float() / 255).argmax(dim=1).numpy()  # the MLP's plain profile
-        np.testing.assert_array_equal(raw[f"{split}_labels"], np.concatenate([labels for _, labels in chosen]))
+        np.testing.assert_array_equal(raw[f"{split}_labels"], labels)
         np.testing.assert_array_equal(raw[f"{split}_predictions"], expected)
-    assert (len(raw["train_labels"]), len(raw["test_labels"])) == (TRAIN_IMAGES, TEST_IMAGES)
+    assert (len(raw["train_labels"]), len(raw["test_labels"])) == (TRAIN_IMAGES - 20, TEST_IMAGES)
+
+
+def test_a_run_that_validated_on_the_test_set_as_the_study_did_is_judged_on_every_training_image(
+    run_copy, imbalanced_data
+):
+    config = yaml.safe_load((run_copy / "config.yaml").read_text())
+    config["data"]["val_size"] = 0
+    (run_copy / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = evaluate(str(run_copy), data_dir=str(imbalanced_data), batch_size=64, console=Console(file=io.StringIO()))
+    assert metrics["splits"]["train"]["images"] == TRAIN_IMAGES
+
+
+def test_a_data_split_the_config_cannot_make_is_one_clear_error(run_copy, imbalanced_data):
+    config = yaml.safe_load((run_copy / "config.yaml").read_text())
+    config["data"]["seed"] = "abc"
+    (run_copy / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(CifarBenchError, match="holds a data split evaluate cannot redo: seed 'abc'"):
+        evaluate(str(run_copy), data_dir=str(imbalanced_data), batch_size=64, console=Console(file=io.StringIO()))
 
 
 def test_the_test_logits_are_kept_as_float16_and_give_the_test_predictions(run, evaluated):
@@ -441,16 +471,11 @@ def with_tta(run, tmp_path_factory) -> dict:
 
 def mlp_logits(run: Path, flip: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     model = MLPClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
-    batches = imbalanced_batches()
     result = {}
-    for split, chosen in (("train", batches[:-1]), ("test", batches[-1:])):
-        pixels = torch.from_numpy(np.concatenate([images for images, _ in chosen])).view(-1, 3, 32, 32)
+    for split, (pixels, labels) in judged_images().items():
         pixels = pixels.flip(-1) if flip else pixels
         with torch.no_grad():
-            result[split] = (
-                model(pixels.float() / 255).numpy().astype(np.float64),
-                np.concatenate([labels for _, labels in chosen]),
-            )
+            result[split] = (model(pixels.float() / 255).numpy().astype(np.float64), labels)
     return result
 
 
