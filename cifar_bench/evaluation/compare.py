@@ -1,8 +1,8 @@
 """``cifar-bench compare``: the study's "Results & Comparisons" table, built from evaluated runs.
 
 Reads every ``metrics.json`` that ``evaluate`` wrote under a folder, groups runs of one model (e.g.
-several seeds) into one row with mean ± std and a 95% interval (Wilson for one run, t across
-several), marks models whose study run failed, and adds the Random classifier row: its expected
+several seeds) into one row with mean ± std and a 95% interval (t across seeds; for one run the Wilson
+interval, marked as such), whether the study's exact figure is clear of it, marks models whose study run failed, and adds the Random classifier row: its expected
 accuracy, 1/10, with the binomial interval of a uniform guesser on as many test images as the runs
 were evaluated on (read from their metrics.json: compare needs no data).
 ``--pair [A,B]`` adds a paired comparison of two models on the same test images.
@@ -48,6 +48,7 @@ COLUMNS = (
     "test_accuracy_ci_method",
     "study_test_accuracy",
     "difference_to_study",
+    "versus_study",
     "train_accuracy_mean",
     "train_accuracy_std",
     "weight_layers",
@@ -64,6 +65,7 @@ HEADINGS = (
     "Test 95% CI",
     "Study",
     "Difference",
+    "Versus study",
     "Train accuracy",
     "Weight layers",
     "Epochs",
@@ -84,6 +86,23 @@ def accuracy_interval(runs: list[dict]) -> dict:
         "test_accuracy_ci_high": high,
         "test_accuracy_ci_method": f"t ({len(runs)} runs)",
     }
+
+
+def versus_study(row: dict) -> str:
+    """Where the study's exact figure lies against the row's interval: "clear" (below the interval: ours is
+    higher beyond the noise), "below" (above it), otherwise "tied"."""
+    low, high, study = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"], row["study_test_accuracy"]
+    return "clear" if study < low else "below" if study > high else "tied"
+
+
+def interval_cell(row: dict) -> str:
+    """The interval, with its kind where it is not the t interval over seeds (one run's Wilson interval, the
+    random row's binomial one of uniform guessing): the column never mixes kinds silently."""
+    if row.get("test_accuracy_ci_low") is None:
+        return "-"
+    method = row["test_accuracy_ci_method"]
+    kind = "" if method.startswith("t (") else " (Wilson, 1 run)" if method == "wilson" else " (uniform guessing)"
+    return f"[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}]{kind}"
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -109,6 +128,7 @@ def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
     row.update(accuracy_interval(runs))
     if row["study_test_accuracy"] is not None:
         row["difference_to_study"] = row["test_accuracy_mean"] - row["study_test_accuracy"]
+        row["versus_study"] = versus_study(row)
     for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params"):
         row[key] = _distinct(run.get(key) for run in runs)
     times = [run["training_time_s"] for run in runs if isinstance(run.get("training_time_s"), (int, float))]
@@ -169,11 +189,10 @@ def display_cells(row: dict) -> list[str]:
         row["model"],
         runs,
         _accuracy_cell(row, "test"),
-        "-"
-        if row.get("test_accuracy_ci_low") is None
-        else f"[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}]",
+        interval_cell(row),
         "-" if row.get("study_test_accuracy") is None else f"{row['study_test_accuracy']:.4f}",
         "-" if row.get("difference_to_study") is None else f"{row['difference_to_study']:+.4f}",
+        row.get("versus_study", "-"),
         _accuracy_cell(row, "train"),
         str(row.get("weight_layers", "-")),
         str(row.get("epochs_trained", "-")),

@@ -57,8 +57,10 @@ def comparison_chapter(runs: dict[str, list[dict]], failures: dict[str, list[dic
     return [
         heading("Results and comparisons", anchor="comparison"),
         paragraph(
-            "Test accuracy with its 95% interval (Wilson on the test images for one run, t across runs for several), "
-            "the study's exact accuracy (from its per-class counts; its table rounds to two digits) and the difference."
+            "Test accuracy with its 95% interval (the t interval over the seeds; for a single run the Wilson "
+            "interval on its test images, marked), the study's exact accuracy (from its per-class counts; its table "
+            "rounds to two digits), the difference, and whether the study's figure is clear of the interval (ours "
+            "higher beyond the noise: clear), inside it (tied) or above it (below)."
         ),
         table([*HEADINGS, "Study epochs"], cells),
         paragraph(total_time_line(rows)),

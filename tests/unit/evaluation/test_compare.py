@@ -177,6 +177,26 @@ def test_one_run_gets_a_wilson_interval_on_its_test_images_and_several_a_t_inter
     )
 
 
+@pytest.mark.parametrize(
+    "accuracies, verdict",
+    [((0.55, 0.56, 0.57), "clear"), ((0.49, 0.50, 0.52), "tied"), ((0.40, 0.41, 0.42), "below")],
+)
+def test_each_row_says_whether_the_studys_figure_is_clear_of_its_interval(tmp_path, tiny_data, accuracies, verdict):
+    for seed, accuracy in enumerate(accuracies):
+        write_metrics(tmp_path, "mlp", seed, test=accuracy, train=0.6, data_dir=tiny_data)
+    (row,) = [row for row in compare(str(tmp_path), out=str(tmp_path / "out")) if row["model"] == "mlp"]
+    assert (row["test_accuracy_ci_low"] > study_accuracy("mlp")) == (verdict == "clear")
+    assert row["versus_study"] == verdict
+    assert f"| {verdict} |" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_a_single_runs_interval_is_marked_as_the_wilson_interval_of_one_run(hand_written, tmp_path):
+    markdown = (tmp_path / "out" / "comparison.md").read_text()
+    (resnet,) = [line for line in markdown.splitlines() if line.startswith("| resnet |")]
+    (mlp,) = [line for line in markdown.splitlines() if line.startswith("| mlp |")]
+    assert "(Wilson, 1 run)" in resnet and "Wilson" not in mlp
+
+
 def evaluated_runs(logs: Path, model: str) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted((logs / model).glob("seed*/evaluation/metrics.json"))]
 
@@ -255,7 +275,7 @@ def test_a_model_that_fails_to_train_is_listed_as_failed_without_stopping_the_ot
     markers = sorted((studied["logs"] / "broken").glob("failed-seed*.json"))
     assert [json.loads(path.read_text())["stage"] for path in markers] == ["fit", "fit"]
     markdown = (studied["logs"] / "comparison.md").read_text()
-    assert "| broken | 0 (2 failed) | failed | - | - | - | failed |" in markdown
+    assert "| broken | 0 (2 failed) | failed | - | - | - | - | failed |" in markdown
     assert studied["rows"]["mlp"]["runs"] == 2  # trained after broken failed
 
 
@@ -278,8 +298,8 @@ def test_random_classifier_row_is_its_expected_accuracy_with_a_binomial_interval
     assert (row["weight_layers"], row["epochs_trained"]) == (0, 0)
     markdown = (studied["logs"] / "comparison.md").read_text()
     assert (
-        f"| {RANDOM_MODEL} | 1 | 0.1000 | \\[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}\\] |"
-        in markdown
+        f"| {RANDOM_MODEL} | 1 | 0.1000 | \\[{row['test_accuracy_ci_low']:.4f}, {row['test_accuracy_ci_high']:.4f}\\] "
+        "(uniform guessing) |" in markdown
     )
 
 
