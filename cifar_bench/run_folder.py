@@ -141,6 +141,20 @@ class RunFolder:
             return None
         return float(wall_s) if is_duration(wall_s) else None
 
+    def feature_store_time(self) -> float | None:
+        """Of the training time, the time its fit sessions spent opening or building a VGG16 feature store; None
+        where it is not recorded (runs before it was) or unreadable."""
+        try:
+            sessions = read_json_object(self.environment_file, "").get("sessions")
+        except CifarBenchError:
+            return None
+        spent = [
+            session.get("feature_store_s")
+            for session in (sessions if isinstance(sessions, list) else [])
+            if isinstance(session, dict)
+        ]
+        return float(sum(spent)) if spent and all(map(is_duration, spent)) else None
+
 
 def is_duration(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0

@@ -8,6 +8,8 @@ the model the arrays its training and validation batches read from.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -38,11 +40,17 @@ def store_key(model, arrays: CifarArrays, precision: str) -> StoreKey:
 
 
 class FeatureStoreFeeder(pl.Callback):
-    """Open or build the model's feature store when a fit starts, and feed the model from it."""
+    """Open or build the model's feature store when a fit starts, and feed the model from it.
+
+    ``store_s`` is the time this fit spent opening or building it (a build: minutes; opening: a moment), which
+    the run's environment.json records, so that times are compared with and without a store's build."""
+
+    store_s = 0.0
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
         if pl_module.hparams.get("feature_store") is None:
             return
+        started = time.perf_counter()
         arrays = getattr(trainer.datamodule, "arrays", None)
         if not isinstance(arrays, CifarArrays):
             raise CifarBenchError(
@@ -65,6 +73,7 @@ class FeatureStoreFeeder(pl.Callback):
             show_progress=trainer.is_global_zero,
             report=rank_zero_info,
         )
+        self.store_s = time.perf_counter() - started
         validation: np.ndarray = store.test_plain if trainer.datamodule.validates_on_test else store.train_plain
         pl_module.use_feature_store({"train": store.train_views, "val": validation})
 

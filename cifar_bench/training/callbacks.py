@@ -20,6 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.features.feeding import FeatureStoreFeeder
 from cifar_bench.figures import confusion_figure, prediction_grid_figure
 from cifar_bench.io import atomic_file
 from cifar_bench.run_folder import RunFolder
@@ -234,6 +235,8 @@ class RecordEnvironment(pl.Callback):
             "epochs_done": epochs_done,
             "load_average_1min_at_end": os.getloadavg()[0],
             "interrupted": interrupted,
+            # Of wall_s, the time spent opening or building a VGG16 feature store (0.0 for other models).
+            "feature_store_s": sum((c.store_s for c in trainer.callbacks if isinstance(c, FeatureStoreFeeder)), 0.0),
         }
         record["sessions"] = [*self._earlier["sessions"], session]
         record["wall_s"] = sum(entry["wall_s"] for entry in record["sessions"])

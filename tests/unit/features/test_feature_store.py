@@ -276,12 +276,19 @@ def test_fits_build_the_store_once_and_share_it_across_models_and_seeds(tiny_bin
             cli_args(
                 "fit", model, tiny_binary_data, tmp_path / "logs",
                 "--model.weights", str(weights), "--model.feature_store", str(store), "--model.store_views", "2",
-                "--seed_everything", str(seed), "--trainer.fast_dev_run", "2",
+                "--seed_everything", str(seed), "--trainer.max_epochs", "1",
+                "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
             )
         )  # fmt: skip
     assert len(builds) == 1
     (folder,) = [p for p in store.iterdir() if p.is_dir()]
     assert np.load(folder / "train_views.npy", mmap_mode="r").shape == (2, 200, 512, 2, 2)
+    # Each run's environment.json says how much of its time went to the store: the build, within the first's.
+    built, opened = (json.loads(next((tmp_path / "logs" / model).glob("*/environment.json")).read_text())["sessions"]
+                     for model in ("vgg16_last3", "vgg16_last5"))  # fmt: skip
+    build_s = json.loads((folder / "store.json").read_text())["build_s"]
+    assert built[0]["feature_store_s"] >= build_s > 0 and built[0]["wall_s"] > built[0]["feature_store_s"]
+    assert 0 <= opened[0]["feature_store_s"] < opened[0]["wall_s"]
 
 
 # --- planted content ------------------------------------------------------------------------------------
