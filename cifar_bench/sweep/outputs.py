@@ -44,7 +44,7 @@ def write_outputs(study: optuna.Study, storage: Storage, out: Path, model: str, 
     ends = [trial.datetime_complete for trial in trials if trial.datetime_complete]
     summary = {
         "study_name": study.study_name,
-        "storage": storage.shown,
+        "storage": storage.described(out),
         "model": model,
         "objective": "val/acc of the last validation, to maximise",
         "space": study.user_attrs.get("space"),

@@ -41,7 +41,7 @@ class Storage:
 
     def __init__(self, value: str | None, out: Path) -> None:
         value = value or f"sqlite:///{(out / DEFAULT_STORAGE).absolute()}"
-        self.shown, self.lock_file = value, None
+        self.shown, self.lock_file, self.file = value, None, None
         try:
             url = make_url(value) if "://" in value else None
             if url is not None:
@@ -52,6 +52,7 @@ class Storage:
                 file = Path(value)
             if file is not None and not file.absolute().parent.is_dir():
                 raise FileNotFoundError(f"no folder {file.absolute().parent}")  # filelock would create it
+            self.file = file.absolute() if file is not None else None
             self.lock_file = file.with_name(f".{file.name}.sweep-lock") if file is not None else None
             with self.turn(), warnings.catch_warnings():  # two workers creating one SQLite file's tables would collide
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat's
@@ -70,6 +71,12 @@ class Storage:
             raise CifarBenchError(
                 f"cannot open the storage {self.shown} ({type(error).__name__}: {reason}): {STORAGE_HELP}"
             )
+
+    def described(self, folder: Path) -> str:
+        """How files name the storage: a file inside ``folder`` by its place there (evidence copied elsewhere
+        names no machine's path), anything else as ``shown``."""
+        inside = self.file is not None and self.file.is_relative_to(folder.absolute())
+        return f"{self.file.relative_to(folder.absolute())} in the sweep's folder" if inside else self.shown
 
     def turn(self):
         """Held while a worker counts the trials and starts one (a no-op for a server database)."""

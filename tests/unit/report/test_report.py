@@ -349,7 +349,13 @@ def swept(logs: Path, tmp_path: Path, study_name: str = "mlp") -> Path:
                                  (0.2, TrialState.PRUNED, {"model.lr": 0.9, "trainer.max_epochs": 9})):  # fmt: skip
         study.add_trial(create_trial(state=state, value=value, params=params, distributions=space,
                                      intermediate_values={1: value}))  # fmt: skip
-    write_outputs(study, SimpleNamespace(shown="in memory"), root / "sweep" / "mlp", "mlp", root / "sweep" / "mlp")
+    write_outputs(
+        study,
+        SimpleNamespace(described=lambda folder: "in memory"),
+        root / "sweep" / "mlp",
+        "mlp",
+        root / "sweep" / "mlp",
+    )
     return root
 
 

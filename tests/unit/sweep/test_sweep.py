@@ -70,6 +70,7 @@ def test_a_sweep_never_reads_the_test_batch_and_its_best_yaml_is_a_config_fit_tr
     assert "test_batch" not in read and "data_batch_5" in read
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"]["COMPLETE"] == 3 and summary["wall_s"] > 0
+    assert summary["storage"] == "sweep.db in the sweep's folder"  # no machine's path in evidence copied elsewhere
     best = summary["best"]
     assert (Path(best["run"]) / "config.yaml").is_file() and (Path(best["run"]) / "checkpoints" / "last.ckpt").is_file()
     overlay = yaml.safe_load((out / "best.yaml").read_text())
