@@ -11,6 +11,7 @@ is never written through: a link at the final name is replaced, and its target l
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -45,6 +46,15 @@ def read_small_bytes(path: Path, limit: int = MAX_SMALL_FILE) -> bytes:
 def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
     """``read_small_bytes`` as UTF-8 text (undecodable bytes raise UnicodeDecodeError, a ValueError)."""
     return read_small_bytes(path, limit).decode("utf-8")
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks (a weights file is hundreds of MB): what names its content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_json_object(path: Path, advice: str) -> dict:

@@ -159,6 +159,16 @@ def output_location(out: str | Path, folder: bool) -> Path:
     return path
 
 
+def place(path: str | Path, folder: str | Path) -> str:
+    """How written output names a file or folder: relative to ``folder`` (the one the command reads or writes)
+    where it lies inside it, else by its name alone; never as an absolute path of the machine it ran on."""
+    path, folder = Path(path).expanduser(), Path(folder).expanduser()
+    for mine, base in ((path.absolute(), folder.absolute()), (path.resolve(), folder.resolve())):
+        if mine.is_relative_to(base):
+            return mine.relative_to(base).as_posix() or "."
+    return path.resolve().name or path.name
+
+
 def first_link(path: Path, below: Path) -> Path | None:
     """The first component of ``path``, from ``below`` down, that is a link (None if none is)."""
     current = below

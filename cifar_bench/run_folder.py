@@ -14,6 +14,7 @@ read through them. Checkpoints are read in ``training/checkpoints.py``: this mod
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,10 @@ FAILURE_MARKERS = "failed-seed*.json"
 # The sections of a config that are read: each a mapping of settings, when there.
 CONFIG_SECTIONS = ("model", "trainer", "data")
 AFRESH = "move it aside to record this run's sessions afresh"
+# A record of the weights a run started from (environment.json's ``weights``, which evaluate carries into
+# metrics.json): the layer lists it holds, and the most names one may list (VGG16 has 16 weight layers).
+WEIGHT_LAYER_LISTS = ("pretrained_layers", "random_layers", "trained_layers")
+MAX_LISTED_LAYERS = 64
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,16 @@ class RunFolder:
             return None
         return float(wall_s) if is_duration(wall_s) else None
 
+    def weights_record(self) -> dict | None:
+        """The weights the run started from, as its first fit session recorded them in environment.json (a
+        file by its name and SHA-256; which layers started pretrained, random, and are trained); None where
+        none is recorded (a model without pretrained weights, a run from before they were) or it is unusable."""
+        try:
+            record = read_json_object(self.environment_file, "").get("weights")
+        except CifarBenchError:
+            return None
+        return record if record is not None and weights_problem(record) is None else None
+
     def feature_store_time(self) -> float | None:
         """Of the training time, the time its fit sessions spent opening or building a VGG16 feature store; None
         where it is not recorded (runs before it was) or unreadable."""
@@ -154,6 +169,26 @@ class RunFolder:
             if isinstance(session, dict)
         ]
         return float(sum(spent)) if spent and all(map(is_duration, spent)) else None
+
+
+def weights_problem(record: object) -> str | None:
+    """What makes a record of a run's starting weights unusable, or None: an object whose ``file`` is a file's
+    name (never a path) or null, ``sha256`` 64 lowercase hexadecimal digits or null, and each of
+    ``WEIGHT_LAYER_LISTS`` a list of at most ``MAX_LISTED_LAYERS`` short names."""
+    if not isinstance(record, dict):
+        return f"{type(record).__name__}, not an object"
+    file, digest = record.get("file"), record.get("sha256")
+    if file is not None and not (isinstance(file, str) and 0 < len(file) <= 255 and not re.search(r"[/\\\x00]", file)):
+        return f"file {file!r} is not a file's name"
+    if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        return f"sha256 {digest!r} is not a SHA-256 digest"
+    for key in WEIGHT_LAYER_LISTS:
+        names = record.get(key)
+        if not isinstance(names, list) or len(names) > MAX_LISTED_LAYERS:
+            return f"{key} is not a list of at most {MAX_LISTED_LAYERS} layer names"
+        if not all(isinstance(name, str) and 0 < len(name) <= 32 for name in names):
+            return f"{key} holds something other than layer names"
+    return None
 
 
 def is_duration(value: object) -> bool:

@@ -4,7 +4,10 @@ Reads every ``metrics.json`` that ``evaluate`` wrote under a folder, groups runs
 several seeds) into one row with mean ± std and a 95% interval (t across seeds; for one run the Wilson
 interval, marked as such), whether the study's exact figure is clear of it, marks models whose study run failed, and adds the Random classifier row: its expected
 accuracy, 1/10, with the binomial interval of a uniform guesser on as many test images as the runs
-were evaluated on (read from their metrics.json: compare needs no data).
+were evaluated on (read from their metrics.json: compare needs no data). A VGG16 row gives its parameters as
+the study counts them (torchvision's VGG16, fc6 unfolded) beside the network as built, and, below the table,
+the weights its runs started from (``evaluation/pretrained.py``). Runs are named by their place under the
+folder compared, never by a local path.
 ``--pair [A,B]`` adds a paired comparison of two models on the same test images.
 """
 
@@ -23,6 +26,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.evaluated import SET_ASIDE, collect
 from cifar_bench.evaluation.evaluation_files import format_duration
 from cifar_bench.evaluation.paired import paired_comparison, paired_lines
+from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text, run_weights_text
 from cifar_bench.evaluation.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 from cifar_bench.evaluation.statistics import t_interval, wilson_interval
 from cifar_bench.output import (
@@ -55,9 +59,15 @@ COLUMNS = (
     "epochs_trained",
     "trainable_params",
     "total_params",
+    "study_trainable_params",
+    "study_total_params",
     "training_time_s_mean",
     "training_time_s_std",
+    "weights",
 )
+# The counts as the study makes them (VGG16: torchvision's network, fc6 unfolded), beside those as built.
+STUDY_COUNTS = ("study_trainable_params", "study_total_params")
+WEIGHTS_HEADING = "Starting weights (which layers were pretrained, from which file, and which started random):"
 HEADINGS = (
     "Model",
     "Runs",
@@ -129,8 +139,12 @@ def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
     if row["study_test_accuracy"] is not None:
         row["difference_to_study"] = row["test_accuracy_mean"] - row["study_test_accuracy"]
         row["versus_study"] = versus_study(row)
-    for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params"):
+    for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params", *STUDY_COUNTS):
         row[key] = _distinct(run.get(key) for run in runs)
+    row["pretrained"] = any(map(loads_pretrained_weights, runs))
+    weights = [run_weights_text(run) for run in runs]
+    if any(weights):
+        row["weights"] = _distinct(text or "none" for text in weights)
     times = [run["training_time_s"] for run in runs if isinstance(run.get("training_time_s"), (int, float))]
     if times:
         row["training_time_s_mean"], row["training_time_s_std"] = mean_std(times)
@@ -180,7 +194,7 @@ def _accuracy_cell(row: dict, split: str) -> str:
 def display_cells(row: dict) -> list[str]:
     """One table row as text, the same for the terminal and the Markdown file."""
     runs = str(row["runs"]) + (f" ({row['failed']} failed)" if row["failed"] else "")
-    params = "-" if row.get("trainable_params") is None else f"{row['trainable_params']:,} / {row['total_params']:,}"
+    params = "-" if row.get("trainable_params") is None else params_text(row, row.get("pretrained", False))
     time = row.get("training_time_s_mean")
     time_cell = format_duration(time) + (
         f" ± {format_duration(row['training_time_s_std'])}" if row.get("training_time_s_std") else ""
@@ -209,11 +223,22 @@ def total_time_line(rows: list[dict]) -> str:
     return line + (f"; no time for {', '.join(untimed)}" if untimed else "")
 
 
+def weights_lines(rows: list[dict]) -> list[str]:
+    """Per row of a model started from pretrained weights (VGG16), what they were: which layers pretrained,
+    from which file (name and SHA-256), which random, which frozen random."""
+    return [f"{row['model']}: {row['weights']}" for row in rows if row.get("weights")]
+
+
 def markdown_table(rows: list[dict]) -> str:
-    """comparison.md's table and total time, every text through the Markdown escaper (a model is named by a folder)."""
+    """comparison.md's table, total time and starting weights, every text through the Markdown escaper (a model
+    is named by a folder)."""
     lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "|".join(" --- " for _ in HEADINGS) + "|"]
     lines += ["| " + " | ".join(map(markdown_escaped, display_cells(row))) + " |" for row in rows]
-    return "\n".join(lines) + "\n\n" + markdown_escaped(total_time_line(rows)) + "\n"
+    text = "\n".join(lines) + "\n\n" + markdown_escaped(total_time_line(rows)) + "\n"
+    weights = weights_lines(rows)
+    if weights:
+        text += "\n" + WEIGHTS_HEADING + "\n\n" + "".join(f"- {markdown_escaped(line)}\n" for line in weights)
+    return text
 
 
 def csv_table(rows: list[dict]) -> str:
@@ -228,6 +253,9 @@ def print_table(console: Console, directory: Path, rows: list[dict]) -> None:
         table.add_row(*map(literal_text, display_cells(row)))  # a model named like markup is shown as named
     print_whole(console, table)
     print_plain(console, total_time_line(rows))
+    weights = weights_lines(rows)
+    if weights:
+        print_plain(console, "\n".join([WEIGHTS_HEADING, *(f"  {line}" for line in weights)]))
 
 
 def compare(

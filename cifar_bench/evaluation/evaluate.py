@@ -5,7 +5,9 @@ writes, into ``<run>/evaluation/``: accuracies, per-class accuracy lines in the 
 classification report per split in scikit-learn's layout, confusion matrices (PNG and CSV), a grid
 of sample predictions, the training curves read back from the run's TensorBoard events, the raw
 predictions, and ``metrics.json`` with every number, so that ``compare`` never parses text (its
-training time is the run's environment.json's, the one source of it).
+training time and starting weights are the run's environment.json's, the one source of them). Paths in it
+are places, never absolute: the run as <model>/<version> (its place in a save_dir or results/), the checkpoint
+in the run folder, the data folder in the working folder (else by its name).
 Nothing else in the run folder is touched.
 """
 
@@ -35,6 +37,7 @@ from cifar_bench.evaluation.evaluation_files import (
     write_confusion_csv,
     write_predictions,
 )
+from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text, run_weights_text
 from cifar_bench.evaluation.runs import Run, find_run, load_model, read_data, trained_images
 from cifar_bench.figures import (
     confusion_figure,
@@ -48,6 +51,7 @@ from cifar_bench.models.metrics import classification_metrics
 from cifar_bench.output import (
     literal_text,
     output_location,
+    place,
     print_plain,
     print_whole,
     save_figure,
@@ -147,7 +151,7 @@ def evaluate(
     metrics = {
         **describe_run(run, model, checkpoint),
         "precision": precision,
-        "data_dir": str(Path(data_dir).expanduser().resolve()),
+        "data_dir": place(data_dir, Path.cwd()),
         **training_record(run.folder),
         "class_names": list(arrays.class_names),
         "splits": splits,
@@ -186,14 +190,16 @@ def evaluate_splits(model, images, labels, class_names, fabric: Fabric, batch_si
 
 
 def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
-    """What was evaluated: the run, its checkpoint, and the model's size."""
+    """What was evaluated: the run, its checkpoint, the model's size (as built, and as the study counts it) and
+    the weights it started from."""
     trainable, total = model.parameter_counts()
+    study_trainable, study_total = model.study_parameter_counts()
     seed = run.config.get("seed_everything")
     return {
         "model": run.folder.model_name,
         "model_class": run.config["model"]["class_path"],
-        "run": str(run.folder.path),
-        "checkpoint": str(run.checkpoint),
+        "run": place(run.folder.path, run.folder.path.parent.parent),
+        "checkpoint": place(run.checkpoint, run.folder.path),
         "checkpoint_epoch": None if checkpoint["epoch"] is None else checkpoint["epoch"] + 1,
         "checkpoint_global_step": checkpoint["global_step"],
         "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,  # true/false: none recorded
@@ -201,6 +207,9 @@ def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
         "weight_layers": model.weight_layers,
         "trainable_params": trainable,
         "total_params": total,
+        "study_trainable_params": study_trainable,
+        "study_total_params": study_total,
+        "weights": run.folder.weights_record(),
     }
 
 
@@ -288,7 +297,10 @@ def print_results(console: Console, metrics: dict, text: list[str], out: Path) -
         if "tta_accuracy" in values:
             table.add_row(f"{split} accuracy with flip TTA", f"{values['tta_accuracy']:.4f}")
     table.add_row("weight layers", str(metrics["weight_layers"]))
-    table.add_row("trainable / total params", f"{metrics['trainable_params']:,} / {metrics['total_params']:,}")
+    table.add_row("trainable / total params", params_text(metrics, loads_pretrained_weights(metrics)))
+    weights = run_weights_text(metrics)
+    if weights is not None:
+        table.add_row("starting weights", literal_text(weights))  # a file name is shown as named
     table.add_row("epochs trained", str(metrics["epochs_trained"]))
     table.add_row("training time", format_duration(metrics["training_time_s"]))
     print_whole(console, table)

@@ -11,12 +11,19 @@ from pathlib import Path
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import read_json_object
-from cifar_bench.output import first_link
-from cifar_bench.run_folder import FAILURE_MARKERS, METRICS_FILE, Evaluation, RunFolder, is_duration
+from cifar_bench.output import first_link, place
+from cifar_bench.run_folder import FAILURE_MARKERS, METRICS_FILE, Evaluation, RunFolder, is_duration, weights_problem
 
 AGAIN = "run evaluate again, or delete it"
 # Counts shown in the table: absent, null or a whole number of at least zero.
-COUNTS = ("weight_layers", "epochs_trained", "trainable_params", "total_params")
+COUNTS = (
+    "weight_layers",
+    "epochs_trained",
+    "trainable_params",
+    "total_params",
+    "study_trainable_params",
+    "study_total_params",
+)
 
 
 def is_count(value: object) -> bool:
@@ -42,7 +49,8 @@ def split_problem(name: str, split: object) -> str | None:
 def evaluation_problem(metrics: dict) -> str | None:
     """What makes a metrics.json unusable by compare, or None: a model name, per split an accuracy in [0, 1],
     the test split's correct answers out of a positive number of images, and, where present, whole counts,
-    an integer seed, a run name, and a finite training time of at least zero."""
+    an integer seed, a run name, a finite training time of at least zero, and a usable record of the weights
+    the run started from."""
     if not isinstance(metrics.get("model"), str):
         return f"model {metrics.get('model')!r} is not a name"
     splits = metrics.get("splits")
@@ -63,7 +71,8 @@ def evaluation_problem(metrics: dict) -> str | None:
     time = metrics.get("training_time_s")
     if time is not None and not is_duration(time):
         return f"training_time_s {time!r} is not a duration"
-    return None
+    problem = weights_problem(metrics["weights"]) if metrics.get("weights") is not None else None
+    return f"weights: {problem}" if problem else None
 
 
 def read_evaluation(path: Path) -> dict:
@@ -106,7 +115,8 @@ def collect(
 ) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
     """Evaluated runs and recorded failures under ``directory``, each grouped by model name: every metrics.json
     at any depth, or with ``layout`` (e.g. ``*/*``: ``<model>/<run>/``) only there and reached through no link;
-    none below a folder named like one of ``skip``."""
+    none below a folder named like one of ``skip``. Each run is named by its place under ``directory``
+    (``run_name``: the folder above its evaluation folder), never by the path its metrics.json recorded."""
     runs: dict[str, list[dict]] = {}
     failures: dict[str, list[dict]] = {}
     found = (
@@ -118,7 +128,10 @@ def collect(
         if (layout is not None and first_link(path, directory) is not None) or set_aside(path, directory, skip):
             continue
         metrics = read_evaluation(path)
-        runs.setdefault(metrics["model"], []).append({**metrics, "evaluation_folder": str(path.parent)})
+        run_name = place(path.parent.parent, directory)
+        runs.setdefault(metrics["model"], []).append(
+            {**metrics, "evaluation_folder": str(path.parent), "run_name": run_name}
+        )
     found = (
         directory.rglob(FAILURE_MARKERS)
         if layout is None

@@ -26,7 +26,7 @@ def first_seed_run(model: str, runs: dict[str, list[dict]]) -> dict:
     if model not in runs:
         known = ", ".join(sorted(runs)) or "none"
         raise CifarBenchError(f"--pair names {model!r}, which has no evaluated run here (models: {known})")
-    return min(runs[model], key=lambda run: (run.get("seed") is None, run.get("seed") or 0, run.get("run", "")))
+    return min(runs[model], key=lambda run: (run.get("seed") is None, run.get("seed") or 0, run["run_name"]))
 
 
 def class_indices(npz: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
@@ -62,7 +62,7 @@ def load_test_predictions(run: dict) -> tuple[np.ndarray, np.ndarray]:
         # MemoryError: an npy header declaring more entries than memory holds (its member holds far fewer).
         raise CifarBenchError(
             f"{path} is missing or not what evaluate writes ({type(error).__name__}: {error}): "
-            f"run evaluate again for {run.get('run') or run['evaluation_folder']}"
+            f"run evaluate again for {run['run_name']}"
         )
     return labels, predictions
 
@@ -82,8 +82,8 @@ def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
     return {
         "first": pair[0],
         "second": pair[1],
-        "first_run": chosen[0].get("run"),
-        "second_run": chosen[1].get("run"),
+        "first_run": chosen[0]["run_name"],  # the run's place under the folder compared, never a local path
+        "second_run": chosen[1]["run_name"],
         "note": f"several seeds of {' and '.join(several)}: the first seed's run of each is compared"
         if several
         else "",

@@ -48,6 +48,8 @@ class CifarClassifier(pl.LightningModule):
 
     # What the network expects of its input; the model turns uint8 batches into it (``prepare_inputs``).
     transform_profile: ClassVar[TransformProfile] = PROFILES["cifar_augmented"]
+    # Whether its ``weights`` option loads pretrained weights (VGG16), so that its runs say which (weights_record).
+    loads_pretrained_weights: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -87,6 +89,14 @@ class CifarClassifier(pl.LightningModule):
         """(trainable, total) parameters."""
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return trainable, sum(p.numel() for p in self.parameters())
+
+    def study_parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters as the study counts them: the network it describes (VGG16's differs)."""
+        return self.parameter_counts()
+
+    def weights_record(self) -> dict | None:
+        """Where the weights it started from came from (VGG16's pretrained ones); None: initialised here."""
+        return None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

@@ -55,8 +55,9 @@ class VGG16Classifier(CifarClassifier):
 
     Args:
         trainable_layers: how many of the 16 weight layers, counted from the output, are trained.
-        weights: 'imagenet' (torchvision's weights API), 'none', or a path to a local state dict,
-            full or partial (e.g. the 13 conv layers only).
+        weights: 'imagenet' (torchvision's IMAGENET1K_V1 through its weights API: every layer but the new
+            fc8), 'imagenet_conv' (only its 13 conv layers: fc6-fc8 start random, as with the offline
+            vgg16_features_imagenet1k_v1.pth), 'none', or a path to a local state dict, full or partial.
         feature_store: folder of the frozen-feature stores to train from; None runs the whole network every step.
         store_views: augmented views of each training image the store keeps.
         store_dtype: how stored features are kept: float16 (half the disk and reads) or float32 (exact).
@@ -69,6 +70,7 @@ class VGG16Classifier(CifarClassifier):
     """
 
     transform_profile = PROFILES["imagenet_augmented"]
+    loads_pretrained_weights = True
 
     def __init__(
         self,
@@ -88,7 +90,8 @@ class VGG16Classifier(CifarClassifier):
             kwargs.pop(retired, None)
         super().__init__(**kwargs)
         self.net = VGG16(fold_fc6=fold_fc6)
-        self.pretrained_layers, self.random_layers = load_vgg16_weights(self.net, weights)
+        self.weights_origin = load_vgg16_weights(self.net, weights)
+        self.pretrained_layers, self.random_layers = self.weights_origin.pretrained, self.weights_origin.random
         if weights != "none":  # evaluate and predict build with "none" and then load a checkpoint: nothing to report
             rank_zero_info(
                 f"VGG16 weights from {weights}: pretrained {', '.join(self.pretrained_layers) or 'none'}; "
@@ -107,6 +110,31 @@ class VGG16Classifier(CifarClassifier):
             )
         # Per stage ('train': (views, N, ...), 'val': (N, ...)), stored features by source position.
         self.stored_features: dict[str, np.ndarray] = {}
+
+    def trained_layers(self) -> list[str]:
+        return [name for name, layer in self.net.named_weight_layers() if layer.weight.requires_grad]
+
+    def weights_record(self) -> dict:
+        """The weights file (its name and SHA-256, never its folder) and which weight layers started pretrained,
+        which random, and which are trained: what RecordEnvironment keeps in environment.json."""
+        origin = self.weights_origin
+        return {
+            "file": origin.file,
+            "sha256": origin.sha256,
+            "pretrained_layers": list(origin.pretrained),
+            "random_layers": list(origin.random),
+            "trained_layers": self.trained_layers(),
+        }
+
+    def study_parameter_counts(self) -> tuple[int, int]:
+        """As the study counts them: torchvision's VGG16 with a 10-way fc8, whose fc6 takes the 25088 inputs the
+        folded one sums 49 to (134,301,514 in all); a folded fc6's 48 missing copies added back."""
+        trainable, total = self.parameter_counts()
+        if not self.net.fc6_folded:
+            return trainable, total
+        fc6 = self.net.classifier[0].weight
+        missing = (FC6_COPIES - 1) * fc6.numel()
+        return trainable + (missing if fc6.requires_grad else 0), total + missing
 
     def parameter_groups(self) -> list[dict]:
         """Trained layers in up to three groups: random ones at the learning rate, pretrained ones at

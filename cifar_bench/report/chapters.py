@@ -7,7 +7,7 @@ afresh from those numbers, so a folder of copied evidence (results/) gives the w
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import torch
 
@@ -16,6 +16,7 @@ from cifar_bench.evaluation.compare import mean_std
 from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import SPLITS, classification_report, format_duration
 from cifar_bench.evaluation.paired import first_seed_run
+from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text, run_weights_text
 from cifar_bench.evaluation.reference import study_class_accuracy
 from cifar_bench.figures import confusion_figure, curves_figure, reliability_figure
 from cifar_bench.models import known_model
@@ -34,6 +35,7 @@ from cifar_bench.report.blocks import (
 )
 from cifar_bench.run_folder import CONFIG_SECTIONS, RunFolder
 from cifar_bench.training.checkpoints import model_settings
+from cifar_bench.training.lightning_cli import PATH_SETTINGS
 
 # The longest list setting (layer widths) whose network the report rebuilds: far above any real model's.
 MAX_LISTED_LAYERS = 1000
@@ -59,7 +61,7 @@ def model_chapter(number: int, model: str, group: list[dict], directory: Path) -
         reason = f"{type(error).__name__}: {error}"
         blocks.append(
             paragraph(
-                f"The metrics.json of {run_folder.path} lacks what this chapter needs ({reason}): run evaluate again."
+                f"The metrics.json of {first['run_name']} lacks what this chapter needs ({reason}): run evaluate again."
             )
         )
     return blocks
@@ -85,9 +87,12 @@ def architecture_blocks(run: dict, directory: Path, run_folder: RunFolder) -> li
     rows = [
         ["model class", run.get("model_class", "-")],
         ["weight layers", run["weight_layers"]],
-        ["trainable / total parameters", f"{run['trainable_params']:,} / {run['total_params']:,}"],
+        ["trainable / total parameters", params_text(run, loads_pretrained_weights(run))],
         ["input transform", run.get("transform_profile", "-")],
     ]
+    weights = run_weights_text(run)
+    if weights is not None:
+        rows.append(["starting weights", weights])
     return [heading("Architecture", 3), table(["", ""], rows), *layer_blocks(run_config(directory, run_folder), run)]
 
 
@@ -139,6 +144,15 @@ def layer_blocks(config: dict | None, run: dict) -> list[dict]:
     ]
 
 
+def setting_shown(key: str, value):
+    """A model setting as the recipe shows it: a file or folder it names (a weights file, a feature store) by its
+    name alone, never the path it had on the machine that trained (the architecture's starting weights give
+    the weights file's digest)."""
+    if key not in PATH_SETTINGS or not isinstance(value, str) or value in PATH_SETTINGS[key]:
+        return value
+    return PurePath(value).name
+
+
 def _setting(value) -> str:
     text = str(value)
     return text if len(text) <= 120 else text[:117] + "..."
@@ -149,10 +163,10 @@ def recipe_blocks(run: dict, directory: Path, run_folder: RunFolder) -> list[dic
     blocks = [heading("Recipe", 3)]
     config = run_config(directory, run_folder)
     if config is None:
-        return blocks + [paragraph(f"No readable config.yaml in {run_folder.path}: the recipe is unknown.")]
+        return blocks + [paragraph(f"No readable config.yaml in {run['run_name']}: the recipe is unknown.")]
     model, trainer, data = (config.get(key) or {} for key in CONFIG_SECTIONS)  # mappings: read_config checked them
     settings = model.get("init_args") if isinstance(model.get("init_args"), dict) else {}
-    rows = [[f"model: {key}", _setting(value)] for key, value in settings.items()]
+    rows = [[f"model: {key}", _setting(setting_shown(key, value))] for key, value in settings.items()]
     rows += [
         ["epochs (max / trained)", f"{trainer.get('max_epochs', '-')} / {run.get('epochs_trained', '-')}"],
         ["batch size", data.get("batch_size", "-")],

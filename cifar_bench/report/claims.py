@@ -17,6 +17,7 @@ from cifar_bench.evaluation.compare import accuracy_interval, mean_std
 from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import format_duration
 from cifar_bench.evaluation.paired import first_seed_run, mcnemar_p_text, paired_comparison
+from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.evaluation.statistics import newcombe_difference
 from cifar_bench.report.blocks import bullets, heading, paragraph, run_config, run_file
@@ -161,7 +162,7 @@ def resource_claim(runs: dict[str, list[dict]]) -> list[dict]:
         per_epoch = f", {format_duration(times[model] / epochs)} an epoch" if times[model] and epochs else ""
         lines.append(
             f"{model} ({'transfer' if model in transfer else 'from scratch'}): training time {format_duration(times[model])} "
-            f"over {epochs} epochs{per_epoch}; {run['trainable_params']:,} trainable of {run['total_params']:,} parameters"
+            f"over {epochs} epochs{per_epoch}; trainable / total parameters {params_text(run, loads_pretrained_weights(run))}"
         )
     timed_scratch = [times[model] for model in scratch if times[model] is not None]
     if not transfer or not timed_scratch or any(times[model] is None for model in transfer):

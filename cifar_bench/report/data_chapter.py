@@ -4,9 +4,12 @@ the counts the evaluated runs saw, and a line saying what is left out."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cifar_bench.data.sources import load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.analyze import CHANNELS, describe, sample_grid
+from cifar_bench.output import place
 from cifar_bench.report.blocks import figure, figure_png, heading, paragraph, table
 
 SAMPLES_PER_CLASS = 8
@@ -60,7 +63,7 @@ def analysis_blocks(arrays) -> list[dict]:
     grid, _ = sample_grid(arrays, SAMPLES_PER_CLASS)
     shape = " × ".join(map(str, summary["image_shape"]))
     return [
-        paragraph(f"Read from {summary['folder']}: images of shape {shape} ({summary['dtype']})."),
+        paragraph(f"Read from {place(summary['folder'], Path.cwd())}: images of shape {shape} ({summary['dtype']})."),
         heading("Images per split and class", 3),
         table(["class", "train", "test", "total"], split_rows),
         heading("Training images per class in each official batch", 3),

@@ -13,6 +13,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import format_duration
 from cifar_bench.figures import sweep_history_figure
+from cifar_bench.output import place
 from cifar_bench.report.blocks import figure, figure_png, heading, paragraph, run_config, run_file, table
 from cifar_bench.run_folder import read_config
 from cifar_bench.sweep.folder import BEST_YAML, SWEEPS_FOLDER, read_sweep, sweep_folders
@@ -27,7 +28,7 @@ def recipes_chapter(runs: dict[str, list[dict]], directory: Path, order: list[st
         paragraph(
             "A recipe is chosen on validation accuracy alone (images held out of the training split): "
             f"cifar-bench sweep searches it, one Optuna trial per fit, and never reads the test split, which "
-            f"each final run's evaluation reads once. Sweeps are read from {directory / SWEEPS_FOLDER}/<model>/."
+            f"each final run's evaluation reads once. Sweeps are read from {place(directory / SWEEPS_FOLDER, Path.cwd())}/<model>/."
         ),
     ]
     unswept = [model for model in order if model not in sweeps]

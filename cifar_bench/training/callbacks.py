@@ -189,7 +189,10 @@ class RecordEnvironment(pl.Callback):
     session's tail after its last logged scalar.
 
     The commit is read as the session starts, when the code is imported: the tree may move on during
-    a long run. Each session keeps its own; the top-level ``commit`` is the latest session's."""
+    a long run. Each session keeps its own; the top-level ``commit`` is the latest session's.
+
+    ``weights``, for a model started from pretrained weights (VGG16): the file by its name and SHA-256 and
+    which weight layers started pretrained, random and trained, as the model loaded them (``weights_record``)."""
 
     NO_END = "no end recorded"
 
@@ -201,6 +204,10 @@ class RecordEnvironment(pl.Callback):
         resumed = self._run is not None and self._run.environment_file.is_file()
         self._earlier = self._run.read_environment() if resumed else {"sessions": []}
         self._started, self._commit = time.time(), commit()
+        # The weights the run started from, recorded by its first session: a resumed one loads them again
+        # before the checkpoint replaces them, and a run begun before they were recorded stays without.
+        recorded = getattr(pl_module, "weights_record", None)
+        self._weights = recorded() if recorded is not None and not self._earlier["sessions"] else None
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -238,6 +245,8 @@ class RecordEnvironment(pl.Callback):
             # Of wall_s, the time spent opening or building a VGG16 feature store (0.0 for other models).
             "feature_store_s": sum((c.store_s for c in trainer.callbacks if isinstance(c, FeatureStoreFeeder)), 0.0),
         }
+        if self._weights is not None:
+            record["weights"] = self._weights
         record["sessions"] = [*self._earlier["sessions"], session]
         record["wall_s"] = sum(entry["wall_s"] for entry in record["sessions"])
         # Written whole or not at all: a kill mid-write must not leave the next session an unreadable file.

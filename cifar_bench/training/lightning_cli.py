@@ -21,6 +21,7 @@ from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.environment import default_precision
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import CifarClassifier, known_model
+from cifar_bench.models.networks.vgg16 import WEIGHT_WORDS
 from cifar_bench.output import refuse_links, write_text
 from cifar_bench.run_folder import CONFIG_FILE, RunFolder
 from cifar_bench.training.checkpoints import read_checkpoint
@@ -30,7 +31,7 @@ CONFIG_OPTIONS = ("--config", "-c")
 # The --ckpt_path values Lightning resolves itself instead of reading a file.
 LIGHTNING_CHECKPOINT_WORDS = ("last", "best", "hpc", "registry")
 # The model settings that name a file or folder, and the words each also takes, which a checkpoint may set.
-PATH_SETTINGS = {"feature_store": (None,), "weights": ("imagenet", "none")}
+PATH_SETTINGS = {"feature_store": (None,), "weights": WEIGHT_WORDS}
 
 
 def with_packaged_configs(words: list[str]) -> list[str]:

@@ -275,7 +275,7 @@ CASES = [
     (
         "weights file that does not exist",
         lambda ws: vgg(ws, "--model.weights", str(ws / "nope.pth")),
-        "neither 'imagenet', 'none' nor an existing file",
+        "neither a word ('imagenet', 'imagenet_conv', 'none') nor an existing file",
     ),
     (
         "checkpoint whose hyperparameters describe a 461M-parameter model",

@@ -57,7 +57,8 @@ def compared(out: Path) -> dict[str, bytes]:
 
 def test_compare_reproduces_the_committed_comparison_byte_for_byte(results_untouched, tmp_path):
     # float64 arithmetic on the committed metrics.json and predictions.npz, intervals and McNemar's p from
-    # scipy.stats; the absolute paths in comparison_pair.json are the runs' as their metrics.json record them.
+    # scipy.stats; comparison_pair.json names each run by its place in results/, not by the absolute path its
+    # metrics.json recorded.
     produced = compared(tmp_path)
     for name in COMPARISON_FILES:
         assert produced[name] == (RESULTS / name).read_bytes(), f"{name} differs from the committed one"
@@ -147,14 +148,22 @@ def test_report_reproduces_the_committed_one_outside_the_data_chapter(reported, 
 @pytest.mark.skipif(not CIFAR10_DIR, reason=NO_DATA)
 def test_report_with_the_data_reproduces_the_committed_one_whole(reported_with_data):
     produced = {name: (reported_with_data / name).read_text() for name in ("report.md", "report.html")}
-    # report.md byte for byte from the binary version, as the committed one was made: its one absolute path,
-    # the VGG16 weights file in the recipe tables, is the runs' config.yaml's as recorded, not this machine's.
+    # report.md byte for byte from the binary version, as the committed one was made (it names no absolute
+    # path: the VGG16 weights file in the recipe tables by its name, runs by their places in results/).
     if "Read from data/cifar-10-batches-bin:" in produced["report.md"]:
         assert (reported_with_data / "report.md").read_bytes() == (RESULTS / "report.md").read_bytes()
     for name, text in produced.items():
         assert normalised(text) == normalised((RESULTS / name).read_text()), f"{name} differs"
     samples = "report_files/data_samples.png"
     assert png_size((reported_with_data / samples).read_bytes()) == png_size((RESULTS / samples).read_bytes())
+
+
+def test_the_committed_comparison_and_report_name_no_machine_local_path():
+    """Runs by their places in results/, a weights file by its name and digest: never a folder of the machine
+    that made them (older metrics.json files that recorded one stay as evidence; readers do not show it)."""
+    for name in (*COMPARISON_FILES, "report.md", "report.html"):
+        text = normalised((RESULTS / name).read_text())
+        assert not re.findall(r"(?<![\w.])/(?:work|home|tmp|root|Users)/\S*", text), name
 
 
 def png_size(content: bytes) -> tuple[int, int]:
@@ -222,6 +231,9 @@ METRICS_SCHEMA = {
     "weight_layers": int,
     "trainable_params": int,
     "total_params": int,
+    "study_trainable_params": Added(int),  # as the study counts them (VGG16: fc6 unfolded)
+    "study_total_params": Added(int),
+    "weights": Added((dict, NONE)),  # the environment.json's record (WEIGHTS below); None: a model without one
     "precision": str,
     "data_dir": str,
     "epochs_trained": (int, NONE),  # None: no epoch-level curves in the event files
@@ -233,6 +245,14 @@ METRICS_SCHEMA = {
 }
 
 
+# The weights a VGG16 run started from (environment.json, carried into metrics.json).
+WEIGHTS = {
+    "file": (str, NONE),
+    "sha256": (str, NONE),
+    "pretrained_layers": [str],
+    "random_layers": [str],
+    "trained_layers": [str],
+}
 SESSION = {
     "started": float,
     "commit": (str, NONE),  # None: the code is not in a git checkout
@@ -261,6 +281,7 @@ ENVIRONMENT_SCHEMA = {
     },
     "precision": str,
     "wall_s": float,
+    "weights": Added(WEIGHTS),  # only a model started from pretrained weights records them
 }
 # predictions.npz: array name -> (dtype, shape), "train"/"test" standing for that split's image count.
 PREDICTIONS_SCHEMA = {
@@ -358,6 +379,15 @@ def test_files_written_today_have_the_frozen_schemas(trained_mlp, fresh_evaluati
     assert schema_mismatches(environment, ENVIRONMENT_SCHEMA) == set()
     # What was added since the committed files were written is there: an MLP spends nothing on a feature store.
     assert metrics["feature_store_s"] == 0.0 and [s["feature_store_s"] for s in environment["sessions"]] == [0.0]
+    # An MLP starts from no pretrained weights, and the study counts its parameters as built.
+    assert metrics["weights"] is None and "weights" not in environment
+    assert (metrics["study_trainable_params"], metrics["study_total_params"]) == (
+        metrics["trainable_params"],
+        metrics["total_params"],
+    )
+    # No machine-local path: the run and checkpoint by their places, the data folder by its name (under tmp).
+    assert (metrics["run"], metrics["checkpoint"]) == ("mlp/version_0", "checkpoints/last.ckpt")
+    assert not Path(metrics["data_dir"]).is_absolute()
     assert [session["interrupted"] for session in environment["sessions"]] == [None]
     problems, counts = predictions_mismatches(fresh_evaluation / "predictions.npz")
     # The tiny copy: 5 batches of 40 (the run trained on 180 of them, 20 held out for validation), a test batch of 40.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import file_sha256
 from cifar_bench.models.networks.init import init_layers
 
 WEIGHT_LAYER_NAMES = (
@@ -33,6 +36,10 @@ STORE_TAP = "conv5_1"
 # (138,357,544 parameters, 553 MB) and its pickle fit under it.
 MAX_WEIGHTS_BYTES = 600 * 10**6
 ADVICE = "pass a torch.save'd VGG16 state dict"
+# The words ``weights`` takes besides a file's path: torchvision's IMAGENET1K_V1 (fc8 excepted: the 10-way head is
+# new), only its 13 conv layers (what the offline file vgg16_features_imagenet1k_v1.pth holds: fc6-fc8 random), or
+# nothing pretrained.
+WEIGHT_WORDS = ("imagenet", "imagenet_conv", "none")
 # At 32x32 input the last feature map is 1x1; AdaptiveAvgPool2d((7, 7)) copies it to 7x7 positions for fc6.
 FC6_COPIES = 49
 
@@ -107,18 +114,40 @@ class VGG16(nn.Module):
         return self.run(images)
 
 
-def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
-    if source == "imagenet":
-        try:
-            return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-        except (OSError, RuntimeError, ValueError) as error:
-            raise CifarBenchError(
-                f"could not fetch torchvision's VGG16 ImageNet weights ({str(error).splitlines()[0]}): run once with "
-                "internet so torch caches them, or pass a local state dict with --model.weights PATH"
-            )
+class WeightsOrigin(NamedTuple):
+    """Where a VGG16's weights came from: the weight layers loaded pretrained and those left random, and the
+    file read, by its name and the SHA-256 of its bytes (None for 'none', or torchvision's cache not found)."""
+
+    pretrained: list[str]
+    random: list[str]
+    file: str | None = None
+    sha256: str | None = None
+
+
+def _torchvision_weights() -> tuple[dict[str, torch.Tensor], Path]:
+    """torchvision's IMAGENET1K_V1 state dict, and the file of torch's cache it was read from."""
+    weights = VGG16_Weights.IMAGENET1K_V1
+    try:
+        state = weights.get_state_dict(progress=False)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise CifarBenchError(
+            f"could not fetch torchvision's VGG16 ImageNet weights ({str(error).splitlines()[0]}): run once with "
+            "internet so torch caches them, or pass a local state dict with --model.weights PATH"
+        )
+    return state, Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+
+
+def _read_state_dict(source: str) -> tuple[dict[str, torch.Tensor], Path]:
+    """The state dict ``source`` names, and the file it was read from."""
+    if source in ("imagenet", "imagenet_conv"):
+        state, path = _torchvision_weights()
+        if source == "imagenet_conv":
+            state = {key: tensor for key, tensor in state.items() if key.startswith("features.")}
+        return state, path
     path = Path(source).expanduser()
     if not path.is_file():
-        raise CifarBenchError(f"weights {source!r} are neither 'imagenet', 'none' nor an existing file")
+        words = ", ".join(map(repr, WEIGHT_WORDS))
+        raise CifarBenchError(f"weights {source!r} are neither a word ({words}) nor an existing file")
     refuse_unbounded(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -131,7 +160,7 @@ def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
         raise CifarBenchError(
             f"{path} declares {declared:,} bytes of tensors, over VGG16's {MAX_WEIGHTS_BYTES:,}: {ADVICE}"
         )
-    return state
+    return state, path
 
 
 def refuse_unbounded(path: Path) -> None:
@@ -162,11 +191,14 @@ def plain_weight(tensor: torch.Tensor) -> bool:
     )
 
 
-def load_vgg16_weights(net: VGG16, source: str) -> tuple[list[str], list[str]]:
-    """Load 'imagenet', 'none' or a local (full or partial) state dict; return (pretrained, random) layer names."""
+def load_vgg16_weights(net: VGG16, source: str) -> WeightsOrigin:
+    """Load one of ``WEIGHT_WORDS`` or a local (full or partial) state dict; say which layers are pretrained and
+    which random, and the file read by its name and digest (computed here, once, as it is loaded)."""
     if source == "none":
-        return [], [name for name, _ in net.named_weight_layers()]
-    return load_vgg16_state(net, _read_state_dict(source), source)
+        return WeightsOrigin([], [name for name, _ in net.named_weight_layers()])
+    state, path = _read_state_dict(source)
+    pretrained, random = load_vgg16_state(net, state, source)
+    return WeightsOrigin(pretrained, random, path.name, file_sha256(path) if path.is_file() else None)
 
 
 def folded_fc6_weight(weight: torch.Tensor) -> torch.Tensor:

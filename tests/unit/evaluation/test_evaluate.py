@@ -275,7 +275,11 @@ def test_metrics_json_describes_the_model_and_the_run(run, metrics):
         parameters,
         parameters,
     )
-    assert metrics["checkpoint"] == str((run / "checkpoints" / "last.ckpt").resolve())
+    # Places, never machine-local paths: the run in its save_dir (as in results/), the checkpoint in the run.
+    assert (metrics["run"], metrics["checkpoint"]) == ("mlp/version_0", "checkpoints/last.ckpt")
+    # An MLP has no pretrained weights, and the study counts its parameters as they are built.
+    assert metrics["weights"] is None
+    assert (metrics["study_trainable_params"], metrics["study_total_params"]) == (parameters, parameters)
     assert metrics["checkpoint_epoch"] == checkpoint["epoch"] + 1
     assert (metrics["seed"], metrics["precision"], metrics["transform_profile"]) == (0, "32-true", "plain")
     assert metrics["class_names"] == list(CLASS_NAMES)
@@ -290,7 +294,8 @@ def test_evaluation_leaves_the_run_untouched_and_a_rerun_rewrites_only_its_own_o
 
 
 def test_evaluate_defaults_to_the_data_dir_the_run_was_trained_on(metrics, imbalanced_data):
-    assert metrics["data_dir"] == str(imbalanced_data.resolve())
+    # Named by its place in the working folder, else (here, under the tests' tmp) by its name alone.
+    assert metrics["data_dir"] == imbalanced_data.name
 
 
 def test_links_planted_in_the_evaluation_folder_are_never_written_through(run_copy, imbalanced_data, tmp_path):

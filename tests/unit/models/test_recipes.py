@@ -14,7 +14,7 @@ from torch import nn
 from cifar_bench.models import CNNClassifier, MLPClassifier, VGG16Classifier
 from cifar_bench.models import vgg16 as vgg16_model
 from cifar_bench.models.networks import MLP, ConvNet9
-from cifar_bench.models.networks.vgg16 import FC6_COPIES, WEIGHT_LAYER_NAMES
+from cifar_bench.models.networks.vgg16 import FC6_COPIES, WEIGHT_LAYER_NAMES, WeightsOrigin
 
 WEIGHT_DECAY = 5e-4  # the configs' default: its pull on a weight, relative to the weight, per unit lr
 
@@ -90,7 +90,7 @@ def vgg_loaded_with(monkeypatch, pretrained: list[str], device: str = "meta", **
     """VGG16 whose weights loader reports ``pretrained`` as loaded (the rest random), without a file; on the
     meta device (shapes and optimizer groups only) unless the weights' values are wanted."""
     random = [name for name in WEIGHT_LAYER_NAMES if name not in pretrained]
-    monkeypatch.setattr(vgg16_model, "load_vgg16_weights", lambda net, source: (list(pretrained), random))
+    monkeypatch.setattr(vgg16_model, "load_vgg16_weights", lambda net, source: WeightsOrigin(list(pretrained), random))
     with torch.device(device):
         return VGG16Classifier(weights="a file", lr_schedule="constant", **options)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.error
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import with_random_weights
-from torchvision.models import VGG16_Weights, resnet18
+from torchvision.models import VGG16_Weights, resnet18, vgg16
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import VGG16Classifier
@@ -19,6 +20,7 @@ from cifar_bench.models.networks import VGG16, load_vgg16_weights
 # The conv-only ImageNet weights file, where the machine has one (.ci/run sets it).
 IMAGENET_FEATURES = os.environ.get("VGG16_WEIGHTS")
 FC_LAYERS = ["fc6", "fc7", "fc8"]
+CONV_LAYERS = [f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)]
 
 
 def parameter_names(*prefixes: str) -> set[str]:
@@ -107,7 +109,7 @@ def same_layer(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def test_a_full_state_dict_makes_every_layer_pretrained(reference, target, tmp_path):
     path = tmp_path / "vgg16_full.pth"
     torch.save(reference.state_dict(), path)
-    pretrained, random = load_vgg16_weights(target, str(path))
+    pretrained, random, *_ = load_vgg16_weights(target, str(path))
     assert (len(pretrained), random) == (16, [])
     assert all(
         same_layer(a, b) for (_, a), (_, b) in zip(reference.named_weight_layers(), target.named_weight_layers())
@@ -119,7 +121,7 @@ def test_an_imagenet_head_is_replaced_by_a_random_ten_way_fc8(reference, target,
     state["classifier.6.weight"], state["classifier.6.bias"] = torch.zeros(1000, 4096), torch.zeros(1000)
     path = tmp_path / "vgg16_imagenet_head.pth"
     torch.save(state, path)
-    pretrained, random = load_vgg16_weights(target, str(path))
+    pretrained, random, *_ = load_vgg16_weights(target, str(path))
     assert random == ["fc8"] and len(pretrained) == 15
     assert target.classifier[6].weight.shape == (10, 4096)
 
@@ -149,9 +151,8 @@ def test_a_conv_only_file_loads_thirteen_layers_and_reports_fc6_to_fc8_as_random
     monkeypatch.setattr("cifar_bench.models.vgg16.rank_zero_info", messages.append)
     model = VGG16Classifier(trainable_layers=3, weights=str(path))
     assert model.random_layers == FC_LAYERS
-    assert model.pretrained_layers == [
-        f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)
-    ]
+    assert model.pretrained_layers == CONV_LAYERS
+    assert model.weights_record()["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert torch.equal(model.net.features[28].weight, expected["features.28.weight"])
     assert any("random init fc6, fc7, fc8" in message for message in messages)
 
@@ -216,7 +217,9 @@ def test_a_file_that_is_not_vgg16_weights_is_a_clear_error(target, tmp_path, mak
 
 
 def test_a_missing_weights_file_is_a_clear_error(target, tmp_path):
-    with pytest.raises(CifarBenchError, match="neither 'imagenet', 'none' nor an existing file"):
+    with pytest.raises(
+        CifarBenchError, match=r"neither a word \('imagenet', 'imagenet_conv', 'none'\) nor an existing file"
+    ):
         load_vgg16_weights(target, str(tmp_path / "absent.pth"))
 
 
@@ -227,3 +230,56 @@ def test_imagenet_weights_offline_ask_for_a_local_file(target, monkeypatch):
     monkeypatch.setattr(VGG16_Weights, "get_state_dict", offline)
     with pytest.raises(CifarBenchError, match="--model.weights PATH"):
         load_vgg16_weights(target, "imagenet")
+
+
+# --- what a run says it started from, and its size as the study counts it ---------------------------------
+
+
+def test_the_weights_file_is_recorded_by_its_name_and_digest_with_the_layers_it_left_random(reference, tmp_path):
+    path = conv_only_cut(reference, tmp_path)
+    model = VGG16Classifier(trainable_layers=2, weights=str(path))
+    assert model.weights_record() == {
+        "file": "vgg16_features.pth",  # never the folder it was read from
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "pretrained_layers": CONV_LAYERS,
+        "random_layers": FC_LAYERS,
+        "trained_layers": ["fc7", "fc8"],  # fc6 frozen random
+    }
+
+
+def torchvision_cache(reference: VGG16, folder: Path, monkeypatch) -> Path:
+    """torch's cache holding a stand-in for torchvision's IMAGENET1K_V1 file (its 1000-way fc8), as the weights
+    API reads it."""
+    state = reference.state_dict()
+    state["classifier.6.weight"], state["classifier.6.bias"] = torch.zeros(1000, 4096), torch.zeros(1000)
+    path = folder / "checkpoints" / "vgg16-397923af.pth"
+    path.parent.mkdir()
+    torch.save(state, path)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(folder))
+    monkeypatch.setattr(VGG16_Weights, "get_state_dict", lambda *args, **kwargs: torch.load(path, weights_only=True))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("word", "pretrained", "random"),
+    [("imagenet", CONV_LAYERS + ["fc6", "fc7"], ["fc8"]), ("imagenet_conv", CONV_LAYERS, FC_LAYERS)],
+)
+def test_imagenet_is_torchvisions_every_layer_and_imagenet_conv_its_conv_layers_only(
+    reference, target, tmp_path, monkeypatch, word, pretrained, random
+):
+    path = torchvision_cache(reference, tmp_path, monkeypatch)
+    origin = load_vgg16_weights(target, word)
+    assert (origin.pretrained, origin.random) == (pretrained, random)
+    assert (origin.file, origin.sha256) == (path.name, hashlib.sha256(path.read_bytes()).hexdigest())
+    assert same_layer(target.features[28], reference.features[28])
+
+
+@pytest.mark.parametrize("fold_fc6", [True, False])
+def test_parameters_as_the_study_counts_them_are_torchvisions_vgg16_with_ten_classes(vgg, fold_fc6):
+    with torch.device("meta"):
+        model = VGG16Classifier(trainable_layers=vgg.hparams.trainable_layers, weights="none", fold_fc6=fold_fc6)
+        unfolded = VGG16Classifier(trainable_layers=vgg.hparams.trainable_layers, weights="none", fold_fc6=False)
+        torchvision_total = sum(p.numel() for p in vgg16(num_classes=10).parameters())
+    assert model.study_parameter_counts() == unfolded.parameter_counts()
+    assert model.study_parameter_counts()[1] == torchvision_total == 134_301_514
+    assert vgg.parameter_counts()[1] == 33_638_218  # as built: fc6 folded
