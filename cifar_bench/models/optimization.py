@@ -6,6 +6,7 @@ import copy
 import warnings
 
 import torch
+from torch import nn
 from torch.optim import lr_scheduler
 
 
@@ -52,6 +53,22 @@ def build_schedule(optimizer: torch.optim.Optimizer, hp, total_steps: int, max_e
         return main
     ramp = lr_scheduler.LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup)
     return ramp if main is None else lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def stepped_state(groups: list[dict], hp) -> dict:
+    """The ``state_dict`` of the optimizer ``hp`` describes over ``groups`` after one step, taken on stand-ins
+    of their parameters on the ``meta`` device (nothing allocated or computed): the form every state a fit
+    saves of that optimizer has, each weight's buffers included."""
+    stand_ins = [
+        {**group, "params": [nn.Parameter(torch.empty_like(p, device="meta")) for p in group["params"]]}
+        for group in groups
+    ]
+    optimizer = build_optimizer(stand_ins, hp, torch.device("meta"))
+    for group in stand_ins:
+        for parameter in group["params"]:
+            parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    return optimizer.state_dict()
 
 
 def continue_schedule(checkpoint: dict, optimizer: torch.optim.Optimizer, scheduler, unscheduled: list[dict],
