@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import link_refused, open_folder, unwritable, write_below
 from cifar_bench.output import atomic_file, csv_text, refuse_links, write_text
 
@@ -142,8 +143,11 @@ def folder_written_whole(folder: Path, below: Path | None = None) -> Iterator[Pa
     try:
         yield home / staged
         publish(parent, staged, folder, inside)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staged, dir_fd=parent, ignore_errors=True)
+        cause = error.__cause__ if isinstance(error, CifarBenchError) else error
+        if isinstance(cause, OSError):  # a write refused (a full disk): said of the folder, not of the hidden one
+            raise unwritable(folder, cause) from cause
         raise
     finally:
         os.close(parent)

@@ -5,8 +5,10 @@ a rerun that succeeds keeps what the earlier folder held besides evaluate's own 
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +16,7 @@ import pytest
 from conftest import copy_run, snapshot
 from rich.console import Console
 
+from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation import evaluate as evaluate_module
 from cifar_bench.evaluation import evaluation_files
 from cifar_bench.evaluation.evaluate import evaluate
@@ -123,3 +126,14 @@ def test_a_missing_out_folder_appears_whole(run, evaluate_run, monkeypatch, tmp_
     assert not out.exists() and not [path for path in out.parent.iterdir()]
     evaluate_run(run, out=str(out))
     assert (out / "metrics.json").is_file()
+
+
+def test_a_write_the_system_refuses_is_one_error_naming_the_folder_not_the_hidden_one(run, evaluate_run, monkeypatch):
+    before = snapshot(run)
+    fail_at_the_third_figure(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    folder = re.escape(str(run / "evaluation"))
+    with pytest.raises(
+        CifarBenchError, match=f"^cannot write {folder}: No space left on device; any previous evaluation"
+    ):
+        evaluate_run(run)
+    assert snapshot(run) == before
