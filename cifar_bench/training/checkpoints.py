@@ -93,9 +93,8 @@ def build_model(cls: type, settings: dict, source: str):
 
 
 def check_hyperparameters(checkpoint: dict, source: str, cls: type, settings: dict):
-    """The model the hyperparameters describe (over ``settings``), built on ``meta`` and returned, must have
-    the weights' names and shapes,
-    seen on the ``meta`` device first, where no parameter is allocated or initialised: a 14 MB checkpoint
+    """The model the hyperparameters describe (over ``settings``), returned, must have the weights' names and
+    shapes, seen on the ``meta`` device, where no parameter is allocated or initialised: a 14 MB checkpoint
     saying ``hidden=[20000,20000]`` would otherwise build a 461M-parameter MLP (1.8 GB) before its weights
     were compared. LightningCLI rebuilds the model from these hyperparameters too. A list among them longer
     than the state dict has weights (``hidden`` of a million layers) is refused before even that: on
@@ -165,15 +164,24 @@ def check_training_state(checkpoint: dict, source: str, model) -> None:
     if type(step) is not int or step < 0:
         raise CifarBenchError(f"{source} records no step reached (global_step {step!r}): {RESUME_ADVICE}")
     if not isinstance(schedules, list) or len(schedules) > 1 or not all(isinstance(s, dict) for s in schedules):
+        held = (
+            f"a list of {len(schedules)} ({', '.join(type(s).__name__ for s in schedules[:3])})"
+            if isinstance(schedules, list)
+            else "nothing"
+            if schedules is None
+            else f"a {type(schedules).__name__}"
+        )
         raise CifarBenchError(
-            f"{source} holds {type(schedules).__name__} {'entries ' if isinstance(schedules, list) else ''}as its "
-            f"learning-rate schedules, not a list of at most one state: {RESUME_ADVICE}"
+            f"{source} holds {held} as its learning-rate schedules, not a list of at most one schedule's state: "
+            f"{RESUME_ADVICE}"
         )
     if not isinstance(states, list) or len(states) != 1:
         held = (
             f"{len(states)} optimizer states"
             if isinstance(states, list)
-            else f"{type(states).__name__} as optimizer states"
+            else "no optimizer state (a checkpoint of the weights only)"
+            if states is None
+            else f"a {type(states).__name__} as its optimizer states"
         )
         raise CifarBenchError(f"{source} holds {held}, not the one of a cifar-bench model: {RESUME_ADVICE}")
     fault = optimizer_fault(states[0], stepped_state(model.parameter_groups(), model.hparams))
