@@ -14,10 +14,11 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import stat
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -118,39 +119,104 @@ def user_secret(name: str) -> bytes:
     return secret
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# The root each write below a checked folder walks down from, {folder: root} (absolute, neither resolved), as
+# the check that found no link between them named it (``output.refuse_links``); any other write walks from its
+# own file's folder.
+_ROOTS: dict[str, str] = {}
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def write_below(root: Path, folders) -> None:
+    """Every later write into ``folders`` (or below them) walks down from ``root`` and refuses a link on the way."""
+    for folder in folders:
+        _ROOTS[os.path.abspath(folder)] = os.path.abspath(root)
+
+
+def _root_of(folder: str) -> str:
+    current = folder
+    while current not in _ROOTS:
+        if os.path.dirname(current) == current:
+            return folder
+        current = os.path.dirname(current)
+    return _ROOTS[current]
+
+
+def open_folder(folder: Path, root: Path | None = None) -> int:
+    """A descriptor of ``folder``, created where missing, reached from ``root`` (by default the root
+    ``write_below`` gave it, else the folder itself) one component at a time, each opened with ``O_NOFOLLOW``
+    relative to the one above it: a link in any component below the root is refused even if it was swapped
+    in after a check by path. The root itself (and above it) is the trusted path the command was given."""
+    folder = os.path.abspath(folder)
+    root = os.path.abspath(root) if root is not None else _root_of(folder)
+    parts = Path(os.path.relpath(folder, root)).parts if folder != root else ()
+    if parts[:1] == ("..",):
+        root, parts = folder, ()
+    os.makedirs(root, exist_ok=True)
+    descriptor, reached = os.open(root, _FOLDER), Path(root)
+    try:
+        for part in parts:
+            reached = reached / part
+            try:
+                os.mkdir(part, dir_fd=descriptor)
+            except FileExistsError:
+                pass
+            try:
+                inner = os.open(part, _FOLDER | os.O_NOFOLLOW, dir_fd=descriptor)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR) and is_link(part, descriptor):
+                    raise link_refused(reached) from None
+                raise
+            os.close(descriptor)
+            descriptor = inner
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def is_link(name: str, folder: int) -> bool:
+    return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+
+
+def link_refused(link: Path) -> CifarBenchError:
+    return CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
 
 
 @contextmanager
 def atomic_file(path: Path, durable: bool = False) -> Iterator[IO[bytes]]:
     """Yield a binary file to write; it replaces ``path`` only if the block succeeds, and is removed if not.
 
-    mkstemp opens the file with O_CREAT | O_EXCL (which never follows a link) under a random name in
-    the target folder; os.replace then swaps the name ``path``, whatever it was, for the new file.
-    ``durable`` also flushes it to the disk before the rename (for checkpoints: a crash of the machine
-    right after must not leave an empty file under the name). A write the system refuses (a full disk,
-    a read-only folder) is one CifarBenchError saying the previous file is intact.
+    The file's folder is reached through no link below its root (``open_folder``); in it, a new file under
+    a random name is created with O_CREAT | O_EXCL | O_NOFOLLOW (never following or reusing a link planted
+    there), and os.replace, relative to that same folder, then swaps the name ``path``, whatever it was
+    (a link included), for the new file. ``durable`` also flushes it to the disk before the rename (for
+    checkpoints: a crash of the machine right after must not leave an empty file under the name). A write
+    the system refuses (a full disk, a read-only folder) is one CifarBenchError saying the previous file is
+    intact.
     """
+    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        folder = open_folder(path.parent)
     except OSError as error:
         raise unwritable(path, error) from error
+    partial, created = f".{path.name}.{secrets.token_hex(4)}.partial", False
     try:
-        os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp's 0600 would hide the files from other users
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        descriptor = os.open(partial, flags, 0o666, dir_fd=folder)  # the umask applies, as to any new file
+        created = True
         with os.fdopen(descriptor, "wb") as handle:
             yield handle
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(partial, path)
+        os.replace(partial, path.name, src_dir_fd=folder, dst_dir_fd=folder)
     except OSError as error:
         raise unwritable(path, error) from error
     finally:
-        Path(partial).unlink(missing_ok=True)
+        if created:
+            with suppress(FileNotFoundError):  # renamed into place
+                os.unlink(partial, dir_fd=folder)
+        os.close(folder)
 
 
 def unwritable(path: Path, error: OSError) -> CifarBenchError:

@@ -24,7 +24,7 @@ from rich.measure import Measurement
 from rich.text import Text
 
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.io import atomic_file, read_small_bytes
+from cifar_bench.io import atomic_file, link_refused, open_folder, read_small_bytes, unwritable, write_below
 
 # A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
 # may shift it into one): such text cells get a leading apostrophe, as OWASP's CSV-injection advice says.
@@ -181,17 +181,23 @@ def first_link(path: Path, below: Path) -> Path | None:
 
 def refuse_links(folders, below: Path) -> None:
     """One error if a component of a folder in ``folders``, from ``below`` down, is a link: a link planted
-    there (a run's ``evaluation/`` or ``checkpoints/`` pointing elsewhere) would take the writes out of it."""
+    there (a run's ``evaluation/`` or ``checkpoints/`` pointing elsewhere) would take the writes out of it.
+    Checked before any work, by path; every later write into those folders then walks down from ``below``
+    itself and refuses a link swapped in meanwhile (``io.write_below``, ``io.atomic_file``)."""
     for folder in folders:
         link = first_link(folder, below)
         if link is not None:
-            raise CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
+            raise link_refused(link)
+    write_below(below, folders)
 
 
 def unlinked_folder(folder: Path, below: Path) -> Path:
     """``folder``, created where missing, with no link among its components from ``below`` down."""
     refuse_links((folder,), below)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(open_folder(folder))
+    except OSError as error:
+        raise unwritable(folder, error) from error
     return folder
 
 

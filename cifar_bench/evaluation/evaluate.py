@@ -1,7 +1,8 @@
 """``cifar-bench evaluate``: the study's "Result Calculations" notebook, for one trained run.
 
 Predicts all 50,000 training images (none held out, none augmented) and the test set, then prints and
-writes, into ``<run>/evaluation/``: accuracies, per-class accuracy lines in the study's form, a
+writes, into ``<run>/evaluation/`` (whole or not at all: into a new folder beside it, which takes its place
+once every file is written): accuracies, per-class accuracy lines in the study's form, a
 classification report per split in scikit-learn's layout, confusion matrices (PNG and CSV), a grid
 of sample predictions, the training curves read back from the run's TensorBoard events, the raw
 predictions, and ``metrics.json`` with every number, so that ``compare`` never parses text (its
@@ -31,6 +32,7 @@ from cifar_bench.evaluation.calibration import calibration_metrics
 from cifar_bench.evaluation.evaluation_files import (
     SPLITS,
     classification_report,
+    folder_written_whole,
     format_duration,
     per_class_lines,
     read_history,
@@ -55,7 +57,6 @@ from cifar_bench.output import (
     print_plain,
     print_whole,
     save_figure,
-    unlinked_folder,
     write_json,
     write_text,
 )
@@ -156,9 +157,10 @@ def evaluate(
         "class_names": list(arrays.class_names),
         "splits": splits,
     }
-    out_folder = out_folder or unlinked_folder(run.folder.evaluation.path, run.folder.path)
-    text = write_outputs(Evaluation(out_folder), metrics, images, labels, logits)
-    print_results(console, metrics, text, out_folder)
+    folder, below = (out_folder, None) if out_folder is not None else (run.folder.evaluation.path, run.folder.path)
+    with folder_written_whole(folder, below) as staged:
+        text = write_outputs(Evaluation(staged), metrics, images, labels, logits)
+    print_results(console, metrics, text, folder)
     return metrics
 
 

@@ -1,16 +1,29 @@
 """The files ``evaluate`` writes beside its metrics: the study's per-class lines, scikit-learn's report
-layout, confusion CSVs, raw predictions, and the training curves read back from TensorBoard events."""
+layout, confusion CSVs, raw predictions, and the training curves read back from TensorBoard events; and
+the folder they go to, written whole or not at all (``folder_written_whole``)."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cifar_bench.output import atomic_file, csv_text, write_text
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import link_refused, open_folder, unwritable, write_below
+from cifar_bench.output import atomic_file, csv_text, refuse_links, write_text
 
 SPLITS = ("train", "test")
+# renameat2's flag that swaps two names in one step (Linux 3.15).
+RENAME_EXCHANGE = 2
 CURVE_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc")
 
 
@@ -98,3 +111,109 @@ def format_duration(seconds: float | None) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+@contextmanager
+def folder_written_whole(folder: Path, below: Path | None = None) -> Iterator[Path]:
+    """Yield a new, hidden folder (``.NAME.XXXX.partial``) to write the files of ``folder`` into; it takes
+    their place only once the block succeeds, and is removed if the block fails (an error, a Ctrl-C): a
+    reader sees the earlier ``folder`` whole, or none, never half of one.
+
+    ``below``: a folder the command owns under it (a run's ``evaluation/``), reached from ``below`` through no
+    link; the new folder is made beside it and renamed to its name, or, where there is one, first given what
+    the earlier one holds that the new one lacks (``predict``'s CSV, files of the user's: hard-linked, folders
+    moved) and exchanged with it in one step (``renameat2``'s RENAME_EXCHANGE; two renames where the system
+    has none), the earlier one then removed. None: the user's own folder (``--out``), taken as named: a
+    missing one is made like that, into an existing one the new files are moved, one by one, at the end."""
+    folder = Path(os.path.abspath(folder))
+    if below is not None:
+        refuse_links((folder,), below)
+    inside = below is None and os.path.isdir(folder)  # the user's folder itself is never replaced
+    home, staged = folder if inside else folder.parent, f".{folder.name}.{secrets.token_hex(4)}.partial"
+    try:
+        parent = open_folder(home, root=below)
+    except OSError as error:
+        raise unwritable(folder, error) from error
+    try:
+        os.mkdir(staged, dir_fd=parent)
+    except OSError as error:
+        os.close(parent)
+        raise unwritable(folder, error) from error
+    write_below(below or home, (home / staged,))
+    try:
+        yield home / staged
+        publish(parent, staged, folder, inside)
+    except BaseException as error:
+        shutil.rmtree(staged, dir_fd=parent, ignore_errors=True)
+        cause = error.__cause__ if isinstance(error, CifarBenchError) else error
+        if isinstance(cause, OSError):  # a write refused (a full disk): said of the folder, not of the hidden one
+            raise unwritable(folder, cause) from cause
+        raise
+    finally:
+        os.close(parent)
+
+
+def publish(parent: int, staged: str, folder: Path, inside: bool) -> None:
+    """Put the folder ``staged`` (in the folder ``parent``) in place of ``folder`` (see ``folder_written_whole``)."""
+    if inside:
+        new = os.open(staged, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        try:
+            for entry in os.listdir(new):
+                os.replace(entry, entry, src_dir_fd=new, dst_dir_fd=parent)
+        finally:
+            os.close(new)
+        os.rmdir(staged, dir_fd=parent)
+        return
+    try:
+        earlier = os.stat(folder.name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        os.rename(staged, folder.name, src_dir_fd=parent, dst_dir_fd=parent)
+        return
+    if stat.S_ISLNK(earlier.st_mode):
+        raise link_refused(folder)
+    old, new = (
+        os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent) for name in (folder.name, staged)
+    )
+    moved = []
+    try:
+        ours = set(os.listdir(new))
+        for entry in sorted(set(os.listdir(old)) - ours):
+            try:
+                if stat.S_ISDIR(os.stat(entry, dir_fd=old, follow_symlinks=False).st_mode):
+                    raise IsADirectoryError(entry)
+                os.link(entry, entry, src_dir_fd=old, dst_dir_fd=new, follow_symlinks=False)
+            except OSError:  # a folder, or a file the system will not link: moved, just before the exchange
+                moved.append(entry)
+        os.fchmod(new, stat.S_IMODE(earlier.st_mode))
+        try:
+            for entry in moved:
+                os.rename(entry, entry, src_dir_fd=old, dst_dir_fd=new)
+            exchange(parent, staged, folder.name)
+        except BaseException:
+            for entry in moved:
+                with suppress(OSError):
+                    os.rename(entry, entry, src_dir_fd=new, dst_dir_fd=old)
+            raise
+    finally:
+        os.close(old)
+        os.close(new)
+    shutil.rmtree(staged, dir_fd=parent, ignore_errors=True)  # the earlier folder, now
+
+
+def exchange(parent: int, staged: str, name: str) -> None:
+    """Swap the folders ``staged`` and ``name`` in the folder ``parent``, in one step where the system can."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is not None:
+        if renameat2(parent, os.fsencode(staged), parent, os.fsencode(name), RENAME_EXCHANGE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # no such call, or not on this filesystem
+            raise OSError(code, os.strerror(code), name)
+    aside = f"{staged}.earlier"
+    os.rename(name, aside, src_dir_fd=parent, dst_dir_fd=parent)
+    try:
+        os.rename(staged, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        os.rename(aside, name, src_dir_fd=parent, dst_dir_fd=parent)
+        raise
+    os.rename(aside, staged, src_dir_fd=parent, dst_dir_fd=parent)

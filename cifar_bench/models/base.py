@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics import MeanMetric
 
@@ -16,7 +17,7 @@ from cifar_bench.data.augment import PROFILES, TransformProfile, prepare_batch
 from cifar_bench.data.images import as_uint8_batch
 from cifar_bench.data.sources import CLASS_NAMES, IMAGE_SHAPE
 from cifar_bench.models.metrics import confusion_matrix, logged_metrics
-from cifar_bench.models.optimization import build_optimizer, build_schedule
+from cifar_bench.models.optimization import build_optimizer, build_schedule, continue_schedule
 
 STAGES = ("train", "val", "test")
 SAMPLE_IMAGES = 32
@@ -79,6 +80,9 @@ class CifarClassifier(pl.LightningModule):
         self.sample_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         # Lets Lightning's model summary show layer shapes and FLOPs.
         self.example_input_array = torch.zeros(1, *IMAGE_SHAPE)
+
+    # The checkpoint a fit resumes from, between Lightning loading it and building the optimizer.
+    _resumed_checkpoint: dict | None = None
 
     # --- what a subclass says about itself -------------------------------------------------------
     @property
@@ -258,14 +262,17 @@ class CifarClassifier(pl.LightningModule):
         )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """A checkpoint saved mid-epoch (on a SIGTERM) brings back the epoch's steps so far. Whether the file
-        is one of this model's was decided where it entered (``training/checkpoints.read_checkpoint``)."""
+        """A checkpoint saved mid-epoch (on a SIGTERM) brings back the epoch's steps so far; a fit resuming from
+        it takes its learning-rate schedule from this fit's plan, not from the file (``configure_optimizers``).
+        Whether the file is one of this model's was decided where it entered (``training/checkpoints``)."""
         steps = checkpoint.get(RUNNING_EPOCH_KEY, [])
         if isinstance(steps, list) and all(
             isinstance(step, (list, tuple)) and len(step) == 3 and all(isinstance(t, torch.Tensor) for t in step)
             for step in steps
         ):
             self.epoch_outputs["train"] = [tuple(step) for step in steps]
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            self._resumed_checkpoint = checkpoint  # its schedule is replaced by this fit's (configure_optimizers)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Mid-epoch (a SIGTERM's checkpoint), keep the epoch's steps so far, so that a resumed run logs the
@@ -285,10 +292,18 @@ class CifarClassifier(pl.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         optimizer = build_optimizer(self.parameter_groups(), hp, self.device)
-        if hp.lr_schedule == "constant" and hp.warmup_epochs == 0:
-            return optimizer  # no schedule, and no Trainer needed to plan one
-        trainer = self.trainer
-        scheduler = build_schedule(optimizer, hp, int(trainer.estimated_stepping_batches), trainer.max_epochs)
-        if scheduler is None:  # a constant rate whose warm-up rounds to no step
+        unscheduled, scheduler, total_steps = [dict(group) for group in optimizer.param_groups], None, 0
+        if hp.lr_schedule != "constant" or hp.warmup_epochs != 0:  # else no schedule, and no Trainer needed to plan one
+            total_steps = int(self.trainer.estimated_stepping_batches)
+            # None: a constant rate whose warm-up rounds to no step
+            scheduler = build_schedule(optimizer, hp, total_steps, self.trainer.max_epochs)
+        resumed, self._resumed_checkpoint = self._resumed_checkpoint, None
+        changed = resumed is not None and continue_schedule(resumed, optimizer, scheduler, unscheduled, total_steps)
+        if changed:
+            rank_zero_warn(
+                f"{self.trainer.ckpt_path} holds another learning-rate schedule than this fit plans (--trainer.max_epochs, "
+                f"the batches per epoch or the schedule's settings differ): {changed}"
+            )
+        if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -134,6 +134,7 @@ class CifarBenchCLI(LightningCLI):
             config.get("ckpt_path"),
             known_model(getattr(model, "class_path", None)),
             settings.as_dict() if settings is not None else {},
+            resuming=self.config.get("subcommand") == "fit",
         )
 
     def _parse_ckpt_path(self) -> None:
@@ -193,7 +194,7 @@ class CifarBenchCLI(LightningCLI):
         folder = (self.trainer.default_root_dir if logger is None else logger.log_dir) if named else None
         last = RunFolder(Path(folder)).last_checkpoint if folder else "a new run's last.ckpt"
         if folder and os.path.lexists(last):
-            read_checkpoint(last, model=self.model)
+            read_checkpoint(last, model=self.model, resuming=self.subcommand == "fit")
         else:
             warnings.warn(f"--ckpt_path last: there is no {last}, so nothing is resumed", stacklevel=2)
         arguments["ckpt_path"] = str(last) if folder and os.path.lexists(last) else None
@@ -243,7 +244,7 @@ class CifarBenchCLI(LightningCLI):
                 )
 
     @staticmethod
-    def _check_checkpoint(ckpt_path: str | None, model_class: type | None, settings: dict) -> None:
+    def _check_checkpoint(ckpt_path: str | None, model_class: type | None, settings: dict, resuming: bool) -> None:
         """A checkpoint path must exist, and ``read_checkpoint`` accept it for the model LightningCLI will build
         from it, the config's settings overlaid by its hyperparameters (before Lightning imports the class it
         names); 'last' is checked once its run folder is known (``_check_last_checkpoint``), 'best' and the
@@ -260,7 +261,8 @@ class CifarBenchCLI(LightningCLI):
             return
         if not Path(ckpt_path).is_file():
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
-        read_checkpoint(ckpt_path, default=model_class, settings=settings)  # one naming no class: the config's
+        # One naming no class: the config's. A fit resumes from it: its optimizer state is checked too.
+        read_checkpoint(ckpt_path, default=model_class, settings=settings, resuming=resuming)
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:

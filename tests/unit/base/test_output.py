@@ -10,9 +10,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
-from conftest import github_rendered
+from conftest import github_rendered, snapshot
 
-from cifar_bench.output import atomic_file, escaped, markdown_escaped, save_figure, write_json, write_text
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.output import (
+    atomic_file,
+    escaped,
+    markdown_escaped,
+    refuse_links,
+    save_figure,
+    write_json,
+    write_text,
+)
 
 
 def test_a_link_planted_at_the_old_temporary_name_is_never_written_through(tmp_path):
@@ -56,6 +65,34 @@ def test_a_failure_mid_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp
 
     assert report.read_text() == "old\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics.json"]
+
+
+@pytest.mark.parametrize("swapped", ["mlp", "mlp/version_0", "mlp/version_0/checkpoints"])
+def test_a_link_swapped_into_any_component_below_the_root_after_the_check_is_refused_and_not_written_through(
+    tmp_path, swapped
+):
+    """``refuse_links`` checks by path before the work; the write itself walks down from the root it named,
+    component by component with O_NOFOLLOW, so a link swapped in between the check and the write (a run's
+    ``version_N`` made a link while it trains) is refused, and nothing lands where it points."""
+    logs, elsewhere = tmp_path / "logs", tmp_path / "elsewhere"
+    checkpoints = logs / "mlp" / "version_0" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    refuse_links((checkpoints,), logs)
+    (logs / swapped).rename(elsewhere)
+    (logs / swapped).symlink_to(elsewhere)
+    before = snapshot(elsewhere)
+
+    with pytest.raises(CifarBenchError, match=f"^{logs / swapped} is a link: refusing to write through it"):
+        write_text(checkpoints / "last.ckpt", "weights\n")
+
+    assert snapshot(elsewhere) == before
+
+
+def test_a_folder_the_write_creates_is_created_below_the_root_through_no_link(tmp_path):
+    logs = tmp_path / "logs"
+    refuse_links((logs / "mlp" / "version_0",), logs)
+    write_text(logs / "mlp" / "version_0" / "checkpoints" / "last.ckpt", "weights\n")
+    assert (logs / "mlp" / "version_0" / "checkpoints" / "last.ckpt").read_text() == "weights\n"
 
 
 def test_report_files_get_the_permissions_the_umask_allows_not_those_of_a_private_temporary_file(tmp_path):

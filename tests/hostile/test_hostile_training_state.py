@@ -1,0 +1,101 @@
+"""Issue 33's malformed training state in a checkpoint a fit resumes from, each attack performed: an optimizer
+or learning-rate schedule state that is not the one cifar-bench saves was a traceback (or a failure at the
+first step, or silently half-loaded); it is one error line before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import cli_args, copy_run, snapshot
+
+from cifar_bench.cli import main
+
+
+def optimizer(checkpoint: dict) -> dict:
+    return checkpoint["optimizer_states"][0]
+
+
+def first_buffer(checkpoint: dict) -> dict:
+    return optimizer(checkpoint)["state"][0]
+
+
+ATTACKS = {
+    "optimizer_states missing": lambda c: c.pop("optimizer_states"),
+    "optimizer_states not a list": lambda c: c.update(optimizer_states={"0": optimizer(c)}),
+    "no optimizer state": lambda c: c.update(optimizer_states=[]),
+    "two optimizer states": lambda c: c.update(optimizer_states=[optimizer(c), optimizer(c)]),
+    "a state dict with other keys": lambda c: c.update(optimizer_states=[{"state": {}, "groups": []}]),
+    "a second parameter group": lambda c: optimizer(c)["param_groups"].append(dict(optimizer(c)["param_groups"][0])),
+    "a group listing other weights": lambda c: optimizer(c)["param_groups"][0].update(params=[0, 1, 2]),
+    "a group's setting of another kind": lambda c: optimizer(c)["param_groups"][0].update(momentum="fast"),
+    "a group's setting not finite": lambda c: optimizer(c)["param_groups"][0].update(weight_decay=float("nan")),
+    "a buffer of another shape": lambda c: first_buffer(c).update(momentum_buffer=torch.zeros(3)),
+    "a buffer of another name": lambda c: first_buffer(c).update(exp_avg=first_buffer(c).pop("momentum_buffer")),
+    "a buffer that is not a tensor": lambda c: first_buffer(c).update(momentum_buffer=[0.0]),
+    "a buffer on meta": lambda c: first_buffer(c).update(momentum_buffer=first_buffer(c)["momentum_buffer"].to("meta")),
+    "a buffer holding NaN": lambda c: first_buffer(c)["momentum_buffer"].fill_(float("nan")),
+    "state of a weight the model lacks": lambda c: optimizer(c)["state"].update({99: dict(first_buffer(c))}),
+    "lr_schedulers missing": lambda c: c.pop("lr_schedulers"),
+    "lr_schedulers not a list": lambda c: c.update(lr_schedulers={"T_max": 3}),
+    "a schedule that is not a dict": lambda c: c.update(lr_schedulers=[[1, 2]]),
+    "two schedules": lambda c: c.update(lr_schedulers=c["lr_schedulers"] * 2),
+    "no step reached": lambda c: c.update(global_step="46"),
+}
+
+
+def attacked(run, attack: str):
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    ATTACKS[attack](checkpoint)
+    torch.save(checkpoint, last)
+    return last
+
+
+def one_error_line(capsys, exit_info) -> str:
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    return line
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_a_malformed_optimizer_or_schedule_state_is_one_error_line_before_anything_is_written(
+    trained_mlp, imbalanced_data, tmp_path, capsys, attack
+):
+    logs = tmp_path / "logs"
+    last = attacked(copy_run(trained_mlp, logs), attack)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", imbalanced_data, logs, "--ckpt_path", "last", "--trainer.max_epochs", "3",
+                      "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    line = one_error_line(capsys, exit_info)
+    assert str(last) in line and "resume from a checkpoint cifar-bench fit wrote" in line
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("attack", ["a buffer of another shape", "lr_schedulers missing"])
+def test_a_checkpoint_named_by_path_is_checked_alike(trained_mlp, imbalanced_data, tmp_path, capsys, attack):
+    last = attacked(copy_run(trained_mlp, tmp_path / "handed_over"), attack)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", str(last),
+                      "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    assert str(last) in one_error_line(capsys, exit_info)
+    assert not (tmp_path / "logs").exists()
+
+
+def test_an_optimizer_the_settings_do_not_build_is_one_error_line(trained_mlp, imbalanced_data, tmp_path, capsys):
+    """``--ckpt_path last`` loads into the model the config builds: an SGD state handed to Adam failed at the
+    first step (``KeyError: 'betas'``)."""
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", "last", "--model.optimizer",
+                      "adam", "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    line = one_error_line(capsys, exit_info)
+    assert f"{run / 'checkpoints' / 'last.ckpt'}: its optimizer state does not fit this MLPClassifier's adam" in line
+
+
+def test_validate_and_test_restore_no_optimizer_and_need_none(trained_mlp, imbalanced_data, tmp_path):
+    last = attacked(copy_run(trained_mlp, tmp_path / "handed_over"), "optimizer_states missing")
+    main(cli_args("validate", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", str(last),
+                  "--trainer.enable_progress_bar", "false"))  # fmt: skip
