@@ -112,7 +112,9 @@ def test_the_interrupted_run_continues_in_its_folder_to_its_last_epoch(resumed):
 def test_each_session_records_the_commit_it_started_from(tmp_path, monkeypatch):
     """A long run outlives commits made meanwhile: each session keeps the code it imported, not the tree at its end."""
     recorder = RecordEnvironment()
-    trainer = SimpleNamespace(logger=SimpleNamespace(log_dir=str(tmp_path)), precision="32-true", current_epoch=2)
+    trainer = SimpleNamespace(
+        logger=SimpleNamespace(log_dir=str(tmp_path)), precision="32-true", current_epoch=2, callbacks=[]
+    )
     for at_start, at_end in (("aaa", "bbb"), ("bbb", "ccc+changes")):
         monkeypatch.setattr(callbacks, "commit", lambda value=at_start: value)
         recorder.on_fit_start(trainer, None)
@@ -127,7 +129,9 @@ def test_a_killed_session_still_counts_to_its_last_epoch_end_and_training_time_i
 ):
     """A SIGKILL runs no hook: the epoch-end rewrite is what the killed session leaves behind."""
     recorder = RecordEnvironment()
-    trainer = SimpleNamespace(logger=SimpleNamespace(log_dir=str(tmp_path)), precision="32-true", current_epoch=0)
+    trainer = SimpleNamespace(
+        logger=SimpleNamespace(log_dir=str(tmp_path)), precision="32-true", current_epoch=0, callbacks=[]
+    )
     clock = iter([100.0, 130.0, 160.0, 1000.0, 1050.0])  # start, two epoch ends (then killed); start, end
     monkeypatch.setattr(callbacks.time, "time", lambda: next(clock))
     monkeypatch.setattr(callbacks, "commit", lambda: "aaa")

@@ -90,5 +90,6 @@ def test_a_resume_with_the_same_max_epochs_says_nothing_of_the_schedule(
 ):
     copy_run(trained_mlp, tmp_path / "logs")
     main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", "last", "--trainer.max_epochs", "2",
-                  "--trainer.precision", "32-true", "--trainer.enable_progress_bar", "false"))  # fmt: skip
+                  "--trainer.precision", "32-true", "--trainer.enable_progress_bar", "false",
+                  "--model.warmup_epochs", "0"))  # fmt: skip  # the run's own settings, as trained_mlp's
     assert not [w for w in recwarn if "learning-rate schedule" in str(w.message)]
