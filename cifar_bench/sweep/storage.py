@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,6 +24,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from cifar_bench.errors import CifarBenchError
 
@@ -56,21 +58,29 @@ class Storage:
             self.lock_file = file.with_name(f".{file.name}.sweep-lock") if file is not None else None
             with self.turn(), warnings.catch_warnings():  # two workers creating one SQLite file's tables would collide
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat's
-                self.backend = (
-                    JournalStorage(JournalFileBackend(value))
-                    if url is None
-                    else RDBStorage(
-                        value,
-                        engine_kwargs={"connect_args": {"timeout": 60}} if file is not None else {},
-                        heartbeat_interval=HEARTBEAT_S,
-                        grace_period=GRACE_S,
-                    )
-                )
+                self.backend = JournalStorage(JournalFileBackend(value)) if url is None else self._database(value, file)
         except Exception as error:  # a bad URL, a missing driver, a server not answering, a folder not there
             reason = " ".join(str(error).split("\n")[0].split()) or type(error).__name__
             raise CifarBenchError(
                 f"cannot open the storage {self.shown} ({type(error).__name__}: {reason}): {STORAGE_HELP}"
             )
+
+    @staticmethod
+    def _database(value: str, file: Path | None) -> RDBStorage:
+        """Optuna's RDB storage. Workers starting together on a fresh server database race to create its tables
+        (the turn lock is only for files): the loser's unique-key error is retried once the winner is done."""
+        for attempt in range(3):
+            try:
+                return RDBStorage(
+                    value,
+                    engine_kwargs={"connect_args": {"timeout": 60}} if file is not None else {},
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                )
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                time.sleep(1 + attempt)
 
     def described(self, folder: Path) -> str:
         """How files name the storage: a file inside ``folder`` by its place there (evidence copied elsewhere
