@@ -23,7 +23,7 @@ from rich.table import Table
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.evaluated import SET_ASIDE, collect
+from cifar_bench.evaluation.evaluated import COUNTS, SET_ASIDE, collect
 from cifar_bench.evaluation.evaluation_files import format_duration
 from cifar_bench.evaluation.paired import paired_comparison, paired_lines
 from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text, run_weights_text
@@ -55,12 +55,7 @@ COLUMNS = (
     "versus_study",
     "train_accuracy_mean",
     "train_accuracy_std",
-    "weight_layers",
-    "epochs_trained",
-    "trainable_params",
-    "total_params",
-    "study_trainable_params",
-    "study_total_params",
+    *COUNTS,
     "training_time_s_mean",
     "training_time_s_std",
     "weights",
