@@ -124,20 +124,53 @@ class RestoreRandomState(pl.Callback):
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
+    # What restoring a state that is not one this callback saved raises.
+    FAULTS = (AttributeError, IndexError, KeyError, RuntimeError, TypeError, ValueError)
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """The states as saved; a checkpoint holding anything else there is one error, not a traceback."""
+        """The states as saved (a resumed fit checked them where the checkpoint entered, ``resume_state``); a
+        checkpoint holding anything else there is one error, not a traceback."""
         try:
-            torch.set_rng_state(state_dict["torch"])
-            random.setstate(state_dict["python"])
-            name, keys, position, has_gauss, cached_gaussian = state_dict["numpy"]
-            np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
-            if "cuda" in state_dict and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state_dict["cuda"])
-        except (AttributeError, IndexError, KeyError, RuntimeError, TypeError, ValueError) as error:
+            self.restore(state_dict)
+        except self.FAULTS as error:
             raise CifarBenchError(
                 f"the checkpoint's random-number state is not one cifar-bench saved ({type(error).__name__}): "
                 "resume from a checkpoint the run wrote"
             ) from None
+
+    @staticmethod
+    def restore(state: dict[str, Any], into_new_generators: bool = False) -> None:
+        """Set the generators to ``state``; ``into_new_generators``: new ones, never the process's, to learn
+        before anything is written whether it is one this callback saved (each generator checks its own)."""
+        if into_new_generators:
+            set_torch, set_python, set_numpy = (
+                torch.Generator().set_state,
+                random.Random().setstate,
+                np.random.RandomState().set_state,
+            )
+            set_cuda = new_cuda_generators
+        else:
+            set_torch, set_python, set_numpy, set_cuda = (
+                torch.set_rng_state,
+                random.setstate,
+                np.random.set_state,
+                torch.cuda.set_rng_state_all,
+            )
+        set_torch(state["torch"])
+        set_python(state["python"])
+        name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+        set_numpy((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+        if "cuda" in state and torch.cuda.is_available():
+            set_cuda(state["cuda"])
+
+
+def new_cuda_generators(states: list[torch.Tensor]) -> None:
+    """``states`` set into a new generator of each device, as ``torch.cuda.set_rng_state_all`` sets them into the
+    process's (one more than there are devices fails there only once CUDA starts)."""
+    if len(states) > torch.cuda.device_count():
+        raise IndexError(f"{len(states)} CUDA random states for {torch.cuda.device_count()} devices")
+    for index, state in enumerate(states):
+        torch.Generator(device=f"cuda:{index}").set_state(state)
 
 
 class ProgressBar(RichProgressBar):

@@ -13,7 +13,6 @@ own loading (``Trainer.fit(ckpt_path=...)``, ``load_from_checkpoint``) gets Ligh
 from __future__ import annotations
 
 import inspect
-import math
 import zipfile
 from pathlib import Path
 
@@ -21,10 +20,9 @@ import torch
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import MODEL_CLASSES, known_model
-from cifar_bench.models.optimization import stepped_state
+from cifar_bench.training.resume_state import check_training_state
 
 ADVICE = "pass a .ckpt file written by cifar-bench fit"
-RESUME_ADVICE = "resume from a checkpoint cifar-bench fit wrote, with the settings of the run that wrote it"
 
 
 def read_checkpoint(
@@ -34,14 +32,15 @@ def read_checkpoint(
     settings: dict | None = None,
     model=None,
     resuming: bool = False,
+    max_epochs: int | None = None,
 ) -> dict:
     """The checkpoint at ``path``, loaded weights_only with its tensors left on disk (mmap), once it is
     known to be one of this package's (``check_contents``) and to fit the model it will be loaded into:
     ``model``, when given (the model a config built, which Lightning loads ``--ckpt_path last`` into), else
     the model its hyperparameters describe over ``settings`` (a config's, as LightningCLI overlays them),
     of the class it records, or else ``expected`` (which a recorded class must then be), or ``default``.
-    ``resuming`` (a fit continues from it): what the fit restores besides the weights is checked too
-    (``check_training_state``)."""
+    ``resuming`` (a fit continues from it, to ``max_epochs``): what the fit restores besides the weights is
+    checked too (``check_training_state``)."""
     if not zipfile.is_zipfile(path):
         raise CifarBenchError(f"{path} is truncated or not a checkpoint: {ADVICE}")
     try:
@@ -61,7 +60,7 @@ def read_checkpoint(
         cls = recorded or expected or default
         model = check_hyperparameters(checkpoint, str(path), cls, settings or {}) if cls is not None else None
     if resuming and model is not None:
-        check_training_state(checkpoint, str(path), model)
+        check_training_state(checkpoint, str(path), model, max_epochs)
     return checkpoint
 
 
@@ -151,102 +150,6 @@ def check_contents(checkpoint: object, source: str, expected: type | None = None
             f"{source} holds non-finite weights (NaN or infinity in {broken}): use an earlier checkpoint of the run"
         )
     return recorded
-
-
-def check_training_state(checkpoint: dict, source: str, model) -> None:
-    """What a resumed fit restores besides the weights, each part checked before Lightning sees it (a malformed
-    one was a traceback, or a failure at the first step): ``optimizer_states`` the state of exactly the one
-    optimizer ``model``'s settings build, group by group and weight by weight in the form it has after a step
-    (``optimization.stepped_state``), every value finite; ``global_step`` a whole number from 0; and
-    ``lr_schedulers`` a list of at most one dict, whose content is never loaded: the fit continues its own
-    schedule at the step reached (``optimization.continue_schedule``)."""
-    step, schedules, states = (checkpoint.get(key) for key in ("global_step", "lr_schedulers", "optimizer_states"))
-    if type(step) is not int or step < 0:
-        raise CifarBenchError(f"{source} records no step reached (global_step {step!r}): {RESUME_ADVICE}")
-    if not isinstance(schedules, list) or len(schedules) > 1 or not all(isinstance(s, dict) for s in schedules):
-        held = (
-            f"a list of {len(schedules)} ({', '.join(type(s).__name__ for s in schedules[:3])})"
-            if isinstance(schedules, list)
-            else "nothing"
-            if schedules is None
-            else f"a {type(schedules).__name__}"
-        )
-        raise CifarBenchError(
-            f"{source} holds {held} as its learning-rate schedules, not a list of at most one schedule's state: "
-            f"{RESUME_ADVICE}"
-        )
-    if not isinstance(states, list) or len(states) != 1:
-        held = (
-            f"{len(states)} optimizer states"
-            if isinstance(states, list)
-            else "no optimizer state (a checkpoint of the weights only)"
-            if states is None
-            else f"a {type(states).__name__} as its optimizer states"
-        )
-        raise CifarBenchError(f"{source} holds {held}, not the one of a cifar-bench model: {RESUME_ADVICE}")
-    fault = optimizer_fault(states[0], stepped_state(model.parameter_groups(), model.hparams))
-    if fault is not None:
-        raise CifarBenchError(
-            f"{source}: its optimizer state does not fit this {type(model).__name__}'s {model.hparams.optimizer} "
-            f"optimizer ({fault}): {RESUME_ADVICE}"
-        )
-
-
-def optimizer_fault(saved: object, expected: dict) -> str | None:
-    """What in ``saved`` is not a state of the optimizer whose state after a step is ``expected``, if anything:
-    its parameter groups (their number, the weights each lists, each setting of the kind expected, finite),
-    and each weight's state (the buffers expected, tensors of the weight's shape, finite)."""
-    if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"} or not isinstance(saved["state"], dict):
-        return "not an optimizer's state dict"
-    groups, ours = saved["param_groups"], expected["param_groups"]
-    if not isinstance(groups, list) or len(groups) != len(ours):
-        return f"{len(groups) if isinstance(groups, list) else 'no list of'} parameter groups, not {len(ours)}"
-    for index, (group, our) in enumerate(zip(groups, ours)):
-        if not isinstance(group, dict) or not set(our) <= set(group):
-            return f"parameter group {index} lacks settings"
-        listed = group["params"]
-        if not isinstance(listed, list) or not all(type(i) is int for i in listed) or listed != our["params"]:
-            return f"parameter group {index} lists other weights"
-        odd = next(
-            (key for key, value in group.items() if key != "params" and not same_kind(value, our.get(key, 0.0))), None
-        )
-        if odd is not None:
-            return f"parameter group {index}'s {odd} is not a setting of this optimizer"
-    for key, state in saved["state"].items():
-        our = expected["state"].get(key) if type(key) is int else None
-        if our is None or not isinstance(state, dict) or set(state) != set(our):
-            return f"the state of weight {key!r} is not one this optimizer keeps"
-        for name, value in state.items():
-            if isinstance(our[name], torch.Tensor):
-                if (
-                    not plain_tensor(value)
-                    or value.shape != our[name].shape
-                    or value.is_floating_point() != our[name].is_floating_point()
-                ):
-                    return f"weight {key}'s {name} is not a tensor of shape {tuple(our[name].shape)}"
-                if value.is_floating_point() and not torch.isfinite(value).all():
-                    return f"weight {key}'s {name} holds NaN or infinity"
-            elif not same_kind(value, our[name]):
-                return f"weight {key}'s {name} is not a value of this optimizer"
-    return None
-
-
-def same_kind(value: object, ours: object) -> bool:
-    """Whether ``value`` is a setting of the kind ``ours`` is: a finite number, a flag (or None), or a tuple of
-    as many finite numbers."""
-    if isinstance(ours, bool) or ours is None:
-        return isinstance(value, bool) or value is None
-    if isinstance(ours, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if isinstance(ours, (tuple, list)):
-        return isinstance(value, (tuple, list)) and len(value) == len(ours) and all(map(same_kind, value, ours))
-    return False
-
-
-def plain_tensor(value: object) -> bool:
-    """Whether ``value`` is a dense tensor with its data (not on ``meta``), of real numbers."""
-    return (isinstance(value, torch.Tensor) and value.layout == torch.strided and value.device.type == "cpu"
-            and not value.is_complex() and not value.is_quantized)  # fmt: skip
 
 
 def differing_weights(ours: dict, theirs: dict) -> list[str]:

@@ -135,6 +135,7 @@ class CifarBenchCLI(LightningCLI):
             known_model(getattr(model, "class_path", None)),
             settings.as_dict() if settings is not None else {},
             resuming=self.config.get("subcommand") == "fit",
+            max_epochs=(config.get("trainer") or {}).get("max_epochs"),
         )
 
     def _parse_ckpt_path(self) -> None:
@@ -194,7 +195,9 @@ class CifarBenchCLI(LightningCLI):
         folder = (self.trainer.default_root_dir if logger is None else logger.log_dir) if named else None
         last = RunFolder(Path(folder)).last_checkpoint if folder else "a new run's last.ckpt"
         if folder and os.path.lexists(last):
-            read_checkpoint(last, model=self.model, resuming=self.subcommand == "fit")
+            read_checkpoint(
+                last, model=self.model, resuming=self.subcommand == "fit", max_epochs=self.trainer.max_epochs
+            )
         else:
             warnings.warn(f"--ckpt_path last: there is no {last}, so nothing is resumed", stacklevel=2)
         arguments["ckpt_path"] = str(last) if folder and os.path.lexists(last) else None
@@ -244,7 +247,9 @@ class CifarBenchCLI(LightningCLI):
                 )
 
     @staticmethod
-    def _check_checkpoint(ckpt_path: str | None, model_class: type | None, settings: dict, resuming: bool) -> None:
+    def _check_checkpoint(
+        ckpt_path: str | None, model_class: type | None, settings: dict, resuming: bool, max_epochs: int | None
+    ) -> None:
         """A checkpoint path must exist, and ``read_checkpoint`` accept it for the model LightningCLI will build
         from it, the config's settings overlaid by its hyperparameters (before Lightning imports the class it
         names); 'last' is checked once its run folder is known (``_check_last_checkpoint``), 'best' and the
@@ -262,7 +267,7 @@ class CifarBenchCLI(LightningCLI):
         if not Path(ckpt_path).is_file():
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
         # One naming no class: the config's. A fit resumes from it: its optimizer state is checked too.
-        read_checkpoint(ckpt_path, default=model_class, settings=settings, resuming=resuming)
+        read_checkpoint(ckpt_path, default=model_class, settings=settings, resuming=resuming, max_epochs=max_epochs)
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:

@@ -1,6 +1,8 @@
 """Issue 33's malformed training state in a checkpoint a fit resumes from, each attack performed: an optimizer
-or learning-rate schedule state that is not the one cifar-bench saves was a traceback (or a failure at the
-first step, or silently half-loaded); it is one error line before anything is written."""
+or learning-rate schedule state, a loops' progress or a random-number state that is not the one cifar-bench
+saves was a traceback (or a failure at the first step, silently half-loaded or trained from a made-up
+position; a random state was refused only once config.yaml was rewritten); it is one error line before
+anything is written."""
 
 from __future__ import annotations
 
@@ -17,6 +19,19 @@ def optimizer(checkpoint: dict) -> dict:
 
 def first_buffer(checkpoint: dict) -> dict:
     return optimizer(checkpoint)["state"][0]
+
+
+def fit_loop(checkpoint: dict) -> dict:
+    return checkpoint["loops"]["fit_loop"]
+
+
+def every_counter(progress: dict, value: int) -> None:
+    for tracker in progress.values():
+        tracker.update(dict.fromkeys(tracker, value))
+
+
+def random_state(checkpoint: dict) -> dict:
+    return checkpoint["callbacks"]["RestoreRandomState"]
 
 
 ATTACKS = {
@@ -40,6 +55,28 @@ ATTACKS = {
     "a schedule that is not a dict": lambda c: c.update(lr_schedulers=[[1, 2]]),
     "two schedules": lambda c: c.update(lr_schedulers=c["lr_schedulers"] * 2),
     "no step reached": lambda c: c.update(global_step="46"),
+    "loops not a dict": lambda c: c.update(loops="x"),
+    "fit_loop not a dict": lambda c: c["loops"].update(fit_loop="x"),
+    "fit_loop missing": lambda c: c["loops"].pop("fit_loop"),
+    "a progress missing": lambda c: fit_loop(c).pop("epoch_progress"),
+    "a counter that is a string": lambda c: fit_loop(c)["epoch_loop.batch_progress"]["current"].update(ready="23"),
+    "a flag that is a number": lambda c: fit_loop(c)["epoch_loop.batch_progress"].update(is_last_batch=1),
+    "a negative counter": lambda c: fit_loop(c)["epoch_progress"]["current"].update(completed=-5),
+    "epochs past int64": lambda c: every_counter(fit_loop(c)["epoch_progress"], 10**30),
+    "more batches completed than started": lambda c: fit_loop(c)["epoch_loop.batch_progress"]["current"].update(
+        completed=24
+    ),
+    "steps counted other than global_step": lambda c: every_counter(
+        fit_loop(c)["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]["step"], 10**6
+    ),
+    "a loader state of another form": lambda c: fit_loop(c)["state_dict"]["combined_loader"][0].update(epoch="x"),
+    "two loader states": lambda c: fit_loop(c)["state_dict"]["combined_loader"].append({"epoch": 0}),
+    "callbacks not a dict": lambda c: c.update(callbacks=[]),
+    "a python random state that is not one": lambda c: random_state(c).update(python="not a state"),
+    "a torch random state of another size": lambda c: random_state(c).update(torch=torch.zeros(3, dtype=torch.uint8)),
+    "a numpy random state on meta": lambda c: random_state(c).update(
+        numpy=(random_state(c)["numpy"][0], random_state(c)["numpy"][1].to("meta"), *random_state(c)["numpy"][2:])
+    ),
 }
 
 
@@ -60,7 +97,7 @@ def one_error_line(capsys, exit_info) -> str:
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
-def test_a_malformed_optimizer_or_schedule_state_is_one_error_line_before_anything_is_written(
+def test_a_malformed_training_state_is_one_error_line_before_anything_is_written(
     trained_mlp, imbalanced_data, tmp_path, capsys, attack
 ):
     logs = tmp_path / "logs"
@@ -74,7 +111,15 @@ def test_a_malformed_optimizer_or_schedule_state_is_one_error_line_before_anythi
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("attack", ["a buffer of another shape", "lr_schedulers missing"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "a buffer of another shape",
+        "lr_schedulers missing",
+        "fit_loop not a dict",
+        "a python random state that is not one",
+    ],
+)
 def test_a_checkpoint_named_by_path_is_checked_alike(trained_mlp, imbalanced_data, tmp_path, capsys, attack):
     last = attacked(copy_run(trained_mlp, tmp_path / "handed_over"), attack)
     with pytest.raises(SystemExit) as exit_info:
@@ -93,6 +138,26 @@ def test_an_optimizer_the_settings_do_not_build_is_one_error_line(trained_mlp, i
                       "adam", "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false"))  # fmt: skip
     line = one_error_line(capsys, exit_info)
     assert f"{run / 'checkpoints' / 'last.ckpt'}: its optimizer state does not fit this MLPClassifier's adam" in line
+
+
+def test_a_checkpoint_past_max_epochs_is_one_error_line_before_anything_is_written(
+    trained_mlp, imbalanced_data, tmp_path, capsys
+):
+    """Lightning refuses to resume past ``max_epochs`` only as it restores the loops, in a traceback after the
+    run's config.yaml was rewritten."""
+    logs = tmp_path / "logs"
+    run = copy_run(trained_mlp, logs)
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    every_counter(fit_loop(checkpoint)["epoch_progress"], 5)
+    torch.save(checkpoint, last)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", imbalanced_data, logs, "--ckpt_path", "last", "--trainer.max_epochs", "3",
+                      "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    line = one_error_line(capsys, exit_info)
+    assert f"{last} reached epoch 5, past --trainer.max_epochs 3" in line
+    assert snapshot(tmp_path) == before
 
 
 def test_validate_and_test_restore_no_optimizer_and_need_none(trained_mlp, imbalanced_data, tmp_path):

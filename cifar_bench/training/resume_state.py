@@ -1,0 +1,212 @@
+"""What a fit resuming from a checkpoint restores besides the weights, checked before anything is written: the
+optimizer's state, the step reached, the schedules' list, the loops' progress and the random-number states.
+
+Each is compared with the form this package and Lightning save it in, built here from the real thing (the
+optimizer the model's settings build, stepped once on ``meta``; the fit loop a Trainer builds; the generators'
+own ``setstate``), not case by case: Lightning restores the loops and the callbacks only after the run's
+``config.yaml`` was written (a new ``version_N`` claimed for it), and loads whatever it finds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from pytorch_lightning.loops import _FitLoop
+
+from cifar_bench.data.loader import InMemoryBatches
+from cifar_bench.errors import CifarBenchError
+from cifar_bench.models.optimization import stepped_state
+from cifar_bench.training.callbacks import RestoreRandomState
+
+RESUME_ADVICE = "resume from a checkpoint cifar-bench fit wrote, with the settings of the run that wrote it"
+# A loop's counters, as Lightning counts them: whole numbers from 0 that a tensor (int64) holds.
+MAX_COUNT = 2**63 - 1
+# The progress trackers' counters, each event counted only after the one before it.
+EVENTS = ("ready", "started", "processed", "completed")
+# The optimizer steps the fit loop counts, which Lightning reads back as the trainer's global_step.
+STEPS = ("epoch_loop.automatic_optimization.optim_progress", "optimizer", "step", "total", "completed")
+
+
+def check_training_state(checkpoint: dict, source: str, model, max_epochs: int | None = None) -> None:
+    """What a resumed fit restores besides the weights, each part checked before Lightning sees it (a malformed
+    one was a traceback, or a failure at the first step): ``optimizer_states`` the state of exactly the one
+    optimizer ``model``'s settings build, group by group and weight by weight in the form it has after a step
+    (``optimization.stepped_state``), every value finite; ``global_step`` a whole number from 0;
+    ``lr_schedulers`` a list of at most one dict, whose content is never loaded: the fit continues its own
+    schedule at the step reached (``optimization.continue_schedule``); the fit loop's progress in the form a
+    Trainer saves it, counting ``global_step`` optimizer steps and no epoch past ``max_epochs`` (Lightning's own
+    refusal of that was a traceback); and the random-number states, which ``RestoreRandomState`` restores."""
+    step, schedules, states = (checkpoint.get(key) for key in ("global_step", "lr_schedulers", "optimizer_states"))
+    if type(step) is not int or step < 0:
+        raise CifarBenchError(f"{source} records no step reached (global_step {step!r}): {RESUME_ADVICE}")
+    if not isinstance(schedules, list) or len(schedules) > 1 or not all(isinstance(s, dict) for s in schedules):
+        held = (
+            f"a list of {len(schedules)} ({', '.join(type(s).__name__ for s in schedules[:3])})"
+            if isinstance(schedules, list)
+            else "nothing"
+            if schedules is None
+            else f"a {type(schedules).__name__}"
+        )
+        raise CifarBenchError(
+            f"{source} holds {held} as its learning-rate schedules, not a list of at most one schedule's state: "
+            f"{RESUME_ADVICE}"
+        )
+    if not isinstance(states, list) or len(states) != 1:
+        held = (
+            f"{len(states)} optimizer states"
+            if isinstance(states, list)
+            else "no optimizer state (a checkpoint of the weights only)"
+            if states is None
+            else f"a {type(states).__name__} as its optimizer states"
+        )
+        raise CifarBenchError(f"{source} holds {held}, not the one of a cifar-bench model: {RESUME_ADVICE}")
+    fault = optimizer_fault(states[0], stepped_state(model.parameter_groups(), model.hparams))
+    if fault is not None:
+        raise CifarBenchError(
+            f"{source}: its optimizer state does not fit this {type(model).__name__}'s {model.hparams.optimizer} "
+            f"optimizer ({fault}): {RESUME_ADVICE}"
+        )
+    loops = checkpoint.get("loops")
+    fault = loop_fault(loops["fit_loop"], step) if isinstance(loops, dict) and "fit_loop" in loops else "none saved"
+    if fault is not None:
+        raise CifarBenchError(
+            f"{source}: its fit loop's progress is not one Lightning saves ({fault}): {RESUME_ADVICE}"
+        )
+    epoch = loops["fit_loop"]["epoch_progress"]["current"]["completed"]
+    if max_epochs not in (None, -1) and epoch > max_epochs:
+        raise CifarBenchError(
+            f"{source} reached epoch {epoch}, past --trainer.max_epochs {max_epochs}: pass --trainer.max_epochs "
+            f"{epoch} or more to continue it"
+        )
+    callbacks = checkpoint.get("callbacks", {})
+    if not isinstance(callbacks, dict):
+        raise CifarBenchError(f"{source} holds a {type(callbacks).__name__} as its callbacks' states: {RESUME_ADVICE}")
+    if RestoreRandomState.__qualname__ in callbacks:
+        try:
+            RestoreRandomState.restore(callbacks[RestoreRandomState.__qualname__], into_new_generators=True)
+        except RestoreRandomState.FAULTS as error:
+            raise CifarBenchError(
+                f"{source}: its random-number state is not one cifar-bench saved ({type(error).__name__}): "
+                f"{RESUME_ADVICE}"
+            ) from None
+
+
+def optimizer_fault(saved: object, expected: dict) -> str | None:
+    """What in ``saved`` is not a state of the optimizer whose state after a step is ``expected``, if anything:
+    its parameter groups (their number, the weights each lists, each setting of the kind expected, finite),
+    and each weight's state (the buffers expected, tensors of the weight's shape, finite)."""
+    if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"} or not isinstance(saved["state"], dict):
+        return "not an optimizer's state dict"
+    groups, ours = saved["param_groups"], expected["param_groups"]
+    if not isinstance(groups, list) or len(groups) != len(ours):
+        return f"{len(groups) if isinstance(groups, list) else 'no list of'} parameter groups, not {len(ours)}"
+    for index, (group, our) in enumerate(zip(groups, ours)):
+        if not isinstance(group, dict) or not set(our) <= set(group):
+            return f"parameter group {index} lacks settings"
+        listed = group["params"]
+        if not isinstance(listed, list) or not all(type(i) is int for i in listed) or listed != our["params"]:
+            return f"parameter group {index} lists other weights"
+        odd = next(
+            (key for key, value in group.items() if key != "params" and not same_kind(value, our.get(key, 0.0))), None
+        )
+        if odd is not None:
+            return f"parameter group {index}'s {odd} is not a setting of this optimizer"
+    for key, state in saved["state"].items():
+        our = expected["state"].get(key) if type(key) is int else None
+        if our is None or not isinstance(state, dict) or set(state) != set(our):
+            return f"the state of weight {key!r} is not one this optimizer keeps"
+        for name, value in state.items():
+            if isinstance(our[name], torch.Tensor):
+                if (
+                    not plain_tensor(value)
+                    or value.shape != our[name].shape
+                    or value.is_floating_point() != our[name].is_floating_point()
+                ):
+                    return f"weight {key}'s {name} is not a tensor of shape {tuple(our[name].shape)}"
+                if value.is_floating_point() and not torch.isfinite(value).all():
+                    return f"weight {key}'s {name} holds NaN or infinity"
+            elif not same_kind(value, our[name]):
+                return f"weight {key}'s {name} is not a value of this optimizer"
+    return None
+
+
+def same_kind(value: object, ours: object) -> bool:
+    """Whether ``value`` is a setting of the kind ``ours`` is: a finite number, a flag (or None), or a tuple of
+    as many finite numbers."""
+    if isinstance(ours, bool) or ours is None:
+        return isinstance(value, bool) or value is None
+    if isinstance(ours, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(ours, (tuple, list)):
+        return isinstance(value, (tuple, list)) and len(value) == len(ours) and all(map(same_kind, value, ours))
+    return False
+
+
+def plain_tensor(value: object) -> bool:
+    """Whether ``value`` is a dense tensor with its data (not on ``meta``), of real numbers."""
+    return (isinstance(value, torch.Tensor) and value.layout == torch.strided and value.device.type == "cpu"
+            and not value.is_complex() and not value.is_quantized)  # fmt: skip
+
+
+@functools.cache
+def saved_fit_loop() -> dict:
+    """The fit loop's state as Lightning saves it: that of the loop a Trainer builds (``_FitLoop``, built here
+    alone: a Trainer would also read the cluster's environment), with the state of this package's training
+    batches (``InMemoryBatches``) that a fit adds once it has iterated them."""
+    batches = InMemoryBatches(torch.zeros(0, 3, 32, 32, dtype=torch.uint8), torch.zeros(0), 1, shuffle=False)
+    return _FitLoop(trainer=None).state_dict() | {"state_dict": {"combined_loader": [batches.state_dict()]}}
+
+
+def loop_fault(saved: object, step: int) -> str | None:
+    """What in ``saved`` is not a fit loop's state counting ``step`` optimizer steps, if anything: its form
+    (``form_fault``), its trackers' order (``count_fault``), and its optimizer steps."""
+    ours = saved_fit_loop()
+    fault = form_fault(saved, ours, "fit_loop", optional={"combined_loader"}) or count_fault(saved, "fit_loop")
+    if fault is not None:
+        return fault
+    counted = functools.reduce(lambda state, key: state[key], STEPS, saved)
+    return None if counted == step else f"it counts {counted} optimizer steps, its global_step {step}"
+
+
+def form_fault(saved: object, ours: object, where: str, optional: set = frozenset()) -> str | None:
+    """Where ``saved`` differs in form from ``ours``, if anywhere: dicts of the same keys (but ``optional``
+    ones), lists of as many entries, values of the same type (a flag never a number), counts from 0 to
+    ``MAX_COUNT``."""
+    if isinstance(ours, dict):
+        if not isinstance(saved, dict):
+            return f"{where} is a {type(saved).__name__}, not a dict"
+        odd = sorted(map(repr, (set(ours) - set(saved) - optional) | (set(saved) - set(ours))))
+        if odd:
+            return f"{where} lacks or adds {', '.join(odd[:3])}"
+        return next(filter(None, (form_fault(v, ours[k], f"{where}.{k}", optional) for k, v in saved.items())), None)
+    if isinstance(ours, list):
+        if not isinstance(saved, list) or len(saved) != len(ours):
+            return f"{where} is not a list of {len(ours)}"
+        return next(
+            filter(None, (form_fault(*pair, f"{where}[{i}]", optional) for i, pair in enumerate(zip(saved, ours)))),
+            None,
+        )
+    if type(saved) is not type(ours):
+        return f"{where} is a {type(saved).__name__}, not a {type(ours).__name__}"
+    if type(ours) is int and not 0 <= saved <= MAX_COUNT:
+        return f"{where} is {saved}, not a count from 0 to {MAX_COUNT}"
+    return None
+
+
+def count_fault(saved: dict, where: str) -> str | None:
+    """Where a progress tracker in ``saved`` (of the form checked) counts an event more often than the one before
+    it (``EVENTS``), or its current epoch's counts more than its total, if anywhere."""
+    counts = [saved[event] for event in EVENTS if event in saved]
+    if counts != sorted(counts, reverse=True):
+        return f"{where} counts {', '.join(f'{event} {saved[event]}' for event in EVENTS if event in saved)}"
+    current, total = saved.get("current"), saved.get("total")
+    if (
+        isinstance(current, dict)
+        and isinstance(total, dict)
+        and any(current[e] > total[e] for e in EVENTS if e in current)
+    ):
+        return f"{where} counts more in its current epoch than in total"
+    nested = ((value, f"{where}.{key}") for key, value in saved.items() if isinstance(value, dict))
+    return next(filter(None, (count_fault(*pair) for pair in nested)), None)
