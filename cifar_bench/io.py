@@ -31,14 +31,20 @@ MAX_SMALL_FILE = 16 * 2**20
 
 
 def read_small_bytes(path: Path, limit: int = MAX_SMALL_FILE) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes. Anything else raises OSError: a FIFO would
-    hang the read, a device such as /dev/zero never end it (a link to either is followed and refused), and
-    a larger file is refused."""
+    """The bytes of a regular file of at most ``limit`` bytes, read from one open file. Anything else raises
+    OSError: a FIFO would hang the read, a device such as /dev/zero never end it (a link to either is followed
+    and refused), and a larger file is refused. The size the file says is read first: a large ``limit`` (a
+    checkpoint's) allocates no more than the file holds unless it grows (or, like /proc's, says 0)."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
             raise OSError(f"{path} is not a regular file")
-        content = handle.read(limit + 1)
+        if status.st_size > limit:
+            raise OSError(f"{path} is over {limit:,} bytes")
+        content = handle.read(status.st_size + 1)
+        if len(content) > status.st_size:
+            content += handle.read(limit + 1 - len(content))
     if len(content) > limit:
         raise OSError(f"{path} is over {limit:,} bytes")
     return content

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import inspect
 import zipfile
+from io import BytesIO
 from pathlib import Path
 
 import torch
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import read_small_bytes
 from cifar_bench.models import MODEL_CLASSES, known_model
-from cifar_bench.training.resume_state import check_training_state
+from cifar_bench.training.resume_state import check_training_state, plain_tensor
 
 ADVICE = "pass a .ckpt file written by cifar-bench fit"
+# The largest checkpoint read: VGG16 trained whole in float32 with Adam's two buffers is 1.7 GB.
+MAX_CHECKPOINT_BYTES = 4 * 2**30
 
 
 def read_checkpoint(
@@ -34,17 +38,24 @@ def read_checkpoint(
     resuming: bool = False,
     max_epochs: int | None = None,
 ) -> dict:
-    """The checkpoint at ``path``, loaded weights_only with its tensors left on disk (mmap), once it is
-    known to be one of this package's (``check_contents``) and to fit the model it will be loaded into:
+    """The checkpoint at ``path``, read once into memory (at most ``MAX_CHECKPOINT_BYTES``) and loaded
+    weights_only from those bytes, so that what is checked is what is loaded: tensors mapped from the file
+    took a change written into it after the check. Returned once it is known to be one of this package's
+    (``check_contents``) and to fit the model it will be loaded into:
     ``model``, when given (the model a config built, which Lightning loads ``--ckpt_path last`` into), else
     the model its hyperparameters describe over ``settings`` (a config's, as LightningCLI overlays them),
     of the class it records, or else ``expected`` (which a recorded class must then be), or ``default``.
     ``resuming`` (a fit continues from it, to ``max_epochs``): what the fit restores besides the weights is
     checked too (``check_training_state``)."""
-    if not zipfile.is_zipfile(path):
-        raise CifarBenchError(f"{path} is truncated or not a checkpoint: {ADVICE}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        content = BytesIO(read_small_bytes(Path(path), MAX_CHECKPOINT_BYTES))
+    except OSError as error:
+        raise CifarBenchError(f"{path} is truncated or not a checkpoint ({error.strerror or error}): {ADVICE}")
+    if not zipfile.is_zipfile(content):
+        raise CifarBenchError(f"{path} is truncated or not a checkpoint: {ADVICE}")
+    content.seek(0)
+    try:
+        checkpoint = torch.load(content, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:  # an UnpicklingError is main's
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CifarBenchError(f"{path} is truncated or not a checkpoint ({reason}): {ADVICE}")
@@ -120,9 +131,10 @@ def check_contents(checkpoint: object, source: str, expected: type | None = None
     else one CifarBenchError naming ``source``.
 
     Its top level, ``hyper_parameters`` and ``state_dict`` must be dicts, the model class it records (if
-    any) one of this package's models (and ``expected``, when given), its weights named by strings, and
-    every floating-point weight finite: NaN or infinite weights predict one class everywhere, and resume
-    into a NaN loss.
+    any) one of this package's models (and ``expected``, when given), its weights named by strings, tensors
+    with their data (one saved from ``meta`` has none: checking its values was a traceback), and every
+    floating-point weight finite: NaN or infinite weights predict one class everywhere, and resume into a NaN
+    loss.
     """
     if not isinstance(checkpoint, dict):
         raise CifarBenchError(f"{source} holds a {type(checkpoint).__name__}, not a checkpoint: {ADVICE}")
@@ -144,6 +156,16 @@ def check_contents(checkpoint: object, source: str, expected: type | None = None
     odd_key = next((key for key in checkpoint.get("state_dict", {}) if not isinstance(key, str)), None)
     if odd_key is not None:
         raise CifarBenchError(f"{source} names a weight {odd_key!r}, not by a string: {ADVICE}")
+    hollow = next(
+        (k for k, v in checkpoint.get("state_dict", {}).items() if isinstance(v, torch.Tensor) and not plain_tensor(v)),
+        None,
+    )
+    if hollow is not None:
+        tensor = checkpoint["state_dict"][hollow]
+        raise CifarBenchError(
+            f"{source} holds {hollow} as a tensor without its data or of no weight's kind (a {tensor.dtype} tensor "
+            f"of layout {tensor.layout} on {tensor.device}): {ADVICE}"
+        )
     broken = first_non_finite(checkpoint.get("state_dict", {}))
     if broken is not None:
         raise CifarBenchError(

@@ -301,3 +301,15 @@ def test_names_in_figures_are_shown_as_written_never_parsed_as_math_nor_missing_
         warnings.filterwarnings("error", message="Glyph")
         save_figure(figure, tmp_path / "figure.png")
     assert (tmp_path / "figure.png").stat().st_size > 0
+
+
+def test_weights_without_data_given_to_fit_are_one_error_line_not_a_traceback(tmp_path, tiny_data, capsys):
+    """A weight saved from the ``meta`` device loads as a tensor without data, refused as the file is read."""
+    weights = weights_file(tmp_path, "meta")
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "vgg16_last2", tiny_data, tmp_path / "logs", "--model.weights", str(weights)))
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: weights {weights}: features.0.weight is a torch.float32 tensor")
+    assert "on meta" in line
+    assert not (tmp_path / "logs").exists()

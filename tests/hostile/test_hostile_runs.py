@@ -1,12 +1,15 @@
 """Runs that lie, met for real: a predictions.npz that expands to gigabytes or declares what no evaluation
 holds, a metrics.json whose numbers are NaN, of the wrong type or out of range, a checkpoint whose
-hyperparameters describe a model hundreds of times larger than its weights. Each is one error naming the
-file, read within a stated bound, with nothing large allocated."""
+hyperparameters describe a model hundreds of times larger than its weights or that holds a weight without
+data. Each is one error naming the file, read within a stated bound, with nothing large allocated. And a
+checkpoint rewritten between its check and its load gives the model the weights checked."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import math
 import os
 import struct
 import tracemalloc
@@ -21,6 +24,7 @@ from rich.console import Console
 
 from cifar_bench.cli import main
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.evaluation import runs
 from cifar_bench.evaluation.compare import compare
 from cifar_bench.evaluation.paired import MAX_MEMBER_BYTES, MAX_PREDICTIONS
 from cifar_bench.evaluation.runs import find_run, load_model
@@ -300,3 +304,76 @@ def test_a_resumed_checkpoint_is_checked_against_the_model_the_config_builds_bef
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert reason in line
     assert snapshot(tmp_path) == before
+
+
+def with_a_weight_on_meta(run: Path) -> Path:
+    path = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint["state_dict"]["net.layers.4.bias"] = checkpoint["state_dict"]["net.layers.4.bias"].to("meta")
+    torch.save(checkpoint, path)
+    return path
+
+
+META_ENTRIES = {
+    "fit --ckpt_path last": lambda run, data, logs: cli_args("fit", "mlp", data, logs, "--ckpt_path", "last"),
+    "fit --ckpt_path FILE": lambda run, data, logs: cli_args(
+        "fit", "mlp", data, logs.parent / "new_logs", "--ckpt_path", str(run / "checkpoints" / "last.ckpt")
+    ),
+    "evaluate": lambda run, data, logs: ["evaluate", "--ckpt", str(run)],
+    "predict": lambda run, data, logs: ["predict", "--ckpt", str(run)],
+}
+
+
+@pytest.mark.parametrize("command", META_ENTRIES.values(), ids=META_ENTRIES.keys())
+def test_a_checkpoint_holding_a_weight_without_data_is_one_error_line_at_every_entry(
+    trained_mlp, imbalanced_data, tmp_path, capsys, command
+):
+    """A weight saved from the ``meta`` device loads as a tensor without data: the check of the weights' values
+    (``Tensor.item() cannot be called on meta tensors``) was a traceback."""
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    path = with_a_weight_on_meta(run)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(command(run, imbalanced_data, tmp_path / "logs"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert f"{path} holds net.layers.4.bias as a tensor without its data" in line and "on meta" in line
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("change", ["rewritten in place", "renamed over it"])
+def test_a_checkpoint_changed_between_its_check_and_its_load_is_not_what_predict_loads(
+    trained_mlp, tmp_path, monkeypatch, change
+):
+    """evaluate and predict check a checkpoint, then load the model from it: its tensors were mapped from the
+    file, so one rewritten in place once the check had passed (finite weights made NaN) gave the model the
+    rewritten weights, unchecked. The file is read once, into memory, and checked and loaded from those bytes.
+    (One renamed over it was already harmless: a mapping keeps the file it was made of.)"""
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    torch.save(checkpoint, last)  # saved as the poisoned copy is, so that the two are laid out alike
+    for tensor in checkpoint["state_dict"].values():
+        tensor.fill_(float("nan"))
+    poisoned = tmp_path / "poisoned" / "last.ckpt"  # torch.save names the archive's folder by the file's
+    poisoned.parent.mkdir()
+    torch.save(checkpoint, poisoned)
+    assert poisoned.stat().st_size == last.stat().st_size  # the same layout: only the tensors' bytes differ
+    checked_then_built = runs.build_model
+
+    def change_then_build(*arguments, **keywords):
+        if change == "rewritten in place":
+            with open(last, "r+b") as handle:
+                handle.write(poisoned.read_bytes())
+        else:
+            os.replace(poisoned, last)
+        return checked_then_built(*arguments, **keywords)
+
+    monkeypatch.setattr(runs, "build_model", change_then_build)
+    main(["predict", "--ckpt", str(run), "--out", str(tmp_path / "predictions.csv")])
+    with open(tmp_path / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    probabilities = [float(value) for row in rows for key, value in row.items() if key.startswith("p_")]
+    assert rows and probabilities and all(math.isfinite(p) for p in probabilities)
