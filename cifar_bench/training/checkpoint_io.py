@@ -14,22 +14,60 @@ file and removes the "previous" best or last checkpoint recursively (a path clim
 folder outside it with it). A ModelCheckpoint's state is taken from a file only where every path it names
 is a file directly in that checkpoint's own folder (else the callback starts afresh), and a removal
 unlinks one file, never a folder.
+
+A checkpoint the command line checked (``training.checkpoints.read_checkpoint``, read once into memory) is
+handed over here (``hand_over``) and is what ``load_checkpoint`` returns for its path, once, instead of
+reading the file again: a file swapped after the check is never loaded. The hand-over lasts one LightningCLI
+run (``handing_over``); a path handed none is read as Lightning reads it (a Python caller's own loading).
 """
 
 from __future__ import annotations
 
 import io
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import atomic_file
 
 # The fields of a ModelCheckpoint's state that name files (best_k_models: its keys).
 CHECKPOINT_PATH_FIELDS = ("best_model_path", "kth_best_model_path", "last_model_path")
+# The checkpoints checked and handed over for Lightning to load, by absolute path: for one LightningCLI run.
+_HANDED_OVER: dict[str, dict[str, Any]] = {}
+
+
+def hand_over(path, checkpoint: Optional[dict[str, Any]]) -> None:
+    """``checkpoint``, checked, is what Lightning loads from ``path`` (and reads hyperparameters from); None: none."""
+    if checkpoint is not None:
+        _HANDED_OVER[os.path.abspath(os.fspath(path))] = checkpoint
+
+
+def handed_over(path) -> Optional[dict[str, Any]]:
+    """The checkpoint handed over for ``path``, if any (left for the load)."""
+    return _HANDED_OVER.get(os.path.abspath(os.fspath(path))) if path is not None else None
+
+
+@contextmanager
+def handing_over():
+    """Checkpoints handed over within are forgotten at its end (those Lightning never loaded too)."""
+    try:
+        yield
+    finally:
+        _HANDED_OVER.clear()
+
+
+def refuse_other_loader(strategy, path) -> None:
+    """A checkpoint handed over for ``path`` is loaded by ``AtomicCheckpointIO`` only: another would read the file."""
+    if handed_over(path) is not None and not isinstance(strategy.checkpoint_io, AtomicCheckpointIO):
+        raise CifarBenchError(
+            f"--ckpt_path {path} is loaded by {AtomicCheckpointIO.__module__}.AtomicCheckpointIO only: "
+            "keep it in --trainer.plugins (configs/base.yaml sets it)"
+        )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -44,7 +82,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             handle.write(buffer.getbuffer())
 
     def load_checkpoint(self, path, *args, **kwargs) -> dict[str, Any]:
-        checkpoint = super().load_checkpoint(path, *args, **kwargs)
+        """The checkpoint handed over for ``path`` (taken: Lightning drops it once restored), else the file read."""
+        checkpoint = _HANDED_OVER.pop(os.path.abspath(os.fspath(path)), None) if "://" not in str(path) else None
+        if checkpoint is None:
+            checkpoint = super().load_checkpoint(path, *args, **kwargs)
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get("callbacks"), dict) and "://" not in str(path):
             folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
             checkpoint["callbacks"] = {

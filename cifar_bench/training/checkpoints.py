@@ -3,7 +3,9 @@ tensors and plain values only, and nothing it names imported.
 
 A checkpoint is checked once, where it enters, by ``read_checkpoint``: ``fit``/``validate``/``test
 --ckpt_path`` before LightningCLI reads the file (``lightning_cli._check_checkpoint``; ``last`` once the
-run folder it means is known), ``evaluate`` and ``predict`` as they load a run (``evaluation/runs.py``).
+run folder it means is known), ``evaluate`` and ``predict`` as they load a run (``evaluation/runs.py``). The
+command line hands the checked dict to Lightning (``checkpoint_io.hand_over``): LightningCLI's hyperparameters
+and the Trainer's restore come from it, and the file is not read again.
 Lightning hands a checkpoint's ``hyper_parameters._class_path`` to jsonargparse, which imports that module
 before anything checks it, and a checkpoint whose top level or hyperparameters are not dicts ends in an
 AttributeError traceback: both are refused before Lightning sees the file. A Python caller of Lightning's
@@ -73,6 +75,14 @@ def read_checkpoint(
     if resuming and model is not None:
         check_training_state(checkpoint, str(path), model, max_epochs)
     return checkpoint
+
+
+def as_model_config(checkpoint: dict | None) -> dict:
+    """A checkpoint's hyperparameters as LightningCLI lays them over a config's ``model`` (empty: none)."""
+    hparams = {k: v for k, v in (checkpoint or {}).get("hyper_parameters", {}).items() if k != "_instantiator"}
+    if "_class_path" in hparams:
+        return {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+    return hparams
 
 
 def model_settings(cls: type, hyper_parameters: dict) -> dict:

@@ -24,7 +24,8 @@ from cifar_bench.models import CifarClassifier, known_model
 from cifar_bench.models.networks.vgg16 import WEIGHT_WORDS
 from cifar_bench.output import refuse_links, write_text
 from cifar_bench.run_folder import CONFIG_FILE, RunFolder
-from cifar_bench.training.checkpoints import read_checkpoint
+from cifar_bench.training.checkpoint_io import hand_over, handed_over, handing_over, refuse_other_loader
+from cifar_bench.training.checkpoints import as_model_config, read_checkpoint
 from cifar_bench.training.locks import claim_version, hold_lock
 
 CONFIG_OPTIONS = ("--config", "-c")
@@ -130,22 +131,26 @@ class CifarBenchCLI(LightningCLI):
         refuse_bad_seed(config.get("seed_everything"), "--seed_everything")
         model = config.get("model")
         settings = getattr(model, "init_args", None)
-        self._check_checkpoint(
+        checked = self._check_checkpoint(
             config.get("ckpt_path"),
             known_model(getattr(model, "class_path", None)),
             settings.as_dict() if settings is not None else {},
             resuming=self.config.get("subcommand") == "fit",
             max_epochs=(config.get("trainer") or {}).get("max_epochs"),
         )
+        hand_over(config.get("ckpt_path"), checked)  # what Lightning reads and loads: the file is not read again
 
     def _parse_ckpt_path(self) -> None:
-        """LightningCLI lays a ``--ckpt_path`` file's hyperparameters over the command line's: those naming a file
-        or folder (``PATH_SETTINGS``) stay the command line's, so a checkpoint never chooses where a fit writes."""
+        """As LightningCLI, a ``--ckpt_path`` file's hyperparameters over the command line's, read from the checked
+        checkpoint handed over, never the file again; those naming a file or folder (``PATH_SETTINGS``) stay the
+        command line's, so a checkpoint never chooses where a fit writes."""
+        subcommand = self.config.get("subcommand")
+        model_config = as_model_config(handed_over(self.config[subcommand].get("ckpt_path")) if subcommand else None)
+        if not model_config:
+            return
         given = self.config.clone()
-        super()._parse_ckpt_path()
-        model, user = (
-            getattr(c.get(c.get("subcommand") or "", c).get("model"), "init_args", None) for c in (self.config, given)
-        )
+        self.config = self.parser.parse_object({subcommand: {"model": model_config}}, self.config)
+        model, user = (getattr(c[subcommand].get("model"), "init_args", None) for c in (self.config, given))
         for name, words in PATH_SETTINGS.items():
             if model is not None and user is not None and name in user and model.get(name) not in words:
                 model[name] = user[name]
@@ -173,6 +178,7 @@ class CifarBenchCLI(LightningCLI):
     def _check_inputs(self) -> None:
         """Check the checkpoint ``--ckpt_path last`` means, then read the data: bad input stops here."""
         self._check_last_checkpoint()
+        refuse_other_loader(self.trainer.strategy, self.config_init[self.subcommand].get("ckpt_path"))
         read_data_first(self.trainer, self.datamodule, self.subcommand)
 
     before_validate = before_test = _check_inputs
@@ -195,8 +201,11 @@ class CifarBenchCLI(LightningCLI):
         folder = (self.trainer.default_root_dir if logger is None else logger.log_dir) if named else None
         last = RunFolder(Path(folder)).last_checkpoint if folder else "a new run's last.ckpt"
         if folder and os.path.lexists(last):
-            read_checkpoint(
-                last, model=self.model, resuming=self.subcommand == "fit", max_epochs=self.trainer.max_epochs
+            hand_over(
+                last,
+                read_checkpoint(
+                    last, model=self.model, resuming=self.subcommand == "fit", max_epochs=self.trainer.max_epochs
+                ),
             )
         else:
             warnings.warn(f"--ckpt_path last: there is no {last}, so nothing is resumed", stacklevel=2)
@@ -249,7 +258,7 @@ class CifarBenchCLI(LightningCLI):
     @staticmethod
     def _check_checkpoint(
         ckpt_path: str | None, model_class: type | None, settings: dict, resuming: bool, max_epochs: int | None
-    ) -> None:
+    ) -> dict | None:
         """A checkpoint path must exist, and ``read_checkpoint`` accept it for the model LightningCLI will build
         from it, the config's settings overlaid by its hyperparameters (before Lightning imports the class it
         names); 'last' is checked once its run folder is known (``_check_last_checkpoint``), 'best' and the
@@ -267,7 +276,9 @@ class CifarBenchCLI(LightningCLI):
         if not Path(ckpt_path).is_file():
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
         # One naming no class: the config's. A fit resumes from it: its optimizer state is checked too.
-        read_checkpoint(ckpt_path, default=model_class, settings=settings, resuming=resuming, max_epochs=max_epochs)
+        return read_checkpoint(
+            ckpt_path, default=model_class, settings=settings, resuming=resuming, max_epochs=max_epochs
+        )
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:
@@ -290,19 +301,20 @@ def run_lightning_cli(
     """``argv`` None reads sys.argv, as LightningCLI prefers when run from a shell; returns the finished CLI.
 
     A sweep's trial runs its own subclasses and adds its pruning callback, which no config.yaml records."""
-    return cli_class(
-        CifarClassifier,
-        datamodule_class,
-        subclass_mode_model=True,
-        args=argv,
-        trainer_defaults={"callbacks": list(callbacks)},
-        parser_kwargs={
-            "prog": "cifar-bench",
-            "exit_on_error": False,
-            # Every run starts from base.yaml, so that a model's config alone is a whole configuration;
-            # later --config files and flags override it.
-            **{command: {"default_config_files": [str(BASE_CONFIG)]} for command in CifarBenchCLI.subcommands()},
-        },
-        save_config_callback=SaveRunConfig,
-        save_config_kwargs={"overwrite": True, "config_filename": CONFIG_FILE},
-    )
+    with handing_over():  # a checkpoint checked is held for this run only
+        return cli_class(
+            CifarClassifier,
+            datamodule_class,
+            subclass_mode_model=True,
+            args=argv,
+            trainer_defaults={"callbacks": list(callbacks)},
+            parser_kwargs={
+                "prog": "cifar-bench",
+                "exit_on_error": False,
+                # Every run starts from base.yaml, so that a model's config alone is a whole configuration;
+                # later --config files and flags override it.
+                **{command: {"default_config_files": [str(BASE_CONFIG)]} for command in CifarBenchCLI.subcommands()},
+            },
+            save_config_callback=SaveRunConfig,
+            save_config_kwargs={"overwrite": True, "config_filename": CONFIG_FILE},
+        )

@@ -28,6 +28,7 @@ from cifar_bench.evaluation import runs
 from cifar_bench.evaluation.compare import compare
 from cifar_bench.evaluation.paired import MAX_MEMBER_BYTES, MAX_PREDICTIONS
 from cifar_bench.evaluation.runs import find_run, load_model
+from cifar_bench.training import lightning_cli
 from cifar_bench.training.checkpoints import read_checkpoint
 
 IMAGES = 1000
@@ -377,3 +378,51 @@ def test_a_checkpoint_changed_between_its_check_and_its_load_is_not_what_predict
         rows = list(csv.DictReader(handle))
     probabilities = [float(value) for row in rows for key, value in row.items() if key.startswith("p_")]
     assert rows and probabilities and all(math.isfinite(p) for p in probabilities)
+
+
+@pytest.mark.parametrize("ckpt", ["FILE", "last"])
+def test_a_checkpoint_swapped_between_its_check_and_lightnings_load_is_not_what_fit_resumes_from(
+    trained_mlp, imbalanced_data, tmp_path, monkeypatch, ckpt
+):
+    """``fit --ckpt_path`` checks the checkpoint, then LightningCLI read the file again for its hyperparameters and
+    the Trainer again to restore it: one renamed over it once the check had passed (its weights NaN) was what the
+    fit resumed from, unchecked. Lightning is handed the checked dict itself (``AtomicCheckpointIO``), so the fit
+    resumes from the weights checked and trains on with finite ones."""
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    for tensor in checkpoint["state_dict"].values():
+        tensor.fill_(float("nan"))
+    poisoned = tmp_path / "poisoned.ckpt"
+    torch.save(checkpoint, poisoned)
+    checked = lightning_cli.read_checkpoint
+
+    def check_then_swap(*arguments, **keywords):
+        result = checked(*arguments, **keywords)
+        os.replace(poisoned, last)
+        return result
+
+    monkeypatch.setattr(lightning_cli, "read_checkpoint", check_then_swap)
+    logs = tmp_path / ("new_logs" if ckpt == "FILE" else "logs")
+    main(cli_args("fit", "mlp", imbalanced_data, logs, "--ckpt_path", str(last) if ckpt == "FILE" else "last",
+                  "--trainer.max_epochs", "3", "--trainer.precision", "32-true",
+                  "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    assert not poisoned.exists(), "the checkpoint was never swapped"
+    resumed = torch.load(logs / "mlp" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 2 and resumed["global_step"] > checkpoint["global_step"]
+    assert all(torch.isfinite(weight).all() for weight in resumed["state_dict"].values())
+
+
+def test_a_checked_checkpoint_without_the_loader_that_takes_it_is_one_error_line(
+    trained_mlp, imbalanced_data, tmp_path, capsys
+):
+    """Another checkpoint IO plugin would read the file again, unchecked: refused before anything is written."""
+    run = copy_run(trained_mlp, tmp_path / "handed_over")
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path",
+                      str(run / "checkpoints" / "last.ckpt"), "--trainer.plugins", "null"))  # fmt: skip
+    assert exit_info.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "is loaded by cifar_bench.training.checkpoint_io.AtomicCheckpointIO only" in line
+    assert snapshot(tmp_path) == before
