@@ -233,14 +233,20 @@ class RecordEnvironment(pl.Callback):
         # The logger's folder, not Trainer.log_dir: that broadcasts.
         log_dir = getattr(trainer.logger, "log_dir", None)
         self._run = RunFolder(Path(log_dir)) if log_dir is not None else None
-        # The sessions before this one (a resumed run), read once: a file that holds no record stops the fit here.
-        resumed = self._run is not None and self._run.environment_file.is_file()
-        self._earlier = self._run.read_environment() if resumed else {"sessions": []}
+        read = self.__dict__.pop("_read", None)  # read as the command line took the run folder, if it did
+        self._earlier = read[1] if read is not None and read[0] == log_dir else self.earlier_sessions(self._run)
         self._started, self._commit = time.time(), commit()
         # The weights the run started from, recorded by its first session: a resumed one loads them again
         # before the checkpoint replaces them, and a run begun before they were recorded stays without.
         recorded = getattr(pl_module, "weights_record", None)
         self._weights = recorded() if recorded is not None and not self._earlier["sessions"] else None
+
+    @staticmethod
+    def earlier_sessions(run: RunFolder | None) -> dict:
+        """The run's environment.json (a resumed run), its sessions before this one: one that holds no record of
+        them is one error line."""
+        resumed = run is not None and run.environment_file.is_file()
+        return run.read_environment() if resumed else {"sessions": []}
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -285,3 +291,11 @@ class RecordEnvironment(pl.Callback):
         # Written whole or not at all: a kill mid-write must not leave the next session an unreadable file.
         with atomic_file(self._run.environment_file) as handle:
             handle.write((json.dumps(record, indent=1) + "\n").encode())
+
+
+def read_environment_first(trainer: pl.Trainer, run: RunFolder) -> None:
+    """What each ``RecordEnvironment`` of ``trainer`` will add its session to (``earlier_sessions``), read before
+    anything is written: the command line calls it as it takes the run folder, so that a malformed environment.json
+    stops the fit there, not once its config.yaml is written."""
+    for recorder in (callback for callback in trainer.callbacks if isinstance(callback, RecordEnvironment)):
+        recorder._read = (str(run.path), recorder.earlier_sessions(run))

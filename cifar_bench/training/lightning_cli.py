@@ -24,6 +24,7 @@ from cifar_bench.models import CifarClassifier, known_model
 from cifar_bench.models.networks.vgg16 import WEIGHT_WORDS
 from cifar_bench.output import refuse_links, write_text
 from cifar_bench.run_folder import CONFIG_FILE, RunFolder
+from cifar_bench.training.callbacks import read_environment_first
 from cifar_bench.training.checkpoint_io import hand_over, handed_over, handing_over, refuse_other_loader
 from cifar_bench.training.checkpoints import as_model_config, read_checkpoint
 from cifar_bench.training.locks import claim_version, hold_lock
@@ -129,11 +130,10 @@ class CifarBenchCLI(LightningCLI):
         # LightningCLI reads the checkpoint's hyperparameters right after parsing: check it first.
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         refuse_bad_seed(config.get("seed_everything"), "--seed_everything")
-        model = config.get("model")
-        settings = getattr(model, "init_args", None)
+        settings = getattr(config.get("model"), "init_args", None)
         checked = self._check_checkpoint(
             config.get("ckpt_path"),
-            known_model(getattr(model, "class_path", None)),
+            known_model(getattr(config.get("model"), "class_path", None)),
             settings.as_dict() if settings is not None else {},
             resuming=self.config.get("subcommand") == "fit",
             max_epochs=(config.get("trainer") or {}).get("max_epochs"),
@@ -141,9 +141,8 @@ class CifarBenchCLI(LightningCLI):
         hand_over(config.get("ckpt_path"), checked)  # what Lightning reads and loads: the file is not read again
 
     def _parse_ckpt_path(self) -> None:
-        """As LightningCLI, a ``--ckpt_path`` file's hyperparameters over the command line's, read from the checked
-        checkpoint handed over, never the file again; those naming a file or folder (``PATH_SETTINGS``) stay the
-        command line's, so a checkpoint never chooses where a fit writes."""
+        """As LightningCLI, a ``--ckpt_path`` file's hyperparameters over the command line's, from the checkpoint
+        handed over, not the file; those naming a file or folder (``PATH_SETTINGS``) stay the command line's."""
         subcommand = self.config.get("subcommand")
         model_config = as_model_config(handed_over(self.config[subcommand].get("ckpt_path")) if subcommand else None)
         if not model_config:
@@ -225,6 +224,7 @@ class CifarBenchCLI(LightningCLI):
                 claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
             run = RunFolder(Path(logger.log_dir))
             refuse_links((run.path, run.checkpoints), Path(logger.save_dir))
+            read_environment_first(trainer, run)  # a resumed run's environment.json: checked before anything is written
             self._run_lock = hold_lock(Path(logger.log_dir), "fit")
 
     def after_fit(self) -> None:

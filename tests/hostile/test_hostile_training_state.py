@@ -164,3 +164,22 @@ def test_validate_and_test_restore_no_optimizer_and_need_none(trained_mlp, imbal
     last = attacked(copy_run(trained_mlp, tmp_path / "handed_over"), "optimizer_states missing")
     main(cli_args("validate", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", str(last),
                   "--trainer.enable_progress_bar", "false"))  # fmt: skip
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"sessions": [{"wall_s": "long"}]}'], ids=["not JSON", "no time"])
+def test_a_malformed_environment_json_of_a_resumed_run_is_one_error_line_before_anything_is_written(
+    trained_mlp, imbalanced_data, tmp_path, capsys, content
+):
+    """A resumed fit adds its session to the run's environment.json: one that holds no record of the earlier
+    sessions was refused only as the fit started, its config.yaml already rewritten. It is read as the run folder
+    is taken, before anything is written."""
+    logs = tmp_path / "logs"
+    environment = copy_run(trained_mlp, logs) / "environment.json"
+    environment.write_text(content)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", imbalanced_data, logs, "--ckpt_path", "last", "--trainer.max_epochs", "3",
+                      "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    line = one_error_line(capsys, exit_info)
+    assert str(environment) in line and "move it aside" in line
+    assert snapshot(tmp_path) == before
