@@ -21,6 +21,7 @@ from torchvision.models.vgg import cfgs, make_layers
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import file_sha256
 from cifar_bench.models.networks.init import init_layers
+from cifar_bench.models.networks.small_map_conv import small_map_convolutions
 
 WEIGHT_LAYER_NAMES = (
     "conv1_1", "conv1_2",
@@ -61,7 +62,7 @@ class VGG16(nn.Module):
     def __init__(self, num_classes: int = 10, fold_fc6: bool = False) -> None:
         super().__init__()
         # torchvision's layer layout, so that state-dict keys stay torchvision's (features.N, classifier.N).
-        self.features = make_layers(cfgs["D"])
+        self.features = small_map_convolutions(make_layers(cfgs["D"]))  # conv5_x: 2x2 maps at 32x32
         self.avgpool = nn.Identity() if fold_fc6 else nn.AdaptiveAvgPool2d((7, 7))
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
