@@ -76,7 +76,7 @@ report: $(STAMP) ## the study's report from the evaluated runs in DIR (default r
 	$(BIN)/cifar-bench report $(DIR) --data_dir $(DATA) $(ARGS)
 
 bench: $(STAMP) ## time the package against the study's plain loop (bench/bench.json) [ARGS='--models "[cnn]"']
-	$(BIN)/python -m benchmarks --data_dir $(DATA) --batch_sizes "[64,256,1024]" --threads "[1,2]" --levers true --accuracy_check true $(ARGS)
+	$(BIN)/python -m benchmarks --data_dir $(DATA) --batch_sizes "[64,256,1024]" --threads "[1,2]" --levers true --accuracy_check true --store_images 5000 $(ARGS)
 
 tensorboard: $(STAMP) ## watch training in TensorBoard (lightning_logs/)
 	$(BIN)/tensorboard --logdir lightning_logs

@@ -9,16 +9,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 from jsonargparse.typing import PositiveInt
 from rich.console import Console
 
 from benchmarks.baseline import study_device
-from benchmarks.harness import evaluate_everything, package_cli
+from benchmarks.harness import evaluate_everything, package_cli, training_subset_copy
 from benchmarks.measure import accuracy_check as measure_accuracy
-from benchmarks.measure import bench_model, sweep
-from benchmarks.roofline import MatmulPeaks
+from benchmarks.measure import bench_model, subset_folder, sweep
+from benchmarks.roofline import MatmulPeaks, inference_flops_per_image
 from benchmarks.tables import check_targets, print_tables
 from cifar_bench.configs import CONFIG_DIR, model_names
 from cifar_bench.environment import machine
@@ -49,6 +50,8 @@ class BenchSettings:
         vgg_warmup: untimed steps of full VGG16 runs first.
         vgg_eval_images: timed VGG16 evaluation images per repeat.
         store_steps: timed steps of VGG16 fed from its feature store.
+        store_images: train the store-fed runs on a copy of the first N training images (a tenth held out), so that
+            their store, built if missing, costs about N / 50,000 of a full build; None: the whole training set.
         feature_store: folder of the VGG16 feature stores the store-fed runs read (the trainings' own by
             default; a store missing there is built first, which takes minutes).
         weights: VGG16 weights: 'none' (same speed), 'imagenet' or a state dict file.
@@ -78,6 +81,7 @@ class BenchSettings:
     vgg_eval_images: PositiveInt = 500
     store_steps: PositiveInt = 20
     feature_store: str = "feature_store"
+    store_images: Optional[PositiveInt] = None
     weights: str = "none"
     batch_sizes: tuple[PositiveInt, ...] = ()
     threads: tuple[PositiveInt, ...] = ()
@@ -126,9 +130,11 @@ def bench(settings: BenchSettings, console: Console | None = None) -> dict:
     peaks = MatmulPeaks()
     for dtype in (torch.float32, torch.bfloat16):
         peaks.gflop_s(study_device(), dtype)
+    if settings.store_images:
+        training_subset_copy(settings.data_dir, settings.download, subset_folder(settings), settings.store_images)
     results["models"] = time_models(settings, extra, console, peaks)
     results["peaks"] = peaks.records()
-    results |= further_measurements(settings, extra, console)
+    results |= further_measurements(settings, extra, console, peaks)
     results["targets"] = check_targets(results)
     results["seconds"] = time.perf_counter() - started
     write_json(out / "bench.json", results)
@@ -149,14 +155,23 @@ def time_models(settings: BenchSettings, extra: list[str], console: Console, pea
     return models
 
 
-def further_measurements(settings: BenchSettings, extra: list[str], console: Console) -> dict:
+def further_measurements(settings: BenchSettings, extra: list[str], console: Console, peaks: MatmulPeaks) -> dict:
     """What the settings add to the models' figures: the 60,000-image evaluation, the sweeps, the accuracy check."""
     results: dict = {}
     if "cnn" in settings.models:
         console.print("evaluate: cnn over every image")
+        cli = package_cli("cnn", settings.config_dir, extra)
+        figures = evaluate_everything(cli, settings.evaluate_batch_size)
+        flops, peak = inference_flops_per_image(cli.model.net), peaks.gflop_s(study_device(), torch.bfloat16)
+        if str(cli.trainer.precision) != "bf16-mixed":
+            peak = peaks.gflop_s(study_device(), torch.float32)
+        achieved = flops * figures["images_per_s"] / 1e9
         results["evaluate"] = {
             "model": "cnn",
-            **evaluate_everything(package_cli("cnn", settings.config_dir, extra), settings.evaluate_batch_size),
+            **figures,
+            "flops_per_image": flops,
+            "gflop_s": achieved,
+            "fraction_of_peak": achieved / peak,
         }
     if settings.batch_sizes or settings.threads:
         results["sweeps"] = []

@@ -22,6 +22,7 @@ from lightning_fabric import Fabric
 from pytorch_lightning.callbacks import Callback
 
 from cifar_bench.data import CIFAR10DataModule
+from cifar_bench.data.sources import BINARY_FOLDER, CLASS_NAMES, TRAIN_BATCHES, load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.evaluate import logits_in_precision
 from cifar_bench.features.feeding import FeatureStoreFeeder
@@ -202,3 +203,26 @@ def summary(step_seconds: list[float], batch_size: int, epoch_images: int) -> di
         "epoch_s": math.ceil(epoch_images / batch_size) * step,
         "repeats_step_s": step_seconds,
     }
+
+
+def training_subset_copy(data_dir: str, download: bool, folder: Path, images: int) -> Path:
+    """An official binary-version copy of the first ``images`` training images (and as many test images as one of
+    its batches holds) in ``folder``: what a store-fed arm trains from when its store is to be built from a subset,
+    in about images / 50,000 of a full build's time (the store is keyed by the images, so it is a store of its own)."""
+    arrays = load_cifar10(data_dir, download)
+    per_batch = images // TRAIN_BATCHES
+    if per_batch < 1 or images > len(arrays.train_labels):
+        raise CifarBenchError(
+            f"store_images {images} is not between {TRAIN_BATCHES} and {len(arrays.train_labels)}: choose one"
+        )
+    target = folder / BINARY_FOLDER
+    target.mkdir(parents=True, exist_ok=True)
+    splits = [(arrays.train_images, arrays.train_labels, index * per_batch) for index in range(TRAIN_BATCHES)]
+    splits.append((arrays.test_images, arrays.test_labels, 0))
+    names = [f"data_batch_{index}.bin" for index in range(1, TRAIN_BATCHES + 1)] + ["test_batch.bin"]
+    for name, (images_, labels, start) in zip(names, splits):
+        pixels = images_[start : start + per_batch].reshape(per_batch, -1).numpy()
+        records = torch.cat([labels[start : start + per_batch, None].to(torch.uint8), torch.from_numpy(pixels)], 1)
+        (target / name).write_bytes(records.numpy().tobytes())
+    (target / "batches.meta.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    return folder

@@ -51,8 +51,17 @@ UNCACHED = ["--model.init_args.feature_store", "null"]
 
 
 def store_overrides(args) -> list[str]:
-    """A VGG16 run fed from the feature store under ``args.feature_store`` (built there first if missing)."""
-    return ["--model.init_args.feature_store", args.feature_store]
+    """A VGG16 run fed from the feature store under ``args.feature_store`` (built there first if missing); with
+    ``args.store_images``, trained from the subset copy ``subset_folder`` names, a tenth of it held out."""
+    subset = []
+    if args.store_images:
+        subset = ["--data.data_dir", str(subset_folder(args)), "--data.val_size", str(args.store_images // 10)]
+    return ["--model.init_args.feature_store", args.feature_store, *subset]
+
+
+def subset_folder(args) -> Path:
+    """Where a bench run keeps the copy of the training images its store-fed arms train from (``store_images``)."""
+    return Path(args.out) / f"store_subset_{args.store_images}"
 
 
 def train_budget(cli: CifarBenchCLI, args) -> tuple[int, int]:

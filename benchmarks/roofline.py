@@ -125,6 +125,14 @@ def network_flops_per_image(net: nn.Module) -> float:
     return training_flops_per_image(net, counted_images(net), net)
 
 
+def inference_flops_per_image(net: nn.Module) -> float:
+    """FLOPs of one forward of a whole network per image, as evaluate runs it."""
+    images = counted_images(net)
+    with torch.no_grad(), without_side_effects(net), FlopCounterMode(display=False) as counter:
+        net(images)
+    return counter.get_total_flops() / len(images)
+
+
 def package_flops_per_image(model: CifarClassifier) -> float:
     """Training FLOPs per image of what a package step runs: the network, or fed from a feature store the layers after it."""
     net = model.net

@@ -9,26 +9,18 @@ from rich.table import Table
 
 from cifar_bench.output import print_whole
 
+# (what, where in the results, at least / at most, threshold): issue 36's targets, each checked where measured.
+STORE_FED = ("vgg16_last2", "vgg16_last3", "vgg16_last5")
 TARGETS = (
-    # (what, where in the results, at least / at most, threshold)
-    ("cnn training vs baseline", ("models", "cnn", "ratios", "train_images_per_s"), ">=", 3.0),
-    ("cnn_bn_do training vs baseline", ("models", "cnn_bn_do", "ratios", "train_images_per_s"), ">=", 3.0),
-    ("mlp epoch vs baseline", ("models", "mlp", "ratios", "epoch"), ">=", 10.0),
-    (
-        "vgg16_last2 store-fed vs uncached epoch",
-        ("models", "vgg16_last2", "ratios", "store_fed_vs_uncached_epoch"),
-        ">=",
-        20.0,
-    ),
-    (
-        "vgg16_last3 store-fed vs uncached epoch",
-        ("models", "vgg16_last3", "ratios", "store_fed_vs_uncached_epoch"),
-        ">=",
-        20.0,
-    ),
-    ("cnn Lightning overhead", ("models", "cnn", "lightning_overhead"), "<=", 0.05),
-    ("cnn evaluate, 60,000 images (s)", ("evaluate", "seconds"), "<=", 30.0),
-)
+    *((f"{name} store-fed tail, share of peak", ("models", name, "package_store_fed", "fraction_of_peak"), ">=", 0.45)
+      for name in STORE_FED),
+    *((f"{name} whole network, share of peak", ("models", name, "package", "fraction_of_peak"), ">=", 0.70)
+      for name in STORE_FED),
+    *((f"{name} package vs plain loop, time added", ("models", name, "lightning_overhead"), "<=", 0.05)
+      for name in ("mlp", "cnn", "cnn_bn_do")),
+    ("cnn, share of peak", ("models", "cnn", "package", "fraction_of_peak"), ">=", 0.75),
+    ("cnn evaluate of 60,000 images, share of peak", ("evaluate", "fraction_of_peak"), ">=", 0.60),
+)  # fmt: skip
 
 
 def check_targets(results: dict) -> list[dict]:

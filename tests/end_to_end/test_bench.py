@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import torch
 from conftest import CONFIGS, tiny_batches, write_binary_version
 from rich.console import Console
 from torch import nn
@@ -104,7 +105,11 @@ def test_accuracy_check_reports_fp32_and_bf16_test_accuracy(results):
 @pytest.mark.slow
 def test_targets_name_only_what_was_measured(results):
     names = {target["target"] for target in results["targets"]}
-    assert names == {"mlp epoch vs baseline", "vgg16_last2 store-fed vs uncached epoch"}
+    assert names == {
+        "mlp package vs plain loop, time added",
+        "vgg16_last2 store-fed tail, share of peak",
+        "vgg16_last2 whole network, share of peak",
+    }
 
 
 def test_an_unknown_model_is_a_user_error(capsys):
@@ -154,14 +159,16 @@ def test_each_training_arm_has_its_flop_rate_against_the_peak_of_its_precision(r
 @pytest.mark.slow
 def test_store_fed_vgg16_counts_only_the_layers_after_conv5_1(results):
     row = results["models"]["vgg16_last2"]
-    conv5 = 2 * 2 * 2 * 9 * 512 * 512  # conv5_2 or conv5_3 on its 2x2 map
+    # conv5_2 or conv5_3 on its 2x2 map, as it runs: one (4 x 512) x (4 x 512) matrix product (SmallMapConv2d),
+    # the padding's products left out (a convolution's count, 2 * 2 * 2 * 9 * 512 * 512, has them).
+    conv5 = 2 * (4 * 512) * (4 * 512)
     fc6_folded, fc7, fc8 = 2 * 512 * 4096, 2 * 4096 * 4096, 2 * 4096 * 10
     # Frozen conv5_2, conv5_3 and fc6 forward only; fc7 forward and weight gradient; fc8 also its input's gradient.
     assert row["package_store_fed"]["flops_per_image"] == 2 * conv5 + fc6_folded + 2 * fc7 + 3 * fc8
     # With the whole network, conv1_1 ... conv5_1 run forward too: (side of the map, in, out channels) at 32x32.
     convolutions = [(32, 3, 64), (32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256)]
-    convolutions += [(8, 256, 256), (4, 256, 512), (4, 512, 512), (4, 512, 512), (2, 512, 512)]
-    frozen = sum(2 * side * side * 9 * inputs * outputs for side, inputs, outputs in convolutions)
+    convolutions += [(8, 256, 256), (4, 256, 512), (4, 512, 512), (4, 512, 512)]
+    frozen = sum(2 * side * side * 9 * inputs * outputs for side, inputs, outputs in convolutions) + conv5  # conv5_1
     assert row["package"]["flops_per_image"] == frozen + row["package_store_fed"]["flops_per_image"]
 
 
@@ -209,3 +216,16 @@ def test_a_bad_option_is_one_error_line_pointing_to_the_benchmarks_help(capsys):
     assert capsys.readouterr().err == (
         'error: Parser key "repeats": 0 does not conform to restriction v>0 (see python -m benchmarks --help)\n'
     )
+
+
+def test_a_store_subset_is_an_official_copy_of_the_first_training_images(tiny_data, tmp_path):
+    from cifar_bench.data.sources import load_cifar10
+
+    whole = load_cifar10(tiny_data, download=False)
+    copy = load_cifar10(harness.training_subset_copy(str(tiny_data), False, tmp_path / "subset", 10), download=False)
+    assert len(copy.train_labels) == 10 and len(copy.test_labels) == 2
+    # The first ten training images in order (two a batch), and as many test images as one of its batches holds.
+    assert torch.equal(copy.train_images, whole.train_images[:10])
+    assert torch.equal(copy.train_labels, whole.train_labels[:10])
+    assert torch.equal(copy.test_images, whole.test_images[:2])
+    assert copy.class_names == whole.class_names

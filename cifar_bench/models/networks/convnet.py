@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from cifar_bench.models.networks.dropout import VectorisedDropout
 from cifar_bench.models.networks.init import init_layers
 from cifar_bench.models.networks.mlp import fully_connected
 
@@ -17,7 +18,7 @@ def _conv_block(in_channels: int, out_channels: int, batch_norm: bool, dropout: 
         layers.append(nn.ReLU(inplace=True))
     layers.append(nn.MaxPool2d(2))
     if dropout:
-        layers.append(nn.Dropout(dropout))
+        layers.append(VectorisedDropout(dropout))
     return layers
 
 

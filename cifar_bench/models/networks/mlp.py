@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from cifar_bench.models.networks.dropout import VectorisedDropout
 from cifar_bench.models.networks.init import init_layers
 
 
@@ -11,7 +12,7 @@ def fully_connected(in_features: int, hidden: tuple[int, ...], num_classes: int,
     """Flatten, then Linear + ReLU + Dropout per hidden width, then the output Linear."""
     layers: list[nn.Module] = [nn.Flatten()]
     for width in hidden:
-        layers += [nn.Linear(in_features, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        layers += [nn.Linear(in_features, width), nn.ReLU(inplace=True), VectorisedDropout(dropout)]
         in_features = width
     layers.append(nn.Linear(in_features, num_classes))
     return nn.Sequential(*layers)

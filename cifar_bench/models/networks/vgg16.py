@@ -20,6 +20,7 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import file_sha256
+from cifar_bench.models.networks.dropout import VectorisedDropout
 from cifar_bench.models.networks.init import init_layers
 from cifar_bench.models.networks.small_map_conv import small_map_convolutions
 
@@ -68,10 +69,10 @@ class VGG16(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(512 if fold_fc6 else 512 * FC6_COPIES, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(0.5),
+            VectorisedDropout(0.5),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(0.5),
+            VectorisedDropout(0.5),
             nn.Linear(4096, num_classes),
         )
         init_layers(self.layers)
