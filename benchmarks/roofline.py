@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.harness import stamp
 from cifar_bench.data.sources import IMAGE_SHAPE
 from cifar_bench.models import CifarClassifier
+from cifar_bench.models.optimization import build_optimizer
 
 # Images in the counted batch: FLOPs grow linearly with the batch, so a small one gives the exact per-image count.
 COUNTED_IMAGES = 2
@@ -152,3 +153,26 @@ def roofline(figures: dict, flops_per_image: float, peak_gflop_s: float) -> dict
         "peak_gflop_s": peak_gflop_s,
         "fraction_of_peak": achieved / peak_gflop_s,
     }
+
+
+def memory_floor_step_s(model: CifarClassifier, precision: str, repeats: int = 5) -> float:
+    """Seconds a training step spends at least moving its trained weights, nothing computed (median of repeats).
+
+    With fp32 weights under bf16 autocast, every step casts each trained weight to bf16, casts its bf16 gradient
+    back to fp32 and runs the optimizer over weight, gradient and state: done here on copies of the trained
+    weights with the model's own optimizer. A step of few FLOPs per weight (a store-fed VGG16 at batch 64) cannot
+    beat this without keeping weights, gradients or optimizer state in another dtype."""
+    compute_dtype = precision_dtype(precision)
+    copies = [nn.Parameter(p.detach().clone()) for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer([{"params": copies}], model.hparams, copies[0].device)
+
+    def step() -> float:
+        started = stamp(copies[0].device)
+        for weight in copies:
+            weight.grad = weight.detach().to(compute_dtype).to(weight.dtype)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return stamp(copies[0].device) - started
+
+    step()
+    return statistics.median(step() for _ in range(repeats))

@@ -99,6 +99,12 @@ def training_table(results: dict) -> Table:
     return table("Training: package vs the study's loop (batch 64)", TRAINING_COLUMNS, rows)
 
 
+def floor_cell(store_fed: dict) -> str:
+    """The step's memory floor (moving its trained weights, ``memory_floor_step_s``) and its share of the step."""
+    floor = store_fed.get("memory_floor_step_s")
+    return "" if floor is None else f"{floor * 1e3:.1f} ({floor / store_fed['step_s']:.0%})"
+
+
 def store_table(results: dict) -> Table | None:
     stored = [(name, row) for name, row in results["models"].items() if "store" in row]
     if not stored:
@@ -109,13 +115,16 @@ def store_table(results: dict) -> Table | None:
             f"{row['package']['epoch_s']:.1f}",
             f"{row['package_store_fed']['epoch_s']:.1f}",
             f"{row['ratios']['store_fed_vs_uncached_epoch']:.1f}",
+            f"{row['package_store_fed']['step_s'] * 1e3:.1f}",
+            floor_cell(row["package_store_fed"]),
             f"{row['store']['views']} x {row['store']['dtype']}",
             "?" if row["store"]["build_s"] is None else f"{row['store']['build_s']:.0f}",
             f"{row['store']['bytes'] / 2**30:.2f}",
         )
         for name, row in stored
     ]
-    columns = ("VGG16 feature store", "epoch s", "store-fed epoch s", "x faster", "views", "build s", "GiB")
+    columns = ("VGG16 feature store", "epoch s", "store-fed epoch s", "x faster", "step ms", "weights' floor ms")
+    columns += ("views", "build s", "GiB")
     return table("VGG16 fed from its frozen-feature store", columns, rows)
 
 
