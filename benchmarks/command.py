@@ -22,9 +22,9 @@ from benchmarks.measure import bench_model, subset_folder, sweep
 from benchmarks.roofline import MatmulPeaks, inference_flops_per_image
 from benchmarks.tables import check_targets, print_tables
 from cifar_bench.configs import CONFIG_DIR, model_names
-from cifar_bench.environment import machine
+from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.output import output_location, write_json
+from cifar_bench.output import output_location, place, write_json
 
 MODELS = tuple(model_names())
 
@@ -50,8 +50,9 @@ class BenchSettings:
         vgg_warmup: untimed steps of full VGG16 runs first.
         vgg_eval_images: timed VGG16 evaluation images per repeat.
         store_steps: timed steps of VGG16 fed from its feature store.
-        store_images: train the store-fed runs on a copy of the first N training images (a tenth held out), so that
-            their store, built if missing, costs about N / 50,000 of a full build; None: the whole training set.
+        store_images: train the store-fed runs on a copy of the first N training images (a tenth held out; the copy
+            kept in the feature_store folder), so that their store, built if missing, costs about N / 50,000 of a
+            full build; None: the whole training set.
         feature_store: folder of the VGG16 feature stores the store-fed runs read (the trainings' own by
             default; a store missing there is built first, which takes minutes).
         weights: VGG16 weights: 'none' (same speed), 'imagenet' or a state dict file.
@@ -99,8 +100,10 @@ class BenchSettings:
         return [*self.models, *self.sweep_models, *([self.accuracy_model] if self.accuracy_check else [])]
 
     def recorded(self) -> dict:
-        """The settings as bench.json records them (the package-run arguments go under ``extra_args``)."""
-        return {key: value for key, value in asdict(self).items() if key != "fit_args"}
+        """The settings as bench.json records them (the package-run arguments go under ``extra_args``; the config
+        folder by its place under the current folder)."""
+        recorded = {key: value for key, value in asdict(self).items() if key != "fit_args"}
+        return recorded | {"config_dir": place(self.config_dir, Path.cwd())}  # no absolute path of this machine
 
 
 def bench(settings: BenchSettings, console: Console | None = None) -> dict:
@@ -125,7 +128,7 @@ def bench(settings: BenchSettings, console: Console | None = None) -> dict:
     ]
     out = output_location(settings.out, folder=True)
     started = time.perf_counter()
-    results: dict = {"machine": machine(), "settings": settings.recorded(), "extra_args": extra}
+    results: dict = {"machine": machine(), "commit": commit(), "settings": settings.recorded(), "extra_args": extra}
     console.print("matmul peak: fp32 and bf16")
     peaks = MatmulPeaks()
     for dtype in (torch.float32, torch.bfloat16):

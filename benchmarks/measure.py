@@ -63,8 +63,9 @@ def store_overrides(args) -> list[str]:
 
 
 def subset_folder(args) -> Path:
-    """Where a bench run keeps the copy of the training images its store-fed arms train from (``store_images``)."""
-    return Path(args.out) / f"store_subset_{args.store_images}"
+    """Where the copy of the training images the store-fed arms train from (``store_images``) is kept: beside the
+    stores built from it, in the feature-store folder, not among the bench's results."""
+    return Path(args.feature_store) / "bench_subsets" / f"first_{args.store_images}"
 
 
 def train_budget(cli: CifarBenchCLI, args) -> tuple[int, int]:
