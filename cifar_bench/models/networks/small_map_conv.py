@@ -47,7 +47,10 @@ class DenseTaps(torch.autograd.Function):
 class SmallMapConv2d(nn.Conv2d):
     """``nn.Conv2d`` (3x3, stride 1, padding 1; same parameters and state-dict keys) with the dense path on 2x2 maps.
 
-    A frozen layer's dense matrix is kept between steps (rebuilt when its weight or the compute dtype changes)."""
+    A frozen layer's dense matrix is kept between steps, rebuilt when the compute dtype or the weight changes as
+    PyTorch counts it (its version: ``load_state_dict``, in-place writes under ``no_grad``); a run while trainable
+    drops it, since fused optimizers (the package's) update weights without counting. Writes through ``.data``
+    are never counted: rebuild with ``requires_grad_(True)`` and a forward, or clear ``_frozen_matrix``."""
 
     _frozen_matrix: tuple[tuple, torch.Tensor] | None = None
 
@@ -68,6 +71,8 @@ class SmallMapConv2d(nn.Conv2d):
         dtype = torch.get_autocast_dtype(device_type) if autocast else weight.dtype
         stamp = (weight._version, weight.data_ptr(), dtype, torch.is_inference_mode_enabled())
         frozen = not weight.requires_grad
+        if not frozen:  # trained from here on, perhaps by a fused optimizer, whose steps leave the version as it was
+            self._frozen_matrix = None
         if frozen and self._frozen_matrix is not None and self._frozen_matrix[0] == stamp:
             return self._frozen_matrix[1]
         weight = weight.to(dtype)

@@ -70,3 +70,19 @@ def test_vgg16_runs_its_3x3_convolutions_this_way_with_torchvisions_state_dict_k
     convolutions = [layer for layer in net.features if isinstance(layer, nn.Conv2d)]
     assert len(convolutions) == 13 and all(type(layer) is SmallMapConv2d for layer in convolutions)
     assert "features.28.weight" in net.state_dict()
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["for-loop SGD", "fused SGD"])
+def test_a_layer_trained_between_two_frozen_spells_computes_with_its_trained_weight(fused):
+    """Fused optimizers leave the weight's version as it was: the matrix of the first frozen spell must not come back."""
+    reference, ours = twin_convolutions(channels_last=False)
+    images = torch.randn(3, 24, 2, 2)
+    for layer in (reference, ours):
+        layer.requires_grad_(False)
+        layer(images)
+        layer.requires_grad_(True)
+        optimizer = torch.optim.SGD(layer.parameters(), lr=0.1, fused=fused)
+        layer(images).sum().backward()
+        optimizer.step()
+        layer.requires_grad_(False)
+    torch.testing.assert_close(ours(images), reference(images))
