@@ -182,11 +182,11 @@ def keep_freed_memory() -> None:
     when it is first touched; a VGG16 step makes its fc7 weight's bf16 copy and fp32 gradient (34 and 67 MB)
     afresh each step, so store-fed steps ran 1.2-1.45x slower (issue 36). Nothing is done without glibc."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # no libc.so.6, or one without mallopt (not glibc)
         return
-    libc.mallopt(M_MMAP_THRESHOLD, 256 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    mallopt(M_MMAP_THRESHOLD, 256 << 20)
+    mallopt(M_TRIM_THRESHOLD, 1 << 30)
 
 
 def run(command: str | None, action: Callable[[], object], usage: str) -> None:
