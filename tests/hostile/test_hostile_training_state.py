@@ -96,19 +96,25 @@ def one_error_line(capsys, exit_info) -> str:
     return line
 
 
+def resume_refused(data, logs, tmp_path, capsys) -> str:
+    """``fit --ckpt_path last`` on the runs in ``logs``: its one error line, with nothing under ``tmp_path`` changed."""
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args("fit", "mlp", data, logs, "--ckpt_path", "last", "--trainer.max_epochs", "3",
+                      "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    line = one_error_line(capsys, exit_info)
+    assert snapshot(tmp_path) == before
+    return line
+
+
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_a_malformed_training_state_is_one_error_line_before_anything_is_written(
     trained_mlp, imbalanced_data, tmp_path, capsys, attack
 ):
     logs = tmp_path / "logs"
     last = attacked(copy_run(trained_mlp, logs), attack)
-    before = snapshot(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main(cli_args("fit", "mlp", imbalanced_data, logs, "--ckpt_path", "last", "--trainer.max_epochs", "3",
-                      "--trainer.enable_progress_bar", "false"))  # fmt: skip
-    line = one_error_line(capsys, exit_info)
+    line = resume_refused(imbalanced_data, logs, tmp_path, capsys)
     assert str(last) in line and "resume from a checkpoint cifar-bench fit wrote" in line
-    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize(
@@ -151,13 +157,8 @@ def test_a_checkpoint_past_max_epochs_is_one_error_line_before_anything_is_writt
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     every_counter(fit_loop(checkpoint)["epoch_progress"], 5)
     torch.save(checkpoint, last)
-    before = snapshot(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main(cli_args("fit", "mlp", imbalanced_data, logs, "--ckpt_path", "last", "--trainer.max_epochs", "3",
-                      "--trainer.enable_progress_bar", "false"))  # fmt: skip
-    line = one_error_line(capsys, exit_info)
+    line = resume_refused(imbalanced_data, logs, tmp_path, capsys)
     assert f"{last} reached epoch 5, past --trainer.max_epochs 3" in line
-    assert snapshot(tmp_path) == before
 
 
 def test_validate_and_test_restore_no_optimizer_and_need_none(trained_mlp, imbalanced_data, tmp_path):
@@ -176,10 +177,5 @@ def test_a_malformed_environment_json_of_a_resumed_run_is_one_error_line_before_
     logs = tmp_path / "logs"
     environment = copy_run(trained_mlp, logs) / "environment.json"
     environment.write_text(content)
-    before = snapshot(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main(cli_args("fit", "mlp", imbalanced_data, logs, "--ckpt_path", "last", "--trainer.max_epochs", "3",
-                      "--trainer.enable_progress_bar", "false"))  # fmt: skip
-    line = one_error_line(capsys, exit_info)
+    line = resume_refused(imbalanced_data, logs, tmp_path, capsys)
     assert str(environment) in line and "move it aside" in line
-    assert snapshot(tmp_path) == before
