@@ -38,6 +38,13 @@ def check_training_state(checkpoint: dict, source: str, model, max_epochs: int |
     schedule at the step reached (``optimization.continue_schedule``); the fit loop's progress in the form a
     Trainer saves it, counting ``global_step`` optimizer steps and no epoch past ``max_epochs`` (Lightning's own
     refusal of that was a traceback); and the random-number states, which ``RestoreRandomState`` restores."""
+    step = checked_optimization(checkpoint, source, model)
+    check_fit_loop(checkpoint, source, step, max_epochs)
+    check_random_state(checkpoint, source)
+
+
+def checked_optimization(checkpoint: dict, source: str, model) -> int:
+    """The step ``checkpoint`` reached, once its step, schedules and optimizer state are checked."""
     step, schedules, states = (checkpoint.get(key) for key in ("global_step", "lr_schedulers", "optimizer_states"))
     if type(step) is not int or step < 0:
         raise CifarBenchError(f"{source} records no step reached (global_step {step!r}): {RESUME_ADVICE}")
@@ -68,6 +75,11 @@ def check_training_state(checkpoint: dict, source: str, model, max_epochs: int |
             f"{source}: its optimizer state does not fit this {type(model).__name__}'s {model.hparams.optimizer} "
             f"optimizer ({fault}): {RESUME_ADVICE}"
         )
+    return step
+
+
+def check_fit_loop(checkpoint: dict, source: str, step: int, max_epochs: int | None) -> None:
+    """The fit loop's progress in the form a Trainer saves it, at ``step`` optimizer steps, no epoch past ``max_epochs``."""
     loops = checkpoint.get("loops")
     fault = loop_fault(loops["fit_loop"], step) if isinstance(loops, dict) and "fit_loop" in loops else "none saved"
     if fault is not None:
@@ -80,6 +92,10 @@ def check_training_state(checkpoint: dict, source: str, model, max_epochs: int |
             f"{source} reached epoch {epoch}, past --trainer.max_epochs {max_epochs}: pass --trainer.max_epochs "
             f"{epoch} or more to continue it"
         )
+
+
+def check_random_state(checkpoint: dict, source: str) -> None:
+    """The random-number states ``RestoreRandomState`` restores, set into new generators to check them."""
     callbacks = checkpoint.get("callbacks", {})
     if not isinstance(callbacks, dict):
         raise CifarBenchError(f"{source} holds a {type(callbacks).__name__} as its callbacks' states: {RESUME_ADVICE}")

@@ -15,6 +15,7 @@ from torch import nn
 from benchmarks import harness
 from benchmarks.__main__ import main
 from benchmarks.command import BenchSettings, bench
+from benchmarks.measure import store_overrides
 from benchmarks.roofline import network_flops_per_image, roofline
 from benchmarks.tables import print_tables
 from cifar_bench.environment import default_precision
@@ -165,6 +166,8 @@ def test_store_fed_vgg16_counts_only_the_layers_after_conv5_1(results):
     fc6_folded, fc7, fc8 = 2 * 512 * 4096, 2 * 4096 * 4096, 2 * 4096 * 10
     # Frozen conv5_2, conv5_3 and fc6 forward only; fc7 forward and weight gradient; fc8 also its input's gradient.
     assert row["package_store_fed"]["flops_per_image"] == 2 * conv5 + fc6_folded + 2 * fc7 + 3 * fc8
+    # The step's weights' floor (casts and optimizer over fc7 and fc8, nothing computed) is part of the step.
+    assert 0 < row["package_store_fed"]["memory_floor_step_s"]
     # With the whole network, conv1_1 ... conv5_1 run forward too: (side of the map, in, out channels) at 32x32.
     convolutions = [(32, 3, 64), (32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256)]
     convolutions += [(8, 256, 256), (4, 256, 512), (4, 512, 512), (4, 512, 512)]
@@ -229,3 +232,13 @@ def test_a_store_subset_is_an_official_copy_of_the_first_training_images(tiny_da
     assert torch.equal(copy.train_labels, whole.train_labels[:10])
     assert torch.equal(copy.test_images, whole.test_images[:2])
     assert copy.class_names == whole.class_names
+
+
+def test_the_store_fed_arm_reads_the_store_in_every_epoch_even_of_a_config_ending_on_fresh_epochs(tiny_data, tmp_path):
+    """vgg16_last5 runs its last 10 epochs through the whole network: the arm's one-epoch fit would be one of them."""
+    settings = BenchSettings(data_dir=str(tiny_data), feature_store=str(tmp_path / "stores"))
+    extra = ["--data.data_dir", str(tiny_data), "--data.download", "false", "--data.val_size", "20"]
+    cli = harness.package_cli(
+        "vgg16_last5", CONFIGS, [*extra, "--model.init_args.weights", "none", *store_overrides(settings)]
+    )
+    assert cli.model.hparams.feature_store == settings.feature_store and cli.model.hparams.fresh_epochs == 0
