@@ -37,7 +37,7 @@ from benchmarks.roofline import (
     roofline,
 )
 from cifar_bench.data import CIFAR10DataModule
-from cifar_bench.features.feeding import store_key
+from cifar_bench.features.feeding import store_key, stored_arrays
 from cifar_bench.io import read_small_text
 from cifar_bench.models import VGG16Classifier
 from cifar_bench.training.lightning_cli import CifarBenchCLI
@@ -203,7 +203,7 @@ def add_store_figures(result: dict, store_fed_runs: list[dict], stored: CifarBen
     """The store-fed VGG16 run's speed against the whole network's, and its store's build time and size."""
     batch, per_epoch = stored.datamodule.hparams.batch_size, result["epoch_images"]
     result["package_store_fed"] = summary(step_times(store_fed_runs), batch, per_epoch)
-    key = store_key(stored.model, stored.datamodule.arrays, str(stored.trainer.precision))
+    key = store_key(stored.model, stored_arrays(stored.datamodule), str(stored.trainer.precision))
     folder = Path(stored.model.hparams.feature_store) / key.digest
     record = json.loads(read_small_text(folder / "store.json"))
     result["store"] = {

@@ -8,6 +8,7 @@ the model the arrays its training and validation batches read from.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -20,6 +21,15 @@ from cifar_bench.data.sources import CifarArrays
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.features.store import StoreInputs, StoreKey, open_or_build, tensors_sha256
 from cifar_bench.models.networks.vgg16 import STORE_TAP
+
+
+def stored_arrays(datamodule) -> CifarArrays:
+    """The images a fit's store encodes: the test images only where validation reads them (``val_size`` 0), so a
+    sweep (which never opens the test batch) and the final runs after it share one store."""
+    arrays = datamodule.arrays
+    if datamodule.validates_on_test:
+        return arrays
+    return dataclasses.replace(arrays, test_images=arrays.test_images[:0], test_labels=arrays.test_labels[:0])
 
 
 def store_key(model, arrays: CifarArrays, precision: str) -> StoreKey:
@@ -51,11 +61,11 @@ class FeatureStoreFeeder(pl.Callback):
         if pl_module.hparams.get("feature_store") is None:
             return
         started = time.perf_counter()
-        arrays = getattr(trainer.datamodule, "arrays", None)
-        if not isinstance(arrays, CifarArrays):
+        if not isinstance(getattr(trainer.datamodule, "arrays", None), CifarArrays):
             raise CifarBenchError(
                 "feature_store needs the images of CIFAR10DataModule: fit with it or drop feature_store"
             )
+        arrays = stored_arrays(trainer.datamodule)
         net, tap_end = pl_module.net, pl_module.store_tap_end
 
         def encode(images: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,9 @@
 VGG16 with its last 2, 3 or 5 weight layers trained never changes conv1_1 ... conv5_1, 89% of its forward
 at 32x32. A store holds their output (512x2x2 per image) for every one of the training images in ``views``
 augmented views (the study's random flip and rotation, each view drawn once from a seed), plus the plain
-view of the training and test images for validation. One store serves all three models and every run seed
-(a run's validation split is a subset of the training images).
+view of the training images for validation, and of the test images where validation reads them (``val_size``
+0). One store serves all three models, every run seed and a sweep's trials (a run's validation split is a
+subset of the training images).
 
 A store is named by the digest of everything that determines its content (``StoreKey``): a change of any of
 it makes another store, so a stale one is never read. It is built in ``<digest>.partial/`` under a file lock,
@@ -206,7 +207,7 @@ def _blocks(arrays: dict[str, np.ndarray]) -> Iterable[tuple[str, np.ndarray]]:
     START flat within the array (view-major for ``train_views``; a chunk never crosses a view)."""
     for name, array in arrays.items():
         flat, per_view = array.reshape(-1, *array.shape[-3:]), array.shape[-4]
-        for first in range(0, len(flat), per_view):
+        for first in range(0, len(flat), max(per_view, 1)):  # no chunk of an empty array (test_plain, unread)
             for start in range(first, first + per_view, CHUNK_IMAGES):
                 yield f"{name}:{start}", flat[start : min(start + CHUNK_IMAGES, first + per_view)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ from cifar_bench.data.augment import augmented_view
 from cifar_bench.data.sources import CLASS_NAMES, CifarArrays
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.features import store as store_module
-from cifar_bench.features.feeding import store_key
+from cifar_bench.features.feeding import store_key, stored_arrays
 from cifar_bench.features.store import StoreInputs, open_or_build, view_draws
 from cifar_bench.models import VGG16Classifier
 from cifar_bench.models.networks import VGG16
@@ -160,6 +161,17 @@ def test_a_change_in_what_determines_the_store_makes_another_and_leaves_the_firs
     folders = {s.folder for s in (first, more_views, fp16, new_images, new_weights)}
     assert len(folders) == 5 and all(folder.parent == tmp_path for folder in folders)
     assert np.array_equal(build(tmp_path, model, arrays, "float32").train_views, kept)
+
+
+def test_a_sweep_and_the_final_runs_after_it_share_a_store_and_only_validation_on_test_stores_the_test_images(
+    model, arrays
+):
+    test_unread = dataclasses.replace(arrays, test_images=arrays.test_images[:0], test_labels=arrays.test_labels[:0])
+    sweep_trial = store_key(model, stored_arrays(SimpleNamespace(arrays=test_unread, validates_on_test=False)), "32")
+    final_run = store_key(model, stored_arrays(SimpleNamespace(arrays=arrays, validates_on_test=False)), "32")
+    on_test = stored_arrays(SimpleNamespace(arrays=arrays, validates_on_test=True))
+    assert sweep_trial == final_run
+    assert on_test is arrays and store_key(model, on_test, "32").digest != final_run.digest
 
 
 def test_the_store_is_computed_once_and_then_opened(model, arrays, tmp_path):
