@@ -170,6 +170,35 @@ class RunFolder:
         ]
         return float(sum(spent)) if spent and all(map(is_duration, spent)) else None
 
+    def feature_store_record(self) -> dict | None:
+        """The feature store the run's latest fit session read (digest, views, build time); None for a run
+        without one (a model without a store, a run from before it was recorded) or with an unusable one."""
+        try:
+            sessions = read_json_object(self.environment_file, "").get("sessions")
+        except CifarBenchError:
+            return None
+        record = (
+            sessions[-1].get("feature_store")
+            if isinstance(sessions, list) and sessions and isinstance(sessions[-1], dict)
+            else None
+        )
+        return record if record is not None and store_record_problem(record) is None else None
+
+
+def store_record_problem(record: object) -> str | None:
+    """What makes a record of the feature store a run read unusable, or None: an object with a hexadecimal
+    ``digest``, a positive whole number of ``views`` and a ``build_s`` that is a duration or null."""
+    if not isinstance(record, dict):
+        return "it is not an object"
+    digest, views, build_s = record.get("digest"), record.get("views"), record.get("build_s")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{1,64}", digest):
+        return f"digest {digest!r} is not a hexadecimal digest"
+    if not isinstance(views, int) or isinstance(views, bool) or views < 1:
+        return f"views {views!r} is not a positive whole number"
+    if build_s is not None and not is_duration(build_s):
+        return f"build_s {build_s!r} is not a duration"
+    return None
+
 
 def weights_problem(record: object) -> str | None:
     """What makes a record of a run's starting weights unusable, or None: an object whose ``file`` is a file's

@@ -29,6 +29,7 @@ from cifar_bench.evaluation.paired import paired_comparison, paired_lines
 from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text, run_weights_text
 from cifar_bench.evaluation.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 from cifar_bench.evaluation.statistics import t_interval, wilson_interval
+from cifar_bench.evaluation.store_time import built_once_text, row_times, share_text, shared_stores
 from cifar_bench.output import (
     csv_text,
     literal_text,
@@ -59,6 +60,8 @@ COLUMNS = (
     "training_time_s_mean",
     "training_time_s_std",
     "weights",
+    "feature_store_build_s",
+    "feature_store_share_s",
 )
 # The counts as the study makes them (VGG16: torchvision's network, fc6 unfolded), beside those as built.
 STUDY_COUNTS = ("study_trainable_params", "study_total_params")
@@ -122,7 +125,9 @@ def _distinct(values) -> int | str | None:
     return unique[0] if len(unique) == 1 else " / ".join(str(value) for value in unique)
 
 
-def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
+def model_row(model: str, runs: list[dict], failures: list[dict], store: dict | None = None) -> dict:
+    """A model's row; ``store``, the feature store its runs share with other rows (``shared_stores``): its time
+    is then the runs' time without the store, with the row's share of the store's build beside it."""
     row = {"model": model, "runs": len(runs), "failed": len(failures), "study_test_accuracy": study_accuracy(model)}
     if not runs:
         return row
@@ -140,9 +145,11 @@ def model_row(model: str, runs: list[dict], failures: list[dict]) -> dict:
     weights = [run_weights_text(run) for run in runs]
     if any(weights):
         row["weights"] = _distinct(text or "none" for text in weights)
-    times = [run["training_time_s"] for run in runs if isinstance(run.get("training_time_s"), (int, float))]
+    times = row_times(runs, store)
     if times:
         row["training_time_s_mean"], row["training_time_s_std"] = mean_std(times)
+    if store:
+        row |= {"feature_store_build_s": store["build_s"], "feature_store_share_s": store["share_s"], "store": store}
     return row
 
 
@@ -194,6 +201,8 @@ def display_cells(row: dict) -> list[str]:
     time_cell = format_duration(time) + (
         f" ± {format_duration(row['training_time_s_std'])}" if row.get("training_time_s_std") else ""
     )
+    if row.get("store"):
+        time_cell += share_text(row["store"])
     return [
         row["model"],
         runs,
@@ -211,10 +220,14 @@ def display_cells(row: dict) -> list[str]:
 
 
 def total_time_line(rows: list[dict]) -> str:
-    """The time the table takes with one run per model: the sum of each model's mean training time."""
+    """The time the table takes with one run per model: the sum of each model's mean training time, and each
+    feature store the rows read built once, on its own."""
     timed = [row for row in rows if row.get("training_time_s_mean") is not None]
     untimed = [row["model"] for row in rows if row["model"] != RANDOM_MODEL and row.get("training_time_s_mean") is None]
-    line = f"Training time of the table, one run per model: {format_duration(sum(row['training_time_s_mean'] for row in timed))} ({len(timed)} models)"
+    stores = {row["store"]["digest"]: row["store"] for row in timed if row.get("store")}.values()
+    total = sum(row["training_time_s_mean"] for row in timed) + sum(store["build_s"] for store in stores)
+    line = f"Training time of the table, one run per model: {format_duration(total)} ({len(timed)} models)"
+    line += "".join(f", of which {built_once_text(store)}" for store in stores)
     return line + (f"; no time for {', '.join(untimed)}" if untimed else "")
 
 
@@ -284,8 +297,9 @@ def compare(
             f"no evaluated runs under {directory}: run `cifar-bench evaluate --ckpt <run>/checkpoints/last.ckpt` first"
         )
     rows = [random_row(evaluated_test_images(runs))]
+    stores = shared_stores(runs)
     rows += [
-        model_row(model, runs.get(model, []), failures.get(model, []))
+        model_row(model, runs.get(model, []), failures.get(model, []), stores.get(model))
         for model in sorted(runs.keys() | failures.keys())
     ]
     print_table(console, directory, rows)

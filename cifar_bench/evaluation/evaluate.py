@@ -217,13 +217,14 @@ def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
 
 def training_record(folder: RunFolder) -> dict:
     """The training curves (event files), how many epochs they cover and the training time, with the part of it
-    spent on a feature store (environment.json)."""
+    spent on a feature store and the store read (environment.json)."""
     curves = read_history(folder.path)
     trained_epochs = curves["train/loss"]["epoch"]
     return {
         "epochs_trained": max(trained_epochs) if trained_epochs else None,
         "training_time_s": folder.training_time(),
         "feature_store_s": folder.feature_store_time(),
+        "feature_store": folder.feature_store_record(),
         "curves": curves,
     }
 

@@ -12,7 +12,15 @@ from pathlib import Path
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import read_json_object
 from cifar_bench.output import first_link, place
-from cifar_bench.run_folder import FAILURE_MARKERS, METRICS_FILE, Evaluation, RunFolder, is_duration, weights_problem
+from cifar_bench.run_folder import (
+    FAILURE_MARKERS,
+    METRICS_FILE,
+    Evaluation,
+    RunFolder,
+    is_duration,
+    store_record_problem,
+    weights_problem,
+)
 
 AGAIN = "run evaluate again, or delete it"
 # Counts shown in the table: absent, null or a whole number of at least zero.
@@ -71,6 +79,12 @@ def evaluation_problem(metrics: dict) -> str | None:
     time = metrics.get("training_time_s")
     if time is not None and not is_duration(time):
         return f"training_time_s {time!r} is not a duration"
+    spent = metrics.get("feature_store_s")
+    if spent is not None and not is_duration(spent):
+        return f"feature_store_s {spent!r} is not a duration"
+    problem = store_record_problem(metrics["feature_store"]) if metrics.get("feature_store") is not None else None
+    if problem:
+        return f"feature_store: {problem}"
     problem = weights_problem(metrics["weights"]) if metrics.get("weights") is not None else None
     return f"weights: {problem}" if problem else None
 

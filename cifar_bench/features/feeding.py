@@ -52,10 +52,13 @@ def store_key(model, arrays: CifarArrays, precision: str) -> StoreKey:
 class FeatureStoreFeeder(pl.Callback):
     """Open or build the model's feature store when a fit starts, and feed the model from it.
 
-    ``store_s`` is the time this fit spent opening or building it (a build: minutes; opening: a moment), which
-    the run's environment.json records, so that times are compared with and without a store's build."""
+    ``store_s`` is the time this fit spent opening or building it (a build: minutes; opening: a moment), and
+    ``store_record`` the store it read (its digest, views and build time, whoever built it): the run's
+    environment.json records both, so that times are compared with and without a store's build, and runs that
+    share one store share its build once."""
 
     store_s = 0.0
+    store_record: dict | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
         if pl_module.hparams.get("feature_store") is None:
@@ -84,6 +87,7 @@ class FeatureStoreFeeder(pl.Callback):
             report=rank_zero_info,
         )
         self.store_s = time.perf_counter() - started
+        self.store_record = {"digest": key.digest, "views": key.views, "build_s": store.build_s}
         validation: np.ndarray = store.test_plain if trainer.datamodule.validates_on_test else store.train_plain
         pl_module.use_feature_store({"train": store.train_views, "val": validation})
 

@@ -20,6 +20,7 @@ from cifar_bench.evaluation.paired import first_seed_run, mcnemar_p_text, paired
 from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.evaluation.statistics import newcombe_difference
+from cifar_bench.evaluation.store_time import row_times, share_text, shared_stores
 from cifar_bench.report.blocks import bullets, heading, paragraph, run_config, run_file
 from cifar_bench.run_folder import CONFIG_SECTIONS, PREDICTIONS_FILE
 
@@ -143,7 +144,8 @@ def above_random(model: str, runs: dict[str, list[dict]], chance: float) -> tupl
 
 
 def resource_claim(runs: dict[str, list[dict]]) -> list[dict]:
-    """Transfer learning (the VGG16 models) against training from scratch (the CNNs), by measured training time."""
+    """Transfer learning (the VGG16 models) against training from scratch (the CNNs), by measured training time:
+    a VGG16 row's own time, and with its share of the feature store's build (``store_time``), judged on both."""
     transfer = [model for model in runs if model.startswith("vgg16")]
     scratch = [model for model in ("cnn", "cnn_bn_do") if model in runs]
     claim = "[Transfer learning] needs less resource to train than training a model from scratch."
@@ -151,31 +153,38 @@ def resource_claim(runs: dict[str, list[dict]]) -> list[dict]:
         heading("Transfer learning needs less resource than training from scratch", 3),
         paragraph(f"The study: “{claim}”"),
     ]
-    times = {}
+    times, stores = {}, shared_stores(runs)
     for model in transfer + scratch:
-        values = [run["training_time_s"] for run in runs[model] if isinstance(run.get("training_time_s"), (int, float))]
+        values = row_times(runs[model], stores.get(model))
         times[model] = mean_std(values)[0] if values else None
+    shared = {model: times[model] + stores[model]["share_s"] for model in transfer if model in stores and times[model]}
     lines = []
     for model in transfer + scratch:
         run = runs[model][0]
         epochs = run.get("epochs_trained")
         per_epoch = f", {format_duration(times[model] / epochs)} an epoch" if times[model] and epochs else ""
+        share = share_text(stores[model]) if model in shared else ""
         lines.append(
-            f"{model} ({'transfer' if model in transfer else 'from scratch'}): training time {format_duration(times[model])} "
-            f"over {epochs} epochs{per_epoch}; trainable / total parameters {params_text(run, loads_pretrained_weights(run))}"
+            f"{model} ({'transfer' if model in transfer else 'from scratch'}): training time {format_duration(times[model])}"
+            f"{share} over {epochs} epochs{per_epoch}; trainable / total parameters "
+            f"{params_text(run, loads_pretrained_weights(run))}"
         )
     timed_scratch = [times[model] for model in scratch if times[model] is not None]
     if not transfer or not timed_scratch or any(times[model] is None for model in transfer):
         verdict = UNCHECKED
         lines.append("Needs a measured training time (environment.json) of a VGG16 model and of a CNN.")
     else:
-        cheaper = [model for model in transfer if times[model] < min(timed_scratch)]
-        dearer = [model for model in transfer if model not in cheaper]
+        judged = [("", times)] + ([(", with its share of the store's build", times | shared)] if shared else [])
+        for how, compared in judged:
+            cheaper = [model for model in transfer if compared[model] < min(timed_scratch)]
+            dearer = [model for model in transfer if model not in cheaper]
+            lines.append(
+                f"Trained in less time than every CNN{how}: {', '.join(cheaper) or 'none'}; in more: "
+                f"{', '.join(dearer) or 'none'} (times as each run measured them, on the machine in its recipe)."
+            )
         verdict = SUPPORTED if not dearer else "Not supported." if not cheaper else PARTLY
-        lines.append(
-            f"Trained in less time than every CNN: {', '.join(cheaper) or 'none'}; in more: {', '.join(dearer) or 'none'} "
-            "(times as each run measured them, on the machine in its recipe)."
-        )
+        if len(judged) > 1:
+            lines.append("The verdict counts each VGG16 row with its share of the store's build: its whole cost.")
     return blocks + [paragraph("", strong=f"Verdict: {verdict}"), bullets(lines)]
 
 

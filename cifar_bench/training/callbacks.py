@@ -229,13 +229,18 @@ class RecordEnvironment(pl.Callback):
 
     NO_END = "no end recorded"
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # The session's clock starts before any callback's on_fit_start, so that a feature store built or opened
+        # there (FeatureStoreFeeder, listed before this callback or not) counts within wall_s, as feature_store_s says.
+        self._clock = time.time()
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The logger's folder, not Trainer.log_dir: that broadcasts.
         log_dir = getattr(trainer.logger, "log_dir", None)
         self._run = RunFolder(Path(log_dir)) if log_dir is not None else None
         read = self.__dict__.pop("_read", None)  # read as the command line took the run folder, if it did
         self._earlier = read[1] if read is not None and read[0] == log_dir else self.earlier_sessions(self._run)
-        self._started, self._commit = time.time(), commit()
+        self._started, self._commit = self.__dict__.pop("_clock", time.time()), commit()
         # The weights the run started from, recorded by its first session: a resumed one loads them again
         # before the checkpoint replaces them, and a run begun before they were recorded stays without.
         recorded = getattr(pl_module, "weights_record", None)
@@ -283,6 +288,10 @@ class RecordEnvironment(pl.Callback):
             "interrupted": interrupted,
             # Of wall_s, the time spent opening or building a VGG16 feature store (0.0 for other models).
             "feature_store_s": sum((c.store_s for c in trainer.callbacks if isinstance(c, FeatureStoreFeeder)), 0.0),
+            # The store it read ({digest, views, build_s}; None for other models): compare shares its build once.
+            "feature_store": next(
+                (c.store_record for c in trainer.callbacks if isinstance(c, FeatureStoreFeeder)), None
+            ),
         }
         if self._weights is not None:
             record["weights"] = self._weights

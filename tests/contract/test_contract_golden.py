@@ -213,6 +213,10 @@ SPLIT = {
 CURVE = {"epoch": [int], "value": [float]}
 
 
+# The feature store a VGG16 run read (environment.json's sessions, carried into metrics.json): its build once.
+STORE = {"digest": str, "views": int, "build_s": (float, NONE)}
+
+
 class Added(NamedTuple):
     """A key added to a file after some committed ones were written: those may lack it; files written today have it."""
 
@@ -239,6 +243,7 @@ METRICS_SCHEMA = {
     "epochs_trained": (int, NONE),  # None: no epoch-level curves in the event files
     "training_time_s": (float, NONE),  # None: no readable environment.json
     "feature_store_s": Added((float, NONE)),  # None: not recorded (runs before it was)
+    "feature_store": Added((STORE, NONE)),  # the store the run read; None: a model without one
     "curves": {tag: CURVE for tag in ("train/loss", "train/acc", "val/loss", "val/acc")},
     "class_names": [str],
     "splits": {"train": SPLIT, "test": SPLIT},
@@ -261,6 +266,7 @@ SESSION = {
     "load_average_1min_at_end": float,
     "interrupted": (str, NONE),
     "feature_store_s": Added(float),
+    "feature_store": Added((STORE, NONE)),
 }
 ENVIRONMENT_SCHEMA = {
     "sessions": [SESSION],
@@ -329,6 +335,9 @@ def schema_mismatches(value, schema, where: str = "") -> set[str]:
             return {f"{where}: {type(value).__name__}, not a list"}
         return set().union(*(schema_mismatches(item, schema[0], f"{where}[]") for item in value))
     allowed = schema if isinstance(schema, tuple) else (schema,)
+    nested = [kind for kind in allowed if isinstance(kind, dict)]
+    if nested and value is not None:  # an object of that schema, or null
+        return schema_mismatches(value, nested[0], where)
     if type(value) in allowed:
         return set()
     return {f"{where}: {type(value).__name__}, not {' or '.join(kind.__name__ for kind in allowed)}"}

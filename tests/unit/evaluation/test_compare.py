@@ -128,6 +128,48 @@ def test_the_table_states_its_total_training_time_with_one_run_per_model(tmp_pat
     assert "Training time of the table, one run per model: 2m 00s (2 models)" in markdown
 
 
+def test_rows_that_read_one_feature_store_count_its_build_once_each_row_shown_with_its_share(tmp_path, tiny_data):
+    # vgg16_last2 built the store (600 s of its 900 s); last3 opened it (5 s of 305 s); the MLP reads none.
+    runs = {"vgg16_last2": (900.0, 600.0), "vgg16_last3": (305.0, 5.0), "mlp": (60.0, 0.0)}
+    for model, (time, spent) in runs.items():
+        write_metrics(tmp_path, model, 0, test=0.7, train=0.8, data_dir=tiny_data)
+        path = tmp_path / model / "seed0" / "evaluation" / "metrics.json"
+        store = {"digest": "ab12", "views": 8, "build_s": 600.0} if model != "mlp" else None
+        metrics = json.loads(path.read_text()) | {
+            "training_time_s": time,
+            "feature_store_s": spent,
+            "feature_store": store,
+        }
+        path.write_text(json.dumps(metrics))
+    rows = {
+        row["model"]: row
+        for row in compare(str(tmp_path), out=str(tmp_path / "out"), console=Console(file=io.StringIO()))
+    }
+    assert [rows[m]["training_time_s_mean"] for m in runs] == [300.0, 300.0, 60.0]  # without the store
+    assert [rows[m].get("feature_store_share_s") for m in runs] == [300.0, 300.0, None]
+    markdown = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| 5m 00s + 5m 00s (1/2 of the store's build) |" in markdown
+    # 300 + 300 + 60 s of training and the store's 600 s once: 21m 00s
+    assert (
+        "Training time of the table, one run per model: 21m 00s (3 models), of which the 8-view feature store's "
+        "build, once: 10m 00s (read by vgg16\\_last2, vgg16\\_last3)" in markdown
+    )
+    table = list(csv.DictReader(io.StringIO((tmp_path / "out" / "comparison.csv").read_text())))
+    assert [(r["feature_store_build_s"], r["feature_store_share_s"]) for r in table if r["model"] == "vgg16_last3"] == [
+        ("600.0", "300.0")
+    ]
+
+
+def test_a_store_record_that_is_not_one_is_refused_by_name(tmp_path, tiny_data, capsys):
+    write_metrics(tmp_path, "vgg16_last3", 0, test=0.7, train=0.8, data_dir=tiny_data)
+    path = tmp_path / "vgg16_last3" / "seed0" / "evaluation" / "metrics.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"feature_store": {"digest": "../x", "views": 8}}))
+    with pytest.raises(SystemExit) as exit:
+        main(["compare", str(tmp_path)])
+    assert exit.value.code == 2
+    assert "(feature_store: digest '../x' is not a hexadecimal digest): run evaluate again" in capsys.readouterr().err
+
+
 def test_piped_output_names_where_the_tables_went_on_one_unwrapped_line(tmp_path, tiny_data):
     write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
     out = tmp_path / ("a_long_results_folder_name_" * 3) / "[red]"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -279,7 +280,10 @@ def test_a_store_needs_conv5_1_frozen():
 
 def test_fits_build_the_store_once_and_share_it_across_models_and_seeds(tiny_binary_data, tmp_path, monkeypatch):
     store, weights, builds = tmp_path / "store", tmp_path / "conv_weights.pth", []
-    monkeypatch.setattr(store_module, "_build", lambda *args, build=store_module._build: builds.append(build(*args)))
+    # A build that takes 3 s more: longer than the tiny training itself, so the time records below tell it apart.
+    monkeypatch.setattr(
+        store_module, "_build", lambda *args, build=store_module._build: builds.append((build(*args), time.sleep(3)))
+    )
     with torch.device("meta"):
         net = VGG16(fold_fc6=True)
     torch.save(with_random_weights(net.features).state_dict(prefix="features."), weights)
@@ -299,7 +303,7 @@ def test_fits_build_the_store_once_and_share_it_across_models_and_seeds(tiny_bin
     built, opened = (json.loads(next((tmp_path / "logs" / model).glob("*/environment.json")).read_text())["sessions"]
                      for model in ("vgg16_last3", "vgg16_last5"))  # fmt: skip
     build_s = json.loads((folder / "store.json").read_text())["build_s"]
-    assert built[0]["feature_store_s"] >= build_s > 0 and built[0]["wall_s"] > built[0]["feature_store_s"]
+    assert built[0]["feature_store_s"] >= build_s + 3 and built[0]["wall_s"] > built[0]["feature_store_s"]
     assert 0 <= opened[0]["feature_store_s"] < opened[0]["wall_s"]
 
 
