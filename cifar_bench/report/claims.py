@@ -24,12 +24,13 @@ from cifar_bench.evaluation.store_time import row_times, share_text, shared_stor
 from cifar_bench.report.blocks import bullets, heading, paragraph, run_config, run_file
 from cifar_bench.run_folder import CONFIG_SECTIONS, PREDICTIONS_FILE
 
-SUPPORTED, CONTRADICTED, NOT_SHOWN, PARTLY, UNCHECKED = (
+SUPPORTED, CONTRADICTED, NOT_SHOWN, PARTLY, UNCHECKED, CONFOUNDED = (
     "Supported.",
     "Not supported: our runs show the opposite.",
     "Not shown: the difference's interval holds 0.",
     "Partly supported.",
     "Cannot be checked here.",
+    "None: the comparison is confounded (the runs differ in more than the claim is about).",
 )
 
 
@@ -90,6 +91,8 @@ def combined(verdicts: list[str | None]) -> str:
     """One verdict for a claim made of several comparisons."""
     if any(verdict is None for verdict in verdicts):
         return UNCHECKED
+    if CONFOUNDED in verdicts:
+        return CONFOUNDED
     if all(verdict == SUPPORTED for verdict in verdicts):
         return SUPPORTED
     if all(verdict == CONTRADICTED for verdict in verdicts):
@@ -109,24 +112,46 @@ def recipe_settings(run: dict, directory: Path) -> dict:
     }
 
 
-def recipe_differences(first: str, second: str, runs: dict[str, list[dict]], directory: Path) -> str:
-    """What else differs between two models' runs than the claim is about (their configs' settings, epochs as
-    in the study), so a reader can judge whether the comparison is fair."""
+def differing_settings(first: str, second: str, runs: dict[str, list[dict]], directory: Path) -> dict[str, tuple]:
+    """The settings of two models' first-seed runs that differ: name -> (first's value, second's)."""
     if first not in runs or second not in runs:
-        return ""
+        return {}
     a, b = (recipe_settings(first_seed_run(model, runs), directory) for model in (first, second))
-    differing = [
-        f"{key} {a.get(key, '-')} vs {b.get(key, '-')}" for key in dict.fromkeys([*a, *b]) if a.get(key) != b.get(key)
-    ]
+    return {key: (a.get(key, "-"), b.get(key, "-")) for key in dict.fromkeys([*a, *b]) if a.get(key) != b.get(key)}
+
+
+def recipe_differences(first: str, second: str, differing: dict[str, tuple], about: frozenset | None) -> str:
+    """What differs between two models' runs (their configs' settings, epochs as in the study), and, for a claim
+    about some settings only, which others confound it."""
+    listed = [f"{key} {a} vs {b}" for key, (a, b) in differing.items()]
     study = f"the study trained them {study_epochs(first) or '-'} and {study_epochs(second) or '-'} epochs"
-    return f"{first} vs {second}, settings that differ: {'; '.join(differing) or 'none'} ({study})."
+    line = f"{first} vs {second}, settings that differ: {'; '.join(listed) or 'none'} ({study})."
+    confounders = [key for key in differing if about is not None and key not in about]
+    return line + (f" Confounded by: {', '.join(confounders)}." if confounders else "")
 
 
-def accuracy_claim(title: str, claim: str, pairs: list[tuple[str, str]], runs, directory: Path, extra=()) -> list[dict]:
+def accuracy_claim(
+    title: str,
+    claim: str,
+    pairs: list[tuple[str, str]],
+    runs,
+    directory: Path,
+    extra=(),
+    about: frozenset | None = None,
+) -> list[dict]:
+    """A claim "first beats second" per pair; where it is ``about`` some settings only (a controlled comparison),
+    a pair whose runs differ in any other setting gets no verdict: the report says by what it is confounded."""
     results = [better(first, second, runs, directory) for first, second in pairs]
-    verdicts = [verdict for verdict, _ in results] + [verdict for verdict, _ in extra]
+    differing = [differing_settings(first, second, runs, directory) for first, second in pairs]
+    confounded = [about is not None and bool(set(found) - about) for found in differing]
+    verdicts = [CONFOUNDED if mixed and verdict else verdict for (verdict, _), mixed in zip(results, confounded)]
+    verdicts += [verdict for verdict, _ in extra]
     evidence = [line for _, line in results] + [line for _, line in extra]
-    evidence += [recipe_differences(first, second, runs, directory) for first, second in pairs]
+    evidence += [
+        recipe_differences(first, second, found, about)
+        for (first, second), found in zip(pairs, differing)
+        if first in runs and second in runs
+    ]
     return [
         heading(title, 3),
         paragraph(f"The study: “{claim}”"),
@@ -199,6 +224,7 @@ def claims_chapter(runs: dict[str, list[dict]], directory: Path) -> list[dict]:
             [("cnn_bn_do", "cnn")],
             runs,
             directory,
+            about=frozenset({"batch_norm", "dropout"}),
         ),
         *accuracy_claim(
             "Training more VGG16 layers raises test accuracy",
@@ -206,6 +232,8 @@ def claims_chapter(runs: dict[str, list[dict]], directory: Path) -> list[dict]:
             [("vgg16_last3", "vgg16_last2"), ("vgg16_last5", "vgg16_last3")],
             runs,
             directory,
+            # the layers trained, and the rate of those that start pretrained (none in last2 and last3)
+            about=frozenset({"trainable_layers", "pretrained_lr_scale"}),
         ),
         *accuracy_claim(
             "The MLP does worse than the CNNs and better than random",

@@ -201,6 +201,32 @@ def test_hostile_names_are_shown_as_written_never_as_markup(logs, tmp_path):
     assert "No data folder was given" in page
 
 
+@pytest.mark.parametrize(
+    "changed, verdict",
+    [
+        ({"dropout": 0.25}, "**Verdict: Not shown: the difference's interval holds 0.**"),  # what the claim is about
+        ({"dropout": 0.25, "lr": 0.5}, "**Verdict: None: the comparison is confounded"),  # and something else
+    ],
+    ids=["controlled", "confounded"],
+)
+def test_a_claim_about_one_change_gets_a_verdict_only_from_runs_that_differ_in_it_alone(
+    logs, tmp_path, changed, verdict
+):
+    for model in ("cnn", "cnn_bn_do"):
+        shutil.copytree(logs / "cnn", tmp_path / model)
+    config_file = tmp_path / "cnn_bn_do" / "version_0" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["model"]["init_args"] |= changed
+    config_file.write_text(yaml.safe_dump(config))
+    metrics_file = tmp_path / "cnn_bn_do" / "version_0" / "evaluation" / "metrics.json"
+    metrics_file.write_text(json.dumps(json.loads(metrics_file.read_text()) | {"model": "cnn_bn_do"}))
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    text = (tmp_path / "report.md").read_text()
+    bn = text[text.index("### Batch normalization and dropout") : text.index("### Training more VGG16 layers")]
+    assert verdict in bn
+    assert ("Confounded by: lr." in bn) == ("lr" in changed)
+
+
 def test_what_is_missing_is_said_and_nothing_fails(logs, tmp_path):
     shutil.copytree(logs / "cnn", tmp_path / "cnn")
     (tmp_path / "cnn" / "version_0" / "config.yaml").unlink()
