@@ -26,6 +26,7 @@ from cifar_bench.evaluation.compare import (
     weights_lines,
 )
 from cifar_bench.evaluation.reference import STUDY_TABLE, study_epochs
+from cifar_bench.evaluation.store_time import shared_stores
 from cifar_bench.output import atomic_file, place, print_plain, unlinked_folder, write_text
 from cifar_bench.report.blocks import bullets, heading, paragraph, table
 from cifar_bench.report.chapters import model_chapter
@@ -49,9 +50,9 @@ def study_order(models) -> list[str]:
 def comparison_chapter(runs: dict[str, list[dict]], failures: dict[str, list[dict]]) -> list[dict]:
     """compare's table (ours with intervals, the study's exact figure, the difference, epochs, parameters,
     time), with the study's epochs beside ours."""
-    rows = [random_row(evaluated_test_images(runs))]
+    rows, stores = [random_row(evaluated_test_images(runs))], shared_stores(runs)
     rows += [
-        model_row(model, runs.get(model, []), failures.get(model, []))
+        model_row(model, runs.get(model, []), failures.get(model, []), stores.get(model))
         for model in study_order(runs.keys() | failures.keys())
     ]
     cells = [[*display_cells(row), study_epochs(row["model"]) or ("0" if row is rows[0] else "-")] for row in rows]

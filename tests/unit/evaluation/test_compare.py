@@ -29,6 +29,7 @@ from cifar_bench.evaluation.compare import (
 from cifar_bench.evaluation.paired import mcnemar_p_text
 from cifar_bench.evaluation.reference import study_accuracy
 from cifar_bench.evaluation.statistics import mcnemar_exact_p, t_interval, wilson_interval
+from cifar_bench.report.command import report
 from cifar_bench.run_folder import RunFolder
 from cifar_bench.study import study
 
@@ -154,6 +155,8 @@ def test_rows_that_read_one_feature_store_count_its_build_once_each_row_shown_wi
         "Training time of the table, one run per model: 21m 00s (3 models), of which the 8-view feature store's "
         "build, once: 10m 00s (read by vgg16\\_last2, vgg16\\_last3)" in markdown
     )
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    assert "5m 00s + 5m 00s (1/2 of the store's build)" in (tmp_path / "report.md").read_text()  # its table too
     table = list(csv.DictReader(io.StringIO((tmp_path / "out" / "comparison.csv").read_text())))
     assert [(r["feature_store_build_s"], r["feature_store_share_s"]) for r in table if r["model"] == "vgg16_last3"] == [
         ("600.0", "300.0")
