@@ -126,3 +126,20 @@ def sweep_history_figure(trials: Sequence[dict], title: str = ""):
         axes.legend()
     figure.tight_layout()
     return figure
+
+
+def epochs_figure(curves: dict[str, dict[str, list[float]]], marks: Sequence[int] = (), title: str = ""):
+    """Validation accuracy against epoch, one line per model (``curves``: model -> {'epoch', 'value'}), with
+    dashed lines at the epochs in ``marks`` (a recipe's and the study's epoch counts)."""
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for model, points in curves.items():
+        axes.plot(points["epoch"], points["value"], marker="o", markersize=2, label=figure_text(model))
+    for epoch in marks:
+        axes.axvline(epoch, color="grey", linestyle="--", linewidth=1)
+    axes.set(xlabel="epoch", ylabel="validation accuracy", title=figure_text(title))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend()
+    figure.tight_layout()
+    return figure

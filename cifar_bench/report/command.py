@@ -1,7 +1,7 @@
 """``cifar-bench report DIR``: the study's report, regenerated from the evaluated runs under DIR.
 
 One content model (``report_content``: a list of blocks) in the study's order: the data, one chapter
-per model, the comparison table, the study's conclusions checked; rendered twice by Jinja2 templates
+per model, the comparison table, the study's conclusions checked, its open question on epochs; rendered twice by Jinja2 templates
 (``render``): ``DIR/report.html``, one self-contained page, and ``DIR/report.md`` with its figures in
 ``DIR/report_files/``. The runs are read as ``compare`` reads them.
 """
@@ -32,6 +32,7 @@ from cifar_bench.report.blocks import bullets, heading, paragraph, table
 from cifar_bench.report.chapters import model_chapter
 from cifar_bench.report.claims import claims_chapter
 from cifar_bench.report.data_chapter import data_chapter
+from cifar_bench.report.epochs_chapter import epochs_chapter
 from cifar_bench.report.recipes_chapter import recipes_chapter
 from cifar_bench.report.render import render_html, render_markdown
 
@@ -86,7 +87,8 @@ def report_content(directory: Path, data_dir: Optional[str]) -> list[dict]:
     blocks += data_chapter(data_dir, runs) + recipes_chapter(runs, directory, study_order(runs))
     for number, model in enumerate(study_order(runs), start=1):
         blocks += model_chapter(number, model, runs[model], directory)
-    return blocks + comparison_chapter(runs, failures) + claims_chapter(runs, directory)
+    blocks += comparison_chapter(runs, failures) + claims_chapter(runs, directory)
+    return blocks + epochs_chapter(directory, study_order(runs))
 
 
 def report(directory: str, data_dir: Optional[str] = None, console: Optional[Console] = None) -> Path:

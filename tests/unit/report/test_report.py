@@ -227,6 +227,30 @@ def test_a_claim_about_one_change_gets_a_verdict_only_from_runs_that_differ_in_i
     assert ("Confounded by: lr." in bn) == ("lr" in changed)
 
 
+def test_the_open_question_on_epochs_is_answered_from_runs_trained_past_their_recipe_kept_out_of_the_table(
+    logs, tmp_path
+):
+    shutil.copytree(logs / "mlp", tmp_path / "mlp")
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    assert "No run trained past its recipe's epochs in epochs\\_probes/" in (tmp_path / "report.md").read_text()
+    probe = Path(shutil.copytree(logs / "mlp" / "version_0", tmp_path / "epochs_probes" / "vgg16_last3" / "seed0"))
+    metrics = json.loads((probe / "evaluation" / "metrics.json").read_text())
+    epochs = list(range(1, 41))  # validation accuracy rising by 0.005 an epoch, from 0.505 to 0.7
+    metrics["model"], metrics["curves"]["val/acc"] = (
+        "vgg16_last3",
+        {"epoch": epochs, "value": [0.5 + 0.005 * e for e in epochs]},
+    )
+    (probe / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    text = (tmp_path / "report.md").read_text()
+    chapter = text[text.index("More epochs: the study's open question") :]
+    test = f"{metrics['splits']['test']['accuracy']:.4f}"
+    # its recipe's 20 epochs (configs/vgg16_last3.yaml), the study's 30, its end and best, the test figure once
+    assert f"| vgg16\\_last3 | 40 | 20 | 0.6000 | 30 | 0.6500 | 0.7000 | 0.7000 (epoch 40) | {test} |" in chapter
+    assert "report_files/epochs.png" in chapter
+    assert "vgg16\\_last3" not in text[text.index("Results and comparisons") : text.index("conclusions, checked")]
+
+
 def test_what_is_missing_is_said_and_nothing_fails(logs, tmp_path):
     shutil.copytree(logs / "cnn", tmp_path / "cnn")
     (tmp_path / "cnn" / "version_0" / "config.yaml").unlink()

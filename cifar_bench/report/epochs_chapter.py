@@ -1,0 +1,87 @@
+"""The study's open question, "increasing the epochs should help (I had no more resource to train them until
+120 epochs)", answered from runs trained past the study's 30 epochs.
+
+The runs are ordinary evaluated runs kept in ``DIR/epochs_probes/<model>/<run>/`` (set aside from the table,
+as every ``*_probes`` folder is): one seed per VGG16 model, trained with its recipe for more epochs, e.g.
+``cifar-bench study --models "[vgg16_last2,vgg16_last3,vgg16_last5]" --seeds "[0]" --results results/epochs_probes
+-- --trainer.max_epochs 60``. The chapter reads their validation curves (epoch by epoch, images held out of
+training) and gives the test figure only at their end, where each run read it once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cifar_bench.configs import model_config, model_names
+from cifar_bench.evaluation.evaluated import collect
+from cifar_bench.evaluation.reference import study_epochs
+from cifar_bench.figures import epochs_figure
+from cifar_bench.report.blocks import figure, figure_png, heading, paragraph, table
+from cifar_bench.run_folder import read_config
+
+EPOCHS_FOLDER = "epochs_probes"
+QUESTION = "Although increasing the epochs should help. (I had no more resource to train them until 120 epochs)."
+
+
+def recipe_epochs(model: str) -> int | None:
+    """The epochs of the model's packaged recipe (configs/<model>.yaml); None for a model without one."""
+    if model not in model_names():
+        return None
+    epochs = (read_config(model_config(model), "reinstall the package").get("trainer") or {}).get("max_epochs")
+    return epochs if isinstance(epochs, int) else None
+
+
+def value_at(points: dict[str, list], epoch: int) -> str:
+    """The curve's value at ``epoch``, or '-' where the run was not validated then."""
+    by_epoch = dict(zip(points["epoch"], points["value"]))
+    return f"{by_epoch[epoch]:.4f}" if epoch in by_epoch else "-"
+
+
+def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
+    """Validation accuracy against epochs for each model with a run in ``DIR/epochs_probes``, its value at our
+    recipe's epochs and the study's, its best and last, and the test accuracy of the weights it ended with."""
+    blocks = [heading("More epochs: the study's open question", anchor="epochs"), paragraph(f"The study: “{QUESTION}”")]
+    folder = directory / EPOCHS_FOLDER
+    runs, _ = collect(folder, "*/*") if folder.is_dir() else ({}, {})
+    curves = {model: runs[model][0]["curves"]["val/acc"] for model in order if model in runs}
+    curves |= {model: group[0]["curves"]["val/acc"] for model, group in sorted(runs.items()) if model not in curves}
+    curves = {model: points for model, points in curves.items() if points.get("epoch")}
+    if not curves:
+        return blocks + [
+            paragraph(
+                f"No run trained past its recipe's epochs in {EPOCHS_FOLDER}/ here: train one seed per model with more "
+                f"epochs into {EPOCHS_FOLDER}/ (cifar-bench study --results {EPOCHS_FOLDER} -- --trainer.max_epochs 60)."
+            )
+        ]
+    rows = []
+    for model, points in curves.items():
+        run, study, recipe = runs[model][0], study_epochs(model), recipe_epochs(model)
+        best = max(range(len(points["value"])), key=points["value"].__getitem__)
+        rows.append([
+            model, max(points["epoch"]), recipe or "-", value_at(points, recipe) if recipe else "-", study or "-",
+            value_at(points, study) if study else "-", f"{points['value'][-1]:.4f}",
+            f"{points['value'][best]:.4f} (epoch {points['epoch'][best]})", f"{run['splits']['test']['accuracy']:.4f}",
+        ])  # fmt: skip
+    marks = sorted({epochs for model in curves for epochs in (recipe_epochs(model), study_epochs(model)) if epochs})
+    caption = f"Validation accuracy per epoch, one seed per model; dashed: epochs {', '.join(map(str, marks))}."
+    return blocks + [
+        paragraph(
+            "One seed per model, each trained with its recipe (the cosine schedule stretched over the longer run) "
+            "past the study's epochs; validation accuracy is on images held out of training, and the test split is "
+            "read once, for the weights each run ended with."
+        ),
+        table(
+            [
+                "model",
+                "epochs",
+                "val acc at 20",
+                "val acc at the study's epochs",
+                "val acc at the end",
+                "best val acc",
+                "test acc at the end",
+                "study's epochs",
+            ],
+            rows,
+        ),  # fmt: skip
+        figure("epochs.png", figure_png(epochs_figure(curves, marks, "Validation accuracy against epochs")), caption),
+    ]
