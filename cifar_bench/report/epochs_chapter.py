@@ -31,6 +31,20 @@ def recipe_epochs(model: str) -> int | None:
     return epochs if isinstance(epochs, int) else None
 
 
+def validation_curve(run: dict) -> dict | None:
+    """A run's validation accuracy per epoch from its metrics.json: whole epochs and accuracies from 0 to 1, as many
+    of each; None where the file holds no such curve (the model is then left out of the chapter)."""
+    points = (run.get("curves") or {}).get("val/acc") if isinstance(run.get("curves"), dict) else None
+    if not isinstance(points, dict):
+        return None
+    epochs, values = points.get("epoch"), points.get("value")
+    if not isinstance(epochs, list) or not isinstance(values, list) or not epochs or len(epochs) != len(values):
+        return None
+    whole = all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in epochs)
+    fractions = all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in values)
+    return {"epoch": epochs, "value": values} if whole and fractions else None
+
+
 def value_at(points: dict[str, list], epoch: int) -> str:
     """The curve's value at ``epoch``, or '-' where the run was not validated then."""
     by_epoch = dict(zip(points["epoch"], points["value"]))
@@ -43,9 +57,8 @@ def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
     blocks = [heading("More epochs: the study's open question", anchor="epochs"), paragraph(f"The study: “{QUESTION}”")]
     folder = directory / EPOCHS_FOLDER
     runs, _ = collect(folder, "*/*") if folder.is_dir() else ({}, {})
-    curves = {model: runs[model][0]["curves"]["val/acc"] for model in order if model in runs}
-    curves |= {model: group[0]["curves"]["val/acc"] for model, group in sorted(runs.items()) if model not in curves}
-    curves = {model: points for model, points in curves.items() if points.get("epoch")}
+    models = [model for model in order if model in runs] + sorted(set(runs) - set(order))
+    curves = {model: points for model in models if (points := validation_curve(runs[model][0])) is not None}
     if not curves:
         return blocks + [
             paragraph(

@@ -241,13 +241,16 @@ def test_the_open_question_on_epochs_is_answered_from_runs_trained_past_their_re
         {"epoch": epochs, "value": [0.5 + 0.005 * e for e in epochs]},
     )
     (probe / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
+    broken = Path(shutil.copytree(probe, tmp_path / "epochs_probes" / "vgg16_last5" / "seed0")) / "evaluation"
+    curves = {"val/acc": {"epoch": [1, 2], "value": [0.5, float("nan")]}}  # not a curve: left out, nothing fails
+    (broken / "metrics.json").write_text(json.dumps(metrics | {"model": "vgg16_last5", "curves": curves}))
     report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
     text = (tmp_path / "report.md").read_text()
     chapter = text[text.index("More epochs: the study's open question") :]
     test = f"{metrics['splits']['test']['accuracy']:.4f}"
     # its recipe's 20 epochs (configs/vgg16_last3.yaml), the study's 30, its end and best, the test figure once
     assert f"| vgg16\\_last3 | 40 | 20 | 0.6000 | 30 | 0.6500 | 0.7000 | 0.7000 (epoch 40) | {test} |" in chapter
-    assert "report_files/epochs.png" in chapter
+    assert "report_files/epochs.png" in chapter and "vgg16\\_last5" not in chapter
     assert "vgg16\\_last3" not in text[text.index("Results and comparisons") : text.index("conclusions, checked")]
 
 
