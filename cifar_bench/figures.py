@@ -119,13 +119,7 @@ def sweep_history_figure(trials: Sequence[dict], title: str = ""):
             steps.append((trial["number"], best))
     if steps:
         axes.step(*zip(*steps), where="post", color="tab:red", label="best so far")
-    axes.set(xlabel="trial", ylabel="validation accuracy", title=figure_text(title))
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend()
-    figure.tight_layout()
-    return figure
+    return _accuracy_axes(figure, axes, "trial", title)
 
 
 def epochs_figure(curves: dict[str, dict[str, list[float]]], marks: Sequence[int] = (), title: str = ""):
@@ -136,7 +130,12 @@ def epochs_figure(curves: dict[str, dict[str, list[float]]], marks: Sequence[int
         axes.plot(points["epoch"], points["value"], marker="o", markersize=2, label=figure_text(model))
     for epoch in marks:
         axes.axvline(epoch, color="grey", linestyle="--", linewidth=1)
-    axes.set(xlabel="epoch", ylabel="validation accuracy", title=figure_text(title))
+    return _accuracy_axes(figure, axes, "epoch", title)
+
+
+def _accuracy_axes(figure, axes, xlabel: str, title: str):
+    """The finish of a validation-accuracy plot against a whole-number axis: labels, grid, legend if any."""
+    axes.set(xlabel=xlabel, ylabel="validation accuracy", title=figure_text(title))
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
