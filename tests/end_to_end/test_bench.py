@@ -77,8 +77,9 @@ def test_vgg16_is_timed_fed_from_its_feature_store_and_with_the_whole_network(re
     )
     store = row["store"]
     assert store["views"] == 8 and store["dtype"] == "float16" and store["build_s"] > 0
-    # 8 augmented views and the plain view of the 1,000 training images, and the 200 test images: 512 x 2 x 2 each.
-    assert store["bytes"] > (8 * 1000 + 1000 + 200) * 2048 * 2
+    # 8 augmented views and the plain view of the 1,000 training images, 512 x 2 x 2 float16 each; no test
+    # images: a store holds their features only for a fit that validates on them, and the benchmark's does not.
+    assert (8 * 1000 + 1000) * 2048 * 2 < store["bytes"] < (8 * 1000 + 1000 + 200) * 2048 * 2
 
 
 @pytest.mark.slow
