@@ -8,7 +8,6 @@ from the storage when it ends. Run again, the command resumes the study.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Optional
@@ -67,8 +66,6 @@ def sweep(
         fit_args: options for every trial's fit, given after --, e.g. -- --data.train_size 5000.
     """
     console = console or Console()
-    # Each trial is LightningCLI given its words while sys.argv holds the sweep's: as intended here.
-    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     name = Path(model).stem
     distributions = read_model_space(model, space)
     out = output_location(out if out is not None else default_sweep_folder(name), folder=True)

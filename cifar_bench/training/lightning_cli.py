@@ -61,6 +61,9 @@ def quiet_third_party_noise() -> None:
     # Lightning's per-step logging interval nor its advice to sync epoch values across ranks applies.
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True\)`")
+    # LightningCLI is always handed the words cifar-bench parsed (config names resolved, a sweep trial's own),
+    # while sys.argv holds the command line they came from: as intended here.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
