@@ -308,6 +308,7 @@ COMMITTED_RUNS = (
     "mlp/seed2",
     "mlp/seed3",
     "mlp/seed4",
+    "vgg16_last2/seed0",
     "vgg16_last3/seed0",
     "vgg16_last5/seed0",
 )
