@@ -27,8 +27,9 @@ class SaveOnSigterm(pl.Callback):
     The checkpoint holds everything a resumed run needs to go on as if uninterrupted: weights,
     optimizer, learning-rate schedule, the RNG states (``RestoreRandomState``), the loops' progress and
     the train loader's position in the epoch (``InMemoryBatches.state_dict``). A SIGTERM during
-    validation is held until the validation ends: Lightning cannot resume one mid-way (it would validate
-    only the batches not yet seen), and a validation is short next to an epoch. Further SIGTERMs while
+    validation, or in the training batch just before one, is held until the validation ends: Lightning
+    cannot resume one mid-way (it would validate only the batches not yet seen), and a validation is short
+    next to an epoch. Further SIGTERMs while
     stopping change nothing: the save goes on, and it replaces ``last.ckpt`` atomically anyway.
 
     A mid-epoch restart skips the ``on_train_epoch_start`` hooks of Lightning's callbacks (the progress
@@ -73,6 +74,11 @@ class SaveOnSigterm(pl.Callback):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._validating = True
+        if trainer.received_sigterm:
+            # Noted in the epoch's last training batch, after which Lightning raises only inside this
+            # validation, after its first batch: held like one that comes now, Lightning's note cleared.
+            trainer._signal_connector.received_sigterm = False
+            self._held = True
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._validating = False

@@ -239,11 +239,18 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     return line
 
 
+@pytest.mark.parametrize(
+    "where, batch", [("val", 0), ("train", 16)], ids=["during validation", "in the last training batch before it"]
+)
 def test_a_sigterm_during_validation_lets_it_finish_saves_the_epoch_end_and_resumes_exactly(
-    data_dir, tmp_path, uninterrupted
+    data_dir, tmp_path, uninterrupted, where, batch
 ):
-    """Lightning cannot resume a validation mid-way: the SIGTERM waits for it (2 batches here) to end."""
-    stopped = fit(data_dir, tmp_path, "run", callback("KillAt", where="val", epoch=1, batch=0, signal_name="SIGTERM"))
+    """Lightning cannot resume a validation mid-way: the SIGTERM waits for it (2 batches here) to end, also
+    one that came in the epoch's last training batch (17 here), which Lightning notes but only acts on
+    inside the validation that follows."""
+    stopped = fit(
+        data_dir, tmp_path, "run", callback("KillAt", where=where, epoch=1, batch=batch, signal_name="SIGTERM")
+    )
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     saved = torch.load(tmp_path / "run/version_0/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert saved["global_step"] == 2 * 17, "the whole of epoch 1, its validation included"
