@@ -106,8 +106,8 @@ def study(
         save_dir: where runs, their evaluations and the comparison go.
         data_dir: folder holding CIFAR-10 (default: the configs' data.data_dir).
         vgg_weights: local VGG16 weights file for the VGG16 models (offline machines).
-        results: also copy the evidence (comparison, and per run its metrics, summary, figures, config
-            and environment; no checkpoints) into this folder, e.g. results.
+        results: also copy the evidence (per run, as it is evaluated, its metrics, predictions, summary,
+            figures, config and environment, no checkpoints; then the comparison) into this folder, e.g. results.
         fit_args: arguments for every `cifar-bench fit`, given after --, e.g. -- --trainer.max_epochs 2.
     """
     console = console or Console()
@@ -121,14 +121,15 @@ def study(
     }
     lock = hold_lock(save_dir, "study")  # one study a folder, held until its table, evidence and report are written
     try:
+        results_dir = Path(results) if results is not None else None
         rows = train_evaluate_and_compare(
-            configs_dir, save_dir, configs, seeds, data_args, vgg_weights, fit_args, console
+            configs_dir, save_dir, configs, seeds, data_args, vgg_weights, fit_args, results_dir, console
         )
         folders = [save_dir]
-        if results is not None:
-            copied = export_evidence(save_dir, Path(results))
+        if results_dir is not None:
+            copied = export_evidence(save_dir, results_dir)
             print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
-            folders.append(Path(results))
+            folders.append(results_dir)
         for folder in folders:
             try:
                 report(str(folder), data_dir=data_dir, console=console)
@@ -148,17 +149,20 @@ def train_evaluate_and_compare(
     data_args: list[str],
     vgg_weights: Optional[str],
     fit_args: Sequence[str],
+    results: Optional[Path],
     console: Console,
 ) -> list[dict]:
     """The study itself, run while it holds its folder: every model (its config read) and seed trained and
-    evaluated, then the table."""
+    evaluated, each run's evidence copied to ``results`` as it is evaluated, then the table."""
     for model, config in configs.items():
         weights_args = (
             ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
         )
         for seed in seeds:
             settings = [*data_args, *weights_args, *fit_args]
-            train_and_evaluate(configs_dir, save_dir, model, seed, settings, console)
+            if train_and_evaluate(configs_dir, save_dir, model, seed, settings, console) and results is not None:
+                # Now, not at the study's end: a run folder may not outlive the session or the machine.
+                export_run_evidence(RunFolder.in_study(save_dir, model, seed), save_dir, results)
     return compare(save_dir, console=console)
 
 
@@ -192,15 +196,16 @@ def fit_command(configs_dir: Path, save_dir: Path, model: str, seed: int, settin
 
 def train_and_evaluate(
     configs_dir: Path, save_dir: Path, model: str, seed: int, settings: list[str], console: Console
-) -> None:
+) -> bool:
     """Train and evaluate one model and seed, each in its own process, unless it was evaluated already;
-    a failure is recorded beside the run (``failed-seed<N>.json``), a Ctrl-C stops the study."""
+    whether this call evaluated it. A failure is recorded beside the run (``failed-seed<N>.json``), a
+    Ctrl-C stops the study."""
     run = RunFolder.in_study(save_dir, model, seed)
     folder, marker, last = run.path, run.failure_marker, run.last_checkpoint
     if run.evaluation.metrics.is_file():
         marker.unlink(missing_ok=True)  # from a failure a later run made good
         print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
-        return
+        return False
     console.rule(literal_text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
     command, stage = fit_command(configs_dir, save_dir, model, seed, settings), "fit"
     status = cifar_bench(*command)
@@ -213,11 +218,12 @@ def train_and_evaluate(
         raise Terminated  # as for a Ctrl-C; the fit saved its step, the same command continues from it
     if status == 0:
         marker.unlink(missing_ok=True)
-        return
+        return True
     print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
     record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}
     unlinked_folder(marker.parent, save_dir)
     write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
+    return False
 
 
 def evidence(run: RunFolder) -> list[Path]:
@@ -231,16 +237,22 @@ def evidence(run: RunFolder) -> list[Path]:
     ]
 
 
+def export_run_evidence(run: RunFolder, save_dir: Path, results: Path) -> None:
+    """Copy one evaluated run's evidence from save_dir to the same place under results."""
+    results.mkdir(parents=True, exist_ok=True)  # the folder named; below it, nothing is written through a link
+    for path in evidence(run):
+        if path.is_file() or path.is_symlink():
+            target = results / path.relative_to(save_dir)
+            copy_small_file(path, save_dir, unlinked_folder(target.parent, results) / target.name)
+
+
 def export_evidence(save_dir: Path, results: Path) -> int:
     """Copy the evidence of each evaluated run, and the comparison, from save_dir to results."""
     found = save_dir.glob(str(RunFolder(Path("*/*")).evaluation.metrics))  # <model>/<run>/evaluation/metrics.json
     runs = [Evaluation(path.parent).run for path in sorted(found)]
-    results.mkdir(parents=True, exist_ok=True)  # the folder named; below it, nothing is written through a link
     for run in runs:
-        for path in evidence(run):
-            if path.is_file() or path.is_symlink():
-                target = results / path.relative_to(save_dir)
-                copy_small_file(path, save_dir, unlinked_folder(target.parent, results) / target.name)
+        export_run_evidence(run, save_dir, results)
+    results.mkdir(parents=True, exist_ok=True)
     for name in ("comparison.md", "comparison.csv"):
         copy_small_file(save_dir / name, save_dir, results / name)
     return len(runs)

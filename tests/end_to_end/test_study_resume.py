@@ -32,10 +32,11 @@ from cifar_bench.training.lightning_cli import CifarBenchCLI
 EPOCHS, TRAIN_IMAGES, BATCH = 6, 180, 16
 
 
-def study_command(root: Path, models: str = "[mlp,cnn]", epochs: int = EPOCHS) -> list[str]:
+def study_command(root: Path, models: str = "[mlp,cnn]", epochs: int = EPOCHS, results: bool = False) -> list[str]:
     return [
         sys.executable, "-m", "cifar_bench", "study", "--models", models, "--seeds", "[0]",
         "--configs_dir", str(root / "configs"), "--save_dir", str(root / "logs"), "--data_dir", str(root / "data"),
+        *(("--results", str(root / "results")) if results else ()),
         "--", "--trainer.max_epochs", str(epochs), "--data.val_size", "20", "--data.batch_size", str(BATCH),
         "--data.download", "false", "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
@@ -67,15 +68,16 @@ def resumed(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("study")
     write_binary_version(root / "data")
     shutil.copytree(CONFIGS, root / "configs")
-    first = start(root)
+    first = start(root, results=True)
     wait_for(root / "logs" / "cnn" / "seed0" / "checkpoints" / "last.ckpt", first)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
+    results_at_kill = sorted(str(path.relative_to(root / "results")) for path in (root / "results").rglob("*.*"))
     interrupted_at = torch.load(root / "logs" / "cnn" / "seed0" / "checkpoints" / "last.ckpt", weights_only=True)[
         "epoch"
     ]
     mlp_before = snapshot(root / "logs" / "mlp")
-    second = start(root)
+    second = start(root, results=True)
     _, errors = second.communicate(timeout=600)
     return {
         "root": root,
@@ -83,6 +85,7 @@ def resumed(tmp_path_factory) -> dict:
         "errors": errors.decode(),
         "mlp_before": mlp_before,
         "interrupted_at": interrupted_at,
+        "results_at_kill": results_at_kill,
     }
 
 
@@ -91,6 +94,16 @@ def test_the_rerun_finishes_the_study(resumed):
     assert resumed["status"] == 0, resumed["errors"]
     table = (resumed["root"] / "logs" / "comparison.md").read_text()
     assert "| mlp | 1 |" in table and "| cnn | 1 |" in table
+
+
+@pytest.mark.slow
+def test_each_runs_evidence_reaches_results_as_it_is_evaluated_not_at_the_studys_end(resumed):
+    """mlp's evidence was in results/ when the study was killed in cnn's training: a run folder may not
+    outlive the session, its evidence does."""
+    assert "mlp/seed0/evaluation/metrics.json" in resumed["results_at_kill"]
+    assert "mlp/seed0/evaluation/predictions.npz" in resumed["results_at_kill"]
+    assert not any(path.startswith("cnn/") for path in resumed["results_at_kill"])
+    assert (resumed["root"] / "results" / "cnn" / "seed0" / "evaluation" / "metrics.json").is_file()
 
 
 @pytest.mark.slow
