@@ -1,8 +1,5 @@
-"""LightningCLI for fit/validate/test (the package has its own predict), with the package's configs and guards.
-
-Below the command-line entry point (``cli.py``) so that other commands (the benchmark) can build a
-model, a DataModule and a Trainer from the same configs without importing the entry point.
-"""
+"""LightningCLI for fit/validate/test (the package has its own predict), with the package's configs and guards;
+below the entry point (``cli.py``), so that the benchmark builds models and Trainers from the same configs."""
 
 from __future__ import annotations
 
@@ -61,8 +58,7 @@ def quiet_third_party_noise() -> None:
     # Lightning's per-step logging interval nor its advice to sync epoch values across ranks applies.
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True\)`")
-    # LightningCLI is always handed the words cifar-bench parsed (config names resolved, a sweep trial's own),
-    # while sys.argv holds the command line they came from: as intended here.
+    # LightningCLI is always handed the words cifar-bench resolved, while sys.argv holds those typed.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
