@@ -224,12 +224,18 @@ def is_duration(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
+# The largest config read: a real one is ~5 KB; parsing YAML costs microseconds an entry even with libyaml,
+# so a hostile 16 MB list of numbers held a report for minutes.
+MAX_CONFIG_FILE = 256 * 2**10
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML was built with it
+
+
 def read_config(path: Path, advice: str) -> dict:
     """A config (a run's config.yaml, a model's YAML) read as a bounded regular file whose sections that are
     read (``CONFIG_SECTIONS``) are mappings where present: ``model: abc`` or ``trainer: [1]`` were
     AttributeErrors. Anything else is one error naming the file, ending in ``advice``."""
     try:
-        config = yaml.safe_load(read_small_text(path))
+        config = yaml.load(read_small_text(path, MAX_CONFIG_FILE), Loader=SAFE_LOADER)
     except (yaml.YAMLError, OSError, ValueError, RecursionError) as error:
         reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
         raise CifarBenchError(f"{path} is not readable YAML ({reason}): {advice}")
