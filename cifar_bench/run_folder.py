@@ -225,7 +225,7 @@ def is_duration(value: object) -> bool:
 
 
 # The largest config read: a real one is ~5 KB; parsing YAML costs microseconds an entry even with libyaml,
-# so a hostile 16 MB list of numbers held a report for minutes.
+# so a hostile list of millions of numbers held a report for minutes.
 MAX_CONFIG_FILE = 256 * 2**10
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML was built with it
 

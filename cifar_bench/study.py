@@ -160,9 +160,14 @@ def train_evaluate_and_compare(
         )
         for seed in seeds:
             settings = [*data_args, *weights_args, *fit_args]
-            if train_and_evaluate(configs_dir, save_dir, model, seed, settings, console) and results is not None:
+            train_and_evaluate(configs_dir, save_dir, model, seed, settings, console)
+            run = RunFolder.in_study(save_dir, model, seed)
+            if results is not None and run.evaluation.metrics.is_file():
                 # Now, not at the study's end: a run folder may not outlive the session or the machine.
-                export_run_evidence(RunFolder.in_study(save_dir, model, seed), save_dir, results)
+                try:
+                    export_run_evidence(run, save_dir, results)
+                except CifarBenchError as error:  # the study's end tries again, and says so if it fails
+                    print_plain(console, f"{model}, seed {seed}: evidence not copied yet: {error}", style="red")
     return compare(save_dir, console=console)
 
 
@@ -196,16 +201,15 @@ def fit_command(configs_dir: Path, save_dir: Path, model: str, seed: int, settin
 
 def train_and_evaluate(
     configs_dir: Path, save_dir: Path, model: str, seed: int, settings: list[str], console: Console
-) -> bool:
+) -> None:
     """Train and evaluate one model and seed, each in its own process, unless it was evaluated already;
-    whether this call evaluated it. A failure is recorded beside the run (``failed-seed<N>.json``), a
-    Ctrl-C stops the study."""
+    a failure is recorded beside the run (``failed-seed<N>.json``), a Ctrl-C stops the study."""
     run = RunFolder.in_study(save_dir, model, seed)
     folder, marker, last = run.path, run.failure_marker, run.last_checkpoint
     if run.evaluation.metrics.is_file():
         marker.unlink(missing_ok=True)  # from a failure a later run made good
         print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
-        return False
+        return
     console.rule(literal_text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
     command, stage = fit_command(configs_dir, save_dir, model, seed, settings), "fit"
     status = cifar_bench(*command)
@@ -218,12 +222,11 @@ def train_and_evaluate(
         raise Terminated  # as for a Ctrl-C; the fit saved its step, the same command continues from it
     if status == 0:
         marker.unlink(missing_ok=True)
-        return True
+        return
     print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
     record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}
     unlinked_folder(marker.parent, save_dir)
     write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
-    return False
 
 
 def evidence(run: RunFolder) -> list[Path]:

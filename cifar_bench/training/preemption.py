@@ -38,7 +38,7 @@ class SaveOnSigterm(pl.Callback):
 
     def __init__(self) -> None:
         self._lightning_handler = None
-        self._validating = self._held = self._trained = False
+        self._validating = self._held = self._noted = self._trained = False
 
     def _take_over(self, trainer: pl.Trainer) -> None:
         """Stand in front of Lightning's SIGTERM handler (registered as the fit starts running)."""
@@ -76,12 +76,15 @@ class SaveOnSigterm(pl.Callback):
         self._validating = True
         if trainer.received_sigterm:
             # Noted in the epoch's last training batch, after which Lightning raises only inside this
-            # validation, after its first batch: held like one that comes now, Lightning's note cleared.
+            # validation, after its first batch: its note is held back until the validation ends.
             trainer._signal_connector.received_sigterm = False
-            self._held = True
+            self._noted = True
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._validating = False
+        if self._noted:  # given back, not sent again: Lightning's handler already stopped children and told ranks
+            self._noted = False
+            trainer._signal_connector.received_sigterm = True
         if self._held:
             self._held = False
             self._on_sigterm(signal.SIGTERM, None)
