@@ -309,6 +309,7 @@ COMMITTED_RUNS = (
     "mlp/seed3",
     "mlp/seed4",
     "vgg16_last2/seed0",
+    "vgg16_last2/seed1",
     "vgg16_last3/seed0",
     "vgg16_last3/seed1",
     "vgg16_last5/seed0",
