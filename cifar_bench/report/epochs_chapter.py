@@ -86,13 +86,14 @@ def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
         table(
             [
                 "model",
-                "epochs",
-                "val acc at 20",
-                "val acc at the study's epochs",
+                "epochs trained",
+                "recipe's epochs",
+                "val acc then",
+                "study's epochs",
+                "val acc then",
                 "val acc at the end",
                 "best val acc",
                 "test acc at the end",
-                "study's epochs",
             ],
             rows,
         ),  # fmt: skip

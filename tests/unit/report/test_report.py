@@ -250,6 +250,8 @@ def test_the_open_question_on_epochs_is_answered_from_runs_trained_past_their_re
     test = f"{metrics['splits']['test']['accuracy']:.4f}"
     # its recipe's 20 epochs (configs/vgg16_last3.yaml), the study's 30, its end and best, the test figure once
     assert f"| vgg16\\_last3 | 40 | 20 | 0.6000 | 30 | 0.6500 | 0.7000 | 0.7000 (epoch 40) | {test} |" in chapter
+    header = "| model | epochs trained | recipe's epochs | val acc then | study's epochs | val acc then |"
+    assert header in chapter, "each column named for what its row holds"
     assert "report_files/epochs.png" in chapter and "vgg16\\_last5" not in chapter
     assert "vgg16\\_last3" not in text[text.index("Results and comparisons") : text.index("conclusions, checked")]
 
