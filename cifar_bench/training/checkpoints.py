@@ -24,7 +24,7 @@ import torch
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import read_small_bytes
 from cifar_bench.models import MODEL_CLASSES, known_model
-from cifar_bench.training.resume_state import check_training_state, plain_tensor
+from cifar_bench.training.resume_state import plain_tensor
 
 ADVICE = "pass a .ckpt file written by cifar-bench fit"
 # The largest checkpoint read: VGG16 trained whole in float32 with Adam's two buffers is 1.7 GB.
@@ -37,8 +37,6 @@ def read_checkpoint(
     default: type | None = None,
     settings: dict | None = None,
     model=None,
-    resuming: bool = False,
-    max_epochs: int | None = None,
 ) -> dict:
     """The checkpoint at ``path``, read once into memory (at most ``MAX_CHECKPOINT_BYTES``) and loaded
     weights_only from those bytes, so that what is checked is what is loaded: tensors mapped from the file
@@ -47,8 +45,8 @@ def read_checkpoint(
     ``model``, when given (the model a config built, which Lightning loads ``--ckpt_path last`` into), else
     the model its hyperparameters describe over ``settings`` (a config's, as LightningCLI overlays them),
     of the class it records, or else ``expected`` (which a recorded class must then be), or ``default``.
-    ``resuming`` (a fit continues from it, to ``max_epochs``): what the fit restores besides the weights is
-    checked too (``check_training_state``)."""
+    What a resumed fit restores besides the weights is checked against the model that fit built
+    (``resume_state.check_training_state``)."""
     try:
         content = BytesIO(read_small_bytes(Path(path), MAX_CHECKPOINT_BYTES))
     except OSError as error:
@@ -72,8 +70,6 @@ def read_checkpoint(
     else:
         cls = recorded or expected or default
         model = check_hyperparameters(checkpoint, str(path), cls, settings or {}) if cls is not None else None
-    if resuming and model is not None:
-        check_training_state(checkpoint, str(path), model, max_epochs)
     return checkpoint
 
 

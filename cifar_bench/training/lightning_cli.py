@@ -25,6 +25,7 @@ from cifar_bench.training.callbacks import read_environment_first
 from cifar_bench.training.checkpoint_io import hand_over, handed_over, handing_over, refuse_other_loader
 from cifar_bench.training.checkpoints import as_model_config, read_checkpoint
 from cifar_bench.training.locks import claim_version, hold_lock
+from cifar_bench.training.resume_state import check_training_state
 
 CONFIG_OPTIONS = ("--config", "-c")
 # The --ckpt_path values Lightning resolves itself instead of reading a file.
@@ -134,8 +135,6 @@ class CifarBenchCLI(LightningCLI):
             config.get("ckpt_path"),
             known_model(getattr(config.get("model"), "class_path", None)),
             settings.as_dict() if settings is not None else {},
-            resuming=self.config.get("subcommand") == "fit",
-            max_epochs=(config.get("trainer") or {}).get("max_epochs"),
         )
         hand_over(config.get("ckpt_path"), checked)  # what Lightning reads and loads: the file is not read again
 
@@ -174,8 +173,15 @@ class CifarBenchCLI(LightningCLI):
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
     def _check_inputs(self) -> None:
-        """Check the checkpoint ``--ckpt_path last`` means, then read the data: bad input stops here."""
+        """Check the checkpoint ``--ckpt_path last`` means, what a fit resumes besides the weights, then read the
+        data: bad input stops here."""
         self._check_last_checkpoint()
+        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        resumed = handed_over(ckpt_path) if self.subcommand == "fit" else None
+        if resumed is not None:
+            # Against the model built, as it will be trained: one rebuilt from the checkpoint alone has no
+            # pretrained weights loaded, so its optimizer groups differ wherever pretrained layers are trained.
+            check_training_state(resumed, str(ckpt_path), self.model, self.trainer.max_epochs)
         refuse_other_loader(self.trainer.strategy, self.config_init[self.subcommand].get("ckpt_path"))
         read_data_first(self.trainer, self.datamodule, self.subcommand)
 
@@ -199,12 +205,7 @@ class CifarBenchCLI(LightningCLI):
         folder = (self.trainer.default_root_dir if logger is None else logger.log_dir) if named else None
         last = RunFolder(Path(folder)).last_checkpoint if folder else "a new run's last.ckpt"
         if folder and os.path.lexists(last):
-            hand_over(
-                last,
-                read_checkpoint(
-                    last, model=self.model, resuming=self.subcommand == "fit", max_epochs=self.trainer.max_epochs
-                ),
-            )
+            hand_over(last, read_checkpoint(last, model=self.model))
         else:
             warnings.warn(f"--ckpt_path last: there is no {last}, so nothing is resumed", stacklevel=2)
         arguments["ckpt_path"] = str(last) if folder and os.path.lexists(last) else None
@@ -255,9 +256,7 @@ class CifarBenchCLI(LightningCLI):
                 )
 
     @staticmethod
-    def _check_checkpoint(
-        ckpt_path: str | None, model_class: type | None, settings: dict, resuming: bool, max_epochs: int | None
-    ) -> dict | None:
+    def _check_checkpoint(ckpt_path: str | None, model_class: type | None, settings: dict) -> dict | None:
         """A checkpoint path must exist, and ``read_checkpoint`` accept it for the model LightningCLI will build
         from it, the config's settings overlaid by its hyperparameters (before Lightning imports the class it
         names); 'last' is checked once its run folder is known (``_check_last_checkpoint``), 'best' and the
@@ -275,9 +274,7 @@ class CifarBenchCLI(LightningCLI):
         if not Path(ckpt_path).is_file():
             raise CifarBenchError(f"checkpoint {ckpt_path} does not exist: pass a .ckpt file, or 'last' to resume")
         # One naming no class: the config's. A fit resumes from it: its optimizer state is checked too.
-        return read_checkpoint(
-            ckpt_path, default=model_class, settings=settings, resuming=resuming, max_epochs=max_epochs
-        )
+        return read_checkpoint(ckpt_path, default=model_class, settings=settings)
 
     @staticmethod
     def _resume_in_latest_version(config) -> None:

@@ -26,7 +26,7 @@ from cifar_bench.data import CLASS_NAMES, CIFAR10DataModule
 from cifar_bench.data.sources import BINARY_FOLDER
 from cifar_bench.environment import default_precision
 from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE
-from cifar_bench.models import MLPClassifier
+from cifar_bench.models import MLPClassifier, VGG16Classifier
 from cifar_bench.training.lightning_cli import read_data_first, run_lightning_cli
 
 MODELS = model_names()
@@ -178,6 +178,38 @@ def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(tin
     assert [value for _, value in scalars(first, "epoch")][-1] == 0
     assert {value for _, value in scalars(second, "epoch")} == {1}
     assert [step for step, _ in scalars(run, "train/loss")] == [steps_per_epoch - 1, 2 * steps_per_epoch - 1]
+
+
+def test_a_vgg16_run_training_pretrained_layers_resumes_from_its_checkpoint_file(tiny_binary_data, tmp_path):
+    """As the study resumes (``--ckpt_path FILE``): vgg16_last5 trains conv5_2 and conv5_3 pretrained, in an
+    optimizer group of their own. The resumed fit's optimizer state was checked against a model rebuilt from the
+    checkpoint without its weights file, which has no pretrained layer: a real run could not be continued."""
+    with torch.device("meta"):
+        features = {
+            k: v for k, v in VGG16Classifier(weights="none").net.state_dict().items() if k.startswith("features.")
+        }
+    weights = tmp_path / "vgg16_features.pth"
+    torch.save({key: torch.randn(value.shape) * 0.01 for key, value in features.items()}, weights)
+    fit = ["--model.weights", str(weights), "--model.feature_store", "null", "--data.batch_size", "4",
+           "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.logger.init_args.version", "seed0"]  # fmt: skip
+    run_lightning_cli(arguments("fit", "vgg16_last5", tiny_binary_data, tmp_path, *fit, "--trainer.max_epochs", "1"))
+    last = tmp_path / "vgg16_last5" / "seed0" / "checkpoints" / "last.ckpt"
+    saved_groups = torch.load(last, map_location="cpu", weights_only=True)["optimizer_states"][0]["param_groups"]
+    assert len(saved_groups) == 2, "random fc6-fc8, and the pretrained conv5_2, conv5_3 at their own rate"
+    resumed = run_lightning_cli(
+        arguments(
+            "fit",
+            "vgg16_last5",
+            tiny_binary_data,
+            tmp_path,
+            *fit,
+            "--trainer.max_epochs",
+            "2",
+            "--ckpt_path",
+            str(last),
+        )
+    )
+    assert (resumed.trainer.current_epoch, resumed.trainer.global_step) == (2, 4)
 
 
 # --- errors a user can make ---------------------------------------------------------------------------
