@@ -180,6 +180,7 @@ def test_resuming_from_last_continues_the_epoch_count_in_the_same_run_folder(tin
     assert [step for step, _ in scalars(run, "train/loss")] == [steps_per_epoch - 1, 2 * steps_per_epoch - 1]
 
 
+@pytest.mark.slow
 def test_a_vgg16_run_training_pretrained_layers_resumes_from_its_checkpoint_file(tiny_binary_data, tmp_path):
     """As the study resumes (``--ckpt_path FILE``): vgg16_last5 trains conv5_2 and conv5_3 pretrained, in an
     optimizer group of their own. The resumed fit's optimizer state was checked against a model rebuilt from the
