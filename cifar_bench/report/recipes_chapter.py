@@ -136,11 +136,3 @@ def shown(value) -> str:
         else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
     )
 
-
-def compact(text: str) -> str:
-    """A drawn value as trials.csv holds it, a float to 4 digits."""
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return text if text.lstrip("-").isdigit() else f"{number:.4g}"
