@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 THP = "THP_MEM_ALLOC_ENABLE"
@@ -26,6 +27,7 @@ def run_python(code: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_importing_the_package_leaves_the_environment_unchanged():
     code = (
         "import os; before = dict(os.environ)\n"
@@ -55,6 +57,7 @@ runpy.run_module("cifar_bench", run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_the_command_sets_it_before_torch_allocates_and_torch_then_uses_huge_pages():
     lines = run_python(AFTER_THE_COMMAND).splitlines()
     assert "torch imported by the CLI module: False" in lines

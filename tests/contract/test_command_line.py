@@ -25,6 +25,7 @@ def command_lines(help_text: str) -> dict[str, list[str]]:
     return {name: [line for line in help_text.splitlines() if line.split()[:1] == [name]] for name in EVERY_COMMAND}
 
 
+@pytest.mark.slow
 def test_help_lists_every_command_on_one_line_with_its_description_and_no_third_party_noise():
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(

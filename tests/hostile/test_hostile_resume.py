@@ -16,6 +16,7 @@ from cifar_bench.cli import main
 from cifar_bench.models.networks import VGG16
 
 
+@pytest.mark.slow
 def test_a_package_planted_in_the_working_folder_is_not_run_by_studys_children(tmp_path, monkeypatch):
     """``python -m cifar_bench`` puts the working folder first on the import path: a ``cifar_bench/`` planted
     there would run in place of the installed package. The study's children start with ``-P``."""

@@ -278,6 +278,7 @@ def test_a_store_needs_conv5_1_frozen():
 # --- through the command line ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fits_build_the_store_once_and_share_it_across_models_and_seeds(tiny_binary_data, tmp_path, monkeypatch):
     store, weights, builds = tmp_path / "store", tmp_path / "conv_weights.pth", []
     # A build that takes 3 s more: longer than the tiny training itself, so the time records below tell it apart.

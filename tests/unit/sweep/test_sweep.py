@@ -59,6 +59,7 @@ def test_batch_unreadable(tmp_path, monkeypatch) -> tuple[Path, list[str]]:
     return tmp_path / "data", read
 
 
+@pytest.mark.slow
 def test_a_sweep_never_reads_the_test_batch_and_its_best_yaml_is_a_config_fit_trains(
     tmp_path, test_batch_unreadable, tiny_data, capfd
 ):
@@ -98,6 +99,7 @@ def test_a_sweep_never_reads_the_test_batch_and_its_best_yaml_is_a_config_fit_tr
     assert trained["lr"] == best["params"]["model.lr"] and trained["dropout"] == best["params"]["model.dropout"]
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, tiny_data, capsys):
     (tmp_path / "space.yaml").write_text("model.lr: {type: categorical, choices: [1.0e+30]}\n")
     main(sweep_args(tmp_path, tiny_data, "--trials", "2", fit=("--model.momentum", "0.0")))

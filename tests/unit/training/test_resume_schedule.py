@@ -66,6 +66,7 @@ def fit(data, logs, epochs: int, *words: str) -> None:
                   "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *words))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_warm_up_run_resumed_with_more_epochs_continues_on_the_schedule_of_an_uninterrupted_run(
     imbalanced_data, tmp_path
 ):
