@@ -182,7 +182,7 @@ class CifarBenchCLI(LightningCLI):
             # Against the model built, as it will be trained: one rebuilt from the checkpoint alone has no
             # pretrained weights loaded, so its optimizer groups differ wherever pretrained layers are trained.
             check_training_state(resumed, str(ckpt_path), self.model, self.trainer.max_epochs)
-        refuse_other_loader(self.trainer.strategy, self.config_init[self.subcommand].get("ckpt_path"))
+        refuse_other_loader(self.trainer.strategy, ckpt_path)
         read_data_first(self.trainer, self.datamodule, self.subcommand)
 
     before_validate = before_test = _check_inputs
