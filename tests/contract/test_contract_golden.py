@@ -310,6 +310,7 @@ COMMITTED_RUNS = (
     "mlp/seed4",
     "vgg16_last2/seed0",
     "vgg16_last2/seed1",
+    "vgg16_last2/seed2",
     "vgg16_last3/seed0",
     "vgg16_last3/seed1",
     "vgg16_last3/seed2",
