@@ -316,6 +316,7 @@ COMMITTED_RUNS = (
     "vgg16_last3/seed2",
     "vgg16_last5/seed0",
     "vgg16_last5/seed1",
+    "vgg16_last5/seed2",
 )
 
 
