@@ -197,19 +197,8 @@ def test_a_vgg16_run_training_pretrained_layers_resumes_from_its_checkpoint_file
     last = tmp_path / "vgg16_last5" / "seed0" / "checkpoints" / "last.ckpt"
     saved_groups = torch.load(last, map_location="cpu", weights_only=True)["optimizer_states"][0]["param_groups"]
     assert len(saved_groups) == 2, "random fc6-fc8, and the pretrained conv5_2, conv5_3 at their own rate"
-    resumed = run_lightning_cli(
-        arguments(
-            "fit",
-            "vgg16_last5",
-            tiny_binary_data,
-            tmp_path,
-            *fit,
-            "--trainer.max_epochs",
-            "2",
-            "--ckpt_path",
-            str(last),
-        )
-    )
+    resume = [*fit, "--trainer.max_epochs", "2", "--ckpt_path", str(last)]
+    resumed = run_lightning_cli(arguments("fit", "vgg16_last5", tiny_binary_data, tmp_path, *resume))
     assert (resumed.trainer.current_epoch, resumed.trainer.global_step) == (2, 4)
 
 
