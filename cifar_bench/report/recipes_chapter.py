@@ -35,9 +35,10 @@ def recipes_chapter(runs: dict[str, list[dict]], directory: Path, order: list[st
     if unswept:
         blocks.append(
             paragraph(
-                f"No sweep here for {', '.join(unswept)}: their recipes are the packaged configs', set by hand "
-                "(the repository's results/recipe_history.md keeps how, including choices made after reading "
-                "test accuracy)."
+                f"No sweep here for {', '.join(unswept)}: their recipes are the packaged configs', each saying "
+                "where its recipe comes from (another model's sweep, as the VGG16 family's from vgg16_last3's, or "
+                "set by hand: the repository's results/recipe_history.md keeps how, including choices made after "
+                "reading test accuracy)."
             )
         )
     swept = [model for model in order if model in sweeps] + sorted(set(sweeps) - set(order))
@@ -135,4 +136,3 @@ def shown(value) -> str:
         if isinstance(value, float)
         else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
     )
-
