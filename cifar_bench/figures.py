@@ -64,12 +64,7 @@ def curves_figure(curves: dict[str, dict[str, list[float]]], title: str = ""):
             points = curves.get(f"{split}/{metric}")
             if points and points["epoch"]:
                 axes.plot(points["epoch"], points["value"], marker="o", markersize=3, label=name)
-        axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.set_ylabel(label)
-        axes.grid(alpha=0.3)
-        if axes.get_legend_handles_labels()[0]:
-            axes.legend()
+        _finish_axes(axes, "epoch", label)
     figure.suptitle(figure_text(title))
     figure.tight_layout()
     return figure
@@ -88,14 +83,8 @@ def reliability_figure(bins: Sequence[dict], title: str = "Reliability diagram")
         bar.set_alpha(0.25 + 0.6 * (b["images"] / most) ** 0.5)
         axes.annotate(f"{b['images']}", (bar.get_x() + bar.get_width() / 2, min(b["accuracy"], 0.93) + 0.01),
                       ha="center", va="bottom", fontsize=6, rotation=90)  # fmt: skip
-    axes.plot(
-        [b["confidence"] for b in full],
-        [b["confidence"] for b in full],
-        "o",
-        color="tab:red",
-        markersize=3,
-        label="mean confidence",
-    )
+    confidences = [b["confidence"] for b in full]
+    axes.plot(confidences, confidences, "o", color="tab:red", markersize=3, label="mean confidence")
     axes.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=figure_text(title))
     axes.legend(loc="upper left")
@@ -135,10 +124,15 @@ def epochs_figure(curves: dict[str, dict[str, list[float]]], marks: Sequence[int
 
 def _accuracy_axes(figure, axes, xlabel: str, title: str):
     """The finish of a validation-accuracy plot against a whole-number axis: labels, grid, legend if any."""
-    axes.set(xlabel=xlabel, ylabel="validation accuracy", title=figure_text(title))
+    _finish_axes(axes, xlabel, "validation accuracy", figure_text(title))
+    figure.tight_layout()
+    return figure
+
+
+def _finish_axes(axes, xlabel: str, ylabel: str, title: str = "") -> None:
+    """Labels, whole numbers along x, a faint grid, and a legend if anything is labelled."""
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend()
-    figure.tight_layout()
-    return figure

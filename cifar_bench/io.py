@@ -1,12 +1,5 @@
 """Reading files a run folder holds without trusting them (regular files only, of a bounded size), and
-writing them so that no reader ever sees half of one.
-
-A write goes to a new hidden file in the target folder first, renamed into place only once it is
-complete: a kill, a full disk or a read-only folder leaves the previous file as it was. The hidden
-file is in the same folder (a rename across filesystems would be a copy, as interruptible as writing
-in place), has an unpredictable name and is created exclusively, so a link planted in a run folder
-is never written through: a link at the final name is replaced, and its target left as it was.
-"""
+writing them so that no reader ever sees half of one, nor a link planted in a run folder is written through."""
 
 from __future__ import annotations
 
@@ -57,11 +50,8 @@ def read_small_text(path: Path, limit: int = MAX_SMALL_FILE) -> str:
 
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, read in chunks (a weights file is hundreds of MB): what names its content."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_json_object(path: Path, advice: str) -> dict:
@@ -162,14 +152,14 @@ def open_folder(folder: Path, root: Path | None = None) -> int:
     try:
         for part in parts:
             reached = reached / part
-            try:
+            with suppress(FileExistsError):
                 os.mkdir(part, dir_fd=descriptor)
-            except FileExistsError:
-                pass
             try:
                 inner = os.open(part, _FOLDER | os.O_NOFOLLOW, dir_fd=descriptor)
             except OSError as error:
-                if error.errno in (errno.ELOOP, errno.ENOTDIR) and is_link(part, descriptor):
+                if error.errno in (errno.ELOOP, errno.ENOTDIR) and stat.S_ISLNK(
+                    os.lstat(part, dir_fd=descriptor).st_mode
+                ):
                     raise link_refused(reached) from None
                 raise
             os.close(descriptor)
@@ -180,26 +170,15 @@ def open_folder(folder: Path, root: Path | None = None) -> int:
     return descriptor
 
 
-def is_link(name: str, folder: int) -> bool:
-    return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
-
-
 def link_refused(link: Path) -> CifarBenchError:
     return CifarBenchError(f"{link} is a link: refusing to write through it; remove it and run again")
 
 
 @contextmanager
 def atomic_file(path: Path, durable: bool = False) -> Iterator[IO[bytes]]:
-    """Yield a binary file to write; it replaces ``path`` only if the block succeeds, and is removed if not.
-
-    The file's folder is reached through no link below its root (``open_folder``); in it, a new file under
-    a random name is created with O_CREAT | O_EXCL | O_NOFOLLOW (never following or reusing a link planted
-    there), and os.replace, relative to that same folder, then swaps the name ``path``, whatever it was
-    (a link included), for the new file. ``durable`` also flushes it to the disk before the rename (for
-    checkpoints: a crash of the machine right after must not leave an empty file under the name). A write
-    the system refuses (a full disk, a read-only folder) is one CifarBenchError saying the previous file is
-    intact.
-    """
+    """Yield a binary file to write: a new one under a random name in ``path``'s folder (reached through no
+    link, never following one), which replaces ``path`` only if the block succeeds (``durable``: flushed to
+    the disk first, for checkpoints) and is removed if not; a refused write is one CifarBenchError."""
     path = Path(path)
     try:
         folder = open_folder(path.parent)

@@ -1,13 +1,7 @@
-"""Output of the report commands: atomic file writes, rich tables printed whole, and names from files
-shown safely, with one escaper per output: a terminal (``escaped``, ``literal_text``), a CSV a
-spreadsheet opens (``spreadsheet_safe``), Markdown (``markdown_escaped``), a figure (``figure_text``); HTML
-is Jinja2's autoescape.
-
-A reader (or a second run) never sees half a file: content goes to a new hidden file in the target
-folder first and is renamed into place only once it is complete. The hidden file has an
-unpredictable name and is created exclusively, so a link planted in a run folder is never written
-through: a link at the final name is replaced by the report, and its target left as it was.
-"""
+"""Output of the report commands: rich tables printed whole, files written whole (through ``io.atomic_file``),
+and names from files shown safely, with one escaper per output: a terminal (``escaped``, ``literal_text``), a
+CSV a spreadsheet opens (``spreadsheet_safe``), Markdown (``markdown_escaped``), a figure (``figure_text``);
+HTML is Jinja2's autoescape."""
 
 from __future__ import annotations
 
@@ -40,26 +34,35 @@ AUTOLINK_MARKS = r":(?=//)|(?i:(?<=www)\.)|@"
 STRUCTURE_MARKS = re.compile(f"{BLOCK_START}|{AUTOLINK_MARKS}")
 
 
-def write_text(path: Path, text: str) -> Path:
+def write_bytes(path: Path, content: bytes) -> Path:
     with atomic_file(path) as handle:
-        handle.write(text.encode("utf-8"))
+        handle.write(content)
     return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, content) -> Path:
     return write_text(path, json.dumps(content, indent=1) + "\n")
 
 
-def save_figure(figure, path: Path) -> Path:
-    """Write a matplotlib figure as PNG atomically and release it."""
+def png_bytes(figure, dpi: int) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is then released."""
     import matplotlib.pyplot as plt
 
+    buffer = io.BytesIO()
     try:
-        with atomic_file(path) as handle:
-            figure.savefig(handle, format="png", dpi=110)
+        figure.savefig(buffer, format="png", dpi=dpi)
     finally:
         plt.close(figure)
-    return path
+    return buffer.getvalue()
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically and release it."""
+    return write_bytes(path, png_bytes(figure, dpi=110))
 
 
 def print_whole(console: Console, renderable) -> None:
@@ -212,6 +215,4 @@ def copy_small_file(source: Path, below: Path, target: Path) -> Path:
         content = read_small_bytes(source)
     except OSError as error:
         raise CifarBenchError(f"cannot copy {source} ({error}): remove it and run again")
-    with atomic_file(target) as handle:
-        handle.write(content)
-    return target
+    return write_bytes(target, content)

@@ -43,34 +43,13 @@ class Evaluation:
 
     path: Path
 
-    @property
-    def run(self) -> RunFolder:
-        """The run evaluated, where evaluate writes by default: the folder above this one."""
-        return RunFolder(self.path.parent)
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def predictions(self) -> Path:
-        return self.path / PREDICTIONS_FILE
-
-    @property
-    def predictions_csv(self) -> Path:
-        return self.path / "predictions.csv"
-
-    @property
-    def summary(self) -> Path:
-        return self.path / "summary.txt"
-
-    @property
-    def curves(self) -> Path:
-        return self.path / "curves.png"
-
-    @property
-    def sample_predictions(self) -> Path:
-        return self.path / "sample_predictions.png"
+    run = property(lambda self: RunFolder(self.path.parent))  # the run evaluated: evaluate's default place
+    metrics = property(lambda self: self.path / METRICS_FILE)
+    predictions = property(lambda self: self.path / PREDICTIONS_FILE)
+    predictions_csv = property(lambda self: self.path / "predictions.csv")
+    summary = property(lambda self: self.path / "summary.txt")
+    curves = property(lambda self: self.path / "curves.png")
+    sample_predictions = property(lambda self: self.path / "sample_predictions.png")
 
     def split_file(self, kind: str, split: str, suffix: str) -> Path:
         """A split's file: ``classification_report``, ``confusion`` or ``reliability``, e.g. confusion_test.png."""
@@ -94,38 +73,14 @@ class RunFolder:
         """Where ``study`` keeps the run of one model and seed (the logger's version is ``seed<N>``)."""
         return cls(save_dir / model / f"seed{seed}")
 
-    @property
-    def model_name(self) -> str:
-        """The logger name the run was filed under (``<save_dir>/<name>/<version>``)."""
-        return self.path.parent.name
-
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def environment_file(self) -> Path:
-        return self.path / "environment.json"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / LAST_CHECKPOINT
-
-    @property
-    def evaluation(self) -> Evaluation:
-        return Evaluation(self.path / "evaluation")
-
-    @property
-    def failure_marker(self) -> Path:
-        """Where ``study`` records that this run failed to train or evaluate: beside it, ``failed-seed<N>.json``."""
-        return self.path.with_name(f"failed-{self.path.name}.json")
-
-    def read_config(self, advice: str) -> dict:
-        return read_config(self.config_file, advice)
+    model_name = property(lambda self: self.path.parent.name)  # the logger's name: <save_dir>/<name>/<version>
+    config_file = property(lambda self: self.path / CONFIG_FILE)
+    environment_file = property(lambda self: self.path / "environment.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    last_checkpoint = property(lambda self: self.checkpoints / LAST_CHECKPOINT)
+    evaluation = property(lambda self: Evaluation(self.path / "evaluation"))
+    # Where ``study`` records that this run failed to train or evaluate: beside it, ``failed-seed<N>.json``.
+    failure_marker = property(lambda self: self.path.with_name(f"failed-{self.path.name}.json"))
 
     def read_environment(self) -> dict:
         """environment.json, whose fit sessions are objects with a wall time (what a resumed fit adds to)."""
@@ -137,52 +92,42 @@ class RunFolder:
             raise CifarBenchError(f"{self.environment_file} holds no list of fit sessions with their wall_s: {AFRESH}")
         return environment
 
+    def _environment_field(self, key: str):
+        """A field of environment.json; None where it is missing or the file is unreadable."""
+        try:
+            return read_json_object(self.environment_file, "").get(key)
+        except CifarBenchError:
+            return None
+
+    def _sessions(self) -> list:
+        sessions = self._environment_field("sessions")
+        return sessions if isinstance(sessions, list) else []
+
     def training_time(self) -> float | None:
         """The run's training time, its fit sessions' wall times summed in environment.json; None for a run
         without one (trained before it was recorded, or without the callback) or with an unreadable one."""
-        try:
-            wall_s = read_json_object(self.environment_file, "").get("wall_s")
-        except CifarBenchError:
-            return None
+        wall_s = self._environment_field("wall_s")
         return float(wall_s) if is_duration(wall_s) else None
 
     def weights_record(self) -> dict | None:
         """The weights the run started from, as its first fit session recorded them in environment.json (a
         file by its name and SHA-256; which layers started pretrained, random, and are trained); None where
         none is recorded (a model without pretrained weights, a run from before they were) or it is unusable."""
-        try:
-            record = read_json_object(self.environment_file, "").get("weights")
-        except CifarBenchError:
-            return None
-        return record if record is not None and weights_problem(record) is None else None
+        record = self._environment_field("weights")
+        return record if weights_problem(record) is None else None
 
     def feature_store_time(self) -> float | None:
         """Of the training time, the time its fit sessions spent opening or building a VGG16 feature store; None
         where it is not recorded (runs before it was) or unreadable."""
-        try:
-            sessions = read_json_object(self.environment_file, "").get("sessions")
-        except CifarBenchError:
-            return None
-        spent = [
-            session.get("feature_store_s")
-            for session in (sessions if isinstance(sessions, list) else [])
-            if isinstance(session, dict)
-        ]
+        spent = [session.get("feature_store_s") for session in self._sessions() if isinstance(session, dict)]
         return float(sum(spent)) if spent and all(map(is_duration, spent)) else None
 
     def feature_store_record(self) -> dict | None:
         """The feature store the run's latest fit session read (digest, views, build time); None for a run
         without one (a model without a store, a run from before it was recorded) or with an unusable one."""
-        try:
-            sessions = read_json_object(self.environment_file, "").get("sessions")
-        except CifarBenchError:
-            return None
-        record = (
-            sessions[-1].get("feature_store")
-            if isinstance(sessions, list) and sessions and isinstance(sessions[-1], dict)
-            else None
-        )
-        return record if record is not None and store_record_problem(record) is None else None
+        sessions = self._sessions()
+        record = sessions[-1].get("feature_store") if sessions and isinstance(sessions[-1], dict) else None
+        return record if store_record_problem(record) is None else None
 
 
 def store_record_problem(record: object) -> str | None:
@@ -193,7 +138,7 @@ def store_record_problem(record: object) -> str | None:
     digest, views, build_s = record.get("digest"), record.get("views"), record.get("build_s")
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{1,64}", digest):
         return f"digest {digest!r} is not a hexadecimal digest"
-    if not isinstance(views, int) or isinstance(views, bool) or views < 1:
+    if not (is_integer(views) and views > 0):
         return f"views {views!r} is not a positive whole number"
     if build_s is not None and not is_duration(build_s):
         return f"build_s {build_s!r} is not a duration"
@@ -220,8 +165,24 @@ def weights_problem(record: object) -> str | None:
     return None
 
 
+def is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_count(value: object) -> bool:
+    return is_integer(value) and value >= 0
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_fraction(value: object) -> bool:
+    return is_number(value) and 0 <= value <= 1  # NaN fails
+
+
 def is_duration(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return is_number(value) and math.isfinite(value) and value >= 0
 
 
 # The largest config read: a real one is ~5 KB; parsing YAML costs microseconds an entry even with libyaml,

@@ -1,15 +1,6 @@
-"""``cifar-bench compare``: the study's "Results & Comparisons" table, built from evaluated runs.
-
-Reads every ``metrics.json`` that ``evaluate`` wrote under a folder, groups runs of one model (e.g.
-several seeds) into one row with mean ± std and a 95% interval (t across seeds; for one run the Wilson
-interval, marked as such), whether the study's exact figure is clear of it, marks models whose study run failed, and adds the Random classifier row: its expected
-accuracy, 1/10, with the binomial interval of a uniform guesser on as many test images as the runs
-were evaluated on (read from their metrics.json: compare needs no data). A VGG16 row gives its parameters as
-the study counts them (torchvision's VGG16, fc6 unfolded) beside the network as built, and, below the table,
-the weights its runs started from (``evaluation/pretrained.py``). Runs are named by their place under the
-folder compared, never by a local path.
-``--pair [A,B]`` adds a paired comparison of two models on the same test images.
-"""
+"""``cifar-bench compare``: the study's "Results & Comparisons" table, built from the evaluated runs under a
+folder (``evaluate``'s metrics.json: compare needs no data), one row per model with its interval beside the
+study's figure; ``--pair`` adds a paired comparison of two models."""
 
 from __future__ import annotations
 
@@ -43,57 +34,31 @@ from cifar_bench.output import (
 
 RANDOM_MODEL = "Random classifier"
 COLUMNS = (
-    "model",
-    "runs",
-    "failed",
-    "test_accuracy_mean",
-    "test_accuracy_std",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "test_accuracy_ci_method",
-    "study_test_accuracy",
-    "difference_to_study",
-    "versus_study",
-    "train_accuracy_mean",
-    "train_accuracy_std",
+    *"model runs failed test_accuracy_mean test_accuracy_std test_accuracy_ci_low test_accuracy_ci_high".split(),
+    *"test_accuracy_ci_method study_test_accuracy difference_to_study versus_study".split(),
+    *"train_accuracy_mean train_accuracy_std".split(),
     *COUNTS,
-    "training_time_s_mean",
-    "training_time_s_std",
-    "weights",
-    "feature_store_build_s",
-    "feature_store_share_s",
+    *"training_time_s_mean training_time_s_std weights feature_store_build_s feature_store_share_s".split(),
 )
-# The counts as the study makes them (VGG16: torchvision's network, fc6 unfolded), beside those as built.
-STUDY_COUNTS = ("study_trainable_params", "study_total_params")
 WEIGHTS_HEADING = "Starting weights (which layers were pretrained, from which file, and which started random):"
-HEADINGS = (
-    "Model",
-    "Runs",
-    "Test accuracy",
-    "Test 95% CI",
-    "Study",
-    "Difference",
-    "Versus study",
-    "Train accuracy",
-    "Weight layers",
-    "Epochs",
-    "Trainable / total params",
-    "Training time",
+HEADINGS = tuple(
+    (
+        "Model|Runs|Test accuracy|Test 95% CI|Study|Difference|Versus study|Train accuracy|Weight layers|Epochs|"
+        "Trainable / total params|Training time"
+    ).split("|")
 )
+
+
+def _interval(low: float, high: float, method: str) -> dict:
+    return {"test_accuracy_ci_low": low, "test_accuracy_ci_high": high, "test_accuracy_ci_method": method}
 
 
 def accuracy_interval(runs: list[dict]) -> dict:
     """The 95% interval of a model's test accuracy: Wilson on the test images for one run, t across runs for several."""
     if len(runs) == 1:
         test = runs[0]["splits"]["test"]
-        low, high = wilson_interval(test["correct"], test["images"])
-        return {"test_accuracy_ci_low": low, "test_accuracy_ci_high": high, "test_accuracy_ci_method": "wilson"}
-    low, high = t_interval([run["splits"]["test"]["accuracy"] for run in runs])
-    return {
-        "test_accuracy_ci_low": low,
-        "test_accuracy_ci_high": high,
-        "test_accuracy_ci_method": f"t ({len(runs)} runs)",
-    }
+        return _interval(*wilson_interval(test["correct"], test["images"]), "wilson")
+    return _interval(*t_interval([run["splits"]["test"]["accuracy"] for run in runs]), f"t ({len(runs)} runs)")
 
 
 def versus_study(row: dict) -> str:
@@ -139,7 +104,7 @@ def model_row(model: str, runs: list[dict], failures: list[dict], store: dict | 
     if row["study_test_accuracy"] is not None:
         row["difference_to_study"] = row["test_accuracy_mean"] - row["study_test_accuracy"]
         row["versus_study"] = versus_study(row)
-    for key in ("weight_layers", "epochs_trained", "trainable_params", "total_params", *STUDY_COUNTS):
+    for key in COUNTS:
         row[key] = _distinct(run.get(key) for run in runs)
     row["pretrained"] = any(map(loads_pretrained_weights, runs))
     weights = [run_weights_text(run) for run in runs]
@@ -163,34 +128,31 @@ def evaluated_test_images(runs: dict[str, list[dict]]) -> int | None:
 def random_row(images: int | None) -> dict:
     """Uniform guessing: its expected accuracy, and the Wilson interval of such a guesser's expected count of
     right answers (rounded to whole answers) on ``images`` test images (none without evaluated runs)."""
-    row = {
-        "model": RANDOM_MODEL,
-        "runs": 1,
-        "failed": 0,
-        "test_accuracy_mean": 1 / NUM_CLASSES,  # the expected accuracy of uniform guessing, not one seeded draw
-        "study_test_accuracy": STUDY_RANDOM_ACCURACY,
-        "train_accuracy_mean": 1 / NUM_CLASSES,
-        "weight_layers": 0,
-        "epochs_trained": 0,
-        "trainable_params": 0,
-        "total_params": 0,
-    }
+    expected = 1 / NUM_CLASSES  # the expected accuracy of uniform guessing, not one seeded draw
+    row = {"model": RANDOM_MODEL, "runs": 1, "failed": 0, "test_accuracy_mean": expected}
+    row |= {"study_test_accuracy": STUDY_RANDOM_ACCURACY, "train_accuracy_mean": expected}
+    row |= dict.fromkeys(("weight_layers", "epochs_trained", "trainable_params", "total_params"), 0)
     if images is not None:
-        low, high = wilson_interval(round(images / NUM_CLASSES), images)
-        row |= {
-            "test_accuracy_ci_low": low,
-            "test_accuracy_ci_high": high,
-            "test_accuracy_ci_method": f"binomial ({images} images)",
-        }
+        row |= _interval(*wilson_interval(round(images / NUM_CLASSES), images), f"binomial ({images} images)")
     return row
+
+
+def table_rows(runs: dict[str, list[dict]], failures: dict[str, list[dict]], models) -> list[dict]:
+    """The table's rows: the Random classifier's, then one per model of ``models``, in that order."""
+    stores = shared_stores(runs)
+    return [random_row(evaluated_test_images(runs))] + [
+        model_row(model, runs.get(model, []), failures.get(model, []), stores.get(model)) for model in models
+    ]
+
+
+def spread_text(mean: float, std: float | None) -> str:
+    """A mean, with its standard deviation where there is one."""
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
 
 
 def _accuracy_cell(row: dict, split: str) -> str:
     mean = row.get(f"{split}_accuracy_mean")
-    if mean is None:
-        return "failed"
-    std = row.get(f"{split}_accuracy_std")
-    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+    return "failed" if mean is None else spread_text(mean, row.get(f"{split}_accuracy_std"))
 
 
 def display_cells(row: dict) -> list[str]:
@@ -249,10 +211,6 @@ def markdown_table(rows: list[dict]) -> str:
     return text
 
 
-def csv_table(rows: list[dict]) -> str:
-    return csv_text(list(COLUMNS), ([row.get(column, "") for column in COLUMNS] for row in rows))
-
-
 def print_table(console: Console, directory: Path, rows: list[dict]) -> None:
     table = Table(title=literal_text(f"Results & comparisons ({directory})"))
     for heading in HEADINGS:
@@ -296,12 +254,7 @@ def compare(
         raise CifarBenchError(
             f"no evaluated runs under {directory}: run `cifar-bench evaluate --ckpt <run>/checkpoints/last.ckpt` first"
         )
-    rows = [random_row(evaluated_test_images(runs))]
-    stores = shared_stores(runs)
-    rows += [
-        model_row(model, runs.get(model, []), failures.get(model, []), stores.get(model))
-        for model in sorted(runs.keys() | failures.keys())
-    ]
+    rows = table_rows(runs, failures, sorted(runs.keys() | failures.keys()))
     print_table(console, directory, rows)
     paired = paired_comparison(list(pair), runs) if pair else None
     markdown = markdown_table(rows)
@@ -311,6 +264,6 @@ def compare(
         markdown += "\n" + "\n".join(map(markdown_escaped, lines)) + "\n"
         write_json(out / "comparison_pair.json", paired)
     write_text(out / "comparison.md", markdown)
-    write_text(out / "comparison.csv", csv_table(rows))
+    write_text(out / "comparison.csv", csv_text(list(COLUMNS), ([row.get(key, "") for key in COLUMNS] for row in rows)))
     print_plain(console, f"Written to {out / 'comparison.md'} and {out / 'comparison.csv'}")
     return rows

@@ -1,16 +1,6 @@
-"""``cifar-bench evaluate``: the study's "Result Calculations" notebook, for one trained run.
-
-Predicts all 50,000 training images (none held out, none augmented) and the test set, then prints and
-writes, into ``<run>/evaluation/`` (whole or not at all: into a new folder beside it, which takes its place
-once every file is written): accuracies, per-class accuracy lines in the study's form, a
-classification report per split in scikit-learn's layout, confusion matrices (PNG and CSV), a grid
-of sample predictions, the training curves read back from the run's TensorBoard events, the raw
-predictions, and ``metrics.json`` with every number, so that ``compare`` never parses text (its
-training time and starting weights are the run's environment.json's, the one source of them). Paths in it
-are places, never absolute: the run as <model>/<version> (its place in a save_dir or results/), the checkpoint
-in the run folder, the data folder in the working folder (else by its name).
-Nothing else in the run folder is touched.
-"""
+"""``cifar-bench evaluate``: the study's "Result Calculations" notebook, for one trained run: every number
+and figure into ``<run>/evaluation/``, written whole or not at all, with ``metrics.json`` holding them all so
+that ``compare`` and ``report`` never parse text."""
 
 from __future__ import annotations
 
@@ -60,7 +50,7 @@ from cifar_bench.output import (
     write_json,
     write_text,
 )
-from cifar_bench.run_folder import Evaluation, RunFolder
+from cifar_bench.run_folder import Evaluation, RunFolder, is_integer
 
 
 def logits_in_precision(model: CifarClassifier, images: torch.Tensor, fabric: Fabric, batch_size: int) -> torch.Tensor:
@@ -204,7 +194,7 @@ def describe_run(run: Run, model: CifarClassifier, checkpoint: dict) -> dict:
         "checkpoint": place(run.checkpoint, run.folder.path),
         "checkpoint_epoch": None if checkpoint["epoch"] is None else checkpoint["epoch"] + 1,
         "checkpoint_global_step": checkpoint["global_step"],
-        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,  # true/false: none recorded
+        "seed": seed if is_integer(seed) else None,  # true/false: none recorded
         "transform_profile": model.transform_profile.name,
         "weight_layers": model.weight_layers,
         "trainable_params": trainable,

@@ -17,29 +17,32 @@ from cifar_bench.run_folder import (
     METRICS_FILE,
     Evaluation,
     RunFolder,
+    is_count,
     is_duration,
+    is_fraction,
+    is_integer,
     store_record_problem,
     weights_problem,
 )
 
 AGAIN = "run evaluate again, or delete it"
 # Counts shown in the table: absent, null or a whole number of at least zero.
-COUNTS = (
-    "weight_layers",
-    "epochs_trained",
-    "trainable_params",
-    "total_params",
-    "study_trainable_params",
-    "study_total_params",
+COUNTS = tuple(
+    "weight_layers epochs_trained trainable_params total_params study_trainable_params study_total_params".split()
 )
 
 
-def is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _or_null(check):
+    return lambda value: value is None or check(value)
 
 
-def is_fraction(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1  # NaN fails
+# The fields checked where present: (name, the check, what a value failing it is not).
+FIELD_CHECKS = (
+    *((key, _or_null(is_count), "a whole number") for key in COUNTS),
+    ("seed", _or_null(is_integer), "an integer"),
+    ("run", lambda run: isinstance(run, str), "a folder name"),
+    *((key, _or_null(is_duration), "a duration") for key in ("training_time_s", "feature_store_s")),
+)
 
 
 def split_problem(name: str, split: object) -> str | None:
@@ -65,28 +68,15 @@ def evaluation_problem(metrics: dict) -> str | None:
     if not isinstance(splits, dict):
         return "no splits"
     for name in ("test", "train"):
-        problem = split_problem(name, splits.get(name))
-        if problem:
+        if problem := split_problem(name, splits.get(name)):
             return problem
-    odd = next((key for key in COUNTS if metrics.get(key) is not None and not is_count(metrics[key])), None)
+    odd = next(((key, kind) for key, check, kind in FIELD_CHECKS if key in metrics and not check(metrics[key])), None)
     if odd:
-        return f"{odd} {metrics[odd]!r} is not a whole number"
-    seed = metrics.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        return f"seed {seed!r} is not an integer"
-    if not isinstance(metrics.get("run", ""), str):
-        return f"run {metrics['run']!r} is not a folder name"
-    time = metrics.get("training_time_s")
-    if time is not None and not is_duration(time):
-        return f"training_time_s {time!r} is not a duration"
-    spent = metrics.get("feature_store_s")
-    if spent is not None and not is_duration(spent):
-        return f"feature_store_s {spent!r} is not a duration"
-    problem = store_record_problem(metrics["feature_store"]) if metrics.get("feature_store") is not None else None
-    if problem:
-        return f"feature_store: {problem}"
-    problem = weights_problem(metrics["weights"]) if metrics.get("weights") is not None else None
-    return f"weights: {problem}" if problem else None
+        return f"{odd[0]} {metrics[odd[0]]!r} is not {odd[1]}"
+    for key, problem_of in (("feature_store", store_record_problem), ("weights", weights_problem)):
+        if metrics.get(key) is not None and (problem := problem_of(metrics[key])):
+            return f"{key}: {problem}"
+    return None
 
 
 def read_evaluation(path: Path) -> dict:

@@ -115,16 +115,11 @@ def format_duration(seconds: float | None) -> str:
 
 @contextmanager
 def folder_written_whole(folder: Path, below: Path | None = None) -> Iterator[Path]:
-    """Yield a new, hidden folder (``.NAME.XXXX.partial``) to write the files of ``folder`` into; it takes
-    their place only once the block succeeds, and is removed if the block fails (an error, a Ctrl-C): a
-    reader sees the earlier ``folder`` whole, or none, never half of one.
-
-    ``below``: a folder the command owns under it (a run's ``evaluation/``), reached from ``below`` through no
-    link; the new folder is made beside it and renamed to its name, or, where there is one, first given what
-    the earlier one holds that the new one lacks (``predict``'s CSV, files of the user's: hard-linked, folders
-    moved) and exchanged with it in one step (``renameat2``'s RENAME_EXCHANGE; two renames where the system
-    has none), the earlier one then removed. None: the user's own folder (``--out``), taken as named: a
-    missing one is made like that, into an existing one the new files are moved, one by one, at the end."""
+    """Yield a new, hidden folder to write the files of ``folder`` into, which takes their place only once the
+    block succeeds (removed if it fails): a reader sees the earlier ``folder`` whole, or none, never half of one.
+    ``below``: the command's own folder (a run's ``evaluation/``), reached from ``below`` through no link and
+    exchanged whole, keeping what the earlier one held that the new one lacks; None: the user's ``--out``, into
+    which the new files are moved one by one at the end."""
     folder = Path(os.path.abspath(folder))
     if below is not None:
         refuse_links((folder,), below)

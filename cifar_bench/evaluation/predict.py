@@ -78,21 +78,6 @@ def glob_files(pattern: str) -> list[Path]:
     return sorted(matches)
 
 
-def read_images(files: list[Path]) -> tuple[list[str], torch.Tensor | None, list[tuple[str, str]], int]:
-    """(names, uint8 (N, 3, 32, 32) batch, (file, reason) of files that could not be decoded, how many were resized)."""
-    names, tensors, skipped, resized = [], [], [], 0
-    for path in files:
-        try:
-            image = read_image(path)
-        except CifarBenchError as error:
-            skipped.append((str(path), str(error)))
-            continue
-        resized += tuple(image.shape[-2:]) != (SIZE, SIZE)
-        names.append(str(path))
-        tensors.append(to_32(image.unsqueeze(0)))
-    return names, (torch.cat(tensors) if tensors else None), skipped, resized
-
-
 def predictions_csv(names: list[str], probabilities: torch.Tensor, labels: torch.Tensor | None) -> str:
     header = ["file", "true_label", "predicted", "probability", *(f"p_{name}" for name in CLASS_NAMES)]
     best = probabilities.max(dim=1)
@@ -165,9 +150,17 @@ def read_inputs(inputs: list[str], console: Console) -> tuple[list[str], torch.T
     """(names, uint8 (N, 3, 32, 32) images, (input, reason) of those skipped) of the image files the inputs
     name; one error when none is readable, and a line saying how many were resized."""
     files, skipped = image_files(inputs)
-    names, images, unreadable, resized = read_images(files)
-    skipped += unreadable
-    if images is None:
+    names, tensors, resized = [], [], 0
+    for path in files:
+        try:
+            image = read_image(path)
+        except CifarBenchError as error:
+            skipped.append((str(path), str(error)))
+            continue
+        resized += tuple(image.shape[-2:]) != (SIZE, SIZE)
+        names.append(str(path))
+        tensors.append(to_32(image.unsqueeze(0)))
+    if not tensors:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
         raise CifarBenchError(
             f"no readable image among the inputs ({reasons}): pass PNG, JPEG, BMP or WebP files, folders or globs"
@@ -177,7 +170,7 @@ def read_inputs(inputs: list[str], console: Console) -> tuple[list[str], torch.T
             console,
             f"{resized} of {len(names)} images are not {SIZE}x{SIZE}: resized to {SIZE}x{SIZE} with antialiasing",
         )
-    return names, images, skipped
+    return names, torch.cat(tensors), skipped
 
 
 def print_skipped(console: Console, skipped: list[tuple[str, str]]) -> None:

@@ -1,12 +1,6 @@
-"""What a run started from and how large its network is, said one way for evaluate, compare and the report.
-
-A VGG16 run records its starting weights (environment.json, carried into metrics.json): the file by its
-name and SHA-256, and which weight layers started pretrained, random, and were trained. Said here as
-"conv1_1–conv5_3 pretrained (file, sha256 …); fc6–fc8 start random; fc6 is frozen random (never trained)".
-Its parameters are given as the study counts them, torchvision's VGG16 with a 10-way fc8 (134,301,514 in
-all), with the network as built beside (fc6 folded: 33,638,218). A run evaluated before these were
-recorded says so, never guessed.
-"""
+"""What a run started from (a VGG16 run's recorded starting weights) and how large its network is (as built,
+and as the study counts it), said one way for evaluate, compare and the report; never guessed where not
+recorded."""
 
 from __future__ import annotations
 

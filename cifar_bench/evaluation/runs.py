@@ -12,7 +12,7 @@ import torch
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models import MODEL_CLASSES, CifarClassifier, known_model
-from cifar_bench.run_folder import RunFolder
+from cifar_bench.run_folder import RunFolder, read_config
 from cifar_bench.training.checkpoints import build_model, read_checkpoint
 
 
@@ -44,7 +44,7 @@ def find_run(ckpt: str | Path) -> Run:
             f"no {folder.config_file.name} in {folder.path}: evaluate needs the run folder LightningCLI wrote "
             "(version_N/ holding config.yaml and checkpoints/)"
         )
-    config = folder.read_config("restore the run's config")
+    config = read_config(folder.config_file, "restore the run's config")
     return Run(RunFolder(folder.path.resolve()), checkpoint.resolve(), config)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import read_small_bytes
-from cifar_bench.output import first_link
+from cifar_bench.output import first_link, png_bytes
 from cifar_bench.run_folder import RunFolder, read_config
 
 REPORT_DPI = 80  # figures embedded in the page: sharp enough on screen and on paper, small enough to embed
@@ -42,23 +42,19 @@ def preformatted(text: str) -> dict:
     return {"kind": "pre", "lines": text.rstrip("\n").split("\n")}
 
 
-def figure(name: str, png: bytes, caption: str) -> dict:
-    """A figure: ``name`` is its file's name beside report.md (made of safe characters by the caller)."""
+def figure(name: str, drawn, caption: str) -> dict:
+    """A figure, ``drawn``: a matplotlib figure (``figure_png``) or PNG bytes; ``name`` is its file's name beside
+    report.md (made of safe characters by the caller)."""
+    png = drawn if isinstance(drawn, bytes) else figure_png(drawn)
     return {"kind": "figure", "name": name, "png": png, "caption": caption}
 
 
 def figure_png(drawn) -> bytes:
     """A matplotlib figure as PNG bytes (then closed)."""
-    import matplotlib.pyplot as plt
     from PIL import Image
 
-    buffer = io.BytesIO()
-    try:
-        drawn.savefig(buffer, format="png", dpi=REPORT_DPI)
-    finally:
-        plt.close(drawn)
     # A 256-colour palette: plots hold few colours, and the page embeds every figure (about a third the bytes).
-    with Image.open(io.BytesIO(buffer.getvalue()), formats=["PNG"]) as image:
+    with Image.open(io.BytesIO(png_bytes(drawn, REPORT_DPI)), formats=["PNG"]) as image:
         paletted = image.convert("RGB").quantize(256)
     buffer = io.BytesIO()
     paletted.save(buffer, format="PNG", optimize=True)
@@ -85,8 +81,3 @@ def run_file(directory: Path, path: Path, read: Callable[[Path], object] = read_
 def run_config(directory: Path, run: RunFolder) -> dict | None:
     """A run's config.yaml (None when missing or unreadable)."""
     return run_file(directory, run.config_file, lambda path: read_config(path, "the report leaves it out"))
-
-
-def run_environment(directory: Path, run: RunFolder) -> dict | None:
-    """A run's environment.json (None when missing or unreadable)."""
-    return run_file(directory, run.environment_file, lambda path: run.read_environment())

@@ -12,7 +12,7 @@ from pathlib import Path, PurePath
 import torch
 
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.compare import mean_std
+from cifar_bench.evaluation.compare import mean_std, spread_text
 from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import SPLITS, classification_report, format_duration
 from cifar_bench.evaluation.paired import first_seed_run
@@ -23,13 +23,11 @@ from cifar_bench.models import known_model
 from cifar_bench.report.blocks import (
     bullets,
     figure,
-    figure_png,
     heading,
     paragraph,
     percent,
     preformatted,
     run_config,
-    run_environment,
     run_file,
     table,
 )
@@ -70,10 +68,10 @@ def model_chapter(number: int, model: str, group: list[dict], directory: Path) -
 def seeds_blocks(group: list[dict], first: dict) -> list[dict]:
     if len(group) == 1:
         return [paragraph(f"One run ({first['run_name']}, seed {first.get('seed')}).")]
-    lines = []
-    for split in SPLITS:
-        mean, std = mean_std([run["splits"][split]["accuracy"] for run in group])
-        lines.append(f"{split} accuracy {mean:.4f} ± {std:.4f}")
+    lines = [
+        f"{split} accuracy {spread_text(*mean_std([run['splits'][split]['accuracy'] for run in group]))}"
+        for split in SPLITS
+    ]
     seeds = ", ".join(str(run.get("seed")) for run in group)
     return [
         paragraph(
@@ -119,19 +117,16 @@ def layer_blocks(config: dict | None, run: dict) -> list[dict]:
         ]
     try:  # a config.yaml of an older version may hold settings this code no longer takes
         with torch.device("meta"):
-            network = cls(**settings).net
+            built = cls(**settings)
     except (CifarBenchError, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as error:
         return [paragraph(f"The network's layers could not be rebuilt from config.yaml ({type(error).__name__}).")]
     rows = []
-    for name, layer in network.named_modules():
+    for name, layer in built.net.named_modules():
         if not list(layer.children()):
             parameters = list(layer.parameters())
             trained = "-" if not parameters else "yes" if any(p.requires_grad for p in parameters) else "frozen"
             rows.append([name, _setting(layer), f"{sum(p.numel() for p in parameters):,}", trained])
-    counts = (
-        sum(p.numel() for p in network.parameters() if p.requires_grad),
-        sum(p.numel() for p in network.parameters()),
-    )
+    counts = built.parameter_counts()
     same = counts == (run["trainable_params"], run["total_params"])
     note = (
         ""
@@ -175,7 +170,7 @@ def recipe_blocks(run: dict, directory: Path, run_folder: RunFolder) -> list[dic
         ["precision (training / evaluation)", f"{trainer.get('precision', '-')} / {run.get('precision', '-')}"],
         ["training time", format_duration(run.get("training_time_s"))],
     ]
-    environment = run_environment(directory, run_folder)
+    environment = run_file(directory, run_folder.environment_file, lambda path: run_folder.read_environment())
     machine = environment.get("machine") if environment and isinstance(environment.get("machine"), dict) else None
     if machine:
         gpu = machine.get("gpu") or "no GPU"
@@ -197,11 +192,7 @@ def curves_blocks(run: dict, prefix: str) -> list[dict]:
         return blocks + [paragraph("No epoch-level curves were recorded in this run's event files.")]
     drawn = curves_figure(run["curves"], f"{run['model']}: training curves")
     return blocks + [
-        figure(
-            f"{prefix}_curves.png",
-            figure_png(drawn),
-            "Loss and accuracy per epoch (validation: held-out training images)",
-        )
+        figure(f"{prefix}_curves.png", drawn, "Loss and accuracy per epoch (validation: held-out training images)")
     ]
 
 
@@ -255,9 +246,7 @@ def confusion_blocks(run: dict, prefix: str) -> list[dict]:
         drawn = confusion_figure(confusion, tuple(run["class_names"]), f"{run['model']}: {split} confusion matrix")
         blocks.append(
             figure(
-                f"{prefix}_confusion_{split}.png",
-                figure_png(drawn),
-                f"{split.capitalize()} images: rows true, columns predicted",
+                f"{prefix}_confusion_{split}.png", drawn, f"{split.capitalize()} images: rows true, columns predicted"
             )
         )
     return blocks
@@ -275,16 +264,13 @@ def samples_blocks(run: dict, directory: Path, prefix: str) -> list[dict]:
     return blocks + [figure(f"{prefix}_samples.png", png, "The first test images: predicted (true), mistakes in red")]
 
 
-def _spread(values: list[float]) -> str:
-    mean, std = mean_std(values)
-    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
-
-
 def calibration_blocks(runs: list[dict], first: dict, prefix: str) -> list[dict]:
     lines = []
     for split in SPLITS:
-        eces, top3 = ([run["splits"][split][key] for run in runs] for key in ("ece", "top3_accuracy"))
-        lines.append(f"{split}: expected calibration error {_spread(eces)}, top-3 accuracy {_spread(top3)}")
+        ece, top3 = (
+            spread_text(*mean_std([run["splits"][split][key] for run in runs])) for key in ("ece", "top3_accuracy")
+        )
+        lines.append(f"{split}: expected calibration error {ece}, top-3 accuracy {top3}")
     bins = first["splits"]["test"]["reliability"]
     drawn = reliability_figure(bins, f"{first['model']}: test reliability (ECE {first['splits']['test']['ece']:.4f})")
     rows = [
@@ -297,7 +283,7 @@ def calibration_blocks(runs: list[dict], first: dict, prefix: str) -> list[dict]
         bullets(lines),
         figure(
             f"{prefix}_reliability_test.png",
-            figure_png(drawn),
+            drawn,
             "Test accuracy against confidence, 15 bins; each bar says how many images it holds",
         ),
         table(["confidence bin", "test images", "mean confidence", "accuracy"], rows),

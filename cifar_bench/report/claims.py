@@ -152,11 +152,16 @@ def accuracy_claim(
         for (first, second), found in zip(pairs, differing)
         if first in runs and second in runs
     ]
+    return claim_blocks(title, claim, combined(verdicts), [line for line in evidence if line])
+
+
+def claim_blocks(title: str, claim: str, verdict: str, evidence: list[str]) -> list[dict]:
+    """A claim checked: its heading, the study's words, the verdict and its evidence."""
     return [
         heading(title, 3),
         paragraph(f"The study: “{claim}”"),
-        paragraph("", strong=f"Verdict: {combined(verdicts)}"),
-        bullets([line for line in evidence if line]),
+        paragraph("", strong=f"Verdict: {verdict}"),
+        bullets(evidence),
     ]
 
 
@@ -173,11 +178,6 @@ def resource_claim(runs: dict[str, list[dict]]) -> list[dict]:
     a VGG16 row's own time, and with its share of the feature store's build (``store_time``), judged on both."""
     transfer = [model for model in runs if model.startswith("vgg16")]
     scratch = [model for model in ("cnn", "cnn_bn_do") if model in runs]
-    claim = "[Transfer learning] needs less resource to train than training a model from scratch."
-    blocks = [
-        heading("Transfer learning needs less resource than training from scratch", 3),
-        paragraph(f"The study: “{claim}”"),
-    ]
     times, stores = {}, shared_stores(runs)
     for model in transfer + scratch:
         values = row_times(runs[model], stores.get(model))
@@ -210,7 +210,9 @@ def resource_claim(runs: dict[str, list[dict]]) -> list[dict]:
         verdict = SUPPORTED if not dearer else "Not supported." if not cheaper else PARTLY
         if len(judged) > 1:
             lines.append("The verdict counts each VGG16 row with its share of the store's build: its whole cost.")
-    return blocks + [paragraph("", strong=f"Verdict: {verdict}"), bullets(lines)]
+    title = "Transfer learning needs less resource than training from scratch"
+    claim = "[Transfer learning] needs less resource to train than training a model from scratch."
+    return claim_blocks(title, claim, verdict, lines)
 
 
 def claims_chapter(runs: dict[str, list[dict]], directory: Path) -> list[dict]:

@@ -19,15 +19,12 @@ from cifar_bench.evaluation.compare import (
     WEIGHTS_HEADING,
     collect,
     display_cells,
-    evaluated_test_images,
-    model_row,
-    random_row,
+    table_rows,
     total_time_line,
     weights_lines,
 )
 from cifar_bench.evaluation.reference import STUDY_TABLE, study_epochs
-from cifar_bench.evaluation.store_time import shared_stores
-from cifar_bench.output import atomic_file, place, print_plain, unlinked_folder, write_text
+from cifar_bench.output import place, print_plain, unlinked_folder, write_bytes, write_text
 from cifar_bench.report.blocks import bullets, heading, paragraph, table
 from cifar_bench.report.chapters import model_chapter
 from cifar_bench.report.claims import claims_chapter
@@ -51,11 +48,7 @@ def study_order(models) -> list[str]:
 def comparison_chapter(runs: dict[str, list[dict]], failures: dict[str, list[dict]]) -> list[dict]:
     """compare's table (ours with intervals, the study's exact figure, the difference, epochs, parameters,
     time), with the study's epochs beside ours."""
-    rows, stores = [random_row(evaluated_test_images(runs))], shared_stores(runs)
-    rows += [
-        model_row(model, runs.get(model, []), failures.get(model, []), stores.get(model))
-        for model in study_order(runs.keys() | failures.keys())
-    ]
+    rows = table_rows(runs, failures, study_order(runs.keys() | failures.keys()))
     cells = [[*display_cells(row), study_epochs(row["model"]) or ("0" if row is rows[0] else "-")] for row in rows]
     return [
         heading("Results and comparisons", anchor="comparison"),
@@ -116,13 +109,11 @@ def report(directory: str, data_dir: Optional[str] = None, console: Optional[Con
     folder = unlinked_folder(directory / FIGURES_FOLDER, directory)
     html_path = write_text(directory / HTML_FILE, render_html(TITLE, blocks))
     for name, png in figures.items():
-        with atomic_file(folder / name) as handle:
-            handle.write(png)
+        write_bytes(folder / name, png)
     markdown_path = write_text(directory / MARKDOWN_FILE, markdown)
     print_plain(
-        console, f"Report written to {html_path} (one self-contained page) and {markdown_path} (figures in {folder})"
-    )
-    print_plain(
-        console, f"Next: open {html_path} in a browser, or rerun cifar-bench report {directory} after more runs"
+        console,
+        f"Report written to {html_path} (one self-contained page) and {markdown_path} (figures in {folder})\n"
+        f"Next: open {html_path} in a browser, or rerun cifar-bench report {directory} after more runs",
     )
     return html_path

@@ -10,7 +10,7 @@ from cifar_bench.data.sources import load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.analyze import CHANNELS, describe, sample_grid
 from cifar_bench.output import place
-from cifar_bench.report.blocks import figure, figure_png, heading, paragraph, table
+from cifar_bench.report.blocks import figure, heading, paragraph, table
 
 SAMPLES_PER_CLASS = 8
 STUDY_DATA = (
@@ -70,5 +70,5 @@ def analysis_blocks(arrays) -> list[dict]:
         table(["class", *(f"batch {i + 1}" for i in range(len(batches)))], batch_rows),
         heading("Per-channel statistics (training set, pixels / 255)", 3),
         table(["", *CHANNELS], channel_rows),
-        figure("data_samples.png", figure_png(grid), f"The first {SAMPLES_PER_CLASS} training images of each class"),
+        figure("data_samples.png", grid, f"The first {SAMPLES_PER_CLASS} training images of each class"),
     ]

@@ -16,8 +16,8 @@ from cifar_bench.configs import model_config, model_names
 from cifar_bench.evaluation.evaluated import collect
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.figures import epochs_figure
-from cifar_bench.report.blocks import figure, figure_png, heading, paragraph, table
-from cifar_bench.run_folder import read_config
+from cifar_bench.report.blocks import figure, heading, paragraph, table
+from cifar_bench.run_folder import is_count, is_fraction, read_config
 
 EPOCHS_FOLDER = "epochs_probes"
 QUESTION = "Although increasing the epochs should help. (I had no more resource to train them until 120 epochs)."
@@ -40,9 +40,8 @@ def validation_curve(run: dict) -> dict | None:
     epochs, values = points.get("epoch"), points.get("value")
     if not isinstance(epochs, list) or not isinstance(values, list) or not epochs or len(epochs) != len(values):
         return None
-    whole = all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in epochs)
-    fractions = all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in values)
-    return {"epoch": epochs, "value": values} if whole and fractions else None
+    whole = all(map(is_count, epochs)) and all(map(is_fraction, values))
+    return {"epoch": epochs, "value": values} if whole else None
 
 
 def value_at(points: dict[str, list], epoch: int) -> str:
@@ -97,5 +96,5 @@ def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
             ],
             rows,
         ),  # fmt: skip
-        figure("epochs.png", figure_png(epochs_figure(curves, marks, "Validation accuracy against epochs")), caption),
+        figure("epochs.png", epochs_figure(curves, marks, "Validation accuracy against epochs"), caption),
     ]

@@ -14,7 +14,7 @@ from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import format_duration
 from cifar_bench.figures import sweep_history_figure
 from cifar_bench.output import place
-from cifar_bench.report.blocks import figure, figure_png, heading, paragraph, run_config, run_file, table
+from cifar_bench.report.blocks import figure, heading, paragraph, run_config, run_file, table
 from cifar_bench.run_folder import read_config
 from cifar_bench.sweep.folder import BEST_YAML, SWEEPS_FOLDER, read_sweep, sweep_folders
 
@@ -90,7 +90,7 @@ def sweep_blocks(model: str, folder: Path, group: list[dict], directory: Path, p
         blocks.append(paragraph(f"The {MAX_TRIAL_ROWS} best of {len(sweep['rows'])} trials; the figure shows all."))
     drawn = sweep_history_figure(sweep["rows"], f"{model}: sweep history")
     caption = "Validation accuracy of each trial (pruned: at its last epoch) and the best so far."
-    return blocks + [figure(f"{prefix}_history.png", figure_png(drawn), caption)]
+    return blocks + [figure(f"{prefix}_history.png", drawn, caption)]
 
 
 def best_recipe_blocks(folder: Path, group: list[dict], directory: Path) -> list[dict]:
