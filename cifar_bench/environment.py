@@ -25,15 +25,12 @@ def cpu_name() -> str:
 
 def commit() -> str | None:
     """The git commit of the package's source, with ``+changes`` when the working tree differs from it."""
+
+    def git(*words: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *words], cwd=SOURCE, capture_output=True, text=True, timeout=10)
+
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=SOURCE, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=SOURCE,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        head, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     if head.returncode != 0:
@@ -59,26 +56,16 @@ def machine() -> dict:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware, not only whether oneDNN accepts bf16.
-
-    oneDNN reports bf16 support on every AVX-512 CPU, but without the AVX512_BF16 or AMX instructions
-    it emulates it, slower than fp32 (measured on an AVX-512 Xeon without them: a 1024^3 matmul takes
-    0.020 s in fp32 and 0.086 s in bf16, a VGG conv layer 0.038 s against 0.190 s). On other
-    architectures oneDNN's own answer is all there is.
-    """
+    """Whether this CPU computes bf16 in hardware: oneDNN reports bf16 on every AVX-512 CPU, but without
+    AVX512_BF16 or AMX emulates it, slower than fp32. On other architectures oneDNN's answer is all there is."""
     if torch.cpu._is_avx2_supported():  # x86
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def default_precision(accelerator: str = "auto") -> str:
-    """bf16 autocast where the hardware that will run computes bf16 natively, fp32 elsewhere.
-
-    A GPU with bf16 support, or a CPU with bf16 instructions (AVX512_BF16 or AMX), runs bf16 1.5-2x
-    faster than fp32 at the same accuracy; a CPU without them emulates bf16 4x (AVX-512) to 60x (AVX2:
-    a 1024^3 matmul 0.12 s in fp32, 7.6 s in bf16) slower than fp32. Used only where no config or flag
-    sets ``trainer.precision``.
-    """
+    """bf16 autocast where the hardware that will run computes bf16 natively (1.5-2x faster than fp32), fp32
+    elsewhere (emulated bf16 is 4-60x slower); used only where no config or flag sets ``trainer.precision``."""
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     if accelerator in ("auto", "cpu"):

@@ -122,9 +122,19 @@ def study(
     lock = hold_lock(save_dir, "study")  # one study a folder, held until its table, evidence and report are written
     try:
         results_dir = Path(results) if results is not None else None
-        rows = train_evaluate_and_compare(
-            configs_dir, save_dir, configs, seeds, data_args, vgg_weights, fit_args, results_dir, console
-        )
+        for model, config in configs.items():
+            weights = vgg_weights and takes_pretrained_weights(config)
+            weights_args = ["--model.init_args.weights", vgg_weights] if weights else []
+            for seed in seeds:
+                run = RunFolder.in_study(save_dir, model, seed)
+                train_and_evaluate(configs_dir, run, seed, [*data_args, *weights_args, *fit_args], console)
+                if results_dir is not None and run.evaluation.metrics.is_file():
+                    # Now, not at the study's end: a run folder may not outlive the session or the machine.
+                    try:
+                        export_run_evidence(run, save_dir, results_dir)
+                    except CifarBenchError as error:  # the study's end tries again, and says so if it fails
+                        print_plain(console, f"{model}, seed {seed}: evidence not copied yet: {error}", style="red")
+        rows = compare(save_dir, console=console)
         folders = [save_dir]
         if results_dir is not None:
             copied = export_evidence(save_dir, results_dir)
@@ -141,36 +151,6 @@ def study(
     return rows
 
 
-def train_evaluate_and_compare(
-    configs_dir: Path,
-    save_dir: Path,
-    configs: dict[str, dict],
-    seeds: tuple[int, ...],
-    data_args: list[str],
-    vgg_weights: Optional[str],
-    fit_args: Sequence[str],
-    results: Optional[Path],
-    console: Console,
-) -> list[dict]:
-    """The study itself, run while it holds its folder: every model (its config read) and seed trained and
-    evaluated, each run's evidence copied to ``results`` as it is evaluated, then the table."""
-    for model, config in configs.items():
-        weights_args = (
-            ["--model.init_args.weights", vgg_weights] if vgg_weights and takes_pretrained_weights(config) else []
-        )
-        for seed in seeds:
-            settings = [*data_args, *weights_args, *fit_args]
-            train_and_evaluate(configs_dir, save_dir, model, seed, settings, console)
-            run = RunFolder.in_study(save_dir, model, seed)
-            if results is not None and run.evaluation.metrics.is_file():
-                # Now, not at the study's end: a run folder may not outlive the session or the machine.
-                try:
-                    export_run_evidence(run, save_dir, results)
-                except CifarBenchError as error:  # the study's end tries again, and says so if it fails
-                    print_plain(console, f"{model}, seed {seed}: evidence not copied yet: {error}", style="red")
-    return compare(save_dir, console=console)
-
-
 def chosen_models(configs_dir: Path, models: Optional[list[str]]) -> list[str]:
     """The models asked for (default: every config in configs_dir), refused before anything trains if one has no config."""
     known = model_names(configs_dir)
@@ -182,9 +162,9 @@ def chosen_models(configs_dir: Path, models: Optional[list[str]]) -> list[str]:
     return models or known
 
 
-def fit_command(configs_dir: Path, save_dir: Path, model: str, seed: int, settings: list[str]) -> list[str]:
+def fit_command(configs_dir: Path, run: RunFolder, seed: int, settings: list[str]) -> list[str]:
     """``cifar-bench fit`` of one model and seed into its fixed run folder, continued from its last.ckpt if any."""
-    run = RunFolder.in_study(save_dir, model, seed)
+    save_dir, model = run.path.parent.parent, run.model_name
     # The seed also draws the validation split and the batch order (data.seed), not only the weights.
     return [
         # Every fit starts from the package's base.yaml; a configs_dir may add its own over it.
@@ -199,19 +179,16 @@ def fit_command(configs_dir: Path, save_dir: Path, model: str, seed: int, settin
     ]
 
 
-def train_and_evaluate(
-    configs_dir: Path, save_dir: Path, model: str, seed: int, settings: list[str], console: Console
-) -> None:
+def train_and_evaluate(configs_dir: Path, run: RunFolder, seed: int, settings: list[str], console: Console) -> None:
     """Train and evaluate one model and seed, each in its own process, unless it was evaluated already;
     a failure is recorded beside the run (``failed-seed<N>.json``), a Ctrl-C stops the study."""
-    run = RunFolder.in_study(save_dir, model, seed)
-    folder, marker, last = run.path, run.failure_marker, run.last_checkpoint
+    folder, marker, last, model = run.path, run.failure_marker, run.last_checkpoint, run.model_name
     if run.evaluation.metrics.is_file():
         marker.unlink(missing_ok=True)  # from a failure a later run made good
         print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
         return
     console.rule(literal_text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
-    command, stage = fit_command(configs_dir, save_dir, model, seed, settings), "fit"
+    command, stage = fit_command(configs_dir, run, seed, settings), "fit"
     status = cifar_bench(*command)
     if status == 0:
         command, stage = ["evaluate", "--ckpt", str(folder)], "evaluate"
@@ -225,7 +202,7 @@ def train_and_evaluate(
         return
     print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
     record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}
-    unlinked_folder(marker.parent, save_dir)
+    unlinked_folder(marker.parent, folder.parent.parent)
     write_json(marker, {**record, "run": str(folder) if folder.is_dir() else None})
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -88,14 +89,7 @@ def augmented_view(
     """uint8 (N, 3, 32, 32) images as the network input of one given draw: ``prepare_batch``'s training
     path with the flips and angles fixed instead of drawn."""
     batch = images.float().div_(255)
-    return normalize(rotate(flip_where(batch, flip), degrees), profile.mean, profile.std)
-
-
-def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """(x - mean) / std per channel, for a float batch in [0, 1]."""
-    mean_t = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
-    return (images - mean_t) / std_t
+    return TF.normalize(rotate(flip_where(batch, flip), degrees), profile.mean, profile.std, inplace=True)
 
 
 def prepare_batch(images: torch.Tensor, profile: TransformProfile, train: bool) -> torch.Tensor:
@@ -103,4 +97,4 @@ def prepare_batch(images: torch.Tensor, profile: TransformProfile, train: bool) 
     batch = images.float().div_(255)
     if train and profile.augment:
         batch = random_rotation(random_horizontal_flip(batch), profile.max_rotation_degrees)
-    return normalize(batch, profile.mean, profile.std)
+    return TF.normalize(batch, profile.mean, profile.std, inplace=True)

@@ -152,5 +152,4 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def test_dataloader(self) -> InMemoryBatches:
         return self._batches("test", self.hparams.eval_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> InMemoryBatches:
-        return self._batches("test", self.hparams.eval_batch_size, shuffle=False)
+    predict_dataloader = test_dataloader

@@ -273,14 +273,3 @@ def locate(data_dir: str | Path, download: bool = True, unpack: bool = True) -> 
 def load_cifar10(data_dir: str | Path, download: bool = True, unpack: bool = True) -> CifarArrays:
     """Locate (unpacking or downloading if needed and allowed) and read the whole dataset."""
     return read_folder(locate(data_dir, download, unpack))
-
-
-__all__ = [
-    "CLASS_NAMES",
-    "CifarArrays",
-    "NUM_CLASSES",
-    "load_cifar10",
-    "locate",
-    "read_folder",
-    "unpack_archive",
-]

@@ -1,23 +1,10 @@
-"""VGG16's frozen convolutions, computed once for the whole training set in K augmented views, kept on disk.
+"""VGG16's frozen convolutions (conv1_1 ... conv5_1, 89% of its forward at 32x32), computed once for the
+training set in K augmented views and kept on disk, shared by the three VGG16 models, every seed and trial.
 
-VGG16 with its last 2, 3 or 5 weight layers trained never changes conv1_1 ... conv5_1, 89% of its forward
-at 32x32. A store holds their output (512x2x2 per image) for every one of the training images in ``views``
-augmented views (the study's random flip and rotation, each view drawn once from a seed), plus the plain
-view of the training images for validation, and of the test images where validation reads them (``val_size``
-0). One store serves all three models, every run seed and a sweep's trials (a run's validation split is a
-subset of the training images).
-
-A store is named by the digest of everything that determines its content (``StoreKey``): a change of any of
-it makes another store, so a stale one is never read. It is built in ``<digest>.partial/`` under a file lock,
-chunk by chunk with its progress recorded, and renamed into place only when complete: a killed build leaves
-no folder that looks complete, and the next build continues where it stopped. Opening checks what the
-folder says of itself (its key, each array's dtype and shape, each file's size) against what is expected.
-
-The key comes from public inputs, so a folder can be planted under its name: the content is trusted only
-where it carries the build's own tags, a keyed digest (BLAKE2b under this user's secret, ``io.user_secret``)
-of every chunk, recorded as each chunk is written. Opening checks every chunk's tag (a full read, ~2 s for
-the 1.75 GiB store); a continued build recomputes each chunk whose tag does not match, so a planted or
-stale ``.partial`` is rebuilt, never promoted.
+A store is named by the digest of everything that determines its content (``StoreKey``), built in
+``<digest>.partial/`` under a lock chunk by chunk and renamed into place when complete; its content is
+trusted only where each chunk carries the build's keyed tag (``io.user_secret``): a folder can be planted
+under a public name. See docs/guarantees.md.
 """
 
 from __future__ import annotations
@@ -35,7 +22,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cifar_bench.data.augment import TransformProfile, augmentation_draws, augmented_view, normalize
+from cifar_bench.data.augment import TransformProfile, augmentation_draws, augmented_view, prepare_batch
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import atomic_file, read_json_object, take_lock, unwritable, user_secret
 
@@ -102,19 +89,6 @@ class FeatureStore:
     def __init__(self, folder: Path, arrays: dict[str, np.ndarray], build_s: float | None) -> None:
         self.folder, self.build_s = folder, build_s
         self.train_views, self.train_plain, self.test_plain = (arrays[name] for name in ARRAY_NAMES)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.train_views, self.train_plain, self.test_plain))
-
-
-def array_shapes(key: StoreKey, train_count: int, test_count: int, feature_shape: tuple[int, ...]) -> dict:
-    """Each array's shape, by name (``ARRAY_NAMES``)."""
-    return {
-        "train_views": (key.views, train_count, *feature_shape),
-        "train_plain": (train_count, *feature_shape),
-        "test_plain": (test_count, *feature_shape),
-    }
 
 
 def _refuse_link(path: Path) -> None:
@@ -221,7 +195,7 @@ def _network_input(key: StoreKey, inputs: StoreInputs, chunk: str, size: int) ->
         flip, degrees = (d[start : start + size] for d in view_draws(view, count, key.view_seed, profile))
         return augmented_view(inputs.train_images[start : start + size], profile, flip, degrees)
     images = (inputs.train_images if name == "train_plain" else inputs.test_images)[int(start) : int(start) + size]
-    return normalize(images.float().div(255), profile.mean, profile.std)
+    return prepare_batch(images, profile, train=False)
 
 
 def _tag(secret: bytes, key: StoreKey, chunk: str, block: np.ndarray) -> str:
@@ -297,7 +271,12 @@ def open_or_build(
         raise CifarBenchError(f"cannot use {root} for VGG16 feature stores ({error}): choose another feature_store")
     busy = f"{final} was still being built by another process after {BUILD_WAIT_S:,} s (it holds {lock_file})"
     lock = take_lock(lock_file, BUILD_WAIT_S, busy + ": if it is stopped, end it and run again", report)
-    shapes = array_shapes(key, len(inputs.train_images), len(inputs.test_images), feature_shape)
+    train_count = len(inputs.train_images)
+    shapes = {  # each array's, by name (ARRAY_NAMES)
+        "train_views": (key.views, train_count, *feature_shape),
+        "train_plain": (train_count, *feature_shape),
+        "test_plain": (len(inputs.test_images), *feature_shape),
+    }
     try:
         if not final.exists() and not final.is_symlink():
             try:
@@ -306,7 +285,8 @@ def open_or_build(
             except OSError as error:  # a file or folder in the way of the build's, arrays the system refuses
                 raise CifarBenchError(f"cannot build feature store {partial} ({error}): delete it and run again")
             store = open_store(final, key, shapes)
-            report(f"Built the VGG16 feature store in {store.build_s:.0f} s: {store.nbytes / 2**30:.2f} GiB in {final}")
+            size = sum(array.nbytes for array in (store.train_views, store.train_plain, store.test_plain)) / 2**30
+            report(f"Built the VGG16 feature store in {store.build_s:.0f} s: {size:.2f} GiB in {final}")
             return store
     finally:
         lock.release()

@@ -10,17 +10,13 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 
-def optimizer_groups(groups: list[dict], lr: float) -> list[dict]:
-    """Parameter groups with their learning rate: ``lr`` times the group's ``lr_scale`` (default 1)."""
-    return [
-        {**{key: value for key, value in group.items() if key != "lr_scale"}, "lr": lr * group.get("lr_scale", 1.0)}
+def build_optimizer(groups: list[dict], hp, device: torch.device) -> torch.optim.Optimizer:
+    """SGD (Nesterov momentum), Adam or AdamW over ``groups``, as ``hp.optimizer`` says; a group's learning rate
+    is ``hp.lr`` times its ``lr_scale`` (default 1)."""
+    groups = [
+        {**{key: value for key, value in group.items() if key != "lr_scale"}, "lr": hp.lr * group.get("lr_scale", 1.0)}
         for group in groups
     ]
-
-
-def build_optimizer(groups: list[dict], hp, device: torch.device) -> torch.optim.Optimizer:
-    """SGD (Nesterov momentum), Adam or AdamW over ``groups``, as ``hp.optimizer`` says."""
-    groups = optimizer_groups(groups, hp.lr)
     # Fused kernels update every tensor in one pass; PyTorch's default on the CPU is a slow per-tensor loop.
     fused = device.type in ("cpu", "cuda") or None
     if hp.optimizer == "sgd":

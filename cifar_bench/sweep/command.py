@@ -7,6 +7,8 @@ from the storage when it ends. Run again, the command resumes the study.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,8 +26,8 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.output import output_location, print_plain
 from cifar_bench.sweep.folder import BEST_YAML, TRIALS_CSV, default_sweep_folder
 from cifar_bench.sweep.outputs import best_trial, write_outputs
-from cifar_bench.sweep.space import SPACES_DIR, default_space, fit_words, read_space, space_record, suggest
-from cifar_bench.sweep.storage import FAILURE, Storage, claim, counted, fail_abandoned, open_study
+from cifar_bench.sweep.space import SPACES_DIR, fit_words, read_space, space_record, suggest
+from cifar_bench.sweep.storage import FAILURE, WORKER, Storage, counted, fail_abandoned, open_study
 from cifar_bench.sweep.trial import TrialFailed, check_fit_options, run_trial
 
 PRUNERS = {
@@ -97,7 +99,7 @@ def sweep(
 
 def read_model_space(model: str, space: Optional[str]) -> dict:
     """The search space of ``--space``, or the packaged one of the model (one error line when there is none)."""
-    space_file = Path(space) if space is not None else default_space(model)
+    space_file = Path(space) if space is not None else SPACES_DIR / f"{Path(model).stem}.yaml"
     if space is None and not space_file.is_file():
         raise CifarBenchError(
             f"no search space for {Path(model).stem} in {SPACES_DIR}: write one and pass --space FILE (docs/sweep.md)"
@@ -143,7 +145,7 @@ def next_trial(study, store: Storage, distributions, fit_command, budget: int) -
     def objective(trial: optuna.Trial) -> float:
         numbers.append(trial.number)
         turn.__exit__(None, None, None)
-        claim(trial)
+        trial.set_user_attr(WORKER, [socket.gethostname(), os.getpid()])  # whose it is: fail_abandoned
         return run_trial(trial, fit_command(f"trial{trial.number}") + fit_words(suggest(trial, distributions)))
 
     try:

@@ -18,9 +18,7 @@ from cifar_bench.sweep.storage import FAILURE, Storage
 
 
 def duration_s(trial) -> float | None:
-    if trial.datetime_start is None or trial.datetime_complete is None:
-        return None
-    return round((trial.datetime_complete - trial.datetime_start).total_seconds(), 1)
+    return None if trial.duration is None else round(trial.duration.total_seconds(), 1)
 
 
 def best_trial(study: optuna.Study):

@@ -39,10 +39,6 @@ KEYS = {
 CLASS_SECTIONS = ("model",)
 
 
-def default_space(model: str) -> Path:
-    return SPACES_DIR / f"{Path(model).stem}.yaml"
-
-
 def read_space(path: Path) -> dict[str, BaseDistribution]:
     """The distributions of a space file, each entry checked; any fault is one error naming the file and entry."""
     try:

@@ -125,10 +125,6 @@ def counted(study: optuna.Study) -> list[FrozenTrial]:
     ]
 
 
-def claim(trial: optuna.Trial) -> None:
-    trial.set_user_attr(WORKER, [socket.gethostname(), os.getpid()])
-
-
 def fail_abandoned(study: optuna.Study) -> list[int]:
     """Fail the running trials whose worker, on this machine, is dead (killed, crashed); their numbers."""
     failed = []

@@ -4,7 +4,6 @@ its results."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -22,7 +21,7 @@ from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.features.feeding import FeatureStoreFeeder
 from cifar_bench.figures import confusion_figure, prediction_grid_figure
-from cifar_bench.io import atomic_file
+from cifar_bench.output import write_json
 from cifar_bench.run_folder import RunFolder
 from cifar_bench.training.preemption import last_checkpoint_path
 
@@ -211,21 +210,9 @@ class RunSummary(pl.Callback):
 
 
 class RecordEnvironment(pl.Callback):
-    """Write ``environment.json`` into the run folder: commit, versions, machine, precision, and the wall
-    time of each fit session (a resumed run adds a session), so every result says what produced it.
-
-    Its ``wall_s``, the sum of the sessions', is the run's training time wherever one is reported
-    (evaluate, compare). A session counts from the fit's start to its end or interruption (Ctrl-C, a
-    non-finite loss); it is rewritten at every epoch end, so a session killed outright (SIGKILL, a lost
-    machine) still counts up to its last finished epoch, the one its checkpoint kept, and says
-    ``"interrupted": "no end recorded"``. Event-file spans, the alternative, miss each interrupted
-    session's tail after its last logged scalar.
-
-    The commit is read as the session starts, when the code is imported: the tree may move on during
-    a long run. Each session keeps its own; the top-level ``commit`` is the latest session's.
-
-    ``weights``, for a model started from pretrained weights (VGG16): the file by its name and SHA-256 and
-    which weight layers started pretrained, random and trained, as the model loaded them (``weights_record``)."""
+    """Write ``environment.json`` into the run folder: commit, versions, machine, precision, pretrained
+    ``weights`` if any, and each fit session's wall time (rewritten at every epoch end, so a killed session
+    still counts to its last epoch); ``wall_s``, the sessions' sum, is the run's training time everywhere."""
 
     NO_END = "no end recorded"
 
@@ -298,8 +285,7 @@ class RecordEnvironment(pl.Callback):
         record["sessions"] = [*self._earlier["sessions"], session]
         record["wall_s"] = sum(entry["wall_s"] for entry in record["sessions"])
         # Written whole or not at all: a kill mid-write must not leave the next session an unreadable file.
-        with atomic_file(self._run.environment_file) as handle:
-            handle.write((json.dumps(record, indent=1) + "\n").encode())
+        write_json(self._run.environment_file, record)
 
 
 def read_environment_first(trainer: pl.Trainer, run: RunFolder) -> None:

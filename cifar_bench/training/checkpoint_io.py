@@ -1,24 +1,7 @@
-"""Checkpoints written whole or not at all, in their own folder.
-
-Lightning's own save writes the checkpoint to a temporary file in the system's temporary folder and
-moves it into place with ``shutil.move`` (fsspec's local transaction): where that folder is on another
-filesystem than the run (a local ``/tmp`` under a network share, a tmpfs) the move falls back to a
-copy that truncates ``last.ckpt`` and writes it again, so a kill or a full disk during the copy leaves
-a truncated ``last.ckpt`` and no previous one; a full disk ended the fit in a traceback. Here the
-bytes go to a hidden file beside the checkpoint, flushed to the disk, then renamed over it
-(``files.atomic_file``); a refused write is one ``error:`` line and the previous checkpoint stays.
-The price: the disk must hold the old and the new checkpoint at once for a moment.
-
-A checkpoint is not trusted to say what is deleted: Lightning restores a ModelCheckpoint's paths from the
-file and removes the "previous" best or last checkpoint recursively (a path climbing out of the run took a
-folder outside it with it). A ModelCheckpoint's state is taken from a file only where every path it names
-is a file directly in that checkpoint's own folder (else the callback starts afresh), and a removal
-unlinks one file, never a folder.
-
-A checkpoint the command line checked (``training.checkpoints.read_checkpoint``, read once into memory) is
-handed over here (``hand_over``) and is what ``load_checkpoint`` returns for its path, once, instead of
-reading the file again: a file swapped after the check is never loaded. The hand-over lasts one LightningCLI
-run (``handing_over``); a path handed none is read as Lightning reads it (a Python caller's own loading).
+"""Checkpoints written whole or not at all (a hidden file beside them, flushed, renamed over: Lightning's
+move from the system's temporary folder truncated ``last.ckpt`` across filesystems), removals limited to
+files in the checkpoint's own folder, and the checkpoint the command line checked handed to Lightning
+(``hand_over``) so a file swapped after the check is never loaded. See docs/guarantees.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,5 @@
-"""Whether a file is one of this package's checkpoints, decided here and only here, without trusting it:
-tensors and plain values only, and nothing it names imported.
-
-A checkpoint is checked once, where it enters, by ``read_checkpoint``: ``fit``/``validate``/``test
---ckpt_path`` before LightningCLI reads the file (``lightning_cli._check_checkpoint``; ``last`` once the
-run folder it means is known), ``evaluate`` and ``predict`` as they load a run (``evaluation/runs.py``). The
-command line hands the checked dict to Lightning (``checkpoint_io.hand_over``): LightningCLI's hyperparameters
-and the Trainer's restore come from it, and the file is not read again.
-Lightning hands a checkpoint's ``hyper_parameters._class_path`` to jsonargparse, which imports that module
-before anything checks it, and a checkpoint whose top level or hyperparameters are not dicts ends in an
-AttributeError traceback: both are refused before Lightning sees the file. A Python caller of Lightning's
-own loading (``Trainer.fit(ckpt_path=...)``, ``load_from_checkpoint``) gets Lightning's checks only.
+"""Whether a file is one of this package's checkpoints, decided here and only here, without trusting it
+(docs/guarantees.md): Lightning and jsonargparse would import the class a checkpoint names before checking it.
 """
 
 from __future__ import annotations
@@ -38,15 +28,9 @@ def read_checkpoint(
     settings: dict | None = None,
     model=None,
 ) -> dict:
-    """The checkpoint at ``path``, read once into memory (at most ``MAX_CHECKPOINT_BYTES``) and loaded
-    weights_only from those bytes, so that what is checked is what is loaded: tensors mapped from the file
-    took a change written into it after the check. Returned once it is known to be one of this package's
-    (``check_contents``) and to fit the model it will be loaded into:
-    ``model``, when given (the model a config built, which Lightning loads ``--ckpt_path last`` into), else
-    the model its hyperparameters describe over ``settings`` (a config's, as LightningCLI overlays them),
-    of the class it records, or else ``expected`` (which a recorded class must then be), or ``default``.
-    What a resumed fit restores besides the weights is checked against the model that fit built
-    (``resume_state.check_training_state``)."""
+    """The checkpoint at ``path``, read once into memory and loaded weights_only from those bytes (what is
+    checked is what is loaded), once it is this package's (``check_contents``) and fits ``model``, else the
+    model its hyperparameters describe over ``settings``, of its recorded class, ``expected`` or ``default``."""
     try:
         content = BytesIO(read_small_bytes(Path(path), MAX_CHECKPOINT_BYTES))
     except OSError as error:
@@ -67,9 +51,8 @@ def read_checkpoint(
                 f"{path} does not fit this {type(model).__name__} (it differs at {', '.join(differing[:3])}): "
                 "use the model settings of the run that wrote it"
             )
-    else:
-        cls = recorded or expected or default
-        model = check_hyperparameters(checkpoint, str(path), cls, settings or {}) if cls is not None else None
+    elif (cls := recorded or expected or default) is not None:
+        check_hyperparameters(checkpoint, str(path), cls, settings or {})
     return checkpoint
 
 
@@ -109,12 +92,9 @@ def build_model(cls: type, settings: dict, source: str):
 
 
 def check_hyperparameters(checkpoint: dict, source: str, cls: type, settings: dict):
-    """The model the hyperparameters describe (over ``settings``), returned, must have the weights' names and
-    shapes, seen on the ``meta`` device, where no parameter is allocated or initialised: a 14 MB checkpoint
-    saying ``hidden=[20000,20000]`` would otherwise build a 461M-parameter MLP (1.8 GB) before its weights
-    were compared. LightningCLI rebuilds the model from these hyperparameters too. A list among them longer
-    than the state dict has weights (``hidden`` of a million layers) is refused before even that: on
-    ``meta`` too, each entry would still be built as a module."""
+    """The model the hyperparameters describe (over ``settings``) must have the weights' names and shapes,
+    seen on ``meta`` (nothing allocated: ``hidden=[20000,20000]`` would build 1.8 GB first); a list setting
+    longer than the weights (a million layers would still be built as modules) is refused before that."""
     weights, hyper_parameters = checkpoint.get("state_dict", {}), checkpoint.get("hyper_parameters", {})
     for key, value in hyper_parameters.items():
         if isinstance(value, (list, tuple)) and len(value) > len(weights):
@@ -129,19 +109,12 @@ def check_hyperparameters(checkpoint: dict, source: str, cls: type, settings: di
             f"{source}: the {cls.__name__} its hyperparameters describe does not fit its weights (they differ at "
             f"{', '.join(differing[:3])}): {ADVICE}"
         )
-    return described
 
 
 def check_contents(checkpoint: object, source: str, expected: type | None = None) -> type | None:
-    """The model class ``checkpoint`` records (None if none), if it is one of this package's checkpoints,
-    else one CifarBenchError naming ``source``.
-
-    Its top level, ``hyper_parameters`` and ``state_dict`` must be dicts, the model class it records (if
-    any) one of this package's models (and ``expected``, when given), its weights named by strings, tensors
-    with their data (one saved from ``meta`` has none: checking its values was a traceback), and every
-    floating-point weight finite: NaN or infinite weights predict one class everywhere, and resume into a NaN
-    loss.
-    """
+    """The model class ``checkpoint`` records (None if none), if it is one of this package's checkpoints
+    (dicts, a known model class, ``expected`` when given, weights named by strings, tensors with their data,
+    floating-point ones finite: NaN weights predict one class everywhere), else one CifarBenchError."""
     if not isinstance(checkpoint, dict):
         raise CifarBenchError(f"{source} holds a {type(checkpoint).__name__}, not a checkpoint: {ADVICE}")
     for key in ("hyper_parameters", "state_dict"):
@@ -159,24 +132,18 @@ def check_contents(checkpoint: object, source: str, expected: type | None = None
             f"{source} is not a checkpoint of {expected.__name__} but of {recorded.__name__}: "
             "use the config of the run that wrote it"
         )
-    odd_key = next((key for key in checkpoint.get("state_dict", {}) if not isinstance(key, str)), None)
-    if odd_key is not None:
-        raise CifarBenchError(f"{source} names a weight {odd_key!r}, not by a string: {ADVICE}")
-    hollow = next(
-        (k for k, v in checkpoint.get("state_dict", {}).items() if isinstance(v, torch.Tensor) and not plain_tensor(v)),
-        None,
-    )
-    if hollow is not None:
-        tensor = checkpoint["state_dict"][hollow]
-        raise CifarBenchError(
-            f"{source} holds {hollow} as a tensor without its data or of no weight's kind (a {tensor.dtype} tensor "
-            f"of layout {tensor.layout} on {tensor.device}): {ADVICE}"
-        )
-    broken = first_non_finite(checkpoint.get("state_dict", {}))
-    if broken is not None:
-        raise CifarBenchError(
-            f"{source} holds non-finite weights (NaN or infinity in {broken}): use an earlier checkpoint of the run"
-        )
+    for name, value in checkpoint.get("state_dict", {}).items():
+        if not isinstance(name, str):
+            raise CifarBenchError(f"{source} names a weight {name!r}, not by a string: {ADVICE}")
+        if isinstance(value, torch.Tensor) and not plain_tensor(value):
+            raise CifarBenchError(
+                f"{source} holds {name} as a tensor without its data or of no weight's kind (a {value.dtype} tensor "
+                f"of layout {value.layout} on {value.device}): {ADVICE}"
+            )
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise CifarBenchError(
+                f"{source} holds non-finite weights (NaN or infinity in {name}): use an earlier checkpoint of the run"
+            )
     return recorded
 
 
@@ -187,11 +154,3 @@ def differing_weights(ours: dict, theirs: dict) -> list[str]:
         for name in set(ours) | set(theirs)
         if name not in ours or not isinstance(theirs.get(name), torch.Tensor) or ours[name].shape != theirs[name].shape
     )
-
-
-def first_non_finite(state_dict: dict) -> str | None:
-    """The name of the first floating-point tensor holding a NaN or an infinity, if any."""
-    for name, value in state_dict.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-            return name
-    return None

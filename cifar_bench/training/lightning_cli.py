@@ -108,21 +108,9 @@ def read_data_first(trainer, datamodule, stage: str) -> None:
 
 
 class CifarBenchCLI(LightningCLI):
-    """LightningCLI with a few conveniences over the configs.
-
-    The precision defaults to what the hardware runs fast (``default_precision``).
-
-    ``--ckpt_path last`` resumes in the run's own log folder: a new run gets a new ``version_N`` and
-    Lightning looks for ``last.ckpt`` only there, so resuming would otherwise find nothing; the
-    TensorBoard logger is pointed back at the newest version that has a ``last.ckpt``.
-
-    ``--trainer.enable_progress_bar false`` drops the progress bar that configs/base.yaml adds, and
-    ``--trainer.logger false`` the learning-rate monitor, instead of Lightning refusing the combination.
-
-    Settings Lightning would accept silently or fail on late (zero epochs, a log folder that cannot be
-    created) are refused up front with one clear line, and the data is read and checked before the
-    Trainer runs: bad input then leaves nothing behind, not even the logger's run folder.
-    """
+    """LightningCLI with the hardware's precision by default, ``--ckpt_path last`` resumed in the run's own
+    folder, settings Lightning would accept silently or fail on late refused up front, and the data read and
+    checked before the Trainer runs: bad input leaves nothing behind, not even the logger's run folder."""
 
     def parse_arguments(self, parser, args) -> None:
         words = sys.argv[1:] if args is None else args
@@ -193,11 +181,9 @@ class CifarBenchCLI(LightningCLI):
         return (getattr(config.trainer.get("logger"), "init_args", None) or {}).get("version")
 
     def _check_last_checkpoint(self) -> None:
-        """``--ckpt_path last``: the run folder's last.ckpt (the logger's folder, or the default root without a
-        logger), checked against the model the config built, then named to Lightning, which loads that very
-        file. Where there is none, nothing is resumed: Lightning's own ``last`` would load the newest
-        ``last*.ckpt`` there, a planted ``last_x.ckpt`` too, unchecked. Where the logger has yet to choose a
-        version, there is none to resume (and the version is not chosen here, outside ``claim_version``'s lock)."""
+        """``--ckpt_path last``: the run folder's last.ckpt, checked against the model the config built, then named
+        to Lightning (whose own ``last`` would load a planted ``last_x.ckpt`` unchecked); none where the logger
+        has yet to choose a version (chosen only under ``claim_version``'s lock)."""
         arguments, logger = self.config_init[self.subcommand], self.trainer.logger
         if arguments.get("ckpt_path") != "last":
             return
@@ -257,11 +243,9 @@ class CifarBenchCLI(LightningCLI):
 
     @staticmethod
     def _check_checkpoint(ckpt_path: str | None, model_class: type | None, settings: dict) -> dict | None:
-        """A checkpoint path must exist, and ``read_checkpoint`` accept it for the model LightningCLI will build
-        from it, the config's settings overlaid by its hyperparameters (before Lightning imports the class it
-        names); 'last' is checked once its run folder is known (``_check_last_checkpoint``), 'best' and the
-        other words are Lightning's to resolve. LightningCLI reads any *file* of that name in the current
-        folder as a checkpoint first, importing the class it names: a file the user did not name, refused."""
+        """A checkpoint path must exist and ``read_checkpoint`` accept it for the model LightningCLI will build,
+        before Lightning imports the class it names; 'last' is checked later, 'best' and the like are Lightning's
+        (a file of that name in the current folder, which LightningCLI would load first, is refused)."""
         if ckpt_path in LIGHTNING_CHECKPOINT_WORDS:
             if os.path.lexists(ckpt_path):
                 raise CifarBenchError(

@@ -1,12 +1,6 @@
-"""Never two writers on one run: a fit holds a lock on its run folder, a study on its save_dir, for as
-long as it runs; a second one stops at once with one line instead of waiting (a queue of commands
-blocked behind a long training helps nobody, and the line names who holds it).
-
-The locks are ``filelock`` locks (``flock`` on Unix): the system releases one when its holder ends
-in any way, a SIGKILL or a crash included, so a dead run never locks its folder out. A second fit in
-one folder at once is the likelier meeting: the TensorBoard logger picks ``version_N`` as one past the
-highest it finds, so two fits starting together both picked the same one; the choice and the creation
-of its folder are made under a lock on the logger's folder.
+"""Never two writers on one run: a fit locks its run folder, a study its save_dir, and a second one stops at
+once with one line. ``filelock`` locks are released however the holder ends; the logger's ``version_N`` is
+chosen and created under a lock too (two fits starting together picked the same one).
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
-"""A SIGTERM (docker stop, Kubernetes, SLURM preemption, a spot instance going away) ends a fit with the
-current step saved, so that ``--ckpt_path last`` continues mid-epoch exactly where it stopped.
-
-Lightning itself only notes a SIGTERM: its loops then raise ``SIGTERMException`` (a ``SystemExit``)
-at the end of the running batch, which ended the process with status 0 and nothing saved since the
-last epoch's ``last.ckpt``. ``SaveOnSigterm`` saves the step it stopped at over that ``last.ckpt``;
-``cli.main`` turns the exception into one line and the status 143 (128 + SIGTERM).
+"""A SIGTERM (docker stop, SLURM preemption, a spot instance going away) ends a fit with the current step
+saved over ``last.ckpt``: Lightning alone exited with status 0 and nothing saved since the last epoch.
 """
 
 from __future__ import annotations
@@ -22,18 +17,9 @@ from cifar_bench.run_folder import LAST_CHECKPOINT
 
 
 class SaveOnSigterm(pl.Callback):
-    """On SIGTERM, finish the running batch, save that step to ``last.ckpt`` and stop.
-
-    The checkpoint holds everything a resumed run needs to go on as if uninterrupted: weights,
-    optimizer, learning-rate schedule, the RNG states (``RestoreRandomState``), the loops' progress and
-    the train loader's position in the epoch (``InMemoryBatches.state_dict``). A SIGTERM during
-    validation, or in the training batch just before one, is held until the validation ends: Lightning
-    cannot resume one mid-way (it would validate only the batches not yet seen), and a validation is short
-    next to an epoch. Further SIGTERMs while
-    stopping change nothing: the save goes on, and it replaces ``last.ckpt`` atomically anyway.
-
-    A mid-epoch restart skips the ``on_train_epoch_start`` hooks of Lightning's callbacks (the progress
-    bar sets up its bar there): they are called once as the resumed run starts training.
+    """On SIGTERM, finish the running batch, save that step to ``last.ckpt`` (everything a resumed run needs
+    to go on as if uninterrupted) and stop. A SIGTERM during validation, or just before one, is held until it
+    ends: Lightning cannot resume a validation mid-way. Further SIGTERMs change nothing.
     """
 
     def __init__(self) -> None:

@@ -1,10 +1,6 @@
-"""What a fit resuming from a checkpoint restores besides the weights, checked before anything is written: the
-optimizer's state, the step reached, the schedules' list, the loops' progress and the random-number states.
-
-Each is compared with the form this package and Lightning save it in, built here from the real thing (the
-optimizer the model's settings build, stepped once on ``meta``; the fit loop a Trainer builds; the generators'
-own ``setstate``), not case by case: Lightning restores the loops and the callbacks only after the run's
-``config.yaml`` was written (a new ``version_N`` claimed for it), and loads whatever it finds.
+"""What a resumed fit restores besides the weights, checked before anything is written (Lightning restores the
+loops and callbacks only after the run's ``config.yaml`` is written, and loads whatever it finds), each part
+against the form built here from the real thing (an optimizer stepped on ``meta``, a Trainer's fit loop).
 """
 
 from __future__ import annotations
@@ -31,13 +27,8 @@ STEPS = ("epoch_loop.automatic_optimization.optim_progress", "optimizer", "step"
 
 def check_training_state(checkpoint: dict, source: str, model, max_epochs: int | None = None) -> None:
     """What a resumed fit restores besides the weights, each part checked before Lightning sees it (a malformed
-    one was a traceback, or a failure at the first step): ``optimizer_states`` the state of exactly the one
-    optimizer ``model``'s settings build, group by group and weight by weight in the form it has after a step
-    (``optimization.stepped_state``), every value finite; ``global_step`` a whole number from 0;
-    ``lr_schedulers`` a list of at most one dict, whose content is never loaded: the fit continues its own
-    schedule at the step reached (``optimization.continue_schedule``); the fit loop's progress in the form a
-    Trainer saves it, counting ``global_step`` optimizer steps and no epoch past ``max_epochs`` (Lightning's own
-    refusal of that was a traceback); and the random-number states, which ``RestoreRandomState`` restores."""
+    one was a traceback, or a failure at the first step): the optimizer's state, ``global_step``, the schedules'
+    list (never loaded), the fit loop's progress (no epoch past ``max_epochs``) and the random-number states."""
     step = checked_optimization(checkpoint, source, model)
     check_fit_loop(checkpoint, source, step, max_epochs)
     check_random_state(checkpoint, source)
@@ -49,26 +40,16 @@ def checked_optimization(checkpoint: dict, source: str, model) -> int:
     if type(step) is not int or step < 0:
         raise CifarBenchError(f"{source} records no step reached (global_step {step!r}): {RESUME_ADVICE}")
     if not isinstance(schedules, list) or len(schedules) > 1 or not all(isinstance(s, dict) for s in schedules):
-        held = (
-            f"a list of {len(schedules)} ({', '.join(type(s).__name__ for s in schedules[:3])})"
-            if isinstance(schedules, list)
-            else "nothing"
-            if schedules is None
-            else f"a {type(schedules).__name__}"
-        )
         raise CifarBenchError(
-            f"{source} holds {held} as its learning-rate schedules, not a list of at most one schedule's state: "
-            f"{RESUME_ADVICE}"
+            f"{source} holds {held(schedules, 'a list of {n} ({names})', 'nothing')} as its learning-rate schedules, "
+            f"not a list of at most one schedule's state: {RESUME_ADVICE}"
         )
     if not isinstance(states, list) or len(states) != 1:
-        held = (
-            f"{len(states)} optimizer states"
-            if isinstance(states, list)
-            else "no optimizer state (a checkpoint of the weights only)"
-            if states is None
-            else f"a {type(states).__name__} as its optimizer states"
+        nothing = "no optimizer state (a checkpoint of the weights only)"
+        raise CifarBenchError(
+            f"{source} holds {held(states, '{n} optimizer states', nothing, ' as its optimizer states')}, not the one "
+            f"of a cifar-bench model: {RESUME_ADVICE}"
         )
-        raise CifarBenchError(f"{source} holds {held}, not the one of a cifar-bench model: {RESUME_ADVICE}")
     fault = optimizer_fault(states[0], stepped_state(model.parameter_groups(), model.hparams))
     if fault is not None:
         raise CifarBenchError(
@@ -76,6 +57,14 @@ def checked_optimization(checkpoint: dict, source: str, model) -> int:
             f"optimizer ({fault}): {RESUME_ADVICE}"
         )
     return step
+
+
+def held(value: object, listed: str, nothing: str, other: str = "") -> str:
+    """What a checkpoint holds where a list belongs, in words: ``listed`` (its ``{n}`` items, the first three's
+    type ``{names}``) for a list, ``nothing`` for None, else the type and ``other``."""
+    if isinstance(value, list):
+        return listed.format(n=len(value), names=", ".join(type(item).__name__ for item in value[:3]))
+    return nothing if value is None else f"a {type(value).__name__}{other}"
 
 
 def check_fit_loop(checkpoint: dict, source: str, step: int, max_epochs: int | None) -> None:

@@ -251,9 +251,10 @@ def test_a_ctrl_c_or_sigterm_that_lands_in_a_weakref_callback_still_stops_the_co
 def test_a_copied_config_that_kept_its_logger_name_trains_into_its_own_run_folder(tmp_path):
     configs = Path(shutil.copytree(CONFIGS, tmp_path / "configs"))
     (configs / "mlp_copy.yaml").write_text((configs / "mlp.yaml").read_text())  # still "name: mlp"
-    words = fit_command(configs, tmp_path / "study", "mlp_copy", 0, ["--data.data_dir", str(tmp_path)])
+    run = RunFolder.in_study(tmp_path / "study", "mlp_copy", 0)
+    words = fit_command(configs, run, 0, ["--data.data_dir", str(tmp_path)])
     cli = CifarBenchCLI(CifarClassifier, CIFAR10DataModule, subclass_mode_model=True, run=False, args=words[1:])
-    assert Path(cli.trainer.logger.log_dir) == RunFolder.in_study(tmp_path / "study", "mlp_copy", 0).path
+    assert Path(cli.trainer.logger.log_dir) == run.path
 
 
 @pytest.mark.slow  # a study process each
