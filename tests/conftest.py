@@ -221,11 +221,13 @@ def binary_copy(tmp_path) -> Path:
 
 
 def snapshot(root: Path, outside: str | None = None) -> dict[str, object]:
-    """Everything under ``root`` (but the top-level folder ``outside``): file bytes and modification
-    times, symlink targets, folders.
+    """Everything under ``root`` (but the top-level folder ``outside``): each file's inode, size, and
+    modification and change times, symlink targets, folders.
 
-    Two equal snapshots mean nothing was written, replaced, added or removed (folder mtimes are
-    left out: a temporary folder created and removed again changes them and nothing else).
+    Two equal snapshots of one tree mean nothing was written, replaced, added or removed: the kernel sets
+    a file's change time on every write, truncation or metadata change (no call can set it back), and a
+    replacement is another inode; so nothing needs reading (folder times are left out: a temporary folder
+    created and removed again changes them and nothing else).
     """
     state: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
@@ -237,7 +239,8 @@ def snapshot(root: Path, outside: str | None = None) -> dict[str, object]:
         elif path.is_dir():
             state[str(relative)] = "folder"
         else:
-            state[str(relative)] = ("file", path.read_bytes(), path.stat().st_mtime_ns)
+            status = path.stat()
+            state[str(relative)] = ("file", status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
     return state
 
 
