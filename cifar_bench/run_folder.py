@@ -114,7 +114,7 @@ class RunFolder:
         file by its name and SHA-256; which layers started pretrained, random, and are trained); None where
         none is recorded (a model without pretrained weights, a run from before they were) or it is unusable."""
         record = self._environment_field("weights")
-        return record if weights_problem(record) is None else None
+        return record if record is not None and weights_problem(record) is None else None
 
     def feature_store_time(self) -> float | None:
         """Of the training time, the time its fit sessions spent opening or building a VGG16 feature store; None
@@ -127,7 +127,7 @@ class RunFolder:
         without one (a model without a store, a run from before it was recorded) or with an unusable one."""
         sessions = self._sessions()
         record = sessions[-1].get("feature_store") if sessions and isinstance(sessions[-1], dict) else None
-        return record if store_record_problem(record) is None else None
+        return record if record is not None and store_record_problem(record) is None else None
 
 
 def store_record_problem(record: object) -> str | None:

@@ -220,14 +220,18 @@ def binary_copy(tmp_path) -> Path:
     return tmp_path
 
 
+SNAPSHOT_BYTES = 2**20
+
+
 def snapshot(root: Path, outside: str | None = None) -> dict[str, object]:
     """Everything under ``root`` (but the top-level folder ``outside``): each file's inode, size, and
-    modification and change times, symlink targets, folders.
+    modification and change times, and the bytes of those up to ``SNAPSHOT_BYTES``; symlink targets, folders.
 
-    Two equal snapshots of one tree mean nothing was written, replaced, added or removed: the kernel sets
-    a file's change time on every write, truncation or metadata change (no call can set it back), and a
-    replacement is another inode; so nothing needs reading (folder times are left out: a temporary folder
-    created and removed again changes them and nothing else).
+    Two equal snapshots of one tree mean nothing was written, replaced, added or removed: a replacement is
+    another inode, and the kernel sets a file's change time on every write (no call sets it back; kernels
+    before 6.13 at a clock tick's resolution, so small files are compared byte for byte too, and a large one
+    is not reread for every case of a table). Folder times are left out: a temporary folder created and
+    removed again changes them and nothing else.
     """
     state: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
@@ -240,7 +244,15 @@ def snapshot(root: Path, outside: str | None = None) -> dict[str, object]:
             state[str(relative)] = "folder"
         else:
             status = path.stat()
-            state[str(relative)] = ("file", status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+            content = path.read_bytes() if status.st_size <= SNAPSHOT_BYTES else None
+            state[str(relative)] = (
+                "file",
+                status.st_ino,
+                status.st_size,
+                status.st_mtime_ns,
+                status.st_ctime_ns,
+                content,
+            )
     return state
 
 

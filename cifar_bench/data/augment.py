@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -89,7 +88,7 @@ def augmented_view(
     """uint8 (N, 3, 32, 32) images as the network input of one given draw: ``prepare_batch``'s training
     path with the flips and angles fixed instead of drawn."""
     batch = images.float().div_(255)
-    return TF.normalize(rotate(flip_where(batch, flip), degrees), profile.mean, profile.std, inplace=True)
+    return normalized(rotate(flip_where(batch, flip), degrees), profile)
 
 
 def prepare_batch(images: torch.Tensor, profile: TransformProfile, train: bool) -> torch.Tensor:
@@ -97,4 +96,13 @@ def prepare_batch(images: torch.Tensor, profile: TransformProfile, train: bool) 
     batch = images.float().div_(255)
     if train and profile.augment:
         batch = random_rotation(random_horizontal_flip(batch), profile.max_rotation_degrees)
-    return TF.normalize(batch, profile.mean, profile.std, inplace=True)
+    return normalized(batch, profile)
+
+
+def normalized(batch: torch.Tensor, profile: TransformProfile) -> torch.Tensor:
+    """(x - mean) / std per channel, in place; not torchvision's normalize, whose check of std on the
+    device would wait for a GPU at every step."""
+    mean, std = (
+        torch.tensor(v, device=batch.device, dtype=batch.dtype).view(1, -1, 1, 1) for v in (profile.mean, profile.std)
+    )
+    return batch.sub_(mean).div_(std)
