@@ -301,6 +301,7 @@ PREDICTIONS_SCHEMA = {
     "test_predictions": ("uint8", ("test",)),
 }
 COMMITTED_RUNS = (
+    "cnn/seed0",
     "mlp/seed0",
     "mlp/seed1",
     "mlp/seed2",
