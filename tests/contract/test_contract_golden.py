@@ -302,6 +302,11 @@ PREDICTIONS_SCHEMA = {
 }
 COMMITTED_RUNS = (
     "cnn/seed0",
+    "cnn/seed1",
+    "cnn/seed2",
+    "cnn_bn_do/seed0",
+    "cnn_bn_do/seed1",
+    "cnn_bn_do/seed2",
     "mlp/seed0",
     "mlp/seed1",
     "mlp/seed2",
