@@ -1,4 +1,5 @@
-"""``compare --pair [A,B]``: two models on the same test images, from the predictions.npz evaluate wrote."""
+"""``compare --pair [A,B]``: two models on the same test images, from the predictions.npz evaluate wrote; with
+several seeds of both, also across the seeds they share (a seed's two runs paired), as the table's rows are."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.evaluated import evaluation_of
-from cifar_bench.evaluation.statistics import paired_difference
+from cifar_bench.evaluation.statistics import paired_difference, t_interval
 from cifar_bench.io import read_small_bytes
 
 # The most entries one array of predictions.npz may hold: 20 times CIFAR-10's largest split (50,000 images).
@@ -67,17 +68,45 @@ def load_test_predictions(run: dict) -> tuple[np.ndarray, np.ndarray]:
     return labels, predictions
 
 
-def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
-    """The accuracy difference of pair[0] minus pair[1] on the test images, with its interval and McNemar's p."""
-    if len(pair) != 2 or pair[0] == pair[1]:
-        raise CifarBenchError(f"--pair takes two different model names, e.g. [cnn,cnn_bn_do] (got {pair})")
-    chosen = [first_seed_run(model, runs) for model in pair]
+def seed_pairs(pair: list[str], runs: dict[str, list[dict]]) -> list[tuple[int, dict, dict]]:
+    """(seed, run of pair[0], run of pair[1]) for each seed both models have a run of, in seed order."""
+    by_seed = [{run["seed"]: run for run in runs[model] if run.get("seed") is not None} for model in pair]
+    return [(seed, by_seed[0][seed], by_seed[1][seed]) for seed in sorted(by_seed[0].keys() & by_seed[1].keys())]
+
+
+def same_images_difference(pair: list[str], chosen: list[dict]) -> dict:
+    """pair[0]'s accuracy minus pair[1]'s, each by its run in ``chosen``, on the same test images (McNemar's p)."""
     (labels_a, predictions_a), (labels_b, predictions_b) = (load_test_predictions(run) for run in chosen)
     if not np.array_equal(labels_a, labels_b):
         raise CifarBenchError(
             f"{pair[0]} and {pair[1]} were evaluated on different test images: evaluate both on the same data"
         )
-    result = paired_difference(labels_a.tolist(), predictions_a.tolist(), predictions_b.tolist())
+    return paired_difference(labels_a.tolist(), predictions_a.tolist(), predictions_b.tolist())
+
+
+def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
+    """The accuracy difference of pair[0] minus pair[1] on the test images, with its interval and McNemar's p, for
+    the first seed's run of each; where both have runs of two seeds or more, ``seeds`` adds each shared seed's
+    difference and McNemar p and their mean with its t interval: what a claim about the models rests on, since
+    one pair of runs cannot show how much another seed's runs differ."""
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise CifarBenchError(f"--pair takes two different model names, e.g. [cnn,cnn_bn_do] (got {pair})")
+    chosen = [first_seed_run(model, runs) for model in pair]
+    result = same_images_difference(pair, chosen)
+    shared = seed_pairs(pair, runs)
+    seeds = None
+    if len(shared) > 1:
+        per_seed = [same_images_difference(pair, [a, b]) for _, a, b in shared]
+        differences = [each["difference"] for each in per_seed]
+        low, high = t_interval(differences)
+        seeds = {
+            "seeds": [seed for seed, _, _ in shared],
+            "differences": differences,
+            "mcnemar_p": [each["mcnemar_p"] for each in per_seed],
+            "difference": sum(differences) / len(differences),
+            "ci_low": low,
+            "ci_high": high,
+        }
     several = [model for model in pair if len(runs[model]) > 1]
     return {
         "first": pair[0],
@@ -88,7 +117,22 @@ def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
         if several
         else "",
         **result,
+        "seeds": seeds,
     }
+
+
+def seeds_text(seeds: dict) -> str:
+    """The comparison across shared seeds as compare and the report say it."""
+    per_seed = ", ".join(
+        f"{difference:+.4f} ({mcnemar_p_text(p).removeprefix('McNemar exact ')})"
+        for difference, p in zip(seeds["differences"], seeds["mcnemar_p"])
+    )
+    names = ", ".join(map(str, seeds["seeds"]))
+    return (
+        f"over seeds {names}, each seed's two runs paired on the same test images: {seeds['difference']:+.4f}, 95% "
+        f"CI [{seeds['ci_low']:+.4f}, {seeds['ci_high']:+.4f}] (t, {len(seeds['seeds'])} seeds); per seed, with "
+        f"McNemar's exact p: {per_seed}"
+    )
 
 
 def mcnemar_p_text(p: float) -> str:
@@ -106,4 +150,7 @@ def paired_lines(result: dict) -> list[str]:
         f"(normal approximation on the discordant pairs: {result['only_first_right']} right only by {result['first']}, "
         f"{result['only_second_right']} only by {result['second']}); {mcnemar_p_text(result['mcnemar_p'])}",
     ]
-    return lines + ([f"({result['note']})"] if result["note"] else [])
+    lines += [f"({result['note']})"] if result["note"] else []
+    return lines + (
+        [f"{result['first']} − {result['second']} {seeds_text(result['seeds'])}"] if result["seeds"] else []
+    )

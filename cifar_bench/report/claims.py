@@ -1,10 +1,12 @@
 """The study's conclusions, checked against the evaluated runs: each with a verdict and its evidence.
 
-An accuracy claim "A is better than B" is judged on the difference A − B and its 95% interval: the
-paired one with McNemar's exact p (``paired``) when both runs' test predictions are there, otherwise
-the unpaired one (Newcombe's hybrid interval from each model's own interval), and the report says
-which predictions are missing. Supported when the whole interval is above 0, contradicted when it is
-below, not shown when it holds 0. The resource claim is judged on the measured training time.
+An accuracy claim "A is better than B" is judged on the difference A − B and its 95% interval: where both
+models have runs of two seeds or more with test predictions, the t interval of the per-seed paired differences
+(``paired``: the runs of one seed on the same test images, each with McNemar's exact p), as the table's rows
+take their interval across seeds; with one seed, that seed's paired interval; without predictions, the
+unpaired one (Newcombe's hybrid interval from each model's own interval), and the report says which
+predictions are missing. Supported when the whole interval is above 0, contradicted when it is below, not
+shown when it holds 0. The resource claim is judged on the measured training time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.compare import accuracy_interval, mean_std
 from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import format_duration
-from cifar_bench.evaluation.paired import first_seed_run, mcnemar_p_text, paired_comparison
+from cifar_bench.evaluation.paired import first_seed_run, mcnemar_p_text, paired_comparison, seeds_text
 from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.evaluation.statistics import newcombe_difference
@@ -64,6 +66,9 @@ def better(first: str, second: str, runs: dict[str, list[dict]], directory: Path
         except CifarBenchError as error:
             missing, reason = [first, second], str(error)
         else:
+            seeds = paired["seeds"]
+            if seeds:
+                return _verdict(seeds["ci_low"], seeds["ci_high"]), f"{first} − {second} {seeds_text(seeds)}"
             line = (
                 f"{first} − {second}: {paired['difference']:+.4f} on the same {paired['images']} test images, 95% CI "
                 f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}] (paired), {mcnemar_p_text(paired['mcnemar_p'])} "

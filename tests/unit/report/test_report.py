@@ -27,9 +27,10 @@ from rich.console import Console
 
 from cifar_bench.cli import main
 from cifar_bench.configs import model_names
+from cifar_bench.evaluation.compare import compare
 from cifar_bench.evaluation.evaluate import evaluate
 from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE, study_accuracy, study_class_accuracy
-from cifar_bench.evaluation.statistics import newcombe_difference, wilson_interval
+from cifar_bench.evaluation.statistics import mcnemar_exact_p, newcombe_difference, t_interval, wilson_interval
 from cifar_bench.report.chapters import layer_blocks
 from cifar_bench.report.command import report
 
@@ -225,6 +226,45 @@ def test_a_claim_about_one_change_gets_a_verdict_only_from_runs_that_differ_in_i
     bn = text[text.index("### Batch normalization and dropout") : text.index("### Training more VGG16 layers")]
     assert verdict in bn
     assert ("Confounded by: lr." in bn) == ("lr" in changed)
+
+
+def with_test_predictions(run: Path, predicted) -> None:
+    """Rewrite a run's test predictions as ``predicted(labels)``."""
+    path = run / "evaluation" / "predictions.npz"
+    with np.load(path) as content:
+        arrays = {key: content[key] for key in content.files}
+    arrays["test_predictions"] = predicted(arrays["test_labels"])
+    np.savez_compressed(path, **arrays)
+
+
+@pytest.mark.parametrize("second_seed_right", [True, False], ids=["agreeing_seeds", "disagreeing_seeds"])
+def test_a_claim_between_models_with_several_seeds_rests_on_each_seeds_pair_and_the_t_interval_of_them(
+    logs, tmp_path, second_seed_right
+):
+    run = logs / "mlp" / "version_0"
+    for seed in (0, 1):
+        filed_as(run, tmp_path, "cnn", version=seed, seed=seed)
+        with_test_predictions(filed_as(run, tmp_path, "cnn_bn_do", version=seed, seed=seed), lambda labels: labels)
+    filed_as(run, tmp_path, "cnn_bn_do", version=5, seed=5)  # a seed cnn has no run of: left out
+    if not second_seed_right:  # cnn_bn_do's seed-1 run wrong everywhere
+        with_test_predictions(tmp_path / "cnn_bn_do" / "version_1", lambda labels: (labels + 1) % 10)
+    with np.load(run / "evaluation" / "predictions.npz") as content:
+        images, wrong = len(content["test_labels"]), int((content["test_predictions"] != content["test_labels"]).sum())
+    differences = [wrong / images, wrong / images if second_seed_right else (wrong - images) / images]
+    low, high = t_interval(differences)
+
+    compare(str(tmp_path), pair=["cnn_bn_do", "cnn"], console=Console(file=io.StringIO()))
+    seeds = json.loads((tmp_path / "comparison_pair.json").read_text())["seeds"]
+    assert seeds["seeds"] == [0, 1] and seeds["differences"] == pytest.approx(differences)
+    assert (seeds["ci_low"], seeds["ci_high"]) == pytest.approx((low, high))
+    assert seeds["mcnemar_p"][0] == pytest.approx(mcnemar_exact_p(wrong, 0))
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    text = (tmp_path / "report.md").read_text()
+    bn = text[text.index("### Batch normalization and dropout") : text.index("### Training more VGG16 layers")]
+    assert "cnn\\_bn\\_do − cnn over seeds 0, 1, each seed's two runs paired on the same test images:" in bn
+    assert f"95% CI \\[{low:+.4f}, {high:+.4f}\\] (t, 2 seeds)" in bn
+    verdict = "Supported." if second_seed_right else "Not shown: the difference's interval holds 0."
+    assert f"**Verdict: {verdict}**" in bn
 
 
 def test_the_open_question_on_epochs_is_answered_from_runs_trained_past_their_recipe_kept_out_of_the_table(
