@@ -237,8 +237,9 @@ def compare(
         directory: folder searched for evaluated runs (the logger's save_dir, e.g. lightning_logs).
         out: where comparison.md and comparison.csv go (default: DIRECTORY).
         pair: two models to compare on the same test images, e.g. [cnn,cnn_bn_do]: the accuracy
-            difference with its 95% interval and McNemar's exact p (first seed's run of each);
-            also written to comparison_pair.json.
+            difference with its 95% interval and McNemar's exact p (the runs of the first seed both
+            have), and over every seed both have when there are two or more; also written to
+            comparison_pair.json.
         set_aside: folders below DIRECTORY not searched, by name pattern: earlier evidence kept beside a
             table (results/superseded/, results/store_probes/); [] searches every folder.
 

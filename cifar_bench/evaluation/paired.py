@@ -6,14 +6,16 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
 from cifar_bench.data.sources import NUM_CLASSES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.evaluated import evaluation_of
-from cifar_bench.evaluation.statistics import paired_difference, t_interval
+from cifar_bench.evaluation.statistics import paired_difference, seeds_difference_interval
 from cifar_bench.io import read_small_bytes
+from cifar_bench.run_folder import PREDICTIONS_FILE
 
 # The most entries one array of predictions.npz may hold: 20 times CIFAR-10's largest split (50,000 images).
 MAX_PREDICTIONS = 1_000_000
@@ -68,14 +70,27 @@ def load_test_predictions(run: dict) -> tuple[np.ndarray, np.ndarray]:
     return labels, predictions
 
 
+def runs_by_seed(model: str, runs: dict[str, list[dict]]) -> dict[int, dict]:
+    """The model's run of each seed; of several runs of one seed, the first by name (as ``first_seed_run``)."""
+    chosen: dict[int, dict] = {}
+    for run in sorted(runs[model], key=lambda run: run["run_name"]):
+        if run.get("seed") is not None:
+            chosen.setdefault(run["seed"], run)
+    return chosen
+
+
 def seed_pairs(pair: list[str], runs: dict[str, list[dict]]) -> list[tuple[int, dict, dict]]:
     """(seed, run of pair[0], run of pair[1]) for each seed both models have a run of, in seed order."""
-    by_seed = [{run["seed"]: run for run in runs[model] if run.get("seed") is not None} for model in pair]
-    return [(seed, by_seed[0][seed], by_seed[1][seed]) for seed in sorted(by_seed[0].keys() & by_seed[1].keys())]
+    first, second = (runs_by_seed(model, runs) for model in pair)
+    return [(seed, first[seed], second[seed]) for seed in sorted(first.keys() & second.keys())]
 
 
-def same_images_difference(pair: list[str], chosen: list[dict]) -> dict:
-    """pair[0]'s accuracy minus pair[1]'s, each by its run in ``chosen``, on the same test images (McNemar's p)."""
+def same_images_difference(pair: list[str], chosen: list[dict], readable: Callable[[dict], bool] | None = None) -> dict:
+    """pair[0]'s accuracy minus pair[1]'s, each by its run in ``chosen``, on the same test images (McNemar's p);
+    ``readable`` may refuse a run's predictions before they are read (the report's rule on links)."""
+    for run in chosen:
+        if readable is not None and not readable(run):
+            raise CifarBenchError(f"{run['run_name']}'s {PREDICTIONS_FILE} is missing or refused here")
     (labels_a, predictions_a), (labels_b, predictions_b) = (load_test_predictions(run) for run in chosen)
     if not np.array_equal(labels_a, labels_b):
         raise CifarBenchError(
@@ -84,61 +99,80 @@ def same_images_difference(pair: list[str], chosen: list[dict]) -> dict:
     return paired_difference(labels_a.tolist(), predictions_a.tolist(), predictions_b.tolist())
 
 
-def paired_comparison(pair: list[str], runs: dict[str, list[dict]]) -> dict:
-    """The accuracy difference of pair[0] minus pair[1] on the test images, with its interval and McNemar's p, for
-    the first seed's run of each; where both have runs of two seeds or more, ``seeds`` adds each shared seed's
-    difference and McNemar p and their mean with its t interval: what a claim about the models rests on, since
-    one pair of runs cannot show how much another seed's runs differ."""
+def paired_comparison(
+    pair: list[str], runs: dict[str, list[dict]], readable: Callable[[dict], bool] | None = None
+) -> dict:
+    """The accuracy difference of pair[0] minus pair[1] on the same test images, with its interval and McNemar's p,
+    for the runs of the first seed both have (else the first seed's run of each). Where they share two seeds or
+    more, ``across_seeds`` adds each such seed's difference and McNemar p, and their mean with its interval: what a
+    claim about the models rests on, since one pair of runs cannot show how much another seed's runs differ. A
+    seed whose predictions cannot be read is left out of it, and named."""
     if len(pair) != 2 or pair[0] == pair[1]:
         raise CifarBenchError(f"--pair takes two different model names, e.g. [cnn,cnn_bn_do] (got {pair})")
-    chosen = [first_seed_run(model, runs) for model in pair]
-    result = same_images_difference(pair, chosen)
-    shared = seed_pairs(pair, runs)
-    seeds = None
-    if len(shared) > 1:
-        per_seed = [same_images_difference(pair, [a, b]) for _, a, b in shared]
-        differences = [each["difference"] for each in per_seed]
-        low, high = t_interval(differences)
-        seeds = {
-            "seeds": [seed for seed, _, _ in shared],
-            "differences": differences,
-            "mcnemar_p": [each["mcnemar_p"] for each in per_seed],
-            "difference": sum(differences) / len(differences),
-            "ci_low": low,
-            "ci_high": high,
-        }
+    lowest = [first_seed_run(model, runs) for model in pair]
+    compared, left_out = [], []
+    for seed, first, second in seed_pairs(pair, runs):
+        try:
+            compared.append((seed, [first, second], same_images_difference(pair, [first, second], readable)))
+        except CifarBenchError as error:
+            left_out.append((seed, error))
+    if compared:
+        seed, chosen, result = compared[0]
+    elif left_out:
+        raise left_out[0][1]
+    else:
+        seed, chosen, result = None, lowest, same_images_difference(pair, lowest, readable)
     several = [model for model in pair if len(runs[model]) > 1]
+    which = f"the runs of seed {seed}, the first both have," if seed is not None else "the first seed's run of each"
     return {
         "first": pair[0],
         "second": pair[1],
         "first_run": chosen[0]["run_name"],  # the run's place under the folder compared, never a local path
         "second_run": chosen[1]["run_name"],
-        "note": f"several seeds of {' and '.join(several)}: the first seed's run of each is compared"
-        if several
-        else "",
+        "note": f"several seeds of {' and '.join(several)}: {which} compared" if several else "",
         **result,
-        "seeds": seeds,
+        "across_seeds": across_seeds(compared, [seed for seed, _ in left_out]) if len(compared) > 1 else None,
+    }
+
+
+def across_seeds(compared: list[tuple[int, list[dict], dict]], left_out: list[int]) -> dict:
+    """Several seeds' paired differences (each seed's two runs on the same test images) and their mean's interval."""
+    differences = [result["difference"] for _, _, result in compared]
+    low, high = seeds_difference_interval(differences, [result["se"] for _, _, result in compared])
+    return {
+        "seeds": [seed for seed, _, _ in compared],
+        "differences": differences,
+        "mcnemar_p": [result["mcnemar_p"] for _, _, result in compared],
+        "difference": sum(differences) / len(differences),
+        "ci_low": low,
+        "ci_high": high,
+        "left_out": left_out,
     }
 
 
 def seeds_text(seeds: dict) -> str:
     """The comparison across shared seeds as compare and the report say it."""
     per_seed = ", ".join(
-        f"{difference:+.4f} ({mcnemar_p_text(p).removeprefix('McNemar exact ')})"
-        for difference, p in zip(seeds["differences"], seeds["mcnemar_p"])
+        f"{difference:+.4f} ({p_text(p)})" for difference, p in zip(seeds["differences"], seeds["mcnemar_p"])
     )
     names = ", ".join(map(str, seeds["seeds"]))
+    left_out = ", ".join(map(str, seeds["left_out"]))
     return (
         f"over seeds {names}, each seed's two runs paired on the same test images: {seeds['difference']:+.4f}, 95% "
-        f"CI [{seeds['ci_low']:+.4f}, {seeds['ci_high']:+.4f}] (t, {len(seeds['seeds'])} seeds); per seed, with "
-        f"McNemar's exact p: {per_seed}"
+        f"CI [{seeds['ci_low']:+.4f}, {seeds['ci_high']:+.4f}] (the seeds' spread and the test images' sampling "
+        f"noise); per seed, with McNemar's exact p: {per_seed}"
+        + (f"; seed {left_out} left out: its predictions cannot be read" if left_out else "")
     )
+
+
+def p_text(p: float) -> str:
+    """A McNemar p-value as compare and the report give it. Below 1e-300 the exact sum underflows (to 0 for
+    thousands of discordant pairs): it is given as that bound, never as p = 0."""
+    return "p < 1e-300" if p < 1e-300 else f"p = {p:.3g}"
 
 
 def mcnemar_p_text(p: float) -> str:
-    """McNemar's exact p as compare and the report say it. Below 1e-300 the exact sum underflows (to 0 for
-    thousands of discordant pairs): it is given as that bound, never as p = 0."""
-    return "McNemar exact p < 1e-300" if p < 1e-300 else f"McNemar exact p = {p:.3g}"
+    return f"McNemar exact {p_text(p)}"
 
 
 def paired_lines(result: dict) -> list[str]:
@@ -151,6 +185,5 @@ def paired_lines(result: dict) -> list[str]:
         f"{result['only_second_right']} only by {result['second']}); {mcnemar_p_text(result['mcnemar_p'])}",
     ]
     lines += [f"({result['note']})"] if result["note"] else []
-    return lines + (
-        [f"{result['first']} − {result['second']} {seeds_text(result['seeds'])}"] if result["seeds"] else []
-    )
+    seeds = result["across_seeds"]
+    return lines + ([f"{result['first']} − {result['second']} {seeds_text(seeds)}"] if seeds else [])

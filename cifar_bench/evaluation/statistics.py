@@ -3,7 +3,8 @@
 - one run: the Wilson score interval of its accuracy on the test images (binomial);
 - several runs (seeds) of one model: a t-interval of the mean accuracy across runs;
 - two models on the same test images: the accuracy difference with a normal interval on the
-  discordant pairs, and McNemar's exact (binomial) p-value;
+  discordant pairs, and McNemar's exact (binomial) p-value; over several seeds of both, the mean of
+  each seed's paired difference, its interval widened by the test images' own sampling noise;
 - two models without their predictions: the difference of their accuracies with Newcombe's hybrid
   interval built from each one's own interval (as if independent: wider than the paired one).
 """
@@ -51,6 +52,7 @@ def paired_difference(labels: Sequence[int], first: Sequence[int], second: Seque
     se = math.sqrt(max(0.0, only_first + only_second - (only_first - only_second) ** 2 / n)) / n
     return {
         "images": n,
+        "se": se,
         "first_accuracy": sum(right_a) / n,
         "second_accuracy": sum(right_b) / n,
         "difference": difference,
@@ -60,6 +62,17 @@ def paired_difference(labels: Sequence[int], first: Sequence[int], second: Seque
         "only_second_right": only_second,
         "mcnemar_p": mcnemar_exact_p(only_first, only_second),
     }
+
+
+def seeds_difference_interval(differences: Sequence[float], standard_errors: Sequence[float]) -> tuple[float, float]:
+    """95% interval of the mean of several seeds' paired differences on one test set: the seeds' spread (t over
+    the seeds) and the test images' sampling noise, which every seed shares and their spread therefore leaves
+    out (each seed's paired standard error, averaged), added in quadrature."""
+    mean = sum(differences) / len(differences)
+    seeds = float(stats.t.ppf(0.975, len(differences) - 1) * stats.sem(differences))
+    images = Z_975 * sum(standard_errors) / len(standard_errors)
+    half = math.hypot(seeds, images)
+    return mean - half, mean + half
 
 
 def newcombe_difference(

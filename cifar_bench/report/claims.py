@@ -1,16 +1,17 @@
 """The study's conclusions, checked against the evaluated runs: each with a verdict and its evidence.
 
 An accuracy claim "A is better than B" is judged on the difference A − B and its 95% interval: where both
-models have runs of two seeds or more with test predictions, the t interval of the per-seed paired differences
-(``paired``: the runs of one seed on the same test images, each with McNemar's exact p), as the table's rows
-take their interval across seeds; with one seed, that seed's paired interval; without predictions, the
-unpaired one (Newcombe's hybrid interval from each model's own interval), and the report says which
-predictions are missing. Supported when the whole interval is above 0, contradicted when it is below, not
-shown when it holds 0. The resource claim is judged on the measured training time.
+models have runs of two seeds or more with test predictions, the mean of the per-seed paired differences (the
+runs of one seed on the same test images, each with McNemar's exact p) with an interval for the seeds' spread
+and the test images' sampling noise (``paired``); with one such seed, that seed's paired interval; without
+predictions, the unpaired one (Newcombe's hybrid interval from each model's own interval), and the report says
+which predictions are missing. Supported when the whole interval is above 0, contradicted when it is below,
+not shown when it holds 0. The resource claim is judged on the measured training time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from cifar_bench.data.sources import NUM_CLASSES
@@ -18,7 +19,7 @@ from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.compare import accuracy_interval, mean_std
 from cifar_bench.evaluation.evaluated import evaluation_of
 from cifar_bench.evaluation.evaluation_files import format_duration
-from cifar_bench.evaluation.paired import first_seed_run, mcnemar_p_text, paired_comparison, seeds_text
+from cifar_bench.evaluation.paired import first_seed_run, mcnemar_p_text, paired_comparison, seed_pairs, seeds_text
 from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.evaluation.statistics import newcombe_difference
@@ -43,14 +44,15 @@ def model_accuracy(runs: list[dict]) -> tuple[float, float, float]:
     return mean, interval["test_accuracy_ci_low"], interval["test_accuracy_ci_high"]
 
 
+def predictions_readable(directory: Path) -> Callable[[dict], bool]:
+    """Whether a run's test predictions can be read where the report reads (``run_file``: no link below it)."""
+    return lambda run: run_file(directory, evaluation_of(run).predictions) is not None
+
+
 def missing_predictions(models: list[str], runs: dict[str, list[dict]], directory: Path) -> list[str]:
-    """The models whose first-seed run has no readable test predictions beside its metrics.json."""
-    missing = []
-    for model in models:
-        run = first_seed_run(model, runs)
-        if run_file(directory, evaluation_of(run).predictions) is None:
-            missing.append(model)
-    return missing
+    """The models none of whose runs has readable test predictions beside its metrics.json."""
+    readable = predictions_readable(directory)
+    return [model for model in models if not any(map(readable, runs[model]))]
 
 
 def better(first: str, second: str, runs: dict[str, list[dict]], directory: Path) -> tuple[str | None, str]:
@@ -62,11 +64,11 @@ def better(first: str, second: str, runs: dict[str, list[dict]], directory: Path
     missing = missing_predictions([first, second], runs, directory)
     if not missing:
         try:
-            paired = paired_comparison([first, second], runs)
+            paired = paired_comparison([first, second], runs, predictions_readable(directory))
         except CifarBenchError as error:
-            missing, reason = [first, second], str(error)
+            reason = str(error)
         else:
-            seeds = paired["seeds"]
+            seeds = paired["across_seeds"]
             if seeds:
                 return _verdict(seeds["ci_low"], seeds["ci_high"]), f"{first} − {second} {seeds_text(seeds)}"
             line = (
@@ -78,12 +80,12 @@ def better(first: str, second: str, runs: dict[str, list[dict]], directory: Path
                 f"; {paired['note']}" if paired["note"] else ""
             )
     else:
-        reason = f"no test predictions ({PREDICTIONS_FILE}) for {' and '.join(missing)}"
+        reason = f"no test predictions ({PREDICTIONS_FILE}) for {' and '.join(missing)}: run evaluate to write them"
     a, b = model_accuracy(runs[first]), model_accuracy(runs[second])
     difference, low, high = newcombe_difference(a, b)
     line = (
         f"{first} − {second}: {a[0]:.4f} − {b[0]:.4f} = {difference:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}] "
-        f"(unpaired, Newcombe; {reason}, so no paired test or McNemar p: run evaluate to write them)"
+        f"(unpaired, Newcombe; {reason}; so no paired test or McNemar p)"
     )
     return _verdict(low, high), line
 
@@ -118,11 +120,18 @@ def recipe_settings(run: dict, directory: Path) -> dict:
 
 
 def differing_settings(first: str, second: str, runs: dict[str, list[dict]], directory: Path) -> dict[str, tuple]:
-    """The settings of two models' first-seed runs that differ: name -> (first's value, second's)."""
+    """The settings that differ between two models' runs of each seed both have (else their first-seed runs):
+    name -> (first's value, second's), from the first pair that differs in it."""
     if first not in runs or second not in runs:
         return {}
-    a, b = (recipe_settings(first_seed_run(model, runs), directory) for model in (first, second))
-    return {key: (a.get(key, "-"), b.get(key, "-")) for key in dict.fromkeys([*a, *b]) if a.get(key) != b.get(key)}
+    pairs = [(a, b) for _, a, b in seed_pairs([first, second], runs)]
+    differing: dict[str, tuple] = {}
+    for pair in pairs or [(first_seed_run(first, runs), first_seed_run(second, runs))]:
+        a, b = (recipe_settings(run, directory) for run in pair)
+        for key in dict.fromkeys([*a, *b]):
+            if a.get(key) != b.get(key):
+                differing.setdefault(key, (a.get(key, "-"), b.get(key, "-")))
+    return differing
 
 
 def recipe_differences(first: str, second: str, differing: dict[str, tuple], about: frozenset | None) -> str:

@@ -83,7 +83,8 @@ class SaveOnSigterm(pl.Callback):
             exception.saved_to = last if last is not None and self._trained else None
             exception.step = trainer.global_step
             if exception.saved_to is not None:
-                trainer.save_checkpoint(last, weights_only=False)  # all a fit continues from; said, not logged
+                # Whole, to resume from; said explicitly, so Lightning logs nothing about it.
+                trainer.save_checkpoint(last, weights_only=False)
         SigtermHandler.training = False
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

@@ -370,7 +370,7 @@ def test_several_seeds_get_a_t_interval_and_one_run_a_wilson_interval(studied, t
 
 
 @pytest.mark.slow
-def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(studied, tmp_path):
+def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed_both_have(studied, tmp_path):
     for seed in (0, 1):
         shutil.copytree(
             studied["logs"] / "mlp" / f"seed{seed}" / "evaluation", tmp_path / "mlp" / f"seed{seed}" / "evaluation"
@@ -385,16 +385,16 @@ def test_a_pair_of_models_is_compared_on_the_same_test_images_by_the_first_seed(
     np.savez_compressed(other / "predictions.npz", **arrays)
     compare(str(tmp_path), pair=["other", "mlp"], console=Console(width=200))
     result = json.loads((tmp_path / "comparison_pair.json").read_text())
-    with np.load(tmp_path / "mlp" / "seed0" / "evaluation" / "predictions.npz") as content:
+    with np.load(tmp_path / "mlp" / "seed1" / "evaluation" / "predictions.npz") as content:  # 'other' is of seed 1
         wrong = int((content["test_predictions"] != content["test_labels"]).sum())
         images = len(content["test_labels"])
     assert (result["only_first_right"], result["only_second_right"], result["images"]) == (wrong, 0, images)
     assert result["difference"] == pytest.approx(wrong / images)
     assert result["mcnemar_p"] == pytest.approx(mcnemar_exact_p(wrong, 0))
     assert result["ci_low"] < result["difference"] < result["ci_high"]
-    assert "first seed's run" in result["note"]
+    assert "the runs of seed 1, the first both have, compared" in result["note"] and result["across_seeds"] is None
     # Each run by its place in the folder compared, never a local path.
-    assert (result["first_run"], result["second_run"]) == ("other/version_0", "mlp/seed0")
+    assert (result["first_run"], result["second_run"]) == ("other/version_0", "mlp/seed1")
     assert "Paired comparison on the same" in (tmp_path / "comparison.md").read_text()
     with pytest.raises(CifarBenchError, match="no evaluated run here"):
         compare(str(tmp_path), pair=["mlp", "resnet"], console=Console(width=200))

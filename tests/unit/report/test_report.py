@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ from cifar_bench.configs import model_names
 from cifar_bench.evaluation.compare import compare
 from cifar_bench.evaluation.evaluate import evaluate
 from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE, study_accuracy, study_class_accuracy
-from cifar_bench.evaluation.statistics import mcnemar_exact_p, newcombe_difference, t_interval, wilson_interval
+from cifar_bench.evaluation.statistics import mcnemar_exact_p, newcombe_difference, wilson_interval
 from cifar_bench.report.chapters import layer_blocks
 from cifar_bench.report.command import report
 
@@ -238,7 +239,7 @@ def with_test_predictions(run: Path, predicted) -> None:
 
 
 @pytest.mark.parametrize("second_seed_right", [True, False], ids=["agreeing_seeds", "disagreeing_seeds"])
-def test_a_claim_between_models_with_several_seeds_rests_on_each_seeds_pair_and_the_t_interval_of_them(
+def test_a_claim_between_models_with_several_seeds_rests_on_each_seeds_pair_and_the_interval_of_their_mean(
     logs, tmp_path, second_seed_right
 ):
     run = logs / "mlp" / "version_0"
@@ -249,22 +250,52 @@ def test_a_claim_between_models_with_several_seeds_rests_on_each_seeds_pair_and_
     if not second_seed_right:  # cnn_bn_do's seed-1 run wrong everywhere
         with_test_predictions(tmp_path / "cnn_bn_do" / "version_1", lambda labels: (labels + 1) % 10)
     with np.load(run / "evaluation" / "predictions.npz") as content:
-        images, wrong = len(content["test_labels"]), int((content["test_predictions"] != content["test_labels"]).sum())
-    differences = [wrong / images, wrong / images if second_seed_right else (wrong - images) / images]
-    low, high = t_interval(differences)
+        n, wrong = len(content["test_labels"]), int((content["test_predictions"] != content["test_labels"]).sum())
+    # seed 0: cnn_bn_do right where cnn is wrong; seed 1: the same, or wrong everywhere (right only by cnn)
+    discordant = [(wrong, 0), (wrong, 0) if second_seed_right else (0, n - wrong)]
+    differences = [(b - c) / n for b, c in discordant]
+    errors = [math.sqrt(b + c - (b - c) ** 2 / n) / n for b, c in discordant]  # each seed's paired standard error
+    mean, spread = sum(differences) / 2, 12.7062047362 * abs(differences[0] - differences[1]) / 2  # t_{0.975, 1}
+    half = math.hypot(spread, 1.959963984540054 * sum(errors) / 2)
 
     compare(str(tmp_path), pair=["cnn_bn_do", "cnn"], console=Console(file=io.StringIO()))
-    seeds = json.loads((tmp_path / "comparison_pair.json").read_text())["seeds"]
+    seeds = json.loads((tmp_path / "comparison_pair.json").read_text())["across_seeds"]
     assert seeds["seeds"] == [0, 1] and seeds["differences"] == pytest.approx(differences)
-    assert (seeds["ci_low"], seeds["ci_high"]) == pytest.approx((low, high))
+    assert (seeds["ci_low"], seeds["ci_high"]) == pytest.approx((mean - half, mean + half))
     assert seeds["mcnemar_p"][0] == pytest.approx(mcnemar_exact_p(wrong, 0))
     report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
     text = (tmp_path / "report.md").read_text()
     bn = text[text.index("### Batch normalization and dropout") : text.index("### Training more VGG16 layers")]
     assert "cnn\\_bn\\_do − cnn over seeds 0, 1, each seed's two runs paired on the same test images:" in bn
-    assert f"95% CI \\[{low:+.4f}, {high:+.4f}\\] (t, 2 seeds)" in bn
+    assert f"95% CI \\[{mean - half:+.4f}, {mean + half:+.4f}\\]" in bn
     verdict = "Supported." if second_seed_right else "Not shown: the difference's interval holds 0."
     assert f"**Verdict: {verdict}**" in bn
+
+
+def test_a_pair_is_of_the_first_seed_both_models_have_and_a_seed_whose_predictions_cannot_be_read_is_left_out(
+    logs, tmp_path
+):
+    run = logs / "mlp" / "version_0"
+    for seed in (0, 1, 2, 3):
+        filed_as(run, tmp_path, "cnn", version=seed, seed=seed)
+    for seed in (1, 2, 3):
+        filed_as(run, tmp_path, "cnn_bn_do", version=seed, seed=seed)
+    filed_as(run, tmp_path, "cnn_bn_do", version=9, seed=1)  # a second run of seed 1: the first by name is used
+    (tmp_path / "cnn_bn_do" / "version_2" / "evaluation" / "predictions.npz").write_bytes(b"not an npz")
+
+    def compared() -> dict:
+        compare(str(tmp_path), pair=["cnn_bn_do", "cnn"], console=Console(file=io.StringIO()))
+        return json.loads((tmp_path / "comparison_pair.json").read_text())
+
+    result = compared()
+    assert (result["first_run"], result["second_run"]) == ("cnn_bn_do/version_1", "cnn/version_1")
+    assert "the runs of seed 1, the first both have, compared" in result["note"]
+    assert result["across_seeds"]["seeds"] == [1, 3] and result["across_seeds"]["left_out"] == [2]
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    assert "; seed 2 left out: its predictions cannot be read" in (tmp_path / "report.md").read_text()
+    shutil.rmtree(tmp_path / "cnn_bn_do" / "version_3")  # seed 1 alone can be paired: no comparison across seeds
+    result = compared()
+    assert result["across_seeds"] is None and result["second_run"] == "cnn/version_1"
 
 
 def test_the_open_question_on_epochs_is_answered_from_runs_trained_past_their_recipe_kept_out_of_the_table(
