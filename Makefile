@@ -14,6 +14,8 @@ SEEDS ?= 0
 VGG_WEIGHTS ?=
 RESULTS ?=
 TRIALS ?= 20
+# Processes make test spreads the fast suite over (pytest-xdist), each computing on one thread: one per core.
+TEST_WORKERS ?= 2
 # The folder make report reads and writes into (its evaluated runs: <DIR>/<model>/<run>/evaluation/).
 DIR ?= results
 # The model names as the package derives them from configs/ (plain Python, no install needed; read only when used).
@@ -48,8 +50,8 @@ train: $(STAMP) ## train one model: make train MODEL=cnn [ARGS="--trainer.max_ep
 		echo "error: unknown MODEL '$(MODEL)': choose one of $(MODELS)" >&2; exit 2; fi
 	$(BIN)/cifar-bench fit --config configs/$(MODEL).yaml $(ARGS)
 
-test: $(STAMP) ## the fast suite, a few minutes: every test but the slow ones (subprocess trainings, kills, DDP)
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+test: $(STAMP) ## the fast suite, a few minutes: every test but the slow ones (subprocess trainings, kills, DDP) [TEST_WORKERS=2]
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) $(ARGS)
 
 test-all: $(STAMP) ## the whole suite, slow tests included (what CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
