@@ -8,8 +8,10 @@ whatever runs between steps.
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -19,14 +21,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from lightning_fabric import Fabric
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelSummary, ProgressBar
 
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.data.sources import BINARY_FOLDER, CLASS_NAMES, TRAIN_BATCHES, load_cifar10
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.evaluate import logits_in_precision
-from cifar_bench.features.feeding import FeatureStoreFeeder
 from cifar_bench.models import CifarClassifier
+from cifar_bench.training.callbacks import RunSummary
 from cifar_bench.training.lightning_cli import CifarBenchCLI
 
 BASELINE_BATCH = 64
@@ -118,17 +120,33 @@ def package_cli(name: str, config_dir: str | Path, extra: Iterable[str]) -> Cifa
     return cli
 
 
+def fit_callbacks(cli: CifarBenchCLI) -> list[Callback]:
+    """Fresh copies of the callbacks the config gives a fit (its checkpoints, the feature-store feeder, the
+    SIGTERM saver...), so that the timed steps pay for the hooks a user's steps pay for; less those that only
+    print: the progress bar (off a terminal it redraws nothing between steps), the model summary and the fit's
+    closing summary."""
+    configured = cli.config_init["trainer"].get("callbacks") or []
+    return [copy.deepcopy(c) for c in configured if not isinstance(c, (ProgressBar, ModelSummary, RunSummary))]
+
+
 def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:
-    """``trainer.fit`` for warm-up + steps batches, no validation: seconds per step, and fit start to first
-    step (which includes opening, or building, a VGG16 feature store: the config's FeatureStoreFeeder, named
-    again because these callbacks replace the config's)."""
+    """``trainer.fit`` for warm-up + steps batches with the config's callbacks, no validation: seconds per
+    step, and fit start to first step (which includes opening, or building, a VGG16 feature store). Its
+    checkpoints go to a temporary folder, written after the last timed step."""
     timer = StepTimer()
     per_epoch = warmup + steps
-    callbacks = [timer, FeatureStoreFeeder()]
-    trainer = cli.instantiate_trainer(
-        **QUIET_TRAINER, max_epochs=1, limit_train_batches=per_epoch, limit_val_batches=0, callbacks=callbacks
-    )
-    trainer.fit(cli.model, datamodule=cli.datamodule)
+    with tempfile.TemporaryDirectory(prefix="bench-fit-") as root, warnings.catch_warnings():
+        # The best-checkpoint callback looks for val/acc, which a fit without validation never logs.
+        warnings.filterwarnings("ignore", message=r"`ModelCheckpoint\(monitor=.*could not find the monitored key")
+        trainer = cli.instantiate_trainer(
+            **QUIET_TRAINER | {"enable_checkpointing": True},
+            default_root_dir=root,
+            max_epochs=1,
+            limit_train_batches=per_epoch,
+            limit_val_batches=0,
+            callbacks=[timer, *fit_callbacks(cli)],
+        )
+        trainer.fit(cli.model, datamodule=cli.datamodule)
     return {"step_s": seconds_per_step(timer.stamps, warmup), "fit_start_s": timer.train_start - timer.fit_start}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -243,3 +244,21 @@ def test_the_store_fed_arm_reads_the_store_in_every_epoch_even_of_a_config_endin
         "vgg16_last5", CONFIGS, [*extra, "--model.init_args.weights", "none", *store_overrides(settings)]
     )
     assert cli.model.hparams.feature_store == settings.feature_store and cli.model.hparams.fresh_epochs == 0
+
+
+def test_the_package_arm_fits_with_the_configs_own_callbacks_and_leaves_no_checkpoint_behind(
+    tiny_data, tmp_path, monkeypatch
+):
+    """Its steps pay for the hooks a user's fit runs between steps; only what prints is left out."""
+    monkeypatch.chdir(tmp_path)
+    extra = ["--data.data_dir", str(tiny_data), "--data.download", "false", "--data.val_size", "20"]
+    cli = harness.package_cli("mlp", CONFIGS, [*extra, "--data.batch_size", "16", "--trainer.accelerator", "cpu"])
+    figures = harness.package_train(cli, steps=2, warmup=1)
+    assert figures["step_s"] > 0
+    trainer = cli.model.trainer
+    names = {type(callback).__name__ for callback in trainer.callbacks}
+    assert {"ModelCheckpoint", "StopOnNonFiniteLoss", "SaveOnSigterm", "FeatureStoreFeeder"} <= names
+    assert not names & {"ProgressBar", "RichModelSummary", "RunSummary"}
+    saved = [Path(callback.best_model_path) for callback in trainer.checkpoint_callbacks if callback.best_model_path]
+    assert [path.name for path in saved] == ["last.ckpt"]  # saved after the timed steps, into a folder now gone
+    assert not Path(trainer.default_root_dir).exists() and list(tmp_path.iterdir()) == []
