@@ -100,10 +100,20 @@ class BenchSettings:
         return [*self.models, *self.sweep_models, *([self.accuracy_model] if self.accuracy_check else [])]
 
     def recorded(self) -> dict:
-        """The settings as bench.json records them (the package-run arguments go under ``extra_args``; the config
-        folder by its place under the current folder)."""
-        recorded = {key: value for key, value in asdict(self).items() if key != "fit_args"}
-        return recorded | {"config_dir": place(self.config_dir, Path.cwd())}  # no absolute path of this machine
+        """The settings as bench.json records them (the package-run arguments go under ``extra_args``)."""
+        return {key: value for key, value in asdict(self).items() if key != "fit_args"}
+
+
+def without_machine_paths(value, folder: Path):
+    """``value`` with each absolute path in it named as ``place`` names it, by its place under ``folder`` or its
+    name: bench.json is committed as evidence, and names no folder of the machine it ran on."""
+    if isinstance(value, dict):
+        return {key: without_machine_paths(item, folder) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_machine_paths(item, folder) for item in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        return place(value, folder)
+    return value
 
 
 def bench(settings: BenchSettings, console: Console | None = None) -> dict:
@@ -140,6 +150,7 @@ def bench(settings: BenchSettings, console: Console | None = None) -> dict:
     results |= further_measurements(settings, extra, console, peaks)
     results["targets"] = check_targets(results)
     results["seconds"] = time.perf_counter() - started
+    results = without_machine_paths(results, Path.cwd())
     write_json(out / "bench.json", results)
     print_tables(results, console)
     console.print(f"wrote {out / 'bench.json'} ({results['seconds']:.0f} s)")

@@ -59,6 +59,26 @@ def test_bench_records_the_machine_and_the_settings(results):
 
 
 @pytest.mark.slow
+def test_bench_json_names_no_absolute_path_of_the_machine(results):
+    """Its folders were all given outside the current folder: each is named by its name alone."""
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [text for item in value.values() for text in strings(item)]
+        if isinstance(value, list):
+            return [text for item in value for text in strings(item)]
+        return [value] if isinstance(value, str) else []
+
+    assert not [text for text in strings(results) if Path(text).is_absolute()]
+    settings = results["settings"]
+    assert (settings["out"], settings["feature_store"], settings["config_dir"]) == ("out", "store", "configs")
+    assert (
+        results["models"]["vgg16_last2"]["store"]["folder"]
+        == Path(results["models"]["vgg16_last2"]["store"]["folder"]).name
+    )
+
+
+@pytest.mark.slow
 def test_each_model_has_package_and_baseline_speeds_for_training_and_evaluation(results):
     for row in results["models"].values():
         for figures in (row["package"], row["baseline"], row["eval"]["package"], row["eval"]["baseline"]):
