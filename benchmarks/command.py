@@ -105,14 +105,17 @@ class BenchSettings:
 
 
 def without_machine_paths(value, folder: Path):
-    """``value`` with each absolute path in it named as ``place`` names it, by its place under ``folder`` or its
-    name: bench.json is committed as evidence, and names no folder of the machine it ran on."""
+    """``value`` with each absolute path in it (a string, or the value of a ``--option=PATH`` string) named as
+    ``place`` names it, by its place under ``folder`` or its name: bench.json is committed as evidence, and
+    names no folder of the machine it ran on."""
     if isinstance(value, dict):
         return {key: without_machine_paths(item, folder) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [without_machine_paths(item, folder) for item in value]
-    if isinstance(value, str) and Path(value).is_absolute():
-        return place(value, folder)
+    if isinstance(value, str):
+        option, equals, given = value.rpartition("=")  # a package-run argument may be --option=/a/path
+        if Path(given).is_absolute():
+            return option + equals + place(given, folder)
     return value
 
 

@@ -30,6 +30,7 @@ from cifar_bench.evaluation.evaluate import logits_in_precision
 from cifar_bench.models import CifarClassifier
 from cifar_bench.training.callbacks import RunSummary
 from cifar_bench.training.lightning_cli import CifarBenchCLI
+from cifar_bench.training.preemption import SaveOnSigterm
 
 BASELINE_BATCH = 64
 QUIET_TRAINER = {
@@ -122,11 +123,13 @@ def package_cli(name: str, config_dir: str | Path, extra: Iterable[str]) -> Cifa
 
 def fit_callbacks(cli: CifarBenchCLI) -> list[Callback]:
     """Fresh copies of the callbacks the config gives a fit (its checkpoints, the feature-store feeder, the
-    SIGTERM saver...), so that the timed steps pay for the hooks a user's steps pay for; less those that only
-    print: the progress bar (off a terminal it redraws nothing between steps), the model summary and the fit's
-    closing summary."""
+    non-finite-loss stop...), so that the timed steps pay for the hooks a user's steps pay for; less those that
+    only print (the progress bar, which off a terminal redraws nothing between steps, the model summary and the
+    fit's closing summary) and the SIGTERM saver: a bench is not resumed, and the step it saved would go with
+    the temporary folder, so a SIGTERM stops it as Lightning's own handling does."""
     configured = cli.config_init["trainer"].get("callbacks") or []
-    return [copy.deepcopy(c) for c in configured if not isinstance(c, (ProgressBar, ModelSummary, RunSummary))]
+    left_out = (ProgressBar, ModelSummary, RunSummary, SaveOnSigterm)
+    return [copy.deepcopy(callback) for callback in configured if not isinstance(callback, left_out)]
 
 
 def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:

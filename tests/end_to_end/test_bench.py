@@ -269,7 +269,8 @@ def test_the_store_fed_arm_reads_the_store_in_every_epoch_even_of_a_config_endin
 def test_the_package_arm_fits_with_the_configs_own_callbacks_and_leaves_no_checkpoint_behind(
     tiny_data, tmp_path, monkeypatch
 ):
-    """Its steps pay for the hooks a user's fit runs between steps; only what prints is left out."""
+    """Its steps pay for the hooks a user's fit runs between steps; left out: what only prints, and the SIGTERM
+    saver (a bench is not resumed)."""
     monkeypatch.chdir(tmp_path)
     extra = ["--data.data_dir", str(tiny_data), "--data.download", "false", "--data.val_size", "20"]
     cli = harness.package_cli("mlp", CONFIGS, [*extra, "--data.batch_size", "16", "--trainer.accelerator", "cpu"])
@@ -277,8 +278,24 @@ def test_the_package_arm_fits_with_the_configs_own_callbacks_and_leaves_no_check
     assert figures["step_s"] > 0
     trainer = cli.model.trainer
     names = {type(callback).__name__ for callback in trainer.callbacks}
-    assert {"ModelCheckpoint", "StopOnNonFiniteLoss", "SaveOnSigterm", "FeatureStoreFeeder"} <= names
-    assert not names & {"ProgressBar", "RichModelSummary", "RunSummary"}
+    assert {"ModelCheckpoint", "StopOnNonFiniteLoss", "RestoreRandomState", "FeatureStoreFeeder"} <= names
+    assert not names & {"ProgressBar", "RichModelSummary", "RunSummary", "SaveOnSigterm"}
     saved = [Path(callback.best_model_path) for callback in trainer.checkpoint_callbacks if callback.best_model_path]
     assert [path.name for path in saved] == ["last.ckpt"]  # saved after the timed steps, into a folder now gone
     assert not Path(trainer.default_root_dir).exists() and list(tmp_path.iterdir()) == []
+
+
+def test_bench_json_names_each_path_by_its_place_or_name_also_as_an_options_value(tmp_path):
+    from benchmarks.command import without_machine_paths
+
+    here = tmp_path / "checkout"
+    given = {
+        "settings": {"data_dir": str(here / "data"), "weights": str(tmp_path / "w.pth"), "download": False},
+        "extra_args": [f"--model.init_args.weights={tmp_path / 'w.pth'}", "--config=c.yaml", "--data.val_size", "20"],
+        "machine": {"cpu": "Intel(R) Xeon(R) Processor"},
+    }
+    assert without_machine_paths(given, here) == {
+        "settings": {"data_dir": "data", "weights": "w.pth", "download": False},
+        "extra_args": ["--model.init_args.weights=w.pth", "--config=c.yaml", "--data.val_size", "20"],
+        "machine": {"cpu": "Intel(R) Xeon(R) Processor"},
+    }
