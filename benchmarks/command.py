@@ -112,9 +112,11 @@ def without_machine_paths(value, folder: Path):
         return {key: without_machine_paths(item, folder) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [without_machine_paths(item, folder) for item in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        return place(value, folder)
     if isinstance(value, str):
-        option, equals, given = value.rpartition("=")  # a package-run argument may be --option=/a/path
-        if Path(given).is_absolute():
+        option, equals, given = value.partition("=")  # a package-run argument may be --option=/a/path
+        if equals and Path(given).is_absolute():
             return option + equals + place(given, folder)
     return value
 

@@ -290,8 +290,13 @@ def test_bench_json_names_each_path_by_its_place_or_name_also_as_an_options_valu
 
     here = tmp_path / "checkout"
     given = {
-        "settings": {"data_dir": str(here / "data"), "weights": str(tmp_path / "w.pth"), "download": False},
-        "extra_args": [f"--model.init_args.weights={tmp_path / 'w.pth'}", "--config=c.yaml", "--data.val_size", "20"],
+        "settings": {"data_dir": str(here / "data"), "weights": str(tmp_path / "a=b" / "w.pth"), "download": False},
+        "extra_args": [
+            f"--model.init_args.weights={tmp_path / 'a=b' / 'w.pth'}",
+            "--config=c.yaml",
+            "--data.val_size",
+            "20",
+        ],
         "machine": {"cpu": "Intel(R) Xeon(R) Processor"},
     }
     assert without_machine_paths(given, here) == {
