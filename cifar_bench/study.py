@@ -122,33 +122,45 @@ def study(
     lock = hold_lock(save_dir, "study")  # one study a folder, held until its table, evidence and report are written
     try:
         results_dir = Path(results) if results is not None else None
-        for model, config in configs.items():
-            weights = vgg_weights and takes_pretrained_weights(config)
-            weights_args = ["--model.init_args.weights", vgg_weights] if weights else []
-            for seed in seeds:
-                run = RunFolder.in_study(save_dir, model, seed)
-                train_and_evaluate(configs_dir, run, seed, [*data_args, *weights_args, *fit_args], console)
-                if results_dir is not None and run.evaluation.metrics.is_file():
-                    # Now, not at the study's end: a run folder may not outlive the session or the machine.
-                    try:
-                        export_run_evidence(run, save_dir, results_dir)
-                    except CifarBenchError as error:  # the study's end tries again, and says so if it fails
-                        print_plain(console, f"{model}, seed {seed}: evidence not copied yet: {error}", style="red")
+        train_every_run(configs, seeds, configs_dir, save_dir, (data_args, fit_args, vgg_weights), results_dir, console)
         rows = compare(save_dir, console=console)
-        folders = [save_dir]
-        if results_dir is not None:
-            copied = export_evidence(save_dir, results_dir)
-            print_plain(console, f"Evidence of {copied} runs copied to {results} (no checkpoints)")
-            folders.append(results_dir)
-        for folder in folders:
-            try:
-                report(str(folder), data_dir=data_dir, console=console)
-            except CifarBenchError as error:  # every model failed: the table says so, there is nothing to report
-                print_plain(console, f"No report: {error}", style="red")
+        write_evidence_and_reports(save_dir, results_dir, data_dir, console)
     finally:
         lock.release()
     print_plain(console, f"Next: tensorboard --logdir {save_dir}, or cifar-bench compare {save_dir} after more runs")
     return rows
+
+
+def train_every_run(configs: dict, seeds, configs_dir: Path, save_dir: Path, arguments, results_dir, console) -> None:
+    """Train and evaluate each model on each seed, model by model, copying each run's evidence as it ends;
+    ``arguments``: (data arguments, the user's fit arguments, which come last and so win, VGG16 weights file)."""
+    data_args, fit_args, vgg_weights = arguments
+    for model, config in configs.items():
+        weights = vgg_weights and takes_pretrained_weights(config)
+        weights_args = ["--model.init_args.weights", vgg_weights] if weights else []
+        for seed in seeds:
+            run = RunFolder.in_study(save_dir, model, seed)
+            train_and_evaluate(configs_dir, run, seed, [*data_args, *weights_args, *fit_args], console)
+            if results_dir is not None and run.evaluation.metrics.is_file():
+                # Now, not at the study's end: a run folder may not outlive the session or the machine.
+                try:
+                    export_run_evidence(run, save_dir, results_dir)
+                except CifarBenchError as error:  # the study's end tries again, and says so if it fails
+                    print_plain(console, f"{model}, seed {seed}: evidence not copied yet: {error}", style="red")
+
+
+def write_evidence_and_reports(save_dir: Path, results_dir, data_dir, console) -> None:
+    """Copy every run's evidence into ``results_dir`` (if any), then write the report of each folder."""
+    folders = [save_dir]
+    if results_dir is not None:
+        copied = export_evidence(save_dir, results_dir)
+        print_plain(console, f"Evidence of {copied} runs copied to {results_dir} (no checkpoints)")
+        folders.append(results_dir)
+    for folder in folders:
+        try:
+            report(str(folder), data_dir=data_dir, console=console)
+        except CifarBenchError as error:  # every model failed: the table says so, there is nothing to report
+            print_plain(console, f"No report: {error}", style="red")
 
 
 def chosen_models(configs_dir: Path, models: Optional[list[str]]) -> list[str]:
