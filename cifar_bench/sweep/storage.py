@@ -24,7 +24,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from cifar_bench.errors import CifarBenchError
 
@@ -68,7 +68,8 @@ class Storage:
     @staticmethod
     def _database(value: str, file: Path | None) -> RDBStorage:
         """Optuna's RDB storage. Workers starting together on a fresh server database race to create its tables
-        (the turn lock is only for files): the loser's unique-key error is retried once the winner is done."""
+        (the turn lock is only for files): the loser's error, a unique key taken or a table already there
+        (PostgreSQL's for the alembic_version table), is retried once the winner is done."""
         for attempt in range(3):
             try:
                 return RDBStorage(
@@ -77,7 +78,7 @@ class Storage:
                     heartbeat_interval=HEARTBEAT_S,
                     grace_period=GRACE_S,
                 )
-            except IntegrityError:
+            except (IntegrityError, ProgrammingError):
                 if attempt == 2:
                     raise
                 time.sleep(1 + attempt)

@@ -266,6 +266,32 @@ def postgresql_url(request) -> str:
     return f"postgresql+psycopg://sweeper@/postgres?host={folder}&port=5439"
 
 
+def test_a_worker_that_loses_the_race_to_create_a_server_databases_tables_opens_them_once_the_winner_is_done(
+    tmp_path, monkeypatch
+):
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    from cifar_bench.sweep import storage as storage_module
+
+    lost = [
+        ProgrammingError("CREATE TABLE alembic_version", {}, Exception('relation "alembic_version" already exists')),
+        IntegrityError("INSERT INTO version_info", {}, Exception("duplicate key value violates unique constraint")),
+    ]
+    opened = []
+
+    def rdb_storage(url, **options):
+        if lost:
+            raise lost.pop(0)
+        opened.append(url)
+        return SimpleNamespace(url=url)
+
+    monkeypatch.setattr(storage_module, "RDBStorage", rdb_storage)
+    monkeypatch.setattr(storage_module.time, "sleep", lambda seconds: None)
+    opened_storage = storage_module.Storage("postgresql+psycopg://sweeper@/postgres?host=/tmp/x", tmp_path)
+    assert opened == ["postgresql+psycopg://sweeper@/postgres?host=/tmp/x"]
+    assert opened_storage.backend.url == opened[0]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("storage", ["sqlite", "journal", "postgresql"])
 def test_two_workers_on_one_storage_run_the_trials_between_them_none_twice(tmp_path, tiny_data, storage, request):
