@@ -240,8 +240,8 @@ def compare(
             difference with its 95% interval and McNemar's exact p (the runs of the first seed both
             have), and over every seed both have when there are two or more; also written to
             comparison_pair.json.
-        set_aside: folders below DIRECTORY not searched, by name pattern: earlier evidence kept beside a
-            table (results/superseded/, results/store_probes/); [] searches every folder.
+        set_aside: folders below DIRECTORY not searched, by name pattern: evidence kept beside a table
+            (results/superseded/, results/*_probes/, results/*_beside/); [] searches every folder.
 
     Returns the rows, the Random classifier first.
     """

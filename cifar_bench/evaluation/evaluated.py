@@ -102,9 +102,10 @@ def read_failure(path: Path) -> dict:
     return failure
 
 
-# Folders of earlier evidence kept beside a results table (results/superseded/, results/store_probes/): not searched
-# for the table's runs unless asked for.
-SET_ASIDE = ("superseded", "*_probes")
+# Folders kept beside a results table: earlier evidence (results/superseded/, results/store_probes/) and rows that
+# stand beside it with a table of their own (results/cnn_family_60_epochs_beside/): not searched for the table's
+# runs unless asked for.
+SET_ASIDE = ("superseded", "*_probes", "*_beside")
 
 
 def set_aside(path: Path, directory: Path, patterns: Sequence[str]) -> bool:

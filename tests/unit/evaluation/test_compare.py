@@ -111,16 +111,20 @@ def test_two_seeds_of_one_model_give_their_exact_mean_and_sample_std(hand_writte
     assert (row["training_time_s_mean"], row["trainable_params"], row["total_params"]) == (60.5, 1000, 1200)
 
 
-def test_earlier_evidence_kept_beside_the_table_is_left_out_unless_asked_for(tmp_path, tiny_data):
+def test_evidence_kept_beside_the_table_is_left_out_unless_asked_for_and_makes_a_table_of_its_own(tmp_path, tiny_data):
     write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
     write_metrics(tmp_path / "superseded" / "old_recipe", "mlp", 0, test=0.40, train=0.50, data_dir=tiny_data)
     write_metrics(tmp_path / "store_probes", "mlp", 1, test=0.30, train=0.50, data_dir=tiny_data)
+    write_metrics(tmp_path / "mlp_60_epochs_beside" / "mlp", "mlp", 3, test=0.20, train=0.50, data_dir=tiny_data)
     write_metrics(tmp_path / "study" / "machine1", "mlp", 2, test=0.60, train=0.70, data_dir=tiny_data)
     quiet = Console(file=io.StringIO())
     (table,) = [row for row in compare(str(tmp_path), console=quiet) if row["model"] == "mlp"]
     assert (table["runs"], table["test_accuracy_mean"]) == (2, pytest.approx(0.55))  # any depth, but not set aside
     (everything,) = [row for row in compare(str(tmp_path), set_aside=[], console=quiet) if row["model"] == "mlp"]
-    assert everything["runs"] == 4
+    assert everything["runs"] == 5
+    beside = tmp_path / "mlp_60_epochs_beside"
+    (own,) = [row for row in compare(str(beside), console=quiet) if row["model"] == "mlp"]
+    assert (own["runs"], own["test_accuracy_mean"]) == (1, pytest.approx(0.20))
 
 
 def test_the_table_states_its_total_training_time_with_one_run_per_model(tmp_path, hand_written):
