@@ -33,6 +33,8 @@ HEARTBEAT_S, GRACE_S = 60, 180
 # Trial user attributes: the worker running it ([host, pid]), and why it failed, when it failed on its own.
 WORKER, FAILURE = "worker", "failure"
 SPACE, MODEL = "space", "model"
+# PostgreSQL's errors for a table or a type that another worker created first (duplicate_table, duplicate_object).
+CREATED_BY_ANOTHER = ("42P07", "42710")
 STORAGE_HELP = (
     "pass an SQLAlchemy URL (sqlite:///sweep.db, postgresql+psycopg://user:password@host/db) or a journal file path"
 )
@@ -68,8 +70,9 @@ class Storage:
     @staticmethod
     def _database(value: str, file: Path | None) -> RDBStorage:
         """Optuna's RDB storage. Workers starting together on a fresh server database race to create its tables
-        (the turn lock is only for files): the loser's error, a unique key taken or a table already there
-        (PostgreSQL's for the alembic_version table), is retried once the winner is done."""
+        (the turn lock is only for files): the loser's error, a unique key taken or, on PostgreSQL, a table or
+        type already there, is retried twice, 1 s and then 2 s later, by when the winner is done. Any other
+        error (a permission refused, say) is raised at once."""
         for attempt in range(3):
             try:
                 return RDBStorage(
@@ -78,8 +81,9 @@ class Storage:
                     heartbeat_interval=HEARTBEAT_S,
                     grace_period=GRACE_S,
                 )
-            except (IntegrityError, ProgrammingError):
-                if attempt == 2:
+            except (IntegrityError, ProgrammingError) as error:
+                state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+                if attempt == 2 or (isinstance(error, ProgrammingError) and state not in CREATED_BY_ANOTHER):
                     raise
                 time.sleep(1 + attempt)
 

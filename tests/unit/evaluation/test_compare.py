@@ -115,7 +115,7 @@ def test_evidence_kept_beside_the_table_is_left_out_unless_asked_for_and_makes_a
     write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
     write_metrics(tmp_path / "superseded" / "old_recipe", "mlp", 0, test=0.40, train=0.50, data_dir=tiny_data)
     write_metrics(tmp_path / "store_probes", "mlp", 1, test=0.30, train=0.50, data_dir=tiny_data)
-    write_metrics(tmp_path / "mlp_60_epochs_beside" / "mlp", "mlp", 3, test=0.20, train=0.50, data_dir=tiny_data)
+    write_metrics(tmp_path / "mlp_60_epochs_beside", "mlp", 3, test=0.20, train=0.50, data_dir=tiny_data)
     write_metrics(tmp_path / "study" / "machine1", "mlp", 2, test=0.60, train=0.70, data_dir=tiny_data)
     quiet = Console(file=io.StringIO())
     (table,) = [row for row in compare(str(tmp_path), console=quiet) if row["model"] == "mlp"]

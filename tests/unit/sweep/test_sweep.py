@@ -23,6 +23,7 @@ from conftest import REPO, cli_command, cli_environment, snapshot, wait_for, wri
 
 from cifar_bench.cli import main
 from cifar_bench.data import sources
+from cifar_bench.errors import CifarBenchError
 from cifar_bench.sweep.command import ends
 from cifar_bench.sweep.space import SPACES_DIR, fit_words, read_space
 from cifar_bench.sweep.trial import ReportToTrial, check_fit_options
@@ -273,23 +274,32 @@ def test_a_worker_that_loses_the_race_to_create_a_server_databases_tables_opens_
 
     from cifar_bench.sweep import storage as storage_module
 
-    lost = [
-        ProgrammingError("CREATE TABLE alembic_version", {}, Exception('relation "alembic_version" already exists')),
-        IntegrityError("INSERT INTO version_info", {}, Exception("duplicate key value violates unique constraint")),
-    ]
-    opened = []
+    def database_error(kind, sqlstate: str, message: str):
+        cause = Exception(message)
+        cause.sqlstate = sqlstate  # as psycopg's errors carry PostgreSQL's code
+        return kind("CREATE TABLE alembic_version", {}, cause)
+
+    url = "postgresql+psycopg://sweeper@/postgres?host=/tmp/x"
+    failures, opened = [], []
 
     def rdb_storage(url, **options):
-        if lost:
-            raise lost.pop(0)
+        if failures:
+            raise failures.pop(0)
         opened.append(url)
         return SimpleNamespace(url=url)
 
     monkeypatch.setattr(storage_module, "RDBStorage", rdb_storage)
     monkeypatch.setattr(storage_module.time, "sleep", lambda seconds: None)
-    opened_storage = storage_module.Storage("postgresql+psycopg://sweeper@/postgres?host=/tmp/x", tmp_path)
-    assert opened == ["postgresql+psycopg://sweeper@/postgres?host=/tmp/x"]
-    assert opened_storage.backend.url == opened[0]
+    failures[:] = [
+        database_error(ProgrammingError, "42P07", 'relation "alembic_version" already exists'),
+        database_error(IntegrityError, "23505", "duplicate key value violates unique constraint"),
+    ]
+    assert storage_module.Storage(url, tmp_path).backend.url == url and opened == [url]
+
+    failures[:] = [database_error(ProgrammingError, "42501", "permission denied for schema public"), None]
+    with pytest.raises(CifarBenchError, match="cannot open the storage .*ProgrammingError"):
+        storage_module.Storage(url, tmp_path)
+    assert failures == [None]  # not retried
 
 
 @pytest.mark.slow
