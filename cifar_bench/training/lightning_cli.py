@@ -204,8 +204,9 @@ class CifarBenchCLI(LightningCLI):
         # Before the strategy is set up, a rank that Lightning's own launcher started reads global rank 0: its
         # local rank (and, started by hand on another machine, its node rank) says it is not the writer.
         writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
-        # A logger with a folder (not the DummyLogger of a fast_dev_run, whose folders are None).
-        if writer and getattr(logger, "root_dir", None) is not None and hasattr(logger, "log_dir"):
+        # A logger with a folder (not the DummyLogger of a fast_dev_run, whose folders are None). Its class is
+        # asked for log_dir: reading the property would choose the version now, outside claim_version's lock.
+        if writer and getattr(logger, "root_dir", None) is not None and hasattr(type(logger), "log_dir"):
             if self._named_version() is None:
                 claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
             run = RunFolder(Path(logger.log_dir))
