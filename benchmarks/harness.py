@@ -132,22 +132,23 @@ def fit_callbacks(cli: CifarBenchCLI) -> list[Callback]:
     return [copy.deepcopy(callback) for callback in configured if not isinstance(callback, left_out)]
 
 
-def package_train(cli: CifarBenchCLI, steps: int, warmup: int) -> dict:
+def package_train(cli: CifarBenchCLI, steps: int, warmup: int, with_callbacks: bool = True) -> dict:
     """``trainer.fit`` for warm-up + steps batches with the config's callbacks, no validation: seconds per
     step, and fit start to first step (which includes opening, or building, a VGG16 feature store). Its
-    checkpoints go to a temporary folder, written after the last timed step."""
+    checkpoints go to a temporary folder, written after the last timed step. ``with_callbacks=False``: the
+    step timer alone, so that what the config's callbacks cost parts from what Lightning's loop does."""
     timer = StepTimer()
     per_epoch = warmup + steps
     with tempfile.TemporaryDirectory(prefix="bench-fit-") as root, warnings.catch_warnings():
         # The best-checkpoint callback looks for val/acc, which a fit without validation never logs.
         warnings.filterwarnings("ignore", message=r"`ModelCheckpoint\(monitor=.*could not find the monitored key")
         trainer = cli.instantiate_trainer(
-            **QUIET_TRAINER | {"enable_checkpointing": True},
+            **QUIET_TRAINER | {"enable_checkpointing": with_callbacks},
             default_root_dir=root,
             max_epochs=1,
             limit_train_batches=per_epoch,
             limit_val_batches=0,
-            callbacks=[timer, *fit_callbacks(cli)],
+            callbacks=[timer, *(fit_callbacks(cli) if with_callbacks else [])],
         )
         trainer.fit(cli.model, datamodule=cli.datamodule)
     return {"step_s": seconds_per_step(timer.stamps, warmup), "fit_start_s": timer.train_start - timer.fit_start}

@@ -78,12 +78,12 @@ def train_budget(cli: CifarBenchCLI, args) -> tuple[int, int]:
     return max(3, args.steps * BASELINE_BATCH // size), max(1, args.warmup * BASELINE_BATCH // size)
 
 
-def training_arm(cli: CifarBenchCLI, args, thread_count: int | None = None) -> Callable[[], dict]:
+def training_arm(cli: CifarBenchCLI, args, thread_count: int | None = None, with_callbacks: bool = True) -> Callable:
     steps, warmup = train_budget(cli, args)
 
     def run() -> dict:
         with threads(thread_count):
-            return package_train(cli, steps, warmup)
+            return package_train(cli, steps, warmup, with_callbacks)
 
     return run
 
@@ -132,8 +132,9 @@ def bench_model(name: str, args, extra: list[str], console: Console, peaks: Matm
 
 
 def training_arms(name: str, cli: CifarBenchCLI, study_net: nn.Module, args, extra: list[str]):
-    """The training arms of one model (the package; its store-fed run for VGG16, else the bare loop; the levers;
-    the study's loop), the store-fed run's CLI (None but for VGG16) and the levers' labels."""
+    """The training arms of one model (the package; its store-fed run for VGG16, else the same fit with none of
+    the config's callbacks and the bare loop; the levers; the study's loop), the store-fed run's CLI (None but
+    for VGG16) and the levers' labels."""
     model, datamodule = cli.model, cli.datamodule
     steps, warmup = train_budget(cli, args)
     arms: dict[str, Callable] = {"package": training_arm(cli, args)}
@@ -142,6 +143,7 @@ def training_arms(name: str, cli: CifarBenchCLI, study_net: nn.Module, args, ext
         stored = package_cli(name, args.config_dir, [*extra, *store_overrides(args)])
         arms["package_store_fed"] = training_arm(stored, args)
     else:
+        arms["package_no_callbacks"] = training_arm(cli, args, with_callbacks=False)
         arms["plain_fast_loop"] = lambda: plain_fast_loop(cli, steps, warmup)
     levers = lever_settings(name, args) if args.levers else {}
     for label, overrides in levers.items():
@@ -196,6 +198,9 @@ def speed_figures(name: str, cli: CifarBenchCLI, train: dict, evaluation: dict, 
     if "plain_fast_loop" in train:
         result["plain_fast_loop"] = summary(train["plain_fast_loop"], batch, per_epoch)
         result["lightning_overhead"] = 1 - result["plain_fast_loop"]["step_s"] / result["package"]["step_s"]
+        # The overhead's parts: the config's callbacks, and Lightning's loop with the step timer alone.
+        result["package_no_callbacks"] = summary(step_times(train["package_no_callbacks"]), batch, per_epoch)
+        result["callbacks_overhead"] = 1 - result["package_no_callbacks"]["step_s"] / result["package"]["step_s"]
     return result
 
 

@@ -75,14 +75,14 @@ def print_tables(results: dict, console: Console) -> None:
 TRAINING_COLUMNS = (
     *("training", "precision", "img/s", "study img/s", "x study"),
     *("GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak"),
-    *("epoch s", "study epoch s", "Lightning overhead"),
+    *("epoch s", "study epoch s", "Lightning overhead", "of it, callbacks"),
 )
 
 
 def training_table(results: dict) -> Table:
     rows = []
     for name, row in results["models"].items():
-        overhead, baseline = row.get("lightning_overhead"), row["baseline"]
+        overhead, callbacks, baseline = row.get("lightning_overhead"), row.get("callbacks_overhead"), row["baseline"]
         for label, figures in ((name, row["package"]), (f"{name} store-fed", row.get("package_store_fed"))):
             if figures is None:
                 continue
@@ -94,6 +94,7 @@ def training_table(results: dict) -> Table:
                     *flop_rate(baseline),
                     *(f"{figures['epoch_s']:.1f}", f"{baseline['epoch_s']:.1f}"),
                     "" if overhead is None or label != name else f"{overhead:.1%}",
+                    "" if callbacks is None or label != name else f"{callbacks:.1%}",
                 )
             )
     return table("Training: package vs the study's loop (batch 64)", TRAINING_COLUMNS, rows)

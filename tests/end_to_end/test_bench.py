@@ -199,9 +199,7 @@ def test_store_fed_vgg16_counts_only_the_layers_after_conv5_1(results):
 
 @pytest.mark.slow
 def test_training_table_shows_flop_rates_whole_when_piped(results):
-    console = Console(file=io.StringIO(), width=80)
-    print_tables(results, console)
-    text = console.file.getvalue()
+    text = text_of_tables(results)
     assert all(column in text for column in ("GFLOP/s", "% of peak", "study GFLOP/s", "study % of peak", "matmul peak"))
     assert "…" not in text
 
@@ -283,6 +281,30 @@ def test_the_package_arm_fits_with_the_configs_own_callbacks_and_leaves_no_check
     saved = [Path(callback.best_model_path) for callback in trainer.checkpoint_callbacks if callback.best_model_path]
     assert [path.name for path in saved] == ["last.ckpt"]  # saved after the timed steps, into a folder now gone
     assert not Path(trainer.default_root_dir).exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_package_arm_without_callbacks_fits_with_the_step_timer_alone(tiny_data, tmp_path, monkeypatch):
+    """What parts the config's callbacks from Lightning's own loop in the time the package adds to a plain loop."""
+    monkeypatch.chdir(tmp_path)
+    extra = ["--data.data_dir", str(tiny_data), "--data.download", "false", "--data.val_size", "20"]
+    cli = harness.package_cli("mlp", CONFIGS, [*extra, "--data.batch_size", "16", "--trainer.accelerator", "cpu"])
+    assert harness.package_train(cli, steps=2, warmup=1, with_callbacks=False)["step_s"] > 0
+    assert [type(callback).__name__ for callback in cli.model.trainer.callbacks] == ["StepTimer"]
+
+
+@pytest.mark.slow
+def test_the_time_added_to_a_plain_loop_is_parted_into_the_callbacks_and_lightnings_loop(results):
+    row = results["models"]["mlp"]
+    package, bare = row["package"]["step_s"], row["package_no_callbacks"]["step_s"]
+    assert bare > 0 and row["callbacks_overhead"] == pytest.approx(1 - bare / package)
+    assert "of it, callbacks" in text_of_tables(results)
+    assert "package_no_callbacks" not in results["models"]["vgg16_last2"], "a VGG16 row has no plain loop to part"
+
+
+def text_of_tables(results: dict) -> str:
+    console = Console(file=io.StringIO(), width=80)
+    print_tables(results, console)
+    return console.file.getvalue()
 
 
 def test_bench_json_names_each_path_by_its_place_or_name_also_as_an_options_value(tmp_path):
