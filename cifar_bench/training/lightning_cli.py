@@ -173,7 +173,23 @@ class CifarBenchCLI(LightningCLI):
         refuse_other_loader(self.trainer.strategy, ckpt_path)
         read_data_first(self.trainer, self.datamodule, self.subcommand)
 
-    before_validate = before_test = _check_inputs
+    def _check_inputs_and_take_a_version(self) -> None:
+        """validate and test: their run folder (config.yaml, TensorBoard events) is a version of their own too."""
+        self._check_inputs()
+        if self._writes_run_folder() and self._named_version() is None:
+            claim_version(self.trainer.logger)
+
+    before_validate = before_test = _check_inputs_and_take_a_version
+
+    def _writes_run_folder(self) -> bool:
+        """Whether this process is the rank that writes into the logger's folder. Before the strategy is set up,
+        a rank that Lightning's own launcher started reads global rank 0: its local rank (and, started by hand on
+        another machine, its node rank) says it is not the writer. The DummyLogger of a fast_dev_run has no
+        folder (its root_dir is None); log_dir is not asked here: reading it would choose the version now,
+        outside claim_version's lock."""
+        trainer = self.trainer
+        writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
+        return writer and getattr(trainer.logger, "root_dir", None) is not None
 
     def _named_version(self):
         """The logger version the config names (a study's seedN, a resume), None when it is the logger's to choose."""
@@ -201,12 +217,7 @@ class CifarBenchCLI(LightningCLI):
         (by the rank that writes, once the input is known good: bad input leaves no folder)."""
         self._check_inputs()
         trainer, logger = self.trainer, self.trainer.logger
-        # Before the strategy is set up, a rank that Lightning's own launcher started reads global rank 0: its
-        # local rank (and, started by hand on another machine, its node rank) says it is not the writer.
-        writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
-        # A logger with a folder (not the DummyLogger of a fast_dev_run, whose folders are None). Its class is
-        # asked for log_dir: reading the property would choose the version now, outside claim_version's lock.
-        if writer and getattr(logger, "root_dir", None) is not None and hasattr(type(logger), "log_dir"):
+        if self._writes_run_folder():
             if self._named_version() is None:
                 claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
             run = RunFolder(Path(logger.log_dir))

@@ -1,6 +1,6 @@
 """Never two writers on one run: a fit locks its run folder, a study its save_dir, and a second one stops at
 once with one line. ``filelock`` locks are released however the holder ends; the logger's ``version_N`` is
-chosen and created under a lock too (two fits starting together picked the same one).
+chosen and created under a lock too, by fit, validate and test (two fits starting together picked the same one).
 """
 
 from __future__ import annotations

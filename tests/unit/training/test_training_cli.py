@@ -159,22 +159,30 @@ def test_last_checkpoint_is_the_final_epoch_even_when_val_acc_stops_improving(ti
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (epochs - 1, epochs * steps)
 
 
-def test_a_fit_chooses_its_version_only_under_the_lock_so_one_claimed_meanwhile_is_not_shared(
-    tiny_binary_data, tmp_path, monkeypatch
+@pytest.mark.parametrize("subcommand", ["fit", "validate", "test"])
+def test_a_run_chooses_its_version_only_under_the_lock_so_one_claimed_meanwhile_is_not_shared(
+    subcommand, tiny_binary_data, tmp_path, monkeypatch
 ):
-    """Another fit in the same log folder may claim version_0 after this one starts and before it takes the
-    versions lock: this fit's version is read from the folder under the lock, so it gets version_1."""
+    """Another run in the same log folder may claim version_0 after this one starts and before it takes the
+    versions lock: this run's version is read from the folder under the lock, so it gets version_1."""
     claim = lightning_cli.claim_version
 
-    def another_fit_claims_version_0_first(logger):
+    def another_run_claims_version_0_first(logger):
         (Path(logger.root_dir) / "version_0").mkdir(parents=True)
         claim(logger)
 
-    monkeypatch.setattr(lightning_cli, "claim_version", another_fit_claims_version_0_first)
-    one_step = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"]
-    run_lightning_cli(arguments("fit", "mlp", tiny_binary_data, tmp_path, *one_step))
-    assert not list((tmp_path / "mlp" / "version_0").iterdir()), "the other fit's folder is left to it"
-    assert (tmp_path / "mlp" / "version_1" / "checkpoints" / "last.ckpt").is_file()
+    monkeypatch.setattr(lightning_cli, "claim_version", another_run_claims_version_0_first)
+    one_batch = [
+        "--trainer.limit_train_batches",
+        "1",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.limit_test_batches",
+        "1",
+    ]
+    run_lightning_cli(arguments(subcommand, "mlp", tiny_binary_data, tmp_path, "--trainer.max_epochs", "1", *one_batch))
+    assert not list((tmp_path / "mlp" / "version_0").iterdir()), "the other run's folder is left to it"
+    assert (tmp_path / "mlp" / "version_1" / "config.yaml").is_file()
 
 
 # --- resume ----------------------------------------------------------------------------------------------
