@@ -78,7 +78,9 @@ def train_budget(cli: CifarBenchCLI, args) -> tuple[int, int]:
     return max(3, args.steps * BASELINE_BATCH // size), max(1, args.warmup * BASELINE_BATCH // size)
 
 
-def training_arm(cli: CifarBenchCLI, args, thread_count: int | None = None, with_callbacks: bool = True) -> Callable:
+def training_arm(
+    cli: CifarBenchCLI, args, thread_count: int | None = None, with_callbacks: bool = True
+) -> Callable[[], dict]:
     steps, warmup = train_budget(cli, args)
 
     def run() -> dict:

@@ -176,20 +176,22 @@ class CifarBenchCLI(LightningCLI):
     def _check_inputs_and_take_a_version(self) -> None:
         """validate and test: their run folder (config.yaml, TensorBoard events) is a version of their own too."""
         self._check_inputs()
-        if self._writes_run_folder() and self._named_version() is None:
-            claim_version(self.trainer.logger)
+        self._take_a_version()
 
     before_validate = before_test = _check_inputs_and_take_a_version
 
-    def _writes_run_folder(self) -> bool:
-        """Whether this process is the rank that writes into the logger's folder. Before the strategy is set up,
-        a rank that Lightning's own launcher started reads global rank 0: its local rank (and, started by hand on
-        another machine, its node rank) says it is not the writer. The DummyLogger of a fast_dev_run has no
-        folder (its root_dir is None); log_dir is not asked here: reading it would choose the version now,
-        outside claim_version's lock."""
+    def _take_a_version(self) -> bool:
+        """The writing rank fixes the run's version, under claim_version's lock unless the config names one (a
+        study's seedN, a resume): False on other ranks (before the strategy is set up, a launched rank reads global
+        rank 0, its local or node rank does not) or with no folder (a fast_dev_run). log_dir, read before the
+        claim, would choose the version outside the lock."""
         trainer = self.trainer
         writer = trainer.global_rank == trainer.local_rank == trainer.node_rank == 0
-        return writer and getattr(trainer.logger, "root_dir", None) is not None
+        if not writer or getattr(trainer.logger, "root_dir", None) is None:
+            return False
+        if self._named_version() is None:
+            claim_version(trainer.logger)
+        return True
 
     def _named_version(self):
         """The logger version the config names (a study's seedN, a resume), None when it is the logger's to choose."""
@@ -217,9 +219,7 @@ class CifarBenchCLI(LightningCLI):
         (by the rank that writes, once the input is known good: bad input leaves no folder)."""
         self._check_inputs()
         trainer, logger = self.trainer, self.trainer.logger
-        if self._writes_run_folder():
-            if self._named_version() is None:
-                claim_version(logger)  # a version named (a study's seedN, a resume) is no one else's choice
+        if self._take_a_version():
             run = RunFolder(Path(logger.log_dir))
             refuse_links((run.path, run.checkpoints), Path(logger.save_dir))
             read_environment_first(trainer, run)  # a resumed run's environment.json: checked before anything is written
