@@ -38,6 +38,7 @@ from cifar_bench.errors import (
     TERMINATED_STATUS,
     CifarBenchError,
     Terminated,
+    first_line,
     hear_every_stop,
     raise_on_sigterm,
 )
@@ -220,7 +221,7 @@ def run(command: str | None, action: Callable[[], object], usage: str) -> None:
             stop(command)
         raise
     except pickle.UnpicklingError as error:
-        reason = str(error).splitlines()[0]
+        reason = first_line(error)
         fail(
             f"refused to load a checkpoint holding more than tensors and plain values ({reason}); load only files you trust"
         )

@@ -13,6 +13,12 @@ class CifarBenchError(Exception):
     """
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message cut to its first line, for a one-line error; its type's name when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 INTERRUPTED_STATUS = 130
 """The exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it): ``study`` stops on it."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from cifar_bench.errors import CifarBenchError
+from cifar_bench.errors import CifarBenchError, first_line
 
 SIZE = 32
 # The formats decoded, by PIL's names: a file is never handed to another plugin whatever its name says (a
@@ -63,7 +63,7 @@ def read_image(path: Path) -> torch.Tensor:
             image.load()
             return rgb_tensor(image)
     except DECODE_ERRORS as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise CifarBenchError(f"{type(error).__name__}: {reason}") from None
 
 

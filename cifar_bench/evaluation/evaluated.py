@@ -119,32 +119,30 @@ def collect(
     directory: Path, layout: str | None = None, skip: Sequence[str] = ()
 ) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
     """Evaluated runs and recorded failures under ``directory``, each grouped by model name: every metrics.json
-    at any depth, or with ``layout`` (e.g. ``*/*``: ``<model>/<run>/``) only there and reached through no link;
-    none below a folder named like one of ``skip``. Each run is named by its place under ``directory``
-    (``run_name``: the folder above its evaluation folder), never by the path its metrics.json recorded."""
+    and failure marker at any depth, or with ``layout`` (e.g. ``*/*``: ``<model>/<run>/``) only there and
+    reached through no link; none below a folder named like one of ``skip``. Each run is named by its place
+    under ``directory`` (``run_name``: the folder above its evaluation folder), never by the path its
+    metrics.json recorded."""
+
+    def found(name: str, pattern: Path | None) -> list[Path]:
+        paths = directory.rglob(name) if pattern is None else directory.glob(str(pattern))
+        return [
+            path
+            for path in sorted(paths)
+            if not set_aside(path, directory, skip) and (pattern is None or first_link(path, directory) is None)
+        ]
+
     runs: dict[str, list[dict]] = {}
     failures: dict[str, list[dict]] = {}
-    found = (
-        directory.rglob(METRICS_FILE)
-        if layout is None
-        else directory.glob(str(RunFolder(Path(layout)).evaluation.metrics))  # e.g. */*/evaluation/metrics.json
-    )
-    for path in sorted(found):
-        if (layout is not None and first_link(path, directory) is not None) or set_aside(path, directory, skip):
-            continue
+    layout_path = Path(layout) if layout else None
+    metrics_pattern = layout_path and RunFolder(layout_path).evaluation.metrics  # e.g. */*/evaluation/metrics.json
+    for path in found(METRICS_FILE, metrics_pattern):
         metrics = read_evaluation(path)
         run_name = place(path.parent.parent, directory)
         runs.setdefault(metrics["model"], []).append(
             {**metrics, "evaluation_folder": str(path.parent), "run_name": run_name}
         )
-    found = (
-        directory.rglob(FAILURE_MARKERS)
-        if layout is None
-        else directory.glob(str(Path(layout).with_name(FAILURE_MARKERS)))
-    )
-    for path in sorted(found):
-        if set_aside(path, directory, skip):
-            continue
+    for path in found(FAILURE_MARKERS, layout_path and layout_path.with_name(FAILURE_MARKERS)):
         failure = read_failure(path)
         failures.setdefault(failure["model"], []).append(failure)
     return runs, failures

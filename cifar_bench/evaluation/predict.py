@@ -19,7 +19,7 @@ from rich.table import Table
 
 from cifar_bench.data.images import SIZE, image_extensions, read_image, to_32
 from cifar_bench.data.sources import CLASS_NAMES
-from cifar_bench.errors import CifarBenchError
+from cifar_bench.errors import CifarBenchError, first_line
 from cifar_bench.evaluation.runs import find_run, load_model, read_data
 from cifar_bench.models import CifarClassifier
 from cifar_bench.output import (
@@ -128,7 +128,7 @@ def predict(
     try:
         model = model.to(device)
     except (RuntimeError, AssertionError) as error:
-        raise CifarBenchError(f"cannot use device {device!r}: {str(error).splitlines()[0]}")
+        raise CifarBenchError(f"cannot use device {device!r}: {first_line(error)}")
     skipped: list[tuple[str, str]] = []
     labels = None
     if inputs:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from cifar_bench.errors import CifarBenchError
+from cifar_bench.errors import CifarBenchError, first_line
 from cifar_bench.io import read_small_bytes
 from cifar_bench.models import MODEL_CLASSES, known_model
 from cifar_bench.training.resume_state import plain_tensor
@@ -41,7 +41,7 @@ def read_checkpoint(
     try:
         checkpoint = torch.load(content, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:  # an UnpicklingError is main's
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise CifarBenchError(f"{path} is truncated or not a checkpoint ({reason}): {ADVICE}")
     recorded = check_contents(checkpoint, str(path), type(model) if model is not None else expected)
     if model is not None:
@@ -84,7 +84,7 @@ def build_model(cls: type, settings: dict, source: str):
     try:
         return cls(**model_settings(cls, settings))
     except (CifarBenchError, RuntimeError, KeyError, TypeError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise CifarBenchError(
             f"{source} holds settings {cls.__name__} does not take ({reason}): "
             "pass a checkpoint of the run the config describes"

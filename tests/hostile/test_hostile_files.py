@@ -279,6 +279,20 @@ def test_weights_given_as_etc_passwd_are_one_error_line_not_a_traceback(tmp_path
     assert not (tmp_path / "logs").exists()
 
 
+def test_a_loader_error_without_a_message_is_named_by_its_type_not_a_traceback(tmp_path, monkeypatch):
+    weights = tmp_path / "weights.pth"
+    torch.save({"features.0.bias": torch.zeros(64)}, weights)
+
+    def fails_silently(*args, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr(torch, "load", fails_silently)
+    with torch.device("meta"):
+        net = VGG16()
+    with pytest.raises(CifarBenchError, match=r"weights.pth is not a loadable state dict \(RuntimeError\)"):
+        load_vgg16_weights(net, str(weights))
+
+
 HOSTILE_NAMES = ["$\\foo$", "a\x1bb", "$x^2$", *(f"c{i}" for i in range(7))]
 FIGURES = {
     "confusion": lambda: confusion_figure(torch.eye(10, dtype=torch.long), HOSTILE_NAMES, "$\\foo$ \x1b"),

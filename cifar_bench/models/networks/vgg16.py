@@ -18,7 +18,7 @@ from torch import nn
 from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
-from cifar_bench.errors import CifarBenchError
+from cifar_bench.errors import CifarBenchError, first_line
 from cifar_bench.io import file_sha256
 from cifar_bench.models.networks.dropout import VectorisedDropout
 from cifar_bench.models.networks.init import init_layers
@@ -133,7 +133,7 @@ def _torchvision_weights() -> tuple[dict[str, torch.Tensor], Path]:
         state = weights.get_state_dict(progress=False)
     except (OSError, RuntimeError, ValueError) as error:
         raise CifarBenchError(
-            f"could not fetch torchvision's VGG16 ImageNet weights ({str(error).splitlines()[0]}): run once with "
+            f"could not fetch torchvision's VGG16 ImageNet weights ({first_line(error)}): run once with "
             "internet so torch caches them, or pass a local state dict with --model.weights PATH"
         )
     return state, Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
@@ -154,7 +154,7 @@ def _read_state_dict(source: str) -> tuple[dict[str, torch.Tensor], Path]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        raise CifarBenchError(f"{path} is not a loadable state dict ({str(error).splitlines()[0][:200]}): {ADVICE}")
+        raise CifarBenchError(f"{path} is not a loadable state dict ({first_line(error)[:200]}): {ADVICE}")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CifarBenchError(f"{path} does not hold a state dict of tensors: {ADVICE}")
     declared = sum(tensor.numel() * tensor.element_size() for tensor in state.values())

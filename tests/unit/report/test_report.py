@@ -365,6 +365,17 @@ def test_a_figures_folder_that_is_a_link_is_refused_before_anything_is_written(l
     assert not list((tmp_path / "elsewhere").iterdir()) and not (tmp_path / "runs" / "report.html").exists()
 
 
+def test_runs_and_failure_markers_reached_through_a_linked_folder_are_not_read(logs, tmp_path):
+    """A model folder linked elsewhere holds nothing the report may show: not its runs, not its failures."""
+    shutil.copytree(logs / "mlp", tmp_path / "runs" / "mlp")
+    shutil.copytree(logs / "cnn", tmp_path / "elsewhere" / "cnn")
+    (tmp_path / "elsewhere" / "cnn" / "failed-seed7.json").write_text(json.dumps({"model": "planted"}))
+    (tmp_path / "runs" / "cnn").symlink_to(tmp_path / "elsewhere" / "cnn")
+    report(str(tmp_path / "runs"), console=Console(file=io.StringIO()))
+    markdown = (tmp_path / "runs" / "report.md").read_text()
+    assert "planted" not in markdown and "cnn/version" not in markdown
+
+
 def test_a_folder_without_evaluated_runs_is_one_error_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["report", str(tmp_path)])
