@@ -251,7 +251,3 @@ def run_command(command: str | None, options: list[str], argv: list[str] | None)
         call_with_options(function_of(command), options, f"cifar-bench {command}", FUNCTION_COMMANDS[command][2])
     else:
         run_lightning_cli(argv)
-
-
-if __name__ == "__main__":
-    main()

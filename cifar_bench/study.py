@@ -32,19 +32,6 @@ from cifar_bench.report.command import report
 from cifar_bench.run_folder import Evaluation, RunFolder, read_config
 from cifar_bench.training.locks import hold_lock
 
-
-def own_base_config(configs_dir: Path) -> list[str]:
-    """``--config`` of a base.yaml in configs_dir other than the package's (which every fit applies anyway)."""
-    base = configs_dir / BASE_CONFIG.name
-    return ["--config", str(base)] if base.is_file() and base.resolve() != BASE_CONFIG.resolve() else []
-
-
-def takes_pretrained_weights(config: dict) -> bool:
-    """Whether a model config sets ``model.init_args.weights`` (the VGG16 models), so --vgg_weights applies."""
-    model = config.get("model") or {}
-    return isinstance(model.get("init_args"), dict) and "weights" in model["init_args"]
-
-
 # After a Ctrl-C: how long the child has to stop on the one it heard from the terminal, then to stop on
 # one passed on to it (it did not hear one: only the study was signalled), before it is killed.
 HEARD_IT_S, SHUTDOWN_S = 5, 60
@@ -136,7 +123,9 @@ def train_every_run(configs: dict, seeds, configs_dir: Path, save_dir: Path, arg
     ``arguments``: (data arguments, the user's fit arguments, which come last and so win, VGG16 weights file)."""
     data_args, fit_args, vgg_weights = arguments
     for model, config in configs.items():
-        weights = vgg_weights and takes_pretrained_weights(config)
+        # --vgg_weights applies to the models whose config sets model.init_args.weights (the VGG16 ones).
+        init_args = (config.get("model") or {}).get("init_args")
+        weights = vgg_weights and isinstance(init_args, dict) and "weights" in init_args
         weights_args = ["--model.init_args.weights", vgg_weights] if weights else []
         for seed in seeds:
             run = RunFolder.in_study(save_dir, model, seed)
@@ -177,10 +166,12 @@ def chosen_models(configs_dir: Path, models: Optional[list[str]]) -> list[str]:
 def fit_command(configs_dir: Path, run: RunFolder, seed: int, settings: list[str]) -> list[str]:
     """``cifar-bench fit`` of one model and seed into its fixed run folder, continued from its last.ckpt if any."""
     save_dir, model = run.path.parent.parent, run.model_name
+    base = configs_dir / BASE_CONFIG.name
+    own_base = ["--config", str(base)] if base.is_file() and base.resolve() != BASE_CONFIG.resolve() else []
     # The seed also draws the validation split and the batch order (data.seed), not only the weights.
     return [
         # Every fit starts from the package's base.yaml; a configs_dir may add its own over it.
-        *("fit", *own_base_config(configs_dir), "--config", str(configs_dir / f"{model}.yaml")),
+        *("fit", *own_base, "--config", str(configs_dir / f"{model}.yaml")),
         *("--seed_everything", str(seed), "--data.seed", str(seed)),
         # The run folder follows the study's name for the model, whatever logger name its config carries (a
         # copied config that kept "mlp" would otherwise train into mlp's folder, over its last.ckpt).

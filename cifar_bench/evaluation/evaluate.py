@@ -31,12 +31,7 @@ from cifar_bench.evaluation.evaluation_files import (
 )
 from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_text, run_weights_text
 from cifar_bench.evaluation.runs import Run, find_run, load_model, read_data, trained_images
-from cifar_bench.figures import (
-    confusion_figure,
-    curves_figure,
-    prediction_grid_figure,
-    reliability_figure,
-)
+from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
 from cifar_bench.models import CifarClassifier
 from cifar_bench.models.base import SAMPLE_IMAGES
 from cifar_bench.models.metrics import classification_metrics

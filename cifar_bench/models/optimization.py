@@ -18,18 +18,11 @@ def build_optimizer(groups: list[dict], hp, device: torch.device) -> torch.optim
         for group in groups
     ]
     # Fused kernels update every tensor in one pass; PyTorch's default on the CPU is a slow per-tensor loop.
-    fused = device.type in ("cpu", "cuda") or None
+    common = {"lr": hp.lr, "weight_decay": hp.weight_decay, "fused": device.type in ("cpu", "cuda") or None}
     if hp.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups,
-            lr=hp.lr,
-            momentum=hp.momentum,
-            nesterov=hp.momentum > 0,
-            weight_decay=hp.weight_decay,
-            fused=fused,
-        )
+        return torch.optim.SGD(groups, momentum=hp.momentum, nesterov=hp.momentum > 0, **common)
     adam = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
-    return adam(groups, lr=hp.lr, betas=(hp.momentum, 0.999), weight_decay=hp.weight_decay, fused=fused)
+    return adam(groups, betas=(hp.momentum, 0.999), **common)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, hp, total_steps: int, max_epochs: int):

@@ -21,6 +21,10 @@ from cifar_bench.run_folder import is_count, is_fraction, read_config
 
 EPOCHS_FOLDER = "epochs_probes"
 QUESTION = "Although increasing the epochs should help. (I had no more resource to train them until 120 epochs)."
+HEADINGS = (
+    "model|epochs trained|recipe's epochs|val acc then|study's epochs|val acc then|val acc at the end|best val acc|"
+    "test acc at the end"
+).split("|")
 
 
 def recipe_epochs(model: str) -> int | None:
@@ -82,19 +86,6 @@ def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
             "past the study's epochs; validation accuracy is on images held out of training, and the test split is "
             "read once, for the weights each run ended with."
         ),
-        table(
-            [
-                "model",
-                "epochs trained",
-                "recipe's epochs",
-                "val acc then",
-                "study's epochs",
-                "val acc then",
-                "val acc at the end",
-                "best val acc",
-                "test acc at the end",
-            ],
-            rows,
-        ),  # fmt: skip
+        table(HEADINGS, rows),
         figure("epochs.png", epochs_figure(curves, marks, "Validation accuracy against epochs"), caption),
     ]
