@@ -10,6 +10,7 @@ import os
 import secrets
 import stat
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -18,6 +19,10 @@ from typing import IO
 from filelock import FileLock, Timeout
 
 from cifar_bench.errors import CifarBenchError
+
+# What ``torch.load(..., weights_only=True)`` raises on a damaged or crafted file besides its UnpicklingError:
+# a malformed pickle stream gets through as KeyError (a memo index never stored) or IndexError (an empty stack).
+TORCH_LOAD_ERRORS = (RuntimeError, EOFError, ValueError, KeyError, IndexError, TypeError, zipfile.BadZipFile)
 
 # The largest metrics.json, environment.json or config.yaml read: far above a real one (curves of hundreds of epochs: ~1 MB).
 MAX_SMALL_FILE = 16 * 2**20

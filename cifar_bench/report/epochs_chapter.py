@@ -16,6 +16,7 @@ from cifar_bench.configs import model_config, model_names
 from cifar_bench.evaluation.evaluated import collect
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.figures import epochs_figure
+from cifar_bench.output import first_link
 from cifar_bench.report.blocks import figure, heading, paragraph, table
 from cifar_bench.run_folder import is_count, is_fraction, read_config
 
@@ -59,7 +60,7 @@ def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
     recipe's epochs and the study's, its best and last, and the test accuracy of the weights it ended with."""
     blocks = [heading("More epochs: the study's open question", anchor="epochs"), paragraph(f"The study: “{QUESTION}”")]
     folder = directory / EPOCHS_FOLDER
-    runs, _ = collect(folder, "*/*") if folder.is_dir() else ({}, {})
+    runs, _ = collect(folder, "*/*") if folder.is_dir() and first_link(folder, directory) is None else ({}, {})
     models = [model for model in order if model in runs] + sorted(set(runs) - set(order))
     curves = {model: points for model in models if (points := validation_curve(runs[model][0])) is not None}
     if not curves:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import read_json_object, read_small_text
+from cifar_bench.output import first_link
 
 SWEEPS_FOLDER = "sweep"  # <root>/sweep/<model>/: lightning_logs/sweep/mlp by default, results/sweep/mlp as evidence
 TRIALS_CSV, SUMMARY_JSON, BEST_YAML = "trials.csv", "summary.json", "best.yaml"
@@ -23,9 +24,14 @@ def default_sweep_folder(model: str) -> str:
 
 
 def sweep_folders(root: Path) -> dict[str, Path]:
-    """The sweeps under ``root/sweep/``, by the model name of their folder (one holding a summary)."""
+    """The sweeps under ``root/sweep/``, by the model name of their folder (one holding a summary); one whose
+    summary or trials are reached through a link, from ``root`` down, is not read."""
     folders = sorted((root / SWEEPS_FOLDER).glob(f"*/{SUMMARY_JSON}")) if (root / SWEEPS_FOLDER).is_dir() else []
-    return {summary.parent.name: summary.parent for summary in folders}
+    return {
+        summary.parent.name: summary.parent
+        for summary in folders
+        if first_link(summary, root) is None and first_link(summary.parent / TRIALS_CSV, root) is None
+    }
 
 
 def read_sweep(folder: Path) -> dict:
@@ -59,14 +65,13 @@ def read_sweep(folder: Path) -> dict:
 
 def read_trials(path: Path) -> list[dict]:
     try:
-        reader = csv.reader(io.StringIO(read_small_text(path), newline=""))
-        header = next(reader)
-    except (OSError, StopIteration, csv.Error) as error:
+        header, *lines = csv.reader(io.StringIO(read_small_text(path), newline=""))
+    except (OSError, ValueError, csv.Error) as error:  # csv.Error: e.g. a field over csv's size limit
         raise ValueError(f"{path.name} unreadable: {error!r}")
     if tuple(header[: len(FIXED_COLUMNS)]) != FIXED_COLUMNS or header[-1] != "failure":
         raise ValueError(f"{path.name} has other columns than a sweep writes")
     rows = []
-    for row in reader:
+    for row in lines:
         if len(row) != len(header) or row[1] not in STATES:
             raise ValueError(f"{path.name} row {len(rows) + 1} does not match its header")
         rows.append(

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from cifar_bench.errors import CifarBenchError, first_line
-from cifar_bench.io import read_small_bytes
+from cifar_bench.io import TORCH_LOAD_ERRORS, read_small_bytes
 from cifar_bench.models import MODEL_CLASSES, known_model
 from cifar_bench.training.resume_state import plain_tensor
 
@@ -40,7 +40,7 @@ def read_checkpoint(
     content.seek(0)
     try:
         checkpoint = torch.load(content, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:  # an UnpicklingError is main's
+    except TORCH_LOAD_ERRORS as error:  # an UnpicklingError is main's
         reason = first_line(error)
         raise CifarBenchError(f"{path} is truncated or not a checkpoint ({reason}): {ADVICE}")
     recorded = check_contents(checkpoint, str(path), type(model) if model is not None else expected)

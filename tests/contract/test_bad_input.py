@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 import types
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,9 @@ def workspace(tmp_path_factory, trained_mlp, imbalanced_data) -> Path:
     run = trained_mlp  # read only: the runs below are copies
     (root / "good.ckpt").write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
     (root / "truncated.ckpt").write_bytes((root / "good.ckpt").read_bytes()[:4096])
+    with zipfile.ZipFile(root / "good.ckpt") as good_zip, zipfile.ZipFile(root / "malformed_pickle.ckpt", "w") as bad:
+        for member in good_zip.infolist():  # a pickle that reads a memo entry never stored: torch lets KeyError out
+            bad.writestr(member, b"\x80\x02h\x05." if member.filename.endswith("data.pkl") else good_zip.read(member))
     good = torch.load(root / "good.ckpt", map_location="cpu", weights_only=True)
     hyper_parameters = good["hyper_parameters"]
     checkpoints = {
@@ -233,6 +237,11 @@ CASES = [
         "holds a Tensor as hyper_parameters",
     ),
     ("truncated checkpoint", lambda ws: with_checkpoint(ws, "truncated.ckpt"), "truncated or not a checkpoint"),
+    (
+        "checkpoint whose pickle stream is malformed",
+        lambda ws: with_checkpoint(ws, "malformed_pickle.ckpt"),
+        "truncated or not a checkpoint",
+    ),
     (
         "checkpoint with non-finite weights",
         lambda ws: with_checkpoint(ws, "non_finite.ckpt"),

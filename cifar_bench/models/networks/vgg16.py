@@ -19,7 +19,7 @@ from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from cifar_bench.errors import CifarBenchError, first_line
-from cifar_bench.io import file_sha256
+from cifar_bench.io import TORCH_LOAD_ERRORS, file_sha256
 from cifar_bench.models.networks.dropout import VectorisedDropout
 from cifar_bench.models.networks.init import init_layers
 from cifar_bench.models.networks.small_map_conv import small_map_convolutions
@@ -153,7 +153,7 @@ def _read_state_dict(source: str) -> tuple[dict[str, torch.Tensor], Path]:
     refuse_unbounded(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+    except (pickle.UnpicklingError, OSError, *TORCH_LOAD_ERRORS) as error:
         raise CifarBenchError(f"{path} is not a loadable state dict ({first_line(error)[:200]}): {ADVICE}")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CifarBenchError(f"{path} does not hold a state dict of tensors: {ADVICE}")

@@ -327,6 +327,17 @@ def test_the_open_question_on_epochs_is_answered_from_runs_trained_past_their_re
     assert "vgg16\\_last3" not in text[text.index("Results and comparisons") : text.index("conclusions, checked")]
 
 
+def test_epochs_probes_reached_through_a_link_are_not_read(logs, tmp_path):
+    probe = Path(shutil.copytree(logs / "mlp" / "version_0", tmp_path / "elsewhere" / "mlp" / "seed0"))
+    metrics = json.loads((probe / "evaluation" / "metrics.json").read_text())
+    metrics["curves"]["val/acc"] = {"epoch": [1, 2, 3], "value": [0.5, 0.6, 0.7]}
+    (probe / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
+    shutil.copytree(logs / "mlp", tmp_path / "runs" / "mlp")
+    (tmp_path / "runs" / "epochs_probes").symlink_to(tmp_path / "elsewhere")
+    report(str(tmp_path / "runs"), console=Console(file=io.StringIO()))
+    assert "No run trained past its recipe's epochs" in (tmp_path / "runs" / "report.md").read_text()
+
+
 def test_what_is_missing_is_said_and_nothing_fails(logs, tmp_path):
     shutil.copytree(logs / "cnn", tmp_path / "cnn")
     (tmp_path / "cnn" / "version_0" / "config.yaml").unlink()
@@ -516,6 +527,11 @@ def test_the_recipes_chapter_shows_each_sweep_and_whether_the_runs_trained_its_b
     assert (root / "report_files" / "sweep1_history.png").is_file()
 
 
+def with_a_huge_field(trials: Path) -> None:
+    header = trials.read_text().splitlines()[0]
+    trials.write_text(f'{header}\n1,COMPLETE,0.5,1,"{"x" * 200_000}"\n')
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -523,14 +539,24 @@ def test_the_recipes_chapter_shows_each_sweep_and_whether_the_runs_trained_its_b
         lambda folder: (folder / "summary.json").write_text('{"trials": {"COMPLETE": -1}}'),
         lambda folder: (folder / "summary.json").write_text("[" * 100_000),
         lambda folder: (folder / "trials.csv").unlink(),
+        lambda folder: with_a_huge_field(folder / "trials.csv"),
     ],
-    ids=["other columns", "negative count", "nested too deep", "trials missing"],
+    ids=["other columns", "negative count", "nested too deep", "trials missing", "field over csv's limit"],
 )
 def test_a_damaged_sweep_is_left_out_with_why_and_the_report_is_written(logs, tmp_path, damage):
     root = swept(logs, tmp_path)
     damage(root / "sweep" / "mlp")
     report(str(root), console=Console(file=io.StringIO()))
     assert "Left out: " in (root / "report.md").read_text() and (root / "report.html").is_file()
+
+
+@pytest.mark.parametrize("linked", ["sweep", "sweep/mlp", "sweep/mlp/summary.json", "sweep/mlp/trials.csv"])
+def test_a_sweep_reached_through_a_link_is_not_read(logs, tmp_path, linked):
+    root = swept(logs, tmp_path)
+    shutil.move(root / linked, tmp_path / "elsewhere")
+    (root / linked).symlink_to(tmp_path / "elsewhere")
+    report(str(root), console=Console(file=io.StringIO()))
+    assert "trials (2 complete, 1 pruned)" not in (root / "report.md").read_text()
 
 
 def test_a_sweeps_names_reach_the_page_as_text(logs, tmp_path):
