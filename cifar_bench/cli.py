@@ -150,7 +150,7 @@ def message_of(error: BaseException) -> str:
 
 def fail(message: str) -> None:
     """One ``error:`` line, without the colour codes or other control characters a message may carry."""
-    plain = re.sub(r"[\x00-\x1f\x7f]", " ", re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message))
+    plain = re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message))
     print(f"error: {' '.join(plain.split())}", file=sys.stderr)
     sys.exit(2)
 

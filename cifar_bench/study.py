@@ -182,12 +182,20 @@ def fit_command(configs_dir: Path, run: RunFolder, seed: int, settings: list[str
     ]
 
 
+def forget_failure(marker: Path) -> None:
+    """Remove the failure marker of a run a later attempt made good: a file; anything else there is one error."""
+    try:
+        marker.unlink(missing_ok=True)
+    except OSError as error:
+        raise CifarBenchError(f"cannot remove {marker} ({error.strerror or error}): remove what is there") from None
+
+
 def train_and_evaluate(configs_dir: Path, run: RunFolder, seed: int, settings: list[str], console: Console) -> None:
     """Train and evaluate one model and seed, each in its own process, unless it was evaluated already;
     a failure is recorded beside the run (``failed-seed<N>.json``), a Ctrl-C stops the study."""
     folder, marker, last, model = run.path, run.failure_marker, run.last_checkpoint, run.model_name
     if run.evaluation.metrics.is_file():
-        marker.unlink(missing_ok=True)  # from a failure a later run made good
+        forget_failure(marker)
         print_plain(console, f"{model}, seed {seed}: already trained and evaluated in {folder}, skipped")
         return
     console.rule(literal_text(f"{model}, seed {seed}" + (f" (continued from {last})" if last.is_file() else "")))
@@ -201,7 +209,7 @@ def train_and_evaluate(configs_dir: Path, run: RunFolder, seed: int, settings: l
     if status in (TERMINATED_STATUS, -signal.SIGTERM):
         raise Terminated  # as for a Ctrl-C; the fit saved its step, the same command continues from it
     if status == 0:
-        marker.unlink(missing_ok=True)
+        forget_failure(marker)
         return
     print_plain(console, f"{model} (seed {seed}) failed in {stage} with exit status {status}", style="red")
     record = {"model": model, "seed": seed, "stage": stage, "exit_status": status, "command": ["cifar-bench", *command]}

@@ -45,6 +45,19 @@ FIELD_CHECKS = (
 )
 
 
+# Bounds on what a report draws and lays out per class (CIFAR-10 has 10): a file's own sizes never set the cost.
+MAX_CLASSES, MAX_CLASS_NAME = 100, 200
+
+
+def classes_problem(where: str, names: object) -> str | None:
+    """Class names (a list, or a dict keyed by them) beyond the bounds, else None."""
+    if not isinstance(names, (list, dict)) or len(names) > MAX_CLASSES:
+        return f"{where} is not a list of at most {MAX_CLASSES} classes"
+    if not all(isinstance(name, str) and len(name) <= MAX_CLASS_NAME for name in names):
+        return f"{where} holds a class name that is not text of at most {MAX_CLASS_NAME} characters"
+    return None
+
+
 def split_problem(name: str, split: object) -> str | None:
     if not isinstance(split, dict):
         return f"no {name} split"
@@ -54,6 +67,15 @@ def split_problem(name: str, split: object) -> str | None:
         is_count(split.get("correct")) and is_count(split.get("images")) and split["correct"] <= split["images"] > 0
     ):
         return f"test counts correct={split.get('correct')!r} of images={split.get('images')!r} are not 0 <= correct <= images, images > 0"
+    if "per_class" in split and (problem := classes_problem(f"{name} per_class", split["per_class"])):
+        return problem
+    matrix = split.get("confusion_matrix")
+    if matrix is not None and not (
+        isinstance(matrix, list)
+        and len(matrix) <= MAX_CLASSES
+        and all(isinstance(row, list) and len(row) <= MAX_CLASSES for row in matrix)
+    ):
+        return f"{name} confusion_matrix is not at most {MAX_CLASSES} by {MAX_CLASSES}"
     return None
 
 
@@ -70,6 +92,8 @@ def evaluation_problem(metrics: dict) -> str | None:
     for name in ("test", "train"):
         if problem := split_problem(name, splits.get(name)):
             return problem
+    if "class_names" in metrics and (problem := classes_problem("class_names", metrics["class_names"])):
+        return problem
     odd = next(((key, kind) for key, check, kind in FIELD_CHECKS if key in metrics and not check(metrics[key])), None)
     if odd:
         return f"{odd[0]} {metrics[odd[0]]!r} is not {odd[1]}"

@@ -71,6 +71,8 @@ def read_history(folder: Path) -> dict[str, dict[str, list[float]]]:
     points: dict[str, dict[int, float]] = {tag: {} for tag in CURVE_TAGS}
     epoch_at: dict[int, int] = {}
     for file in sorted(folder.glob("events.out.tfevents.*")):
+        if not file.is_file():  # TensorBoard's reader would wait forever on a FIFO, or never end on a device
+            continue
         events = EventAccumulator(str(file), size_guidance={"scalars": 0})
         events.Reload()
         tags = events.Tags()["scalars"]

@@ -21,7 +21,7 @@ from cifar_bench.environment import commit, machine
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.features.feeding import FeatureStoreFeeder
 from cifar_bench.figures import confusion_figure, prediction_grid_figure
-from cifar_bench.output import write_json
+from cifar_bench.output import escaped, write_json
 from cifar_bench.run_folder import RunFolder
 from cifar_bench.training.preemption import last_checkpoint_path
 
@@ -206,7 +206,7 @@ class RunSummary(pl.Callback):
         evaluated = best.best_model_path if best is not None else last
         if evaluated:
             lines.append(f"Next: make evaluate CKPT={evaluated}   (or: cifar-bench evaluate --ckpt {evaluated})")
-        print("\n".join(lines), flush=True)
+        print("\n".join(map(escaped, lines)), flush=True)  # a path restored from a checkpoint's state: untrusted
 
 
 class RecordEnvironment(pl.Callback):

@@ -43,5 +43,10 @@ def claim_version(logger) -> None:
     held = take_lock(lock, VERSIONS_WAIT_S, f"{lock} stayed held by another process for {VERSIONS_WAIT_S} s: end it")
     try:
         os.makedirs(logger.log_dir, exist_ok=True)
+    except OSError as error:  # e.g. a file or a dangling link where the version's folder goes
+        raise CifarBenchError(
+            f"cannot create the run folder {logger.log_dir} ({error.strerror or error}): remove or rename what is "
+            "there, or name another version with --trainer.logger.init_args.version"
+        ) from None
     finally:
         held.release()

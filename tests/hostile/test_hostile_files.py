@@ -22,19 +22,20 @@ from conftest import cli_args, copy_run, fit_tiny
 from PIL import EpsImagePlugin, Image
 from rich.console import Console
 
-from cifar_bench.cli import main
+from cifar_bench.cli import fail, main
 from cifar_bench.data.images import MAX_PIXELS, read_image
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation import predict as predict_module
 from cifar_bench.evaluation.compare import compare
 from cifar_bench.evaluation.evaluate import evaluate
+from cifar_bench.evaluation.evaluation_files import read_history
 from cifar_bench.evaluation.predict import image_files, predict
 from cifar_bench.figures import confusion_figure, curves_figure, prediction_grid_figure, reliability_figure
 from cifar_bench.models.networks.vgg16 import MAX_WEIGHTS_BYTES, VGG16, load_vgg16_weights
 from cifar_bench.output import csv_text, print_plain, save_figure
 from cifar_bench.run_folder import RunFolder
 from cifar_bench.study import export_evidence
-from cifar_bench.training.callbacks import RecordEnvironment
+from cifar_bench.training.callbacks import RecordEnvironment, RunSummary
 
 ESCAPES = "\x1b[2J\x1b]52;c;aGk=\x07"  # clear the screen, write the clipboard
 
@@ -91,6 +92,25 @@ def test_plain_lines_keep_their_breaks_and_show_control_characters_escaped():
     screen = Console(file=io.StringIO(), width=80)
     print_plain(screen, f"Written to /runs/{ESCAPES}x\nNext: compare")
     assert screen.file.getvalue() == "Written to /runs/\\x1b[2J\\x1b]52;c;aGk=\\x07x\nNext: compare\n"
+
+
+def test_a_best_checkpoint_path_restored_from_a_checkpoint_reaches_the_terminal_escaped(tmp_path, capsys):
+    """A resumed fit's ModelCheckpoint state comes from last.ckpt, its best_model_path a name in the run's
+    checkpoints folder chosen by whoever wrote the file."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    best = ModelCheckpoint(dirpath=tmp_path, monitor="val/acc")
+    best.best_model_path, best.best_model_score = str(tmp_path / f"{ESCAPES}.ckpt"), torch.tensor(1.0)
+    RunSummary().on_fit_end(SimpleNamespace(callbacks=[best], logger=None), None)
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown and "\\x1b[2J" in shown
+
+
+def test_an_error_line_shows_no_control_character_c1_included(capsys):
+    with pytest.raises(SystemExit):
+        fail(f"cannot read /runs/{ESCAPES}\x9b2J\x85x")
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.isprintable() and line.endswith("x")
 
 
 @contextlib.contextmanager
@@ -180,6 +200,12 @@ def test_evidence_is_neither_copied_from_a_planted_link_nor_written_through_one(
     with pytest.raises(CifarBenchError, match="config.yaml is a link: refusing to copy what it points to"):
         export_evidence(tmp_path / "study", results)
     assert "private" not in (results / "mlp" / "seed0" / "config.yaml").read_text()
+
+
+def test_a_fifo_named_like_an_event_file_is_passed_over_instead_of_hanging_evaluate(tmp_path):
+    os.mkfifo(tmp_path / "events.out.tfevents.1.planted")
+    with ends_within(60):
+        assert all(curve["epoch"] == [] for curve in read_history(tmp_path).values())
 
 
 def test_a_fifo_as_environment_json_leaves_the_training_time_unknown_instead_of_hanging(tmp_path):

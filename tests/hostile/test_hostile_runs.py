@@ -184,6 +184,19 @@ HOSTILE_METRICS = {
     "weight layers as a list": (lambda m: m.update(weight_layers=[3]), "weight_layers [3]"),
     "the seed as text": (lambda m: m.update(seed="zero"), "seed 'zero'"),
     "the run as a number": (lambda m: m.update(run=7), "run 7"),
+    # what a report lays out and draws per class: bounded by the code, never by the file (~1 TB of padded rows)
+    "a class name of 8 MB": (
+        lambda m: m["splits"]["test"].update(per_class={"x" * 8_000_000: {}, **{str(i): {} for i in range(50)}}),
+        "test per_class holds a class name that is not text of at most 200 characters",
+    ),
+    "140,000 classes": (
+        lambda m: m.update(class_names=[str(i) for i in range(140_000)]),
+        "class_names is not a list of at most 100 classes",
+    ),
+    "a 2000 x 2000 confusion matrix": (
+        lambda m: m["splits"]["train"].update(confusion_matrix=[[0] * 2000] * 2000),
+        "train confusion_matrix is not at most 100 by 100",
+    ),
 }
 
 

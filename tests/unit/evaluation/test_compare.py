@@ -337,6 +337,16 @@ def test_a_rerun_that_finds_a_run_evaluated_drops_the_failure_an_earlier_attempt
     assert [(row["runs"], row["failed"]) for row in rows if row["model"] == "mlp"] == [(1, 0)]
 
 
+def test_a_folder_where_a_failure_marker_goes_is_one_error_and_stays(configs, tiny_data, tmp_path):
+    write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
+    marker = RunFolder.in_study(tmp_path, "mlp", 0).failure_marker
+    marker.mkdir()
+    (marker / "kept").write_text("kept\n")
+    with pytest.raises(CifarBenchError, match=r"cannot remove .*failed-seed0.json \(Is a directory\)"):
+        study(["mlp"], [0], configs, tmp_path, str(tiny_data), console=Console(file=io.StringIO()))
+    assert (marker / "kept").read_text() == "kept\n"
+
+
 @pytest.mark.slow
 def test_random_classifier_row_is_its_expected_accuracy_with_a_binomial_interval_on_the_test_images(studied, tiny_data):
     row = studied["rows"][RANDOM_MODEL]

@@ -185,6 +185,23 @@ def test_a_run_chooses_its_version_only_under_the_lock_so_one_claimed_meanwhile_
     assert (tmp_path / "mlp" / "version_1" / "config.yaml").is_file()
 
 
+@pytest.mark.parametrize("plant", ["file", "dangling link"])
+def test_a_file_where_the_next_version_folder_goes_is_one_error_line_and_stays(
+    tiny_binary_data, tmp_path, capsys, plant
+):
+    """Lightning skips entries that are not folders when it numbers versions, so it picks that very name."""
+    planted = tmp_path / "mlp" / "version_0"
+    planted.parent.mkdir()
+    planted.write_text("kept\n") if plant == "file" else planted.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments("fit", "mlp", tiny_binary_data, tmp_path, "--trainer.max_epochs", "1"))
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: cannot create the run folder") and "version_0 (File exists)" in line
+    assert planted.is_symlink() or planted.read_text() == "kept\n"
+    assert not (tmp_path / "nowhere").exists()
+
+
 # --- resume ----------------------------------------------------------------------------------------------
 
 
