@@ -255,6 +255,13 @@ def weights_file(folder: Path, kind: str) -> Path:
         torch.save({"classifier.3.weight": torch.zeros(4096, 4096)}, path)  # fc7's 64 MB in a 65 KB file
         deflated(path)
         assert path.stat().st_size < 200_000
+    elif kind == "a malformed pickle stream":
+        torch.save({"features.0.weight": conv}, path)
+        with zipfile.ZipFile(path) as saved:
+            members = {member: saved.read(member) for member in saved.infolist()}
+        with zipfile.ZipFile(path, "w") as rewritten:  # a memo entry read but never stored: torch lets KeyError out
+            for member, content in members.items():
+                rewritten.writestr(member, b"\x80\x02h\x05." if member.filename.endswith("data.pkl") else content)
     elif kind == "a view declaring 4 GB":
         torch.save({"classifier.0.weight": torch.zeros(1).expand(10**9)}, path)
     else:
@@ -274,6 +281,7 @@ HOSTILE_WEIGHTS = {
     "text": "is not a loadable state dict (File is not a zip file)",
     "larger than VGG16": f"more than VGG16's weights ({MAX_WEIGHTS_BYTES:,})",
     "deflated to a thousandth": "holds compressed members, which torch.save never writes",
+    "a malformed pickle stream": "is not a loadable state dict (5)",
     "a view declaring 4 GB": "declares 4,000,000,000 bytes of tensors",
     "meta": "features.0.weight is a torch.float32 tensor of layout torch.strided on meta",
     "sparse": "of layout torch.sparse_coo",
