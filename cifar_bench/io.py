@@ -28,6 +28,16 @@ TORCH_LOAD_ERRORS = (RuntimeError, EOFError, ValueError, KeyError, IndexError, T
 MAX_SMALL_FILE = 16 * 2**20
 
 
+def user_path(text: str | Path) -> Path:
+    """A path given on the command line (or by a config), ``~`` and ``~user`` expanded as a shell would; one
+    error where no such home exists (pathlib raises RuntimeError). Never for names found in folders: those
+    are taken as written."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise CifarBenchError(f"{text}: cannot expand its '~' (no such user or home folder): write the path in full")
+
+
 def read_small_bytes(path: Path, limit: int = MAX_SMALL_FILE) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes, read from one open file. Anything else raises
     OSError: a FIFO would hang the read, a device such as /dev/zero never end it (a link to either is followed

@@ -18,7 +18,7 @@ from rich.measure import Measurement
 from rich.text import Text
 
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.io import atomic_file, link_refused, open_folder, read_small_bytes, unwritable, write_below
+from cifar_bench.io import atomic_file, link_refused, open_folder, read_small_bytes, unwritable, user_path, write_below
 
 # A spreadsheet reads a cell starting with one of these as a formula (or, with a tab or a carriage return,
 # may shift it into one): such text cells get a leading apostrophe, as OWASP's CSV-injection advice says.
@@ -41,7 +41,7 @@ def write_bytes(path: Path, content: bytes) -> Path:
 
 
 def write_text(path: Path, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8", "backslashreplace"))  # a name from an undecodable file name
 
 
 def write_json(path: Path, content) -> Path:
@@ -147,7 +147,7 @@ def output_location(out: str | Path, folder: bool) -> Path:
     a folder to write into (``folder``) must not be a file, a file to write must not be a folder, and
     neither may lie under a file or in a folder this user cannot write (each was a traceback after the work,
     from mkdir or the final rename)."""
-    path = Path(out).expanduser()
+    path = user_path(out)
     if folder and path.exists() and not path.is_dir():
         raise CifarBenchError(f"--out {path} is a file, not a folder: name a folder for the reports")
     if not folder and path.is_dir():
@@ -165,7 +165,7 @@ def output_location(out: str | Path, folder: bool) -> Path:
 def place(path: str | Path, folder: str | Path) -> str:
     """How written output names a file or folder: relative to ``folder`` (the one the command reads or writes)
     where it lies inside it, else by its name alone; never as an absolute path of the machine it ran on."""
-    path, folder = Path(path).expanduser(), Path(folder).expanduser()
+    path, folder = Path(path), Path(folder)  # taken as written: a folder found named "~x" is no home
     for mine, base in ((path.absolute(), folder.absolute()), (path.resolve(), folder.resolve())):
         if mine.is_relative_to(base):
             return mine.relative_to(base).as_posix() or "."

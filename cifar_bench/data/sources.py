@@ -20,6 +20,7 @@ import torch
 from cifar_bench.data.archives import one_line, unpack_atomically
 from cifar_bench.data.pickles import load_batch_pickle, short_repr
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import user_path
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -231,7 +232,7 @@ def locate(data_dir: str | Path, download: bool = True, unpack: bool = True) -> 
 
     Runs once per machine before training (``prepare_data``); reading is :func:`read_folder`.
     """
-    data_dir = Path(data_dir).expanduser()
+    data_dir = user_path(data_dir)
     try:
         data_dir.stat()
     except FileNotFoundError:

@@ -21,6 +21,7 @@ from cifar_bench.evaluation.pretrained import loads_pretrained_weights, params_t
 from cifar_bench.evaluation.reference import STUDY_RANDOM_ACCURACY, study_accuracy
 from cifar_bench.evaluation.statistics import t_interval, wilson_interval
 from cifar_bench.evaluation.store_time import built_once_text, row_times, share_text, shared_stores
+from cifar_bench.io import user_path
 from cifar_bench.output import (
     csv_text,
     literal_text,
@@ -246,7 +247,7 @@ def compare(
     Returns the rows, the Random classifier first.
     """
     console = console or Console()
-    directory = Path(directory).expanduser()
+    directory = user_path(directory)
     if not directory.is_dir():
         raise CifarBenchError(f"no folder {directory}: pass the folder that holds the runs (the logger's save_dir)")
     out = output_location(out, folder=True) if out is not None else directory

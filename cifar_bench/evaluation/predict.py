@@ -21,6 +21,7 @@ from cifar_bench.data.images import SIZE, image_extensions, read_image, to_32
 from cifar_bench.data.sources import CLASS_NAMES
 from cifar_bench.errors import CifarBenchError, first_line
 from cifar_bench.evaluation.runs import find_run, load_model, read_data
+from cifar_bench.io import user_path
 from cifar_bench.models import CifarClassifier
 from cifar_bench.output import (
     csv_text,
@@ -50,7 +51,7 @@ def image_files(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     files: dict[Path, None] = {}  # ordered, each file once, without a quadratic search
     missing = []
     for text in inputs:
-        path = Path(text).expanduser()
+        path = user_path(text)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in extensions)
         elif path.is_file():

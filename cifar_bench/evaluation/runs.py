@@ -11,6 +11,7 @@ import torch
 
 from cifar_bench.data import CIFAR10DataModule, CifarArrays, load_cifar10
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import user_path
 from cifar_bench.models import MODEL_CLASSES, CifarClassifier, known_model
 from cifar_bench.run_folder import RunFolder, read_config
 from cifar_bench.training.checkpoints import build_model, read_checkpoint
@@ -27,7 +28,7 @@ class Run:
 
 def find_run(ckpt: str | Path) -> Run:
     """The run of a checkpoint file, or of a run folder (whose last checkpoint is then used)."""
-    path = Path(ckpt).expanduser()
+    path = user_path(ckpt)
     if path.is_dir():
         folder = RunFolder(path)
         checkpoint = folder.last_checkpoint

@@ -24,6 +24,7 @@ from cifar_bench.evaluation.compare import (
     weights_lines,
 )
 from cifar_bench.evaluation.reference import STUDY_TABLE, study_epochs
+from cifar_bench.io import user_path
 from cifar_bench.output import place, print_plain, unlinked_folder, write_bytes, write_text
 from cifar_bench.report.blocks import bullets, heading, paragraph, table
 from cifar_bench.report.chapters import model_chapter
@@ -96,7 +97,7 @@ def report(directory: str, data_dir: Optional[str] = None, console: Optional[Con
     Returns the path of report.html.
     """
     console = console or Console()
-    directory = Path(directory).expanduser()
+    directory = user_path(directory)
     if not directory.is_dir():
         raise CifarBenchError(f"no folder {directory}: pass the folder that holds the evaluated runs")
     blocks = report_content(directory, data_dir)

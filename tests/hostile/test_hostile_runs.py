@@ -213,6 +213,30 @@ def test_compare_on_a_metrics_json_that_lies_is_one_error_line_naming_the_file(t
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_named_like_a_home_is_read_as_written_and_an_unknown_home_typed_is_one_error_line(
+    tmp_path, monkeypatch, capsys
+):
+    """``~x`` found in a folder is a name, not ~x's home (pathlib raised "Could not determine home directory")."""
+    evaluated(tmp_path, "~nosuchuser_zz")
+    evaluated(tmp_path, "b")
+    monkeypatch.chdir(tmp_path)
+    main(["compare", ".", "--out", "out"])
+    assert "~nosuchuser\\_zz" in (tmp_path / "out" / "comparison.md").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "~nosuchuser_zz/logs"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ~nosuchuser_zz/logs: cannot expand its '~'")
+
+
+def test_a_model_name_that_is_no_utf_8_text_is_written_escaped_not_a_traceback(tmp_path):
+    """JSON may carry a lone surrogate (what Python makes of an undecodable file name): it cannot be UTF-8."""
+    evaluated(tmp_path, "a", metrics=metrics_of("caf\udce9"))
+    compare(str(tmp_path), out=str(tmp_path / "out"), console=Console(file=io.StringIO()))
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| caf" in table and "udce9 |" in table  # the surrogate written as its escape
+
+
 def test_a_failure_marker_naming_its_model_by_a_list_is_one_error_naming_it(tmp_path):
     evaluated(tmp_path, "a")
     (tmp_path / "a" / "failed-seed1.json").write_text(json.dumps({"model": ["a"]}))

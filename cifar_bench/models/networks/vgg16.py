@@ -19,7 +19,7 @@ from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from cifar_bench.errors import CifarBenchError, first_line
-from cifar_bench.io import TORCH_LOAD_ERRORS, file_sha256
+from cifar_bench.io import TORCH_LOAD_ERRORS, file_sha256, user_path
 from cifar_bench.models.networks.dropout import VectorisedDropout
 from cifar_bench.models.networks.init import init_layers
 from cifar_bench.models.networks.small_map_conv import small_map_convolutions
@@ -146,7 +146,7 @@ def _read_state_dict(source: str) -> tuple[dict[str, torch.Tensor], Path]:
         if source == "imagenet_conv":
             state = {key: tensor for key, tensor in state.items() if key.startswith("features.")}
         return state, path
-    path = Path(source).expanduser()
+    path = user_path(source)
     if not path.is_file():
         words = ", ".join(map(repr, WEIGHT_WORDS))
         raise CifarBenchError(f"weights {source!r} are neither a word ({words}) nor an existing file")
