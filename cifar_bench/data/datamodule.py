@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 
-from cifar_bench.arguments import refuse_out_of_range
+from cifar_bench.arguments import Seed, refuse_out_of_range
 from cifar_bench.data.loader import InMemoryBatches
 from cifar_bench.data.sources import NUM_CLASSES, CifarArrays, locate, read_folder
 from cifar_bench.errors import CifarBenchError
@@ -69,7 +69,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         train_size: Optional[PositiveInt] = None,
         batch_size: PositiveInt = 64,
         eval_batch_size: PositiveInt = 500,
-        seed: int = 0,
+        seed: Seed = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -9,6 +9,7 @@ import torch
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+from cifar_bench.arguments import Seed
 from cifar_bench.data.augment import PROFILES
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.models.base import CifarClassifier
@@ -79,7 +80,7 @@ class VGG16Classifier(CifarClassifier):
         feature_store: Optional[str] = None,
         store_views: PositiveInt = 8,
         store_dtype: Literal["float16", "float32"] = "float16",
-        store_seed: NonNegativeInt = 0,
+        store_seed: Seed = 0,
         fresh_epochs: NonNegativeInt = 0,
         fold_fc6: bool = True,
         channels_last: bool = True,

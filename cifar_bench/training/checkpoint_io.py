@@ -93,6 +93,9 @@ def paths_within(state: object, folder: str) -> bool:
     if not isinstance(state, dict) or not isinstance(state.get("best_k_models", {}), dict):
         return False
     paths = [state.get(field) or "" for field in CHECKPOINT_PATH_FIELDS] + list(state.get("best_k_models", {}))
+    named = [str(state.get("dirpath")), *(path for path in paths if isinstance(path, str))]
+    if any("\0" in path for path in named):  # no file has such a name; os.path.realpath raises ValueError on it
+        return False
     return os.path.realpath(str(state.get("dirpath"))) == folder and all(
         path == "" or (isinstance(path, str) and os.path.basename(path) not in ("", ".", "..")
                        and os.path.realpath(os.path.dirname(os.path.abspath(path))) == folder)

@@ -369,6 +369,16 @@ CASES = [
         "--seed_everything 4294967296 is out of range",
     ),
     (
+        "data seed past torch's generator",
+        lambda ws: fit(ws, "mlp", "data", "--data.seed", str(2**50)),
+        '"data.seed": 1125899906842624 does not conform to restriction v>=0 and v<=4294967295',
+    ),
+    (
+        "store seed past torch's generator",
+        lambda ws: vgg(ws, "--model.store_seed", str(10**14)),
+        '"store_seed": 100000000000000 does not conform to restriction v>=0 and v<=4294967295',
+    ),
+    (
         "study: a negative seed",
         lambda ws: ["study", "--models", "[mlp]", "--seeds", "[-1]", "--save_dir", str(ws / "study")],
         '"seeds": -1 does not conform to restriction v>=0 and v<=4294967295',

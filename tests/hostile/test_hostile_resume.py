@@ -56,6 +56,22 @@ def test_a_checkpoints_callback_state_never_chooses_what_a_resumed_fit_deletes(t
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
 
 
+def test_a_checkpoints_callback_state_naming_a_folder_with_a_nul_is_not_restored_and_the_fit_resumes(
+    trained_mlp, imbalanced_data, tmp_path
+):
+    """os.path.realpath raises ValueError on a NUL: the fit ended in a traceback after writing its config.yaml."""
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    for key, state in checkpoint["callbacks"].items():
+        if key.startswith("ModelCheckpoint"):
+            state.update(dirpath=str(run / "checkpoints") + "\0x")
+    torch.save(checkpoint, last)
+    main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", "last", "--trainer.max_epochs",
+                  "3", "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 2
+
+
 def test_ckpt_path_last_is_the_runs_last_ckpt_and_never_a_planted_last_something(
     trained_mlp, imbalanced_data, tmp_path
 ):

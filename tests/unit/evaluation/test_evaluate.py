@@ -115,11 +115,12 @@ def test_a_run_that_validated_on_the_test_set_as_the_study_did_is_judged_on_ever
     assert metrics["splits"]["train"]["images"] == TRAIN_IMAGES
 
 
-def test_a_data_split_the_config_cannot_make_is_one_clear_error(run_copy, imbalanced_data):
+@pytest.mark.parametrize("seed, reason", [("abc", "seed='abc'"), (2**65, "seed=36893488147419103232 is out of range")])
+def test_a_data_split_the_config_cannot_make_is_one_clear_error(run_copy, imbalanced_data, seed, reason):
     config = yaml.safe_load((run_copy / "config.yaml").read_text())
-    config["data"]["seed"] = "abc"
+    config["data"]["seed"] = seed
     (run_copy / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(CifarBenchError, match="holds a data split evaluate cannot redo: seed 'abc'"):
+    with pytest.raises(CifarBenchError, match=f"holds a data split evaluate cannot redo: .*{reason}"):
         evaluate(str(run_copy), data_dir=str(imbalanced_data), batch_size=64, console=Console(file=io.StringIO()))
 
 
