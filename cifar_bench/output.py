@@ -142,23 +142,23 @@ def csv_text(header: list[str], rows) -> str:
     return buffer.getvalue()
 
 
-def output_location(out: str | Path, folder: bool) -> Path:
-    """``--out`` checked before any work, so that a wrong one costs no evaluation and leaves nothing behind:
-    a folder to write into (``folder``) must not be a file, a file to write must not be a folder, and
-    neither may lie under a file or in a folder this user cannot write (each was a traceback after the work,
-    from mkdir or the final rename)."""
+def output_location(out: str | Path, folder: bool, option: str = "--out") -> Path:
+    """``--out`` (or the ``option`` named) checked before any work, so that a wrong one costs no evaluation and
+    leaves nothing behind: a folder to write into (``folder``) must not be a file, a file to write must not be
+    a folder, and neither may lie under a file or in a folder this user cannot write (each was a traceback
+    after the work, from mkdir or the final rename)."""
     path = user_path(out)
     if folder and path.exists() and not path.is_dir():
-        raise CifarBenchError(f"--out {path} is a file, not a folder: name a folder for the reports")
+        raise CifarBenchError(f"{option} {path} is a file, not a folder: name a folder for the reports")
     if not folder and path.is_dir():
-        raise CifarBenchError(f"--out {path} is a folder: name the file to write, e.g. {path / 'predictions.csv'}")
+        raise CifarBenchError(f"{option} {path} is a folder: name the file to write, e.g. {path / 'predictions.csv'}")
     existing = path.absolute().parent
     while not os.path.lexists(existing):
         existing = existing.parent
     if not existing.is_dir():
-        raise CifarBenchError(f"--out {path} lies under {existing}, which is not a folder: choose another --out")
+        raise CifarBenchError(f"{option} {path} lies under {existing}, which is not a folder: choose another {option}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise CifarBenchError(f"--out {path} lies in {existing}, which is not writable: choose another --out")
+        raise CifarBenchError(f"{option} {path} lies in {existing}, which is not writable: choose another {option}")
     return path
 
 

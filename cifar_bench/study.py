@@ -27,7 +27,7 @@ from cifar_bench.arguments import Seed, refuse_bad_seed
 from cifar_bench.configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, TERMINATED_STATUS, CifarBenchError, Terminated
 from cifar_bench.evaluation.compare import compare
-from cifar_bench.output import copy_small_file, literal_text, print_plain, unlinked_folder, write_json
+from cifar_bench.output import copy_small_file, literal_text, output_location, print_plain, unlinked_folder, write_json
 from cifar_bench.report.command import report
 from cifar_bench.run_folder import Evaluation, RunFolder, read_config
 from cifar_bench.training.locks import hold_lock
@@ -106,9 +106,9 @@ def study(
     configs = {
         model: read_config(configs_dir / f"{model}.yaml", "correct it") for model in chosen_models(configs_dir, models)
     }
+    results_dir = output_location(results, folder=True, option="--results") if results is not None else None
     lock = hold_lock(save_dir, "study")  # one study a folder, held until its table, evidence and report are written
     try:
-        results_dir = Path(results) if results is not None else None
         train_every_run(configs, seeds, configs_dir, save_dir, (data_args, fit_args, vgg_weights), results_dir, console)
         rows = compare(save_dir, console=console)
         write_evidence_and_reports(save_dir, results_dir, data_dir, console)

@@ -94,7 +94,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         """(the images trained on, the held-out validation images) as positions in the training set: what
         this module's val_size, train_size and seed make of it (evaluate redoes a run's split with it)."""
         val_size, train_size, seed = (self.hparams[key] for key in ("val_size", "train_size", "seed"))
-        if type(seed) is not int:
+        if isinstance(seed, bool) or not isinstance(seed, int):  # the parser's Seed is an int
             raise CifarBenchError(f"seed {seed!r} is not a whole number: pass one")
         if val_size >= len(train_labels):
             raise CifarBenchError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from jsonargparse.typing import restricted_number_type
 from rich.console import Console
 from rich.table import Table
 
@@ -129,11 +130,17 @@ def summary_tables(summary: dict) -> list[Table]:
     return [splits, per_batch, image_format, pixels]
 
 
+# samples.png is a column per sample: 100 make a 15,400-pixel-wide figure, 430 pass Agg's limit of 2^16 pixels.
+SamplesPerClass = restricted_number_type(
+    "SamplesPerClass", int, [(">=", 1), ("<=", 100)], docstring="int from 1 to 100"
+)
+
+
 def analyze(
     data_dir: str = "data",
     download: bool = True,
     out: str = "reports/analysis",
-    samples_per_class: int = 10,
+    samples_per_class: SamplesPerClass = 10,
     console: Optional[Console] = None,
 ) -> dict:
     """Describe the CIFAR-10 dataset (the study's Part 2): tables on screen, analysis.json and samples.png.

@@ -127,6 +127,8 @@ def predict(
     run = find_run(ckpt)
     model, _ = load_model(run)
     try:
+        if torch.device(device).type == "meta":  # takes the model, holds no numbers to predict with
+            raise RuntimeError("a meta device holds no data")
         model = model.to(device)
     except (RuntimeError, AssertionError) as error:
         raise CifarBenchError(f"cannot use device {device!r}: {first_line(error)}")

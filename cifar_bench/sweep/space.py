@@ -74,9 +74,12 @@ def distribution(where: str, entry: object) -> BaseDistribution:
     if kind == "log_uniform" and low <= 0:
         raise CifarBenchError(f"{where}: a log_uniform range must start above 0 (low is {low})")
     step = None if entry.get("step") is None else bound(where, "step", entry["step"], number)
-    if kind == "int":
-        return IntDistribution(low, high, log=entry.get("log") is True, step=step or 1)
-    return FloatDistribution(low, high, log=kind == "log_uniform", step=step)
+    try:  # Optuna's own checks: a log range of ints from 0, a step of 0 or below, a log range with a step
+        if kind == "int":
+            return IntDistribution(low, high, log=entry.get("log") is True, step=step or 1)
+        return FloatDistribution(low, high, log=kind == "log_uniform", step=step)
+    except ValueError as error:
+        raise CifarBenchError(f"{where}: {' '.join(str(error).split())}") from None
 
 
 def bound(where: str, name: str, value: object, number: type) -> int | float:

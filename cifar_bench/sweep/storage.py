@@ -15,11 +15,10 @@ import os
 import socket
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
-from filelock import FileLock
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -27,6 +26,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.io import take_lock
+
+# How long a worker waits for another to count the trials and start one (a moment's work).
+TURN_WAIT_S = 300
 
 DEFAULT_STORAGE = "sweep.db"
 HEARTBEAT_S, GRACE_S = 60, 180
@@ -93,9 +96,19 @@ class Storage:
         inside = self.file is not None and self.file.is_relative_to(folder.absolute())
         return f"{self.file.relative_to(folder.absolute())} in the sweep's folder" if inside else self.shown
 
+    @contextmanager
     def turn(self):
-        """Held while a worker counts the trials and starts one (a no-op for a server database)."""
-        return FileLock(str(self.lock_file)) if self.lock_file is not None else nullcontext()
+        """Held while a worker counts the trials and starts one (a no-op for a server database): a moment's
+        work, so one held for TURN_WAIT_S (a stopped worker) is one error, never an endless wait."""
+        if self.lock_file is None:
+            yield
+            return
+        busy = f"{self.lock_file} stayed held for {TURN_WAIT_S} s (a worker stopped while starting a trial?): end it"
+        lock = take_lock(self.lock_file, TURN_WAIT_S, busy)
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 def open_study(storage: Storage, name: str, model: str, space: dict, seed: int, pruner) -> optuna.Study:

@@ -349,9 +349,22 @@ CASES = [
         "which is not a folder",
     ),
     (
+        "predict: the meta device",
+        lambda ws: ["predict", "--ckpt", str(ws / "runs" / "good" / "version_0"), "--device", "meta"],
+        "cannot use device 'meta': a meta device holds no data",
+    ),
+    (
         "compare: --out a file",
         lambda ws: ["compare", str(ws / "runs"), "--out", str(ws / "a_file")],
         "is a file, not a folder",
+    ),
+    *(
+        (
+            f"analyze: {samples} samples per class",
+            lambda ws, samples=samples: ["analyze", "--data_dir", str(ws / "data"), "--samples_per_class", samples],
+            f'"samples_per_class": {samples} does not conform to restriction v>=1 and v<=100',
+        )
+        for samples in ("-1", "500")
     ),
     (
         "analyze: --out under a file",
@@ -377,6 +390,11 @@ CASES = [
         "store seed past torch's generator",
         lambda ws: vgg(ws, "--model.store_seed", str(10**14)),
         '"store_seed": 100000000000000 does not conform to restriction v>=0 and v<=4294967295',
+    ),
+    (
+        "study: --results is a file",
+        lambda ws: ["study", "--models", "[mlp]", "--results", str(ws / "a_file"), "--save_dir", str(ws / "study")],
+        "a_file is a file, not a folder",
     ),
     (
         "study: a negative seed",

@@ -184,6 +184,13 @@ CASES = [
         "restriction v>=0.0 and v<1.0",
     ),
     ("an empty space", bad_space("# nothing\n"), (), "holds no options"),
+    (
+        "a log range of whole numbers from 0",
+        bad_space("trainer.max_epochs: {type: int, low: 0, high: 4, log: true}\n"),
+        (),
+        "trainer.max_epochs: `low >= 1` must hold for `log=True`",
+    ),
+    ("a step of 0", bad_space("model.lr: {type: uniform, low: 0, high: 1, step: 0}\n"), (), "`step > 0` must hold"),
     ("unknown model", lambda root: root, ("--model", "resnet"), "unknown model 'resnet'"),
     ("no trials", lambda root: root, ("--trials", "0"), "trials"),
     ("storage URL", lambda root: root, ("--storage", "nosuchdb://x/y"), "cannot open the storage nosuchdb://x/y"),
@@ -300,6 +307,21 @@ def test_a_worker_that_loses_the_race_to_create_a_server_databases_tables_opens_
     with pytest.raises(CifarBenchError, match="cannot open the storage .*ProgrammingError"):
         storage_module.Storage(url, tmp_path)
     assert failures == [None]  # not retried
+
+
+def test_a_turn_held_by_a_stopped_worker_is_one_error_not_an_endless_wait(tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    from cifar_bench.sweep import storage as storage_module
+
+    store = storage_module.Storage(None, tmp_path)
+    monkeypatch.setattr(storage_module, "TURN_WAIT_S", 0.2)
+    with FileLock(str(store.lock_file)):  # the stopped worker's
+        with pytest.raises(CifarBenchError, match="sweep-lock stayed held for 0.2 s"):
+            with store.turn():
+                pass
+    with store.turn():  # free again: taken at once
+        pass
 
 
 @pytest.mark.slow
