@@ -439,6 +439,24 @@ def test_make_train_with_an_unknown_model_lists_the_valid_names():
         assert name in result.stderr
 
 
+@pytest.mark.parametrize(
+    "target, variable",
+    [("evaluate", "CKPT"), ("train", "MODEL"), ("study", "SEEDS"), ("report", "DIR"), ("compare", "LOGS")],
+)
+def test_make_passes_each_value_as_one_word_and_never_runs_what_it_holds(tmp_path, target, variable):
+    """Only ARGS is flags; a path with a space, a quote or a ';' in it is one argument, never a command."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "cifar-bench").write_text('#!/bin/sh\nfor word in "$@"; do echo "[$word]"; done\n')
+    (fake / "cifar-bench").chmod(0o755)
+    value = f'my run/it\'s"; touch {tmp_path}/PWNED; echo "'
+    result = subprocess.run(
+        ["make", "-s", target, f"{variable}={value}", f"BIN={fake}"], cwd=REPO, capture_output=True, text=True
+    )
+    assert not (tmp_path / "PWNED").exists()
+    assert f"{tmp_path}/PWNED" in result.stdout + result.stderr, "the value arrived as text"
+
+
 class StillImporting(types.ModuleType):
     """A module whose names are not there yet: reading one is where a Ctrl-C during its import lands."""
 
