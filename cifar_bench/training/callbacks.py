@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -204,8 +205,9 @@ class RunSummary(pl.Callback):
         if last is not None:
             lines.append(f"Last checkpoint: {last}")
         evaluated = best.best_model_path if best is not None else last
-        if evaluated:
-            lines.append(f"Next: make evaluate CKPT={evaluated}   (or: cifar-bench evaluate --ckpt {evaluated})")
+        if evaluated:  # a path, as one shell word: the line is there to be pasted
+            word = shlex.quote(str(evaluated))
+            lines.append(f"Next: make evaluate CKPT={word}   (or: cifar-bench evaluate --ckpt {word})")
         print("\n".join(map(escaped, lines)), flush=True)  # a path restored from a checkpoint's state: untrusted
 
 

