@@ -45,9 +45,9 @@ def refuse_out_of_range(cls: type, arguments: Mapping[str, object]) -> None:
                 continue
             try:
                 kind(value)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):  # OverflowError: an int past a float's range
                 raise CifarBenchError(
-                    f"{cls.__name__}: {name}={value!r} is out of range ({kind.__doc__ or kind.__name__}): "
+                    f"{cls.__name__}: {name}={value!r:.60} is out of range ({kind.__doc__ or kind.__name__}): "
                     "pass a value in that range"
                 ) from None
 

@@ -69,11 +69,19 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def _json_integer(text: str) -> int:
+    """A JSON integer, refused past 300 digits: no file this package writes holds one, and past ~309 every
+    check of it as a number (``math.isfinite``, a float) raises OverflowError instead of answering."""
+    if len(text) > 300:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
 def read_json_object(path: Path, advice: str) -> dict:
     """A JSON object read with ``read_small_text``; anything else (missing, not a regular file, too large, not
     JSON, nested too deep to parse, not an object) is one error naming the file, ending in ``advice``."""
     try:
-        content = json.loads(read_small_text(path))
+        content = json.loads(read_small_text(path), parse_int=_json_integer)
     except (OSError, ValueError, RecursionError) as error:  # RecursionError: nesting too deep to parse
         reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
         raise CifarBenchError(f"{path} is not readable JSON ({reason}): {advice}")

@@ -137,13 +137,21 @@ def optimizer_fault(saved: object, expected: dict) -> str | None:
     return None
 
 
+def finite(number: int | float) -> bool:
+    """Whether a number is finite as the float it is used as (an int past a float's range is not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def same_kind(value: object, ours: object) -> bool:
     """Whether ``value`` is a setting of the kind ``ours`` is: a finite number, a flag (or None), or a tuple of
     as many finite numbers."""
     if isinstance(ours, bool) or ours is None:
         return isinstance(value, bool) or value is None
     if isinstance(ours, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and finite(value)
     if isinstance(ours, (tuple, list)):
         return isinstance(value, (tuple, list)) and len(value) == len(ours) and all(map(same_kind, value, ours))
     return False

@@ -89,6 +89,7 @@ def workspace(tmp_path_factory, trained_mlp, imbalanced_data) -> Path:
         },
         # 14 MB of weights whose hyperparameters describe a 461M-parameter MLP (1.8 GB), with and without its class
         "oversized": {**good, "hyper_parameters": {**hyper_parameters, "hidden": [20000, 20000]}},
+        "huge_lr": {**good, "hyper_parameters": {**hyper_parameters, "lr": 10**400}},
         "oversized_unnamed": {
             **good,
             "hyper_parameters": {
@@ -248,6 +249,8 @@ CASES = [
         "holds a Tensor as hyper_parameters",
     ),
     ("truncated checkpoint", lambda ws: with_checkpoint(ws, "truncated.ckpt"), "truncated or not a checkpoint"),
+    ("checkpoint with an lr past a float", lambda ws: with_checkpoint(ws, "huge_lr.ckpt"), "lr=1000000000"),
+    ("evaluate: an lr past a float", lambda ws: evaluate(ws, "huge_lr"), "is out of range"),
     (
         "checkpoint whose pickle stream is malformed",
         lambda ws: with_checkpoint(ws, "malformed_pickle.ckpt"),

@@ -200,6 +200,15 @@ HOSTILE_METRICS = {
 }
 
 
+def test_a_metrics_json_with_an_integer_past_a_float_is_one_error_line_naming_the_file(tmp_path, capsys):
+    evaluated(tmp_path, "a", metrics=edited(lambda m: m.update(training_time_s=10**400)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {tmp_path}/a/seed0/evaluation/metrics.json is not readable JSON (ValueError)")
+
+
 @pytest.mark.parametrize("change, reason", HOSTILE_METRICS.values(), ids=HOSTILE_METRICS.keys())
 def test_compare_on_a_metrics_json_that_lies_is_one_error_line_naming_the_file(tmp_path, capsys, change, reason):
     evaluated(tmp_path, "a")

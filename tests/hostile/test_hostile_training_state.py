@@ -44,6 +44,7 @@ ATTACKS = {
     "a group listing other weights": lambda c: optimizer(c)["param_groups"][0].update(params=[0, 1, 2]),
     "a group's setting of another kind": lambda c: optimizer(c)["param_groups"][0].update(momentum="fast"),
     "a group's setting not finite": lambda c: optimizer(c)["param_groups"][0].update(weight_decay=float("nan")),
+    "a group's setting past a float": lambda c: optimizer(c)["param_groups"][0].update(lr=10**400),
     "a buffer of another shape": lambda c: first_buffer(c).update(momentum_buffer=torch.zeros(3)),
     "a buffer of another name": lambda c: first_buffer(c).update(exp_avg=first_buffer(c).pop("momentum_buffer")),
     "a buffer that is not a tensor": lambda c: first_buffer(c).update(momentum_buffer=[0.0]),
