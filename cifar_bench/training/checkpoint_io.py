@@ -74,7 +74,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             checkpoint["callbacks"] = {
                 key: state
                 for key, state in checkpoint["callbacks"].items()
-                if not str(key).startswith("ModelCheckpoint") or paths_within(state, folder)
+                if not str(key).startswith("ModelCheckpoint") or restorable(state, folder)
             }
         return checkpoint
 
@@ -88,9 +88,23 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             pass
 
 
-def paths_within(state: object, folder: str) -> bool:
-    """Whether a ModelCheckpoint's ``state`` names its folder as ``folder`` and files directly in it only."""
+def _score(value: object) -> bool:
+    """A ModelCheckpoint score as Lightning keeps one: a one-number float tensor (or None: none yet)."""
+    return value is None or (isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point())
+
+
+def restorable(state: object, folder: str) -> bool:
+    """Whether a ModelCheckpoint's ``state`` holds what Lightning reads, of the kinds it reads (else a KeyError or
+    TypeError, after the run's config.yaml was written or a whole epoch later), and names its folder as
+    ``folder`` and files directly in it only."""
     if not isinstance(state, dict) or not isinstance(state.get("best_k_models", {}), dict):
+        return False
+    scores = [
+        state.get("best_model_score", "missing"),
+        state.get("kth_value"),
+        *state.get("best_k_models", {}).values(),
+    ]
+    if not isinstance(state.get("best_model_path"), str) or not all(map(_score, scores)):
         return False
     paths = [state.get(field) or "" for field in CHECKPOINT_PATH_FIELDS] + list(state.get("best_k_models", {}))
     named = [str(state.get("dirpath")), *(path for path in paths if isinstance(path, str))]

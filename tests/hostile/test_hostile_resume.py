@@ -56,16 +56,23 @@ def test_a_checkpoints_callback_state_never_chooses_what_a_resumed_fit_deletes(t
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
 
 
-def test_a_checkpoints_callback_state_naming_a_folder_with_a_nul_is_not_restored_and_the_fit_resumes(
-    trained_mlp, imbalanced_data, tmp_path
+MALFORMED_CHECKPOINT_STATES = {  # each was a traceback after the run's config.yaml was written
+    "a folder with a NUL": lambda state: state.update(dirpath=state["dirpath"] + "\0x"),  # realpath: ValueError
+    "no best_model_path": lambda state: state.pop("best_model_path"),  # Lightning: KeyError
+}
+
+
+@pytest.mark.parametrize("malform", MALFORMED_CHECKPOINT_STATES.values(), ids=MALFORMED_CHECKPOINT_STATES.keys())
+def test_a_checkpoints_callback_state_lightning_would_fail_on_is_not_restored_and_the_fit_resumes(
+    trained_mlp, imbalanced_data, tmp_path, malform
 ):
-    """os.path.realpath raises ValueError on a NUL: the fit ended in a traceback after writing its config.yaml."""
     run = copy_run(trained_mlp, tmp_path / "logs")
     last = run / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     for key, state in checkpoint["callbacks"].items():
         if key.startswith("ModelCheckpoint"):
-            state.update(dirpath=str(run / "checkpoints") + "\0x")
+            state.update(dirpath=str(run / "checkpoints"))
+            malform(state)
     torch.save(checkpoint, last)
     main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", "last", "--trainer.max_epochs",
                   "3", "--trainer.enable_progress_bar", "false"))  # fmt: skip
