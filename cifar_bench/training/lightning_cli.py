@@ -139,8 +139,14 @@ class CifarBenchCLI(LightningCLI):
         self.config = self.parser.parse_object({subcommand: {"model": model_config}}, self.config)
         model, user = (getattr(c[subcommand].get("model"), "init_args", None) for c in (self.config, given))
         for name, words in PATH_SETTINGS.items():
-            if model is not None and user is not None and name in user and model.get(name) not in words:
-                model[name] = user[name]
+            if model is None or model.get(name) in words:
+                continue
+            if user is None or name not in user:  # the checkpoint's model is not the one the command line builds
+                raise CifarBenchError(
+                    f"{self.config[subcommand].get('ckpt_path')} names {name} {model.get(name)!r} for a model the "
+                    "command line does not build: pass that model's config, whose own setting is then used"
+                )
+            model[name] = user[name]
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config

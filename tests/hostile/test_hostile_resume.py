@@ -125,6 +125,9 @@ def test_a_checkpoint_never_chooses_where_a_fit_reads_or_writes_its_feature_stor
     fit("--model.feature_store", str(chosen_by_file), "--trainer.max_epochs", "1")
     shutil.rmtree(chosen_by_file)
     (last,) = (tmp_path / "logs").glob("vgg16_last3/version_0/checkpoints/last.ckpt")
+    with pytest.raises(SystemExit):  # a command line building another model names no store to put in its place
+        main(cli_args("fit", "mlp", tiny_binary_data, tmp_path / "mlp_logs", "--ckpt_path", str(last)))
+    assert not chosen_by_file.exists()
     fit("--model.feature_store", str(chosen_by_user), "--trainer.max_epochs", "2", "--ckpt_path", str(last))
     assert not chosen_by_file.exists()
     assert any(chosen_by_user.iterdir())
