@@ -27,6 +27,7 @@ from cifar_bench.arguments import Seed, refuse_bad_seed
 from cifar_bench.configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, TERMINATED_STATUS, CifarBenchError, Terminated
 from cifar_bench.evaluation.compare import compare
+from cifar_bench.io import user_path
 from cifar_bench.output import copy_small_file, literal_text, output_location, print_plain, unlinked_folder, write_json
 from cifar_bench.report.command import report
 from cifar_bench.run_folder import Evaluation, RunFolder, read_config
@@ -100,7 +101,7 @@ def study(
     console = console or Console()
     for seed in seeds:
         refuse_bad_seed(seed, "--seeds")
-    configs_dir, save_dir = Path(configs_dir) if configs_dir is not None else CONFIG_DIR, Path(save_dir)
+    configs_dir, save_dir = user_path(configs_dir) if configs_dir is not None else CONFIG_DIR, user_path(save_dir)
     data_args = ["--data.data_dir", data_dir] if data_dir is not None else []
     # Every model's config is read before anything trains: one that is not a configuration stops the study here.
     configs = {

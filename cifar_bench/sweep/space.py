@@ -76,7 +76,7 @@ def distribution(where: str, entry: object) -> BaseDistribution:
     step = None if entry.get("step") is None else bound(where, "step", entry["step"], number)
     try:  # Optuna's own checks: a log range of ints from 0, a step of 0 or below, a log range with a step
         if kind == "int":
-            return IntDistribution(low, high, log=entry.get("log") is True, step=step or 1)
+            return IntDistribution(low, high, log=entry.get("log") is True, step=1 if step is None else step)
         return FloatDistribution(low, high, log=kind == "log_uniform", step=step)
     except ValueError as error:
         raise CifarBenchError(f"{where}: {' '.join(str(error).split())}") from None

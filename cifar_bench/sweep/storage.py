@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from cifar_bench.errors import CifarBenchError
+from cifar_bench.errors import CifarBenchError, first_line
 from cifar_bench.io import take_lock
 
 # How long a worker waits for another to count the trials and start one (a moment's work).
@@ -65,7 +65,7 @@ class Storage:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat's
                 self.backend = JournalStorage(JournalFileBackend(value)) if url is None else self._database(value, file)
         except Exception as error:  # a bad URL, a missing driver, a server not answering, a folder not there
-            reason = " ".join(str(error).split("\n")[0].split()) or type(error).__name__
+            reason = " ".join(first_line(error).split())
             raise CifarBenchError(
                 f"cannot open the storage {self.shown} ({type(error).__name__}: {reason}): {STORAGE_HELP}"
             )

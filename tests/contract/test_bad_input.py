@@ -468,7 +468,23 @@ def test_make_passes_each_value_as_one_word_and_never_runs_what_it_holds(tmp_pat
         ["make", "-s", target, f"{variable}={value}", f"BIN={fake}"], cwd=REPO, capture_output=True, text=True
     )
     assert not (tmp_path / "PWNED").exists()
-    assert f"{tmp_path}/PWNED" in result.stdout + result.stderr, "the value arrived as text"
+    # one argument where the command gets it as it is (MODEL is refused as unknown; SEEDS becomes a list)
+    arrived = f"[{value}]" if variable in ("CKPT", "DIR", "LOGS") else f"{tmp_path}/PWNED"
+    assert arrived in result.stdout + result.stderr
+
+
+def test_make_passes_a_path_with_a_space_and_no_images_as_they_are(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "cifar-bench").write_text('#!/bin/sh\nfor word in "$@"; do echo "[$word]"; done\n')
+    (fake / "cifar-bench").chmod(0o755)
+    result = subprocess.run(
+        ["make", "-s", "predict", "CKPT=runs/my run/last.ckpt", "IMAGES=", f"BIN={fake}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.splitlines() == ["[predict]", "[--ckpt]", "[runs/my run/last.ckpt]"]
 
 
 class StillImporting(types.ModuleType):

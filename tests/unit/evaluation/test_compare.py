@@ -337,6 +337,18 @@ def test_a_rerun_that_finds_a_run_evaluated_drops_the_failure_an_earlier_attempt
     assert [(row["runs"], row["failed"]) for row in rows if row["model"] == "mlp"] == [(1, 0)]
 
 
+def test_a_study_folder_given_under_home_is_found_there(configs, tiny_data, tmp_path, monkeypatch):
+    """``~`` reaches study unexpanded from a Makefile's quoted value or a zsh/sh argument."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    write_metrics(tmp_path / "runs", "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
+    console = Console(file=io.StringIO())
+    study(["mlp"], [0], configs, "~/runs", str(tiny_data), console=console)
+    assert "already trained and evaluated" in console.file.getvalue(), "the evaluated run was found, not retrained"
+    assert not (tmp_path / "elsewhere" / "~").exists()
+
+
 def test_a_folder_where_a_failure_marker_goes_is_one_error_and_stays(configs, tiny_data, tmp_path):
     write_metrics(tmp_path, "mlp", 0, test=0.50, train=0.60, data_dir=tiny_data)
     marker = RunFolder.in_study(tmp_path, "mlp", 0).failure_marker

@@ -191,6 +191,12 @@ CASES = [
         "trainer.max_epochs: `low >= 1` must hold for `log=True`",
     ),
     ("a step of 0", bad_space("model.lr: {type: uniform, low: 0, high: 1, step: 0}\n"), (), "`step > 0` must hold"),
+    (
+        "a whole-number step of 0",
+        bad_space("trainer.max_epochs: {type: int, low: 1, high: 4, step: 0}\n"),
+        (),
+        "`step > 0` must hold",
+    ),
     ("unknown model", lambda root: root, ("--model", "resnet"), "unknown model 'resnet'"),
     ("no trials", lambda root: root, ("--trials", "0"), "trials"),
     ("storage URL", lambda root: root, ("--storage", "nosuchdb://x/y"), "cannot open the storage nosuchdb://x/y"),

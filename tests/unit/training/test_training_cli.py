@@ -29,6 +29,7 @@ from cifar_bench.evaluation.reference import STUDY_COUNTS, STUDY_TABLE
 from cifar_bench.models import MLPClassifier, VGG16Classifier
 from cifar_bench.training import lightning_cli
 from cifar_bench.training.lightning_cli import read_data_first, run_lightning_cli
+from cifar_bench.training.trainer_settings import check_trainer_settings
 
 MODELS = model_names()
 WEIGHT_LAYERS = {"mlp": 3, "cnn": 9, "cnn_bn_do": 9, "vgg16_last2": 16, "vgg16_last3": 16, "vgg16_last5": 16}
@@ -200,6 +201,10 @@ def test_a_file_where_the_next_version_folder_goes_is_one_error_line_and_stays(
     assert line.startswith("error: cannot create the run folder") and "version_0 (File exists)" in line
     assert planted.is_symlink() or planted.read_text() == "kept\n"
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_time_based_validation_interval_is_left_to_lightning():
+    check_trainer_settings({"val_check_interval": "00:00:05:00", "max_steps": -1})
 
 
 # --- resume ----------------------------------------------------------------------------------------------
