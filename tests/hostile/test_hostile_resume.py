@@ -56,6 +56,26 @@ def test_a_checkpoints_callback_state_never_chooses_what_a_resumed_fit_deletes(t
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
 
 
+def test_a_checkpoints_own_callback_state_is_restored_so_the_earlier_best_is_replaced_not_kept(
+    trained_mlp, imbalanced_data, tmp_path
+):
+    run = copy_run(trained_mlp, tmp_path / "logs")
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    for key, state in checkpoint["callbacks"].items():  # the copy's own folder, as a run trained there records it
+        if key.startswith("ModelCheckpoint"):
+            old, new = str(state["dirpath"]), str(run / "checkpoints")
+            for field in ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path"):
+                state[field] = state[field].replace(old, new, 1)
+            state["best_k_models"] = {
+                path.replace(old, new, 1): score for path, score in state["best_k_models"].items()
+            }
+    torch.save(checkpoint, last)
+    main(cli_args("fit", "mlp", imbalanced_data, tmp_path / "logs", "--ckpt_path", "last", "--trainer.max_epochs",
+                  "3", "--trainer.enable_progress_bar", "false"))  # fmt: skip
+    assert len(list((run / "checkpoints").glob("epoch*.ckpt"))) == 1, "save_top_k 1 knew of the earlier best"
+
+
 MALFORMED_CHECKPOINT_STATES = {  # each was a traceback after the run's config.yaml was written
     "a folder with a NUL": lambda state: state.update(dirpath=state["dirpath"] + "\0x"),  # realpath: ValueError
     "no best_model_path": lambda state: state.pop("best_model_path"),  # Lightning: KeyError
