@@ -13,7 +13,6 @@ read through them. Checkpoints are read in ``training/checkpoints.py``: this mod
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,14 +180,38 @@ def is_fraction(value: object) -> bool:
     return is_number(value) and 0 <= value <= 1  # NaN fails
 
 
+# The longest duration a file may record: ten years (sums and means of such never overflow to infinity).
+MAX_DURATION_S = 10 * 365 * 86400
+
+
 def is_duration(value: object) -> bool:
-    return is_number(value) and math.isfinite(value) and value >= 0
+    return is_number(value) and 0 <= value <= MAX_DURATION_S  # NaN fails
 
 
 # The largest config read: a real one is ~5 KB; parsing YAML costs microseconds an entry even with libyaml,
 # so a hostile list of millions of numbers held a report for minutes.
 MAX_CONFIG_FILE = 256 * 2**10
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML was built with it
+
+
+# Entries a config may expand to, aliases followed (a real one holds a few hundred): a chain of YAML aliases
+# under 1 KB expands to billions, which printing a setting then builds whole.
+MAX_CONFIG_ENTRIES = 100_000
+
+
+def _within_entries(value: object, budget: int = MAX_CONFIG_ENTRIES) -> bool:
+    """Whether ``value`` holds at most ``budget`` entries, each shared one counted every time it is reached."""
+    pending = [value]
+    while pending:
+        budget -= 1
+        if budget < 0:
+            return False
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending += [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple)):
+            pending += item
+    return True
 
 
 def read_config(path: Path, advice: str) -> dict:
@@ -202,6 +225,8 @@ def read_config(path: Path, advice: str) -> dict:
         raise CifarBenchError(f"{path} is not readable YAML ({reason}): {advice}")
     if not isinstance(config, dict):
         raise CifarBenchError(f"{path} holds no configuration: {advice}")
+    if not _within_entries(config):
+        raise CifarBenchError(f"{path} expands to more than {MAX_CONFIG_ENTRIES:,} entries (YAML aliases?): {advice}")
     odd = next(
         (key for key in CONFIG_SECTIONS if config.get(key) is not None and not isinstance(config[key], dict)), None
     )

@@ -23,7 +23,8 @@ MAX_UNPACKED_BYTES = 1 << 30  # CIFAR-10 unpacks to about 180 MB
 MAX_MEMBERS = 1000  # an official archive holds one folder and eight files
 
 # What a damaged archive raises while it is read: tarfile's own errors and the decompressors'.
-_ARCHIVE_READ_ERRORS = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError, ValueError)
+# MemoryError: a member header declaring a long name or pax record of petabytes, read whole by tarfile.
+_ARCHIVE_READ_ERRORS = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError, ValueError, MemoryError)
 
 
 def one_line(error: BaseException) -> str:

@@ -20,7 +20,7 @@ import torch
 from cifar_bench.data.archives import one_line, unpack_atomically
 from cifar_bench.data.pickles import load_batch_pickle, short_repr
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.io import user_path
+from cifar_bench.io import read_small_bytes, user_path
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -125,13 +125,18 @@ def _label_name(value: object) -> str | None:
     return value if isinstance(value, str) and value and value.isprintable() else None
 
 
+# batches.meta.txt: ten names of a few letters (61 bytes in the official archive).
+MAX_META_BYTES = 64 * 2**10
+
+
 def _class_names(folder: Path) -> tuple[str, ...]:
     """The names in the meta file, which reports and plots print: exactly ten, each printable text."""
     text_meta, pickled_meta = folder / "batches.meta.txt", folder / "batches.meta"
     if text_meta.is_file():
         meta = text_meta
         try:
-            names = [line.strip() for line in text_meta.read_bytes().decode("utf-8").splitlines() if line.strip()]
+            content = read_small_bytes(text_meta, MAX_META_BYTES).decode("utf-8")
+            names = [line.strip() for line in content.splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as error:
             raise CifarBenchError(f"cannot read class names from {text_meta} ({one_line(error)}): replace it")
     elif pickled_meta.is_file():

@@ -54,6 +54,10 @@ def load_test_predictions(run: dict) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.lib.npyio.NpzFile(io.BytesIO(read_small_bytes(path)), allow_pickle=False) as npz:
             for member in npz.zip.infolist():
+                # zipfile bounds what it expands by the declared size for deflate only (bzip2 and lzma expand
+                # whole chunks first); np.savez_compressed writes deflate, np.savez stored.
+                if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or member.flag_bits & 1:
+                    raise ValueError(f"{member.filename} is encrypted or compressed otherwise than numpy writes")
                 if member.file_size > MAX_MEMBER_BYTES:
                     raise ValueError(
                         f"{member.filename} would expand to {member.file_size:,} bytes, more than {MAX_MEMBER_BYTES:,}"

@@ -199,6 +199,8 @@ def curves_blocks(run: dict, prefix: str) -> list[dict]:
 def _accuracy_row(label: str, counts: list[tuple[int, int]], study: tuple[int, int] | None) -> list[str]:
     """Our accuracy from each run's (correct, images): the study's form for one run, mean ± std in percent for
     several; beside the study's and the difference in points."""
+    if not all(images for _, images in counts):  # a class with no images in a split: evaluate writes support 0
+        return [label, "-", percent(*study) if study else "-", "-"]
     if len(counts) == 1:
         ours, mean = percent(*counts[0]), counts[0][0] / counts[0][1]
     else:

@@ -24,6 +24,7 @@ from conftest import (
     python2_pickle,
     snapshot,
     tiny_batches,
+    write_binary_version,
     write_python_version,
 )
 
@@ -175,6 +176,26 @@ def test_an_archive_that_would_unpack_past_the_size_limit_is_refused_and_leaves_
     ):
         load_cifar10(data_dir, download=False)
     assert snapshot(tmp_path) == before
+
+
+def test_an_archive_whose_first_header_declares_a_petabyte_name_is_one_error(tmp_path):
+    """tarfile reads a GNU long name whole, as its header declares it, before any of the package's bounds apply."""
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = tarfile.GNUTYPE_LONGNAME, 2**50
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cifar-10-binary.tar").write_bytes(header.tobuf(format=tarfile.GNU_FORMAT) + bytes(1024))
+    with pytest.raises(
+        CifarBenchError, match="cifar-10-binary.tar is (not a readable tar archive|truncated or corrupt)"
+    ):
+        load_cifar10(tmp_path / "data", download=False)
+
+
+def test_a_class_names_file_of_a_terabyte_is_one_error(tmp_path):
+    folder = write_binary_version(tmp_path / "data")
+    with open(folder / "batches.meta.txt", "wb") as meta:
+        meta.truncate(2**40)  # sparse: no disk used
+    with pytest.raises(CifarBenchError, match=r"cannot read class names from .*batches.meta.txt"):
+        load_cifar10(tmp_path / "data", download=False)
 
 
 def test_an_archive_with_too_many_members_is_refused_and_leaves_nothing(tmp_path, monkeypatch):

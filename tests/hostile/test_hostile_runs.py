@@ -189,6 +189,7 @@ HOSTILE_METRICS = {
         lambda m: m["splits"]["test"].update(per_class={"x" * 8_000_000: {}, **{str(i): {} for i in range(50)}}),
         "test per_class holds a class name that is not text of at most 200 characters",
     ),
+    "a training time of 1e308": (lambda m: m.update(training_time_s=1e308), "training_time_s 1e+308 is not a duration"),
     "140,000 classes": (
         lambda m: m.update(class_names=[str(i) for i in range(140_000)]),
         "class_names is not a list of at most 100 classes",
@@ -198,6 +199,22 @@ HOSTILE_METRICS = {
         "train confusion_matrix is not at most 100 by 100",
     ),
 }
+
+
+def test_predictions_compressed_otherwise_than_numpy_writes_are_refused_before_they_expand(tmp_path, capsys):
+    """zipfile bounds what it expands by the declared size for deflate only: a bzip2 member of a few KB may
+    expand to gigabytes before it is cut to that size."""
+    evaluated(tmp_path, "a")
+    folder = evaluated(tmp_path, "b")
+    labels = np.arange(IMAGES, dtype=np.uint8) % 10
+    with zipfile.ZipFile(folder / "predictions.npz", "w", zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("test_labels.npy", npy(labels))
+        archive.writestr("test_predictions.npy", npy(labels))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(tmp_path), "--pair", "[a,b]", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "compressed otherwise than numpy writes" in line
 
 
 def test_a_metrics_json_with_an_integer_past_a_float_is_one_error_line_naming_the_file(tmp_path, capsys):

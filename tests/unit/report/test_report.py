@@ -357,6 +357,29 @@ def test_a_config_listing_far_more_layers_than_it_rebuilds_is_not_rebuilt(logs, 
     )
 
 
+def test_a_config_whose_aliases_expand_past_any_real_one_is_left_out(logs, tmp_path):
+    """Under 1 KB of YAML aliases, ten deep and ten wide, is ten billion values once a setting is printed."""
+    shutil.copytree(logs / "mlp", tmp_path / "mlp")
+    config = tmp_path / "mlp" / "version_0" / "config.yaml"
+    chain = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]\n"
+        for i in range(1, 10)
+    )
+    config.write_text(chain + config.read_text().replace("hidden:", "note: *a9\n    hidden:", 1))
+    report(str(tmp_path), console=Console(file=io.StringIO()))
+    assert "No readable config.yaml in mlp/version\\_0" in (tmp_path / "report.md").read_text()
+
+
+def test_a_class_without_images_in_a_split_is_shown_without_a_rate(logs, tmp_path):
+    """evaluate writes support 0 for a class a split lacks (a test batch without it passes the data checks)."""
+    run = Path(shutil.copytree(logs / "mlp" / "version_0", tmp_path / "mlp" / "version_0"))
+    metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
+    metrics["splits"]["test"]["per_class"]["cat"].update(correct=0, support=0)
+    (run / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
+    report(str(tmp_path), console=Console(file=io.StringIO()))
+    assert "| Test accuracy of cat | - | 27.50% (275/1000) | - |" in (tmp_path / "report.md").read_text()
+
+
 def test_a_config_too_large_to_be_a_real_one_is_left_out_unparsed(logs, tmp_path):
     """A real config.yaml is ~5 KB; a 4 MB list of numbers took minutes to parse (read twice by a report)."""
     shutil.copytree(logs / "mlp", tmp_path / "mlp")
