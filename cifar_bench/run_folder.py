@@ -194,9 +194,10 @@ MAX_CONFIG_FILE = 256 * 2**10
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML was built with it
 
 
-# Entries a config may expand to, aliases followed (a real one holds a few hundred): a chain of YAML aliases
-# under 1 KB expands to billions, which printing a setting then builds whole.
-MAX_CONFIG_ENTRIES = 100_000
+# Entries a config may expand to, aliases followed: more than a file of MAX_CONFIG_FILE holds without them (a real
+# one holds a few hundred), while a chain of YAML aliases under 1 KB expands to billions, which printing a setting
+# then builds whole.
+MAX_CONFIG_ENTRIES = 1_000_000
 
 
 def _within_entries(value: object, budget: int = MAX_CONFIG_ENTRIES) -> bool:

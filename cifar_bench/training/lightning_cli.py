@@ -139,7 +139,7 @@ class CifarBenchCLI(LightningCLI):
         self.config = self.parser.parse_object({subcommand: {"model": model_config}}, self.config)
         model, user = (getattr(c[subcommand].get("model"), "init_args", None) for c in (self.config, given))
         for name, words in PATH_SETTINGS.items():
-            if model is None or model.get(name) in words:
+            if model is None or model.get(name) is None or model.get(name) in words:  # None: not one of its settings
                 continue
             if user is None or name not in user:  # the checkpoint's model is not the one the command line builds
                 raise CifarBenchError(

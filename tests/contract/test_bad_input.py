@@ -465,7 +465,7 @@ def test_make_passes_each_value_as_one_word_and_never_runs_what_it_holds(tmp_pat
     (fake / "cifar-bench").chmod(0o755)
     value = f'my run/it\'s"; touch {tmp_path}/PWNED; echo "'
     result = subprocess.run(
-        ["make", "-s", target, f"{variable}={value}", f"BIN={fake}"], cwd=REPO, capture_output=True, text=True
+        ["make", "-s", target, f"{variable}={value}", f"BIN={fake}", "ARGS="], cwd=REPO, capture_output=True, text=True
     )
     assert not (tmp_path / "PWNED").exists()
     # one argument where the command gets it as it is (MODEL is refused as unknown; SEEDS becomes a list)
@@ -479,7 +479,7 @@ def test_make_passes_a_path_with_a_space_and_no_images_as_they_are(tmp_path):
     (fake / "cifar-bench").write_text('#!/bin/sh\nfor word in "$@"; do echo "[$word]"; done\n')
     (fake / "cifar-bench").chmod(0o755)
     result = subprocess.run(
-        ["make", "-s", "predict", "CKPT=runs/my run/last.ckpt", "IMAGES=", f"BIN={fake}"],
+        ["make", "-s", "predict", "CKPT=runs/my run/last.ckpt", "IMAGES=", f"BIN={fake}", "ARGS="],
         cwd=REPO,
         capture_output=True,
         text=True,
