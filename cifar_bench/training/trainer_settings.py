@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from cifar_bench.errors import CifarBenchError
+from cifar_bench.run_folder import is_number
 
 # Settings that must be at least 1 where given (0 divides by zero in Lightning's loop, or trains nothing).
 AT_LEAST_ONE = ("max_epochs", "check_val_every_n_epoch")
@@ -14,20 +15,16 @@ AT_LEAST_ONE = ("max_epochs", "check_val_every_n_epoch")
 ABOVE_ZERO = ("val_check_interval", "limit_train_batches", "max_steps")
 
 
-def _number(value: object) -> bool:
-    """A count or fraction (val_check_interval may also be a time: "00:00:05:00", left to Lightning)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def check_trainer_settings(trainer) -> None:
-    """The Trainer's settings as parsed (``config.trainer``), checked before anything is built."""
+    """The Trainer's settings as parsed (``config.trainer``), checked before anything is built; only numbers
+    (val_check_interval may also be a time, "00:00:05:00", left to Lightning)."""
     for name in AT_LEAST_ONE:
         value = trainer.get(name)
-        if _number(value) and value < 1:
+        if is_number(value) and value < 1:
             raise CifarBenchError(f"--trainer.{name} must be at least 1 (got {value})")
     for name in ABOVE_ZERO:
         value = trainer.get(name)
-        if _number(value) and value <= 0 and not (name == "max_steps" and value == -1):  # -1: no step limit
+        if is_number(value) and value <= 0 and not (name == "max_steps" and value == -1):  # -1: no step limit
             raise CifarBenchError(f"--trainer.{name} must be above 0 (got {value})")
     logger = trainer.get("logger")
     save_dir = getattr(logger, "init_args", {}).get("save_dir") if logger else None
