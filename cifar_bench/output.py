@@ -204,15 +204,15 @@ def unlinked_folder(folder: Path, below: Path) -> Path:
     return folder
 
 
-def copy_small_file(source: Path, below: Path, target: Path) -> Path:
-    """Copy a regular file of at most 16 MB (``read_small_bytes``), reached from ``below`` through no link, to
-    ``target`` as a new file: a link at the source would copy a file from anywhere, one at the target would
-    be written through."""
+def copy_small_file(source: Path, below: Path, target: Path, reader=read_small_bytes) -> Path:
+    """Copy a regular file of at most 16 MB (``read_small_bytes``, or ``reader``'s view of it), reached from
+    ``below`` through no link, to ``target`` as a new file: a link at the source would copy a file from
+    anywhere, one at the target would be written through."""
     link = first_link(source, below)
     if link is not None:
         raise CifarBenchError(f"{link} is a link: refusing to copy what it points to; remove it and run again")
     try:
-        content = read_small_bytes(source)
+        content = reader(source)
     except OSError as error:
         raise CifarBenchError(f"cannot copy {source} ({error}): remove it and run again")
     return write_bytes(target, content)

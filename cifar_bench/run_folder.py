@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from itertools import takewhile
+from pathlib import Path, PurePath
 
 import yaml
 
@@ -234,3 +235,23 @@ def read_config(path: Path, advice: str) -> dict:
     if odd is not None:
         raise CifarBenchError(f"{path} holds a {type(config[odd]).__name__} as {odd}, not its settings: {advice}")
     return config
+
+
+def portable_config(path: Path) -> bytes:
+    """A run's config.yaml as committed evidence: every absolute path in it named by its last part (the data
+    folder as ``data``, the weights file by its name: environment.json keeps its digest), so evidence names
+    no machine-local path; its leading comment (the Lightning version) kept."""
+    config = read_config(path, "remove the run's folder and train it again")
+    text = read_small_text(path, MAX_CONFIG_FILE)
+    header = "".join(takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
+    return (header + yaml.safe_dump(_named_paths(config), sort_keys=False)).encode()
+
+
+def _named_paths(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _named_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_named_paths(item) for item in value]
+    if isinstance(value, str) and PurePath(value).is_absolute():
+        return PurePath(value).name or value
+    return value

@@ -27,10 +27,10 @@ from cifar_bench.arguments import Seed, refuse_bad_seed
 from cifar_bench.configs import BASE_CONFIG, CONFIG_DIR, model_names
 from cifar_bench.errors import INTERRUPTED_STATUS, STUDY_CHILD, TERMINATED_STATUS, CifarBenchError, Terminated
 from cifar_bench.evaluation.compare import compare
-from cifar_bench.io import user_path
+from cifar_bench.io import read_small_bytes, user_path
 from cifar_bench.output import copy_small_file, literal_text, output_location, print_plain, unlinked_folder, write_json
 from cifar_bench.report.command import report
-from cifar_bench.run_folder import Evaluation, RunFolder, read_config
+from cifar_bench.run_folder import Evaluation, RunFolder, portable_config, read_config
 from cifar_bench.training.locks import hold_lock
 
 # After a Ctrl-C: how long the child has to stop on the one it heard from the terminal, then to stop on
@@ -95,7 +95,8 @@ def study(
         data_dir: folder holding CIFAR-10 (default: the configs' data.data_dir).
         vgg_weights: local VGG16 weights file for the VGG16 models (offline machines).
         results: also copy the evidence (per run, as it is evaluated, its metrics, predictions, summary,
-            figures, config and environment, no checkpoints; then the comparison) into this folder, e.g. results.
+            figures, config with its absolute paths named by their last part, and environment, no checkpoints;
+            then the comparison) into this folder, e.g. results.
         fit_args: arguments for every `cifar-bench fit`, given after --, e.g. -- --trainer.max_epochs 2.
     """
     console = console or Console()
@@ -235,7 +236,8 @@ def export_run_evidence(run: RunFolder, save_dir: Path, results: Path) -> None:
     for path in evidence(run):
         if path.is_file() or path.is_symlink():
             target = results / path.relative_to(save_dir)
-            copy_small_file(path, save_dir, unlinked_folder(target.parent, results) / target.name)
+            reader = portable_config if path == run.config_file else read_small_bytes
+            copy_small_file(path, save_dir, unlinked_folder(target.parent, results) / target.name, reader)
 
 
 def export_evidence(save_dir: Path, results: Path) -> int:

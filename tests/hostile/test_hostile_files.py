@@ -18,7 +18,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import cli_args, copy_run, fit_tiny
+import yaml
+from conftest import ALIAS_CHAIN, cli_args, copy_run, fit_tiny
 from PIL import EpsImagePlugin, Image
 from rich.console import Console
 
@@ -203,6 +204,30 @@ def test_evidence_is_neither_copied_from_a_planted_link_nor_written_through_one(
     with pytest.raises(CifarBenchError, match="config.yaml is a link: refusing to copy what it points to"):
         export_evidence(tmp_path / "study", results)
     assert "private" not in (results / "mlp" / "seed0" / "config.yaml").read_text()
+
+
+def test_copied_evidence_names_a_file_outside_the_run_by_its_name_not_by_its_place_on_the_machine(tmp_path):
+    run = evidence_folder(tmp_path / "study")
+    config = {
+        "seed_everything": 0,
+        "trainer": {"logger": {"init_args": {"save_dir": str(tmp_path / "logs"), "name": "mlp"}}},
+        "model": {"init_args": {"weights": "/home/someone/weights/vgg16.pth", "feature_store": "feature_store"}},
+        "data": {"data_dir": str(tmp_path / "data"), "val_size": 5000},
+    }
+    (run / "config.yaml").write_text("# pytorch_lightning==2.6.6\n" + yaml.safe_dump(config, sort_keys=False))
+    export_evidence(tmp_path / "study", tmp_path / "results")
+    copied = (tmp_path / "results" / "mlp" / "seed0" / "config.yaml").read_text()
+    assert copied.startswith("# pytorch_lightning==2.6.6\n") and str(tmp_path) not in copied and "/home" not in copied
+    assert yaml.safe_load(copied) == {
+        "seed_everything": 0,
+        "trainer": {"logger": {"init_args": {"save_dir": "logs", "name": "mlp"}}},
+        "model": {"init_args": {"weights": "vgg16.pth", "feature_store": "feature_store"}},
+        "data": {"data_dir": "data", "val_size": 5000},
+    }
+
+    (run / "config.yaml").write_text(ALIAS_CHAIN + "note: *a9\n")
+    with pytest.raises(CifarBenchError, match="config.yaml expands to more than"):
+        export_evidence(tmp_path / "study", tmp_path / "results")  # an alias bomb is refused, not dumped whole
 
 
 def test_a_fifo_named_like_an_event_file_is_passed_over_instead_of_hanging_evaluate(tmp_path):

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
-from conftest import copy_run, github_rendered, snapshot
+from conftest import ALIAS_CHAIN, copy_run, github_rendered, snapshot
 from PIL import Image
 from rich.console import Console
 
@@ -361,11 +361,7 @@ def test_a_config_whose_aliases_expand_past_any_real_one_is_left_out(logs, tmp_p
     """Under 1 KB of YAML aliases, ten deep and ten wide, is ten billion values once a setting is printed."""
     shutil.copytree(logs / "mlp", tmp_path / "mlp")
     config = tmp_path / "mlp" / "version_0" / "config.yaml"
-    chain = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]\n"
-        for i in range(1, 10)
-    )
-    config.write_text(chain + config.read_text().replace("hidden:", "note: *a9\n    hidden:", 1))
+    config.write_text(ALIAS_CHAIN + config.read_text().replace("hidden:", "note: *a9\n    hidden:", 1))
     report(str(tmp_path), console=Console(file=io.StringIO()))
     assert "No readable config.yaml in mlp/version\\_0" in (tmp_path / "report.md").read_text()
 
