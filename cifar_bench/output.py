@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+from contextlib import suppress
 from pathlib import Path
 
 from rich.console import Console
@@ -166,10 +167,13 @@ def place(path: str | Path, folder: str | Path) -> str:
     """How written output names a file or folder: relative to ``folder`` (the one the command reads or writes)
     where it lies inside it, else by its name alone; never as an absolute path of the machine it ran on."""
     path, folder = Path(path), Path(folder)  # taken as written: a folder found named "~x" is no home
-    for mine, base in ((path.absolute(), folder.absolute()), (path.resolve(), folder.resolve())):
+    pairs = [(path.absolute(), folder.absolute())]
+    with suppress(OSError, RuntimeError, ValueError):  # a link loop or a NUL on the way: named as written
+        pairs.append((path.resolve(), folder.resolve()))
+    for mine, base in pairs:
         if mine.is_relative_to(base):
             return mine.relative_to(base).as_posix() or "."
-    return path.resolve().name or path.name
+    return pairs[-1][0].name or path.name
 
 
 def first_link(path: Path, below: Path) -> Path | None:

@@ -22,6 +22,7 @@ import yaml
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.io import read_json_object, read_small_text
+from cifar_bench.output import place
 
 CONFIG_FILE = "config.yaml"
 LAST_CHECKPOINT = "last.ckpt"
@@ -195,63 +196,79 @@ MAX_CONFIG_FILE = 256 * 2**10
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML was built with it
 
 
-# Entries a config may expand to, aliases followed: more than a file of MAX_CONFIG_FILE holds without them (a real
-# one holds a few hundred), while a chain of YAML aliases under 1 KB expands to billions, which printing a setting
-# then builds whole.
+# Entries and characters a config may expand to, aliases followed: more than a file of MAX_CONFIG_FILE holds
+# without them (a real one holds a few hundred entries), while a chain of YAML aliases under 1 KB expands to
+# billions, which printing a setting or copying the config (``portable_config``) then builds whole; and how deep
+# it may nest (a real one: 6), past which walking it recursed out of the stack.
 MAX_CONFIG_ENTRIES = 1_000_000
+MAX_CONFIG_DEPTH = 64
+# The leading comment a config keeps as evidence: LightningCLI's version line (``# pytorch_lightning==2.6.6``).
+VERSION_COMMENT = re.compile(r"# [\w.-]+==[\w.+-]+\n?")
 
 
-def _within_entries(value: object, budget: int = MAX_CONFIG_ENTRIES) -> bool:
-    """Whether ``value`` holds at most ``budget`` entries, each shared one counted every time it is reached."""
-    pending = [value]
+def _bound_exceeded(value: object) -> str | None:
+    """What ``value`` exceeds, each shared entry counted every time it is reached, or None."""
+    budget, pending = MAX_CONFIG_ENTRIES, [(value, 0)]
     while pending:
-        budget -= 1
+        item, depth = pending.pop()
+        budget -= 1 + (len(item) if isinstance(item, (str, bytes)) else 0)
         if budget < 0:
-            return False
-        item = pending.pop()
+            return f"expands to more than {MAX_CONFIG_ENTRIES:,} entries and characters (YAML aliases?)"
+        if depth > MAX_CONFIG_DEPTH:
+            return f"nests deeper than {MAX_CONFIG_DEPTH} levels"
         if isinstance(item, dict):
-            pending += [*item.keys(), *item.values()]
-        elif isinstance(item, (list, tuple)):
-            pending += item
-    return True
+            pending += [(inner, depth + 1) for inner in (*item.keys(), *item.values())]
+        elif isinstance(item, (list, tuple, set)):
+            pending += [(inner, depth + 1) for inner in item]
+    return None
 
 
 def read_config(path: Path, advice: str) -> dict:
     """A config (a run's config.yaml, a model's YAML) read as a bounded regular file whose sections that are
     read (``CONFIG_SECTIONS``) are mappings where present: ``model: abc`` or ``trainer: [1]`` were
     AttributeErrors. Anything else is one error naming the file, ending in ``advice``."""
+    return _read_config_text(path, advice)[1]
+
+
+def _read_config_text(path: Path, advice: str) -> tuple[str, dict]:
+    """``read_config``'s text and settings, from one read."""
     try:
-        config = yaml.load(read_small_text(path, MAX_CONFIG_FILE), Loader=SAFE_LOADER)
+        text = read_small_text(path, MAX_CONFIG_FILE)
+        config = yaml.load(text, Loader=SAFE_LOADER)
     except (yaml.YAMLError, OSError, ValueError, RecursionError) as error:
         reason = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else type(error).__name__
         raise CifarBenchError(f"{path} is not readable YAML ({reason}): {advice}")
     if not isinstance(config, dict):
         raise CifarBenchError(f"{path} holds no configuration: {advice}")
-    if not _within_entries(config):
-        raise CifarBenchError(f"{path} expands to more than {MAX_CONFIG_ENTRIES:,} entries (YAML aliases?): {advice}")
+    exceeded = _bound_exceeded(config)
+    if exceeded is not None:
+        raise CifarBenchError(f"{path} {exceeded}: {advice}")
     odd = next(
         (key for key in CONFIG_SECTIONS if config.get(key) is not None and not isinstance(config[key], dict)), None
     )
     if odd is not None:
         raise CifarBenchError(f"{path} holds a {type(config[odd]).__name__} as {odd}, not its settings: {advice}")
-    return config
+    return text, config
 
 
 def portable_config(path: Path) -> bytes:
-    """A run's config.yaml as committed evidence: every absolute path in it named by its last part (the data
-    folder as ``data``, the weights file by its name: environment.json keeps its digest), so evidence names
-    no machine-local path; its leading comment (the Lightning version) kept."""
-    config = read_config(path, "remove the run's folder and train it again")
-    text = read_small_text(path, MAX_CONFIG_FILE)
-    header = "".join(takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
-    return (header + yaml.safe_dump(_named_paths(config), sort_keys=False)).encode()
+    """A run's config.yaml as committed evidence: every absolute path in it named as ``output.place`` names
+    one, relative to the current folder where it lies inside it, else by its name (the weights file: its
+    digest is in environment.json), so evidence names no place on the machine that ran it; of its leading
+    comment, only the version line kept."""
+    text, config = _read_config_text(path, "remove the run's folder and train it again")
+    comment = takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True))
+    header = "".join(line for line in comment if VERSION_COMMENT.fullmatch(line))
+    return (header + yaml.safe_dump(_named_paths(config, Path.cwd()), sort_keys=False)).encode()
 
 
-def _named_paths(value: object) -> object:
+def _named_paths(value: object, folder: Path) -> object:
     if isinstance(value, dict):
-        return {key: _named_paths(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_named_paths(item) for item in value]
+        return {_named_paths(key, folder): _named_paths(item, folder) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_named_paths(item, folder) for item in value]
+    if isinstance(value, set):
+        return {_named_paths(item, folder) for item in value}
     if isinstance(value, str) and PurePath(value).is_absolute():
-        return PurePath(value).name or value
+        return place(value, folder)
     return value

@@ -95,8 +95,8 @@ def study(
         data_dir: folder holding CIFAR-10 (default: the configs' data.data_dir).
         vgg_weights: local VGG16 weights file for the VGG16 models (offline machines).
         results: also copy the evidence (per run, as it is evaluated, its metrics, predictions, summary,
-            figures, config with its absolute paths named by their last part, and environment, no checkpoints;
-            then the comparison) into this folder, e.g. results.
+            figures, config with its absolute paths named by their places in the current folder or by their
+            names, and environment, no checkpoints; then the comparison) into this folder, e.g. results.
         fit_args: arguments for every `cifar-bench fit`, given after --, e.g. -- --trainer.max_epochs 2.
     """
     console = console or Console()

@@ -206,28 +206,47 @@ def test_evidence_is_neither_copied_from_a_planted_link_nor_written_through_one(
     assert "private" not in (results / "mlp" / "seed0" / "config.yaml").read_text()
 
 
-def test_copied_evidence_names_a_file_outside_the_run_by_its_name_not_by_its_place_on_the_machine(tmp_path):
+def test_copied_evidence_names_each_path_by_its_place_in_the_folder_it_ran_in_or_by_its_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     run = evidence_folder(tmp_path / "study")
+    (tmp_path / "loop").symlink_to("loop")  # resolving a path through it raises; it is named as written
     config = {
         "seed_everything": 0,
-        "trainer": {"logger": {"init_args": {"save_dir": str(tmp_path / "logs"), "name": "mlp"}}},
-        "model": {"init_args": {"weights": "/home/someone/weights/vgg16.pth", "feature_store": "feature_store"}},
-        "data": {"data_dir": str(tmp_path / "data"), "val_size": 5000},
+        "trainer": {"logger": {"init_args": {"save_dir": str(tmp_path / "logs" / "study"), "name": "mlp"}}},
+        "model": {"init_args": {"weights": "/home/someone/weights/vgg16.pth", "hidden": [512, "/srv/x/list.txt"]}},
+        "data": {
+            "data_dir": str(tmp_path / "data"),
+            "val_size": 5000,
+            "notes": [str(tmp_path / "loop" / "x"), "/a/\0b"],
+        },
     }
-    (run / "config.yaml").write_text("# pytorch_lightning==2.6.6\n" + yaml.safe_dump(config, sort_keys=False))
+    header = "# pytorch_lightning==2.6.6\n# trained in /home/someone/checkout\n"
+    (run / "config.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
     export_evidence(tmp_path / "study", tmp_path / "results")
     copied = (tmp_path / "results" / "mlp" / "seed0" / "config.yaml").read_text()
     assert copied.startswith("# pytorch_lightning==2.6.6\n") and str(tmp_path) not in copied and "/home" not in copied
     assert yaml.safe_load(copied) == {
         "seed_everything": 0,
-        "trainer": {"logger": {"init_args": {"save_dir": "logs", "name": "mlp"}}},
-        "model": {"init_args": {"weights": "vgg16.pth", "feature_store": "feature_store"}},
-        "data": {"data_dir": "data", "val_size": 5000},
+        "trainer": {"logger": {"init_args": {"save_dir": "logs/study", "name": "mlp"}}},
+        "model": {"init_args": {"weights": "vgg16.pth", "hidden": [512, "list.txt"]}},
+        "data": {"data_dir": "data", "val_size": 5000, "notes": ["loop/x", "\0b"]},
     }
 
-    (run / "config.yaml").write_text(ALIAS_CHAIN + "note: *a9\n")
-    with pytest.raises(CifarBenchError, match="config.yaml expands to more than"):
-        export_evidence(tmp_path / "study", tmp_path / "results")  # an alias bomb is refused, not dumped whole
+
+@pytest.mark.parametrize(
+    "planted, refusal",
+    [
+        (ALIAS_CHAIN + "note: *a9\n", "expands to more than 1,000,000 entries and characters"),
+        ("s: &s " + "x" * 100_000 + "\nnote: [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n", "expands to more than"),
+        ("note: " + "[" * 600 + "]" * 600 + "\n", "nests deeper than 64 levels"),
+    ],
+    ids=["ten billion entries", "a long string shared eleven times", "600 lists deep"],
+)
+def test_evidence_of_a_config_that_would_expand_or_recurse_when_copied_is_one_error_line(tmp_path, planted, refusal):
+    run = evidence_folder(tmp_path / "study")
+    (run / "config.yaml").write_text(planted)
+    with pytest.raises(CifarBenchError, match=f"config.yaml {refusal}"):
+        export_evidence(tmp_path / "study", tmp_path / "results")
 
 
 def test_a_fifo_named_like_an_event_file_is_passed_over_instead_of_hanging_evaluate(tmp_path):
