@@ -13,7 +13,12 @@ import torch
 import torchmetrics
 import torchvision
 
+from cifar_bench.configs import CONFIG_DIR
+
 SOURCE = Path(__file__).resolve().parent
+# A run's code: the package and its model configs. Evidence a study copies into a tracked results/ folder, and
+# docs or tests edited while it trains, change no run.
+CODE = (SOURCE, CONFIG_DIR)
 
 
 def cpu_name() -> str:
@@ -24,13 +29,17 @@ def cpu_name() -> str:
 
 
 def commit() -> str | None:
-    """The git commit of the package's source, with ``+changes`` when the working tree differs from it."""
+    """The git commit of the package's source, with ``+changes`` when the working tree's code (``CODE``)
+    differs from it."""
 
     def git(*words: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *words], cwd=SOURCE, capture_output=True, text=True, timeout=10)
 
     try:
-        head, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+        head, dirty = (
+            git("rev-parse", "HEAD"),
+            git("status", "--porcelain", "--untracked-files=no", "--", *map(str, CODE)),
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if head.returncode != 0:
