@@ -221,7 +221,7 @@ class RecordEnvironment(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # The session's clock starts before any callback's on_fit_start, so that a feature store built or opened
         # there (FeatureStoreFeeder, listed before this callback or not) counts within wall_s, as feature_store_s says.
-        self._clock = time.time()
+        self._clock, self._cpu_clock = time.time(), time.process_time()
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The logger's folder, not Trainer.log_dir: that broadcasts.
@@ -230,6 +230,7 @@ class RecordEnvironment(pl.Callback):
         read = self.__dict__.pop("_read", None)  # read as the command line took the run folder, if it did
         self._earlier = read[1] if read is not None and read[0] == log_dir else self.earlier_sessions(self._run)
         self._started, self._commit = self.__dict__.pop("_clock", time.time()), commit()
+        self._cpu_started = self.__dict__.pop("_cpu_clock", time.process_time())
         # The weights the run started from, recorded by its first session: a resumed one loads them again
         # before the checkpoint replaces them, and a run begun before they were recorded stays without.
         recorded = getattr(pl_module, "weights_record", None)
@@ -274,6 +275,9 @@ class RecordEnvironment(pl.Callback):
             "wall_s": time.time() - self._started,
             "epochs_done": epochs_done,
             "load_average_1min_at_end": os.getloadavg()[0],
+            # The CPU time the process got, its threads summed: near wall_s × torch_threads when the run had its
+            # cores; well below, when other work or a pause (SIGSTOP) took them: then wall_s is no timing.
+            "cpu_s": time.process_time() - self._cpu_started,
             "interrupted": interrupted,
             # Of wall_s, the time spent opening or building a VGG16 feature store (0.0 for other models).
             "feature_store_s": sum((c.store_s for c in trainer.callbacks if isinstance(c, FeatureStoreFeeder)), 0.0),
