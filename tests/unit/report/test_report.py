@@ -229,6 +229,27 @@ def test_a_claim_about_one_change_gets_a_verdict_only_from_runs_that_differ_in_i
     assert ("Confounded by: lr." in bn) == ("lr" in changed)
 
 
+def test_a_setting_that_belongs_to_a_controlled_claim_is_said_to_and_why_and_whole_model_claims_say_why_they_are_not_confounded(
+    logs, tmp_path
+):
+    for model, settings in (("vgg16_last3", {"trainable_layers": 3}), ("vgg16_last5", {"trainable_layers": 5})):
+        shutil.copytree(logs / "cnn", tmp_path / model)
+        config_file = tmp_path / model / "version_0" / "config.yaml"
+        config = yaml.safe_load(config_file.read_text())
+        config["model"]["init_args"] |= settings | {"pretrained_lr_scale": 0.1 if model == "vgg16_last5" else 1.0}
+        config_file.write_text(yaml.safe_dump(config))
+        metrics_file = tmp_path / model / "version_0" / "evaluation" / "metrics.json"
+        metrics_file.write_text(json.dumps(json.loads(metrics_file.read_text()) | {"model": model}))
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    text = (tmp_path / "report.md").read_text()
+    vgg = text[text.index("### Training more VGG16 layers") : text.index("### The MLP does worse")]
+    assert "**Verdict: None: the comparison is confounded" not in vgg and "Confounded by" not in vgg
+    assert "Part of the claim: pretrained\\_lr\\_scale: the rate of the trained layers that start pretrained" in vgg
+    mlp = text[text.index("### The MLP does worse") : text.index("### Transfer learning")]
+    assert "each runs its own recipe, chosen on its own validation split" in mlp
+    assert "differ by design" in text[text.index("### Transfer learning") :]
+
+
 def with_test_predictions(run: Path, predicted) -> None:
     """Rewrite a run's test predictions as ``predicted(labels)``."""
     path = run / "evaluation" / "predictions.npz"
