@@ -129,7 +129,8 @@ def read_failure(path: Path) -> dict:
 # Folders kept beside a results table: earlier evidence (results/superseded/, results/store_probes/) and rows that
 # stand beside it with a table of their own (results/cnn_family_60_epochs_beside/): not searched for the table's
 # runs unless asked for.
-SET_ASIDE = ("superseded", "*_probes", "*_beside")
+SUPERSEDED = "superseded"  # the runs of earlier recipes, kept as history
+SET_ASIDE = (SUPERSEDED, "*_probes", "*_beside")
 
 
 def set_aside(path: Path, directory: Path, patterns: Sequence[str]) -> bool:

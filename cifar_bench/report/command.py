@@ -82,7 +82,7 @@ def report_content(directory: Path, data_dir: Optional[str]) -> list[dict]:
     for number, model in enumerate(study_order(runs), start=1):
         blocks += model_chapter(number, model, runs[model], directory)
     blocks += comparison_chapter(runs, failures) + claims_chapter(runs, directory)
-    return blocks + epochs_chapter(directory, study_order(runs))
+    return blocks + epochs_chapter(directory, study_order(runs), runs)
 
 
 def report(directory: str, data_dir: Optional[str] = None, console: Optional[Console] = None) -> Path:

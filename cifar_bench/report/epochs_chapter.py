@@ -24,7 +24,7 @@ EPOCHS_FOLDER = "epochs_probes"
 QUESTION = "Although increasing the epochs should help. (I had no more resource to train them until 120 epochs)."
 HEADINGS = (
     "model|epochs trained|recipe's epochs|val acc then|study's epochs|val acc then|val acc at the end|best val acc|"
-    "test acc at the end"
+    "test acc at the end|the recipe's run of the seed: val acc at its end|its test acc"
 ).split("|")
 
 
@@ -55,9 +55,20 @@ def value_at(points: dict[str, list], epoch: int) -> str:
     return f"{by_epoch[epoch]:.4f}" if epoch in by_epoch else "-"
 
 
-def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
+def recipe_run_figures(run: dict, table_runs: list[dict]) -> list[str]:
+    """The final validation and the test accuracy of the table's run of the same seed (the recipe's epochs, its
+    schedule not stretched): what the longer run is to be compared with; '-' where there is none."""
+    same_seed = next((other for other in table_runs if other.get("seed") == run.get("seed")), None)
+    points = validation_curve(same_seed) if same_seed is not None else None
+    if points is None:
+        return ["-", "-"]
+    return [f"{points['value'][-1]:.4f}", f"{same_seed['splits']['test']['accuracy']:.4f}"]
+
+
+def epochs_chapter(directory: Path, order: list[str], table_runs: dict[str, list[dict]]) -> list[dict]:
     """Validation accuracy against epochs for each model with a run in ``DIR/epochs_probes``, its value at our
-    recipe's epochs and the study's, its best and last, and the test accuracy of the weights it ended with."""
+    recipe's epochs and the study's, its best and last, and the test accuracy of the weights it ended with,
+    beside the table's run of the same seed (``table_runs``)."""
     blocks = [heading("More epochs: the study's open question", anchor="epochs"), paragraph(f"The study: “{QUESTION}”")]
     folder = directory / EPOCHS_FOLDER
     runs, _ = collect(folder, "*/*") if folder.is_dir() and first_link(folder, directory) is None else ({}, {})
@@ -78,6 +89,7 @@ def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
             model, max(points["epoch"]), recipe or "-", value_at(points, recipe) if recipe else "-", study or "-",
             value_at(points, study) if study else "-", f"{points['value'][-1]:.4f}",
             f"{points['value'][best]:.4f} (epoch {points['epoch'][best]})", f"{run['splits']['test']['accuracy']:.4f}",
+            *recipe_run_figures(run, table_runs.get(model, [])),
         ])  # fmt: skip
     marks = sorted({epochs for model in curves for epochs in (recipe_epochs(model), study_epochs(model)) if epochs})
     caption = f"Validation accuracy per epoch, one seed per model; dashed: epochs {', '.join(map(str, marks))}."
@@ -85,7 +97,8 @@ def epochs_chapter(directory: Path, order: list[str]) -> list[dict]:
         paragraph(
             "One seed per model, each trained with its recipe (the cosine schedule stretched over the longer run) "
             "past the study's epochs; validation accuracy is on images held out of training, and the test split is "
-            "read once, for the weights each run ended with."
+            "read once, for the weights each run ended with. At the recipe's epochs the longer run is mid-schedule; "
+            "the last two columns are the table's run of the same seed, which ended there."
         ),
         table(HEADINGS, rows),
         figure("epochs.png", epochs_figure(curves, marks, "Validation accuracy against epochs"), caption),

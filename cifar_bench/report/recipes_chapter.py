@@ -1,6 +1,7 @@
 """The report's chapter "How the recipes were chosen": each model's sweep (``DIR/sweep/<model>/``), read back
 as untrusted files, with its best recipe set beside what the evaluated runs trained with; a model without a
-sweep is named, its recipe being the packaged config's, chosen by hand."""
+sweep is named, its recipe being the packaged config's, chosen by hand; and the runs of earlier recipes kept in
+``DIR/superseded/<name>/<run>/``, listed as history."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 import yaml
 
 from cifar_bench.errors import CifarBenchError
-from cifar_bench.evaluation.evaluated import evaluation_of
+from cifar_bench.evaluation.compare import mean_std
+from cifar_bench.evaluation.evaluated import SUPERSEDED, collect, evaluation_of
 from cifar_bench.evaluation.evaluation_files import format_duration
 from cifar_bench.figures import sweep_history_figure
-from cifar_bench.output import place
+from cifar_bench.output import first_link, place
 from cifar_bench.report.blocks import figure, heading, paragraph, run_config, run_file, table
 from cifar_bench.run_folder import read_config
 from cifar_bench.sweep.folder import BEST_YAML, SWEEPS_FOLDER, read_sweep, sweep_folders
@@ -47,7 +49,37 @@ def recipes_chapter(runs: dict[str, list[dict]], directory: Path, order: list[st
             blocks += sweep_blocks(model, sweeps[model], runs.get(model, []), directory, f"sweep{number}")
         except (CifarBenchError, RecursionError) as error:
             blocks += [heading(f"Sweep of {model}", 3), paragraph(f"Left out: {error}")]
-    return blocks
+    return blocks + history_blocks(directory)
+
+
+def history_blocks(directory: Path) -> list[dict]:
+    """The runs of earlier recipes (``DIR/superseded/<name>/<run>/``), one row per name and model: history, set
+    by hand before the protocol, some after their test accuracy was read; never in the table."""
+    folder = directory / SUPERSEDED
+    if not folder.is_dir() or first_link(folder, directory) is not None:
+        return []
+    blocks = [heading("Earlier recipes (history)", 3)]
+    try:
+        runs, _ = collect(folder, "*/*")
+    except CifarBenchError as error:
+        return blocks + [paragraph(f"Left out: {error}")]
+    named: dict[tuple[str, str], list[dict]] = {}
+    for model, group in runs.items():
+        for run in group:
+            named.setdefault((run["run_name"].split("/")[0], model), []).append(run)
+    rows = [
+        [name, model, len(group), f"{mean_std([run['splits']['test']['accuracy'] for run in group])[0]:.4f}",
+         ", ".join(sorted({str(run.get("epochs_trained", "-")) for run in group}))]
+        for (name, model), group in sorted(named.items())
+    ]  # fmt: skip
+    return blocks + [
+        paragraph(
+            f"Runs of the recipes before these, kept in {place(folder, Path.cwd())}/ and never in the table: set by "
+            "hand, several changed after their test accuracy was read (the repository's results/recipe_history.md "
+            "says which and why)."
+        ),
+        table(["folder", "model", "runs", "test acc (mean)", "epochs"], rows),
+    ]
 
 
 def sweep_blocks(model: str, folder: Path, group: list[dict], directory: Path, prefix: str) -> list[dict]:

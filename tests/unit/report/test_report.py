@@ -341,11 +341,46 @@ def test_the_open_question_on_epochs_is_answered_from_runs_trained_past_their_re
     chapter = text[text.index("More epochs: the study's open question") :]
     test = f"{metrics['splits']['test']['accuracy']:.4f}"
     # its recipe's 20 epochs (configs/vgg16_last3.yaml), the study's 30, its end and best, the test figure once
-    assert f"| vgg16\\_last3 | 40 | 20 | 0.6000 | 30 | 0.6500 | 0.7000 | 0.7000 (epoch 40) | {test} |" in chapter
+    row = f"| vgg16\\_last3 | 40 | 20 | 0.6000 | 30 | 0.6500 | 0.7000 | 0.7000 (epoch 40) | {test} |"
+    assert f"{row} - | - |" in chapter  # no run of the recipe's own epochs to set beside it
     header = "| model | epochs trained | recipe's epochs | val acc then | study's epochs | val acc then |"
     assert header in chapter, "each column named for what its row holds"
     assert "report_files/epochs.png" in chapter and "vgg16\\_last5" not in chapter
     assert "vgg16\\_last3" not in text[text.index("Results and comparisons") : text.index("conclusions, checked")]
+
+    ran_the_recipe = json.loads((logs / "mlp" / "version_0" / "evaluation" / "metrics.json").read_text())
+    filed_as(logs / "mlp" / "version_0", tmp_path, "vgg16_last3", seed=metrics["seed"])  # the table's run, same seed
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    text = (tmp_path / "report.md").read_text()
+    ended = (
+        f"{ran_the_recipe['curves']['val/acc']['value'][-1]:.4f} | {ran_the_recipe['splits']['test']['accuracy']:.4f}"
+    )
+    assert f"{row} {ended} |" in text[text.index("More epochs: the study's open question") :]
+
+
+def test_runs_of_earlier_recipes_are_listed_as_history_never_in_the_table_and_not_through_a_link(logs, tmp_path):
+    shutil.copytree(logs / "mlp", tmp_path / "mlp")
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    before = (tmp_path / "report.md").read_text()
+    assert "Earlier recipes (history)" not in before  # none kept: no section
+    for seed in (0, 1):
+        shutil.copytree(logs / "mlp" / "version_0", tmp_path / "superseded" / "mlp_hand_recipe" / f"seed{seed}")
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    text = (tmp_path / "report.md").read_text()
+    metrics = json.loads((logs / "mlp" / "version_0" / "evaluation" / "metrics.json").read_text())
+    history = text[text.index("### Earlier recipes (history)") :]
+    row = (
+        f"| mlp\\_hand\\_recipe | mlp | 2 | {metrics['splits']['test']['accuracy']:.4f} | {metrics['epochs_trained']} |"
+    )
+    assert row in history and "results/recipe\\_history.md" in history
+    table = slice(text.index("Results and comparisons"), text.index("conclusions, checked"))
+    assert text[table] == before[slice(before.index("Results and comparisons"), before.index("conclusions, checked"))]
+
+    (tmp_path / "elsewhere").mkdir()
+    shutil.move(tmp_path / "superseded", tmp_path / "elsewhere" / "superseded")
+    (tmp_path / "superseded").symlink_to(tmp_path / "elsewhere" / "superseded")
+    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+    assert "Earlier recipes (history)" not in (tmp_path / "report.md").read_text()
 
 
 def test_epochs_probes_reached_through_a_link_are_not_read(logs, tmp_path):
