@@ -44,7 +44,8 @@ def commit() -> str | None:
         return None
     if head.returncode != 0:
         return None
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+    changed = dirty.returncode != 0 or dirty.stdout.strip()  # a status git could not give is no clean tree
+    return head.stdout.strip() + ("+changes" if changed else "")
 
 
 def machine() -> dict:

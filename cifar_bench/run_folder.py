@@ -252,7 +252,7 @@ def _read_config_text(path: Path, advice: str) -> tuple[str, dict]:
 
 
 def portable_config(path: Path) -> bytes:
-    """A run's config.yaml as committed evidence: every absolute path in it named as ``output.place`` names
+    """A run's config.yaml as committed evidence: every absolute path it holds as a value named as ``output.place`` names
     one, relative to the current folder where it lies inside it, else by its name (the weights file: its
     digest is in environment.json), so evidence names no place on the machine that ran it; of its leading
     comment, only the version line kept."""
@@ -264,7 +264,7 @@ def portable_config(path: Path) -> bytes:
 
 def _named_paths(value: object, folder: Path) -> object:
     if isinstance(value, dict):
-        return {_named_paths(key, folder): _named_paths(item, folder) for key, item in value.items()}
+        return {key: _named_paths(item, folder) for key, item in value.items()}  # names kept: two never merge
     if isinstance(value, (list, tuple)):
         return [_named_paths(item, folder) for item in value]
     if isinstance(value, set):

@@ -141,9 +141,8 @@ def recipe_differences(first: str, second: str, differing: dict[str, tuple], abo
     listed = [f"{key} {a} vs {b}" for key, (a, b) in differing.items()]
     study = f"the study trained them {study_epochs(first) or '-'} and {study_epochs(second) or '-'} epochs"
     line = f"{first} vs {second}, settings that differ: {'; '.join(listed) or 'none'} ({study})."
-    about = about or {}
-    reasons = [f"{key}: {about[key]}" for key in differing if about.get(key)]
-    confounders = [key for key in differing if about and key not in about]
+    reasons = [f"{key}: {about[key]}" for key in differing if about is not None and about.get(key)]
+    confounders = [key for key in differing if about is not None and key not in about]
     line += f" Part of the claim: {'; '.join(reasons)}." if reasons else ""
     return line + (f" Confounded by: {', '.join(confounders)}." if confounders else "")
 
@@ -261,8 +260,8 @@ def claims_chapter(runs: dict[str, list[dict]], directory: Path) -> list[dict]:
             directory,
             about={
                 "trainable_layers": "",
-                "pretrained_lr_scale": "the rate of the trained layers that start pretrained (conv5_2 and conv5_3 in "
-                "last5); last2 and last3 train none, so it changes nothing there",
+                "pretrained_lr_scale": "the learning rate of the trained layers that start pretrained, part of how "
+                "the added layers are trained (which layers start pretrained: each chapter's starting weights)",
             },
         ),
         *accuracy_claim(
@@ -272,8 +271,9 @@ def claims_chapter(runs: dict[str, list[dict]], directory: Path) -> list[dict]:
             runs,
             directory,
             extra=[above_random("mlp", runs, chance)],
-            note="The claim is about the models as each trains best: each runs its own recipe, chosen on its own "
-            "validation split, so the settings that differ are part of what is compared, not confounders.",
+            note="The claim is about the models as each is trained: each runs its packaged recipe, chosen on "
+            "validation (the recipes chapter says from which sweep), so the settings that differ are part of what "
+            "is compared, not confounders.",
         ),
         *resource_claim(runs),
     ]

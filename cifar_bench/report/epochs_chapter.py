@@ -55,14 +55,17 @@ def value_at(points: dict[str, list], epoch: int) -> str:
     return f"{by_epoch[epoch]:.4f}" if epoch in by_epoch else "-"
 
 
-def recipe_run_figures(run: dict, table_runs: list[dict]) -> list[str]:
-    """The final validation and the test accuracy of the table's run of the same seed (the recipe's epochs, its
-    schedule not stretched): what the longer run is to be compared with; '-' where there is none."""
-    same_seed = next((other for other in table_runs if other.get("seed") == run.get("seed")), None)
-    points = validation_curve(same_seed) if same_seed is not None else None
-    if points is None:
+def recipe_run_figures(run: dict, table_runs: list[dict], epochs: int | None) -> list[str]:
+    """The final validation and the test accuracy of the table's one run of the same seed that trained the
+    recipe's ``epochs`` (its schedule not stretched): what the longer run is to be compared with; '-' where
+    there is no such run, or more than one."""
+    seed = run.get("seed")
+    same = [other for other in table_runs if seed is not None and other.get("seed") == seed]
+    same = [other for other in same if epochs is not None and other.get("epochs_trained") == epochs]
+    if len(same) != 1:
         return ["-", "-"]
-    return [f"{points['value'][-1]:.4f}", f"{same_seed['splits']['test']['accuracy']:.4f}"]
+    points = validation_curve(same[0])
+    return [f"{points['value'][-1]:.4f}" if points else "-", f"{same[0]['splits']['test']['accuracy']:.4f}"]
 
 
 def epochs_chapter(directory: Path, order: list[str], table_runs: dict[str, list[dict]]) -> list[dict]:
@@ -89,7 +92,7 @@ def epochs_chapter(directory: Path, order: list[str], table_runs: dict[str, list
             model, max(points["epoch"]), recipe or "-", value_at(points, recipe) if recipe else "-", study or "-",
             value_at(points, study) if study else "-", f"{points['value'][-1]:.4f}",
             f"{points['value'][best]:.4f} (epoch {points['epoch'][best]})", f"{run['splits']['test']['accuracy']:.4f}",
-            *recipe_run_figures(run, table_runs.get(model, [])),
+            *recipe_run_figures(run, table_runs.get(model, []), recipe),
         ])  # fmt: skip
     marks = sorted({epochs for model in curves for epochs in (recipe_epochs(model), study_epochs(model)) if epochs})
     caption = f"Validation accuracy per epoch, one seed per model; dashed: epochs {', '.join(map(str, marks))}."

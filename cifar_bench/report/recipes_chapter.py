@@ -67,9 +67,11 @@ def history_blocks(directory: Path) -> list[dict]:
     for model, group in runs.items():
         for run in group:
             named.setdefault((run["run_name"].split("/")[0], model), []).append(run)
+    if not named:
+        return []
     rows = [
         [name, model, len(group), f"{mean_std([run['splits']['test']['accuracy'] for run in group])[0]:.4f}",
-         ", ".join(sorted({str(run.get("epochs_trained", "-")) for run in group}))]
+         ", ".join(str(epochs) for epochs in sorted({run.get("epochs_trained") for run in group} - {None})) or "-"]
         for (name, model), group in sorted(named.items())
     ]  # fmt: skip
     return blocks + [

@@ -21,7 +21,7 @@ def test_a_run_is_marked_changed_by_edits_to_its_code_not_by_evidence_written_be
     git(tmp_path, "commit", "-q", "-m", "first")
     head = git(tmp_path, "rev-parse", "HEAD").strip()
     monkeypatch.setattr(environment, "SOURCE", tmp_path / "package")
-    monkeypatch.setattr(environment, "CODE", (tmp_path / "package", tmp_path / "configs"), raising=False)
+    monkeypatch.setattr(environment, "CODE", (tmp_path / "package", tmp_path / "configs"))
 
     for name in ("results/mlp/metrics.json", "docs/results.md"):  # a study's evidence, a doc edited meanwhile
         (tmp_path / name).write_text("second\n")
@@ -31,3 +31,6 @@ def test_a_run_is_marked_changed_by_edits_to_its_code_not_by_evidence_written_be
         assert environment.commit() == f"{head}+changes"
         git(tmp_path, "checkout", "-q", "--", name)
     assert environment.commit() == head
+    (tmp_path / "package" / "model.py").write_text("staged\n")
+    git(tmp_path, "add", "package/model.py")
+    assert environment.commit() == f"{head}+changes"  # staged is changed too

@@ -244,9 +244,9 @@ def test_a_setting_that_belongs_to_a_controlled_claim_is_said_to_and_why_and_who
     text = (tmp_path / "report.md").read_text()
     vgg = text[text.index("### Training more VGG16 layers") : text.index("### The MLP does worse")]
     assert "**Verdict: None: the comparison is confounded" not in vgg and "Confounded by" not in vgg
-    assert "Part of the claim: pretrained\\_lr\\_scale: the rate of the trained layers that start pretrained" in vgg
+    assert "Part of the claim: pretrained\\_lr\\_scale: the learning rate of the trained layers that start" in vgg
     mlp = text[text.index("### The MLP does worse") : text.index("### Transfer learning")]
-    assert "each runs its own recipe, chosen on its own validation split" in mlp
+    assert "each runs its packaged recipe, chosen on validation" in mlp
     assert "differ by design" in text[text.index("### Transfer learning") :]
 
 
@@ -349,13 +349,23 @@ def test_the_open_question_on_epochs_is_answered_from_runs_trained_past_their_re
     assert "vgg16\\_last3" not in text[text.index("Results and comparisons") : text.index("conclusions, checked")]
 
     ran_the_recipe = json.loads((logs / "mlp" / "version_0" / "evaluation" / "metrics.json").read_text())
-    filed_as(logs / "mlp" / "version_0", tmp_path, "vgg16_last3", seed=metrics["seed"])  # the table's run, same seed
-    report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
-    text = (tmp_path / "report.md").read_text()
     ended = (
         f"{ran_the_recipe['curves']['val/acc']['value'][-1]:.4f} | {ran_the_recipe['splits']['test']['accuracy']:.4f}"
     )
-    assert f"{row} {ended} |" in text[text.index("More epochs: the study's open question") :]
+
+    def beside_the_probe(version: int, seed: int, epochs: int = 20) -> str:
+        """File a table run of vgg16_last3 (the recipe's 20 epochs), report, and give the probe's row's end."""
+        run = filed_as(logs / "mlp" / "version_0", tmp_path, "vgg16_last3", version=version, seed=seed)
+        metrics_file = run / "evaluation" / "metrics.json"
+        metrics_file.write_text(json.dumps(json.loads(metrics_file.read_text()) | {"epochs_trained": epochs}))
+        report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
+        chapter = (tmp_path / "report.md").read_text().split("More epochs: the study's open question")[1]
+        return chapter[chapter.index(row) + len(row) :].split("\n")[0]
+
+    assert beside_the_probe(0, seed=metrics["seed"] + 1) == " - | - |"  # another seed's run is no match
+    assert beside_the_probe(1, seed=metrics["seed"], epochs=7) == " - | - |"  # nor a run of other epochs
+    assert beside_the_probe(2, seed=metrics["seed"]) == f" {ended} |"  # the seed's run of the recipe's epochs
+    assert beside_the_probe(3, seed=metrics["seed"]) == " - | - |"  # two such runs: which is not guessed
 
 
 def test_runs_of_earlier_recipes_are_listed_as_history_never_in_the_table_and_not_through_a_link(logs, tmp_path):
@@ -363,16 +373,15 @@ def test_runs_of_earlier_recipes_are_listed_as_history_never_in_the_table_and_no
     report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
     before = (tmp_path / "report.md").read_text()
     assert "Earlier recipes (history)" not in before  # none kept: no section
-    for seed in (0, 1):
-        shutil.copytree(logs / "mlp" / "version_0", tmp_path / "superseded" / "mlp_hand_recipe" / f"seed{seed}")
+    metrics = json.loads((logs / "mlp" / "version_0" / "evaluation" / "metrics.json").read_text())
+    for seed, accuracy, epochs in ((0, 0.25, 18), (1, 0.5, 40)):  # two seeds, neither the mean nor the order
+        run = Path(shutil.copytree(logs / "mlp" / "version_0", tmp_path / "superseded" / "mlp_hand" / f"seed{seed}"))
+        metrics["splits"]["test"]["accuracy"], metrics["epochs_trained"] = accuracy, epochs
+        (run / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
     report(str(tmp_path), data_dir=str(tmp_path / "no_data"), console=Console(file=io.StringIO()))
     text = (tmp_path / "report.md").read_text()
-    metrics = json.loads((logs / "mlp" / "version_0" / "evaluation" / "metrics.json").read_text())
     history = text[text.index("### Earlier recipes (history)") :]
-    row = (
-        f"| mlp\\_hand\\_recipe | mlp | 2 | {metrics['splits']['test']['accuracy']:.4f} | {metrics['epochs_trained']} |"
-    )
-    assert row in history and "results/recipe\\_history.md" in history
+    assert "| mlp\\_hand | mlp | 2 | 0.3750 | 18, 40 |" in history and "results/recipe\\_history.md" in history
     table = slice(text.index("Results and comparisons"), text.index("conclusions, checked"))
     assert text[table] == before[slice(before.index("Results and comparisons"), before.index("conclusions, checked"))]
 
