@@ -252,10 +252,10 @@ def _read_config_text(path: Path, advice: str) -> tuple[str, dict]:
 
 
 def portable_config(path: Path) -> bytes:
-    """A run's config.yaml as committed evidence: every absolute path it holds as a value named as ``output.place`` names
-    one, relative to the current folder where it lies inside it, else by its name (the weights file: its
-    digest is in environment.json), so evidence names no place on the machine that ran it; of its leading
-    comment, only the version line kept."""
+    """A run's config.yaml as committed evidence: every absolute path it holds as a value named as
+    ``output.place`` names one, relative to the current folder where it lies inside it, else by its name (the
+    weights file: its digest is in environment.json), so evidence names no place on the machine that ran it;
+    of its leading comment, only the version line kept."""
     text, config = _read_config_text(path, "remove the run's folder and train it again")
     comment = takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True))
     header = "".join(line for line in comment if VERSION_COMMENT.fullmatch(line))

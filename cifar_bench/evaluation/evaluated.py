@@ -171,3 +171,10 @@ def collect(
         failure = read_failure(path)
         failures.setdefault(failure["model"], []).append(failure)
     return runs, failures
+
+
+def runs_kept_in(directory: Path, name: str) -> dict[str, list[dict]]:
+    """The evaluated runs in ``directory/name/<model>/<run>/`` (evidence kept beside the table: earlier recipes,
+    probes), by model; none where that folder is absent or reached through a link."""
+    folder = directory / name
+    return collect(folder, "*/*")[0] if folder.is_dir() and first_link(folder, directory) is None else {}

@@ -13,10 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cifar_bench.configs import model_config, model_names
-from cifar_bench.evaluation.evaluated import collect
+from cifar_bench.evaluation.evaluated import runs_kept_in
 from cifar_bench.evaluation.reference import study_epochs
 from cifar_bench.figures import epochs_figure
-from cifar_bench.output import first_link
 from cifar_bench.report.blocks import figure, heading, paragraph, table
 from cifar_bench.run_folder import is_count, is_fraction, read_config
 
@@ -73,8 +72,7 @@ def epochs_chapter(directory: Path, order: list[str], table_runs: dict[str, list
     recipe's epochs and the study's, its best and last, and the test accuracy of the weights it ended with,
     beside the table's run of the same seed (``table_runs``)."""
     blocks = [heading("More epochs: the study's open question", anchor="epochs"), paragraph(f"The study: “{QUESTION}”")]
-    folder = directory / EPOCHS_FOLDER
-    runs, _ = collect(folder, "*/*") if folder.is_dir() and first_link(folder, directory) is None else ({}, {})
+    runs = runs_kept_in(directory, EPOCHS_FOLDER)
     models = [model for model in order if model in runs] + sorted(set(runs) - set(order))
     curves = {model: points for model in models if (points := validation_curve(runs[model][0])) is not None}
     if not curves:

@@ -12,10 +12,10 @@ import yaml
 
 from cifar_bench.errors import CifarBenchError
 from cifar_bench.evaluation.compare import mean_std
-from cifar_bench.evaluation.evaluated import SUPERSEDED, collect, evaluation_of
+from cifar_bench.evaluation.evaluated import SUPERSEDED, evaluation_of, runs_kept_in
 from cifar_bench.evaluation.evaluation_files import format_duration
 from cifar_bench.figures import sweep_history_figure
-from cifar_bench.output import first_link, place
+from cifar_bench.output import place
 from cifar_bench.report.blocks import figure, heading, paragraph, run_config, run_file, table
 from cifar_bench.run_folder import read_config
 from cifar_bench.sweep.folder import BEST_YAML, SWEEPS_FOLDER, read_sweep, sweep_folders
@@ -55,14 +55,11 @@ def recipes_chapter(runs: dict[str, list[dict]], directory: Path, order: list[st
 def history_blocks(directory: Path) -> list[dict]:
     """The runs of earlier recipes (``DIR/superseded/<name>/<run>/``), one row per name and model: history, set
     by hand before the protocol, some after their test accuracy was read; never in the table."""
-    folder = directory / SUPERSEDED
-    if not folder.is_dir() or first_link(folder, directory) is not None:
-        return []
-    blocks = [heading("Earlier recipes (history)", 3)]
+    heading_block = heading("Earlier recipes (history)", 3)
     try:
-        runs, _ = collect(folder, "*/*")
+        runs = runs_kept_in(directory, SUPERSEDED)
     except CifarBenchError as error:
-        return blocks + [paragraph(f"Left out: {error}")]
+        return [heading_block, paragraph(f"Left out: {error}")]
     named: dict[tuple[str, str], list[dict]] = {}
     for model, group in runs.items():
         for run in group:
@@ -74,11 +71,12 @@ def history_blocks(directory: Path) -> list[dict]:
          ", ".join(str(epochs) for epochs in sorted({run.get("epochs_trained") for run in group} - {None})) or "-"]
         for (name, model), group in sorted(named.items())
     ]  # fmt: skip
-    return blocks + [
+    return [
+        heading_block,
         paragraph(
-            f"Runs of the recipes before these, kept in {place(folder, Path.cwd())}/ and never in the table: set by "
-            "hand, several changed after their test accuracy was read (the repository's results/recipe_history.md "
-            "says which and why)."
+            f"Runs of the recipes before these, kept in {place(directory / SUPERSEDED, Path.cwd())}/ and never in the "
+            "table: set by hand, several changed after their test accuracy was read (the repository's "
+            "results/recipe_history.md says which and why)."
         ),
         table(["folder", "model", "runs", "test acc (mean)", "epochs"], rows),
     ]
